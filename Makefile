@@ -1,0 +1,54 @@
+# Two entry points (see README.md):
+#   make demo   - the main job (currently: per-graph rigid transform demo)
+#   make test   - the test suite, with torch-scatter/torch-cluster built so
+#                 that both accelerated and native code paths are tested
+#
+# Both create or reuse a virtual environment in $(VENV). The CPU build of
+# torch is pinned to the release this machine ships; override it with e.g.
+#   make test TORCH_SPEC="torch==2.5.1 --index-url https://download.pytorch.org/whl/cpu"
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_VERSION ?= 2.13.0
+TORCH_SPEC ?= torch==$(TORCH_VERSION)
+PYTEST_ARGS ?=
+
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+
+.PHONY: demo test test-native venv accel bench clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip setuptools wheel
+
+$(VENV)/.installed: $(VENV)/bin/python setup.py
+	$(PIP) install --quiet $(TORCH_SPEC)
+	$(PIP) install --quiet -e ".[test]"
+	touch $@
+
+# torch-scatter / torch-cluster ship as sources only: they compile against
+# the installed torch (about 11 minutes on 2 cores the first time; pip caches
+# the built wheels afterwards).
+$(VENV)/.accel: $(VENV)/.installed
+	$(PIP) install --no-build-isolation torch-scatter torch-cluster
+	touch $@
+
+venv: $(VENV)/.installed
+
+accel: $(VENV)/.accel
+
+demo: $(VENV)/.installed
+	$(PY) -m torch_geometric_remul demo
+
+test: $(VENV)/.accel
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The whole suite with the accelerators disabled.
+test-native: $(VENV)/.installed
+	REMUL_FORCE_NATIVE=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.accel
+	$(PY) benchmarks/transforms.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

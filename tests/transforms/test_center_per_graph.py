@@ -1,0 +1,55 @@
+import pytest
+import torch
+import torch_geometric.transforms as T
+from torch_geometric.data import Data
+
+from tests.conftest import make_batch
+from torch_geometric_remul.group import segment_mean
+from torch_geometric_remul.transforms import CenterPerGraph
+
+F64 = torch.float64
+
+
+def test_each_graph_centred(backend):
+    batch = make_batch([3, 1, 0, 6, 2])
+    batch.pos = batch.pos + 5.0
+    out = CenterPerGraph()(batch)
+    means = segment_mean(out.pos, ptr=out.ptr)
+    assert torch.allclose(means, torch.zeros_like(means), atol=1e-12)
+    # shapes inside each graph are kept
+    assert torch.allclose(out.pos[:3] - out.pos[0], batch.pos[:3] -
+                          batch.pos[0], atol=1e-12)
+    # PyG's Center uses the batch-wide mean instead
+    pyg = T.Center()(batch)
+    pyg_means = segment_mean(pyg.pos, ptr=pyg.ptr)
+    assert pyg_means.abs().max() > 1e-3
+    assert out.vel is batch.vel
+    assert torch.equal(batch.pos, make_batch([3, 1, 0, 6, 2]).pos + 5.0)
+
+
+def test_same_shift_for_all_points_and_weights():
+    g = torch.Generator().manual_seed(0)
+    pos = torch.randn(4, 3, generator=g, dtype=F64)
+    y = pos + 0.1
+    mass = torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=F64)
+    data = Data(pos=pos, y=y, mass=mass)
+    out = CenterPerGraph(points=('pos', 'y'), weight='mass')(data)
+    com = (mass.unsqueeze(-1) * pos).sum(0) / mass.sum()
+    assert torch.allclose(out.pos, pos - com, atol=1e-12)
+    assert torch.allclose(out.y - out.pos, y - pos, atol=1e-12)
+    assert torch.allclose((mass.unsqueeze(-1) * out.pos).sum(0),
+                          torch.zeros(3, dtype=F64), atol=1e-12)
+    assert repr(CenterPerGraph(weight='mass')) == (
+        "CenterPerGraph(points=['pos'], weight='mass')")
+
+
+def test_bad_input():
+    data = Data(pos=torch.randn(3, 3), mass=torch.ones(2))
+    with pytest.raises(ValueError, match="'y' .* is missing"):
+        CenterPerGraph(points=('pos', 'y'))(data)
+    with pytest.raises(ValueError, match="'data.mass' must have shape"):
+        CenterPerGraph(weight='mass')(data)
+    with pytest.raises(ValueError, match="weight attribute 'm' is missing"):
+        CenterPerGraph(weight='m')(data)
+    with pytest.raises(ValueError, match='at least one attribute'):
+        CenterPerGraph(points=())

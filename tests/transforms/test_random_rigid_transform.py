@@ -1,0 +1,203 @@
+import copy
+
+import pytest
+import torch
+import torch_geometric.transforms as T
+from torch_geometric.data import Batch, Data, InMemoryDataset
+from torch_geometric.loader import DataLoader
+
+from tests.conftest import make_batch
+from torch_geometric_remul.group import RigidTransform
+from torch_geometric_remul.transforms import (RandomRigidTransform,
+                                              stored_transform)
+
+F64 = torch.float64
+
+
+def test_batch_per_graph_and_roles(batch64):
+    original = copy.copy(batch64)
+    snapshot = {k: v.clone() for k, v in batch64.to_dict().items()}
+    g = torch.Generator().manual_seed(0)
+    transform = RandomRigidTransform(points='pos', vectors=('vel', 'gvec'),
+                                     generator=g, store=True)
+    out = transform(batch64)
+    Tr = stored_transform(out)
+    assert Tr.num_graphs == batch64.num_graphs == 5
+    # each attribute moved by its own graph's transform
+    assert torch.allclose(out.pos, Tr.apply_points(batch64.pos,
+                                                   batch64.batch), atol=1e-12)
+    assert torch.allclose(out.vel, Tr.apply_vectors(batch64.vel,
+                                                    batch64.batch), atol=1e-12)
+    # graph-level vector: one row per graph
+    gidx = torch.arange(5)
+    assert torch.allclose(out.gvec, Tr.apply_vectors(batch64.gvec, gidx),
+                          atol=1e-12)
+    # invariant attributes are untouched (same tensor object)
+    assert out.charge is batch64.charge
+    assert torch.equal(out.batch, batch64.batch)
+    # independent transforms per graph
+    R = Tr.rotation.reshape(5, 9)
+    assert torch.cdist(R, R).add(torch.eye(5, dtype=F64)).min() > 1e-3
+    # inputs were not modified in place
+    for key, value in snapshot.items():
+        assert torch.equal(batch64[key], value), key
+    assert set(original.keys()) == set(batch64.keys())
+    assert 'rigid_rotation' not in batch64
+
+
+def test_single_data_and_inverse():
+    g = torch.Generator().manual_seed(1)
+    data = Data(pos=torch.randn(6, 3, dtype=F64),
+                vel=torch.randn(6, 3, dtype=F64), z=torch.arange(6))
+    out = RandomRigidTransform(vectors='vel', store=True, generator=g)(data)
+    assert out.rigid_rotation.shape == (1, 3, 3)
+    assert out.rigid_translation.shape == (1, 3)
+    inv = stored_transform(out).inverse()
+    assert torch.allclose(inv.apply_points(out.pos), data.pos, atol=1e-12)
+    assert torch.allclose(inv.apply_vectors(out.vel), data.vel, atol=1e-12)
+    assert torch.cdist(out.pos, out.pos).sub(
+        torch.cdist(data.pos, data.pos)).abs().max() < 1e-12
+
+
+def test_store_composes_with_earlier_transform():
+    g = torch.Generator().manual_seed(2)
+    batch = make_batch([3, 4])
+    t = RandomRigidTransform(vectors='vel', store=True, generator=g)
+    twice = t(t(batch))
+    inv = stored_transform(twice).inverse()
+    assert torch.allclose(inv.apply_points(twice.pos, ptr=twice.ptr),
+                          batch.pos, atol=1e-12)
+    assert torch.allclose(inv.apply_vectors(twice.vel, ptr=twice.ptr),
+                          batch.vel, atol=1e-12)
+
+
+def test_store_survives_collation():
+    g = torch.Generator().manual_seed(3)
+    t = RandomRigidTransform(store=True, generator=g)
+    graphs = [t(Data(pos=torch.randn(n, 3, dtype=F64))) for n in (2, 5, 1)]
+    batch = Batch.from_data_list(graphs)
+    assert batch.rigid_rotation.shape == (3, 3, 3)
+    Tr = stored_transform(batch)
+    for i, d in enumerate(graphs):
+        assert torch.equal(Tr.rotation[i], d.rigid_rotation[0])
+
+
+@pytest.mark.parametrize('group', ['SO3', 'O3', 'SE3', 'E3', 'SO2', 'T3'])
+def test_groups(group):
+    g = torch.Generator().manual_seed(4)
+    batch = make_batch([3, 5, 2])
+    out = RandomRigidTransform(group, vectors='vel', store=True,
+                               generator=g)(batch)
+    Tr = stored_transform(out)
+    moved = not torch.equal(Tr.translation, torch.zeros_like(Tr.translation))
+    assert moved == (group in ('SE3', 'E3', 'T3'))
+    if group == 'T3':
+        assert torch.equal(out.vel, batch.vel)
+    if group == 'SO2':  # z components unchanged
+        assert torch.allclose(out.pos[:, 2], batch.pos[:, 2], atol=1e-12)
+    assert torch.allclose(out.vel.norm(dim=-1), batch.vel.norm(dim=-1),
+                          atol=1e-12)
+
+
+def test_reproducible_with_generator():
+    batch = make_batch([4, 2])
+    a = RandomRigidTransform(generator=torch.Generator().manual_seed(5))
+    b = RandomRigidTransform(generator=torch.Generator().manual_seed(5))
+    assert torch.equal(a(batch).pos, b(batch).pos)
+    assert not torch.equal(a(batch).pos, a(batch).pos)  # state advances
+
+
+def test_float32_path():
+    g = torch.Generator().manual_seed(6)
+    batch = make_batch([5, 3], dtype=torch.float32)
+    out = RandomRigidTransform(vectors='vel', store=True, generator=g)(batch)
+    Tr = stored_transform(out)
+    assert out.pos.dtype == torch.float32 and Tr.dtype == torch.float32
+    inv = Tr.inverse()
+    assert torch.allclose(inv.apply_points(out.pos, ptr=out.ptr), batch.pos,
+                          atol=1e-5)
+
+
+def test_compose_dataset_and_loader():
+    g = torch.Generator().manual_seed(7)
+
+    class Toy(InMemoryDataset):
+        def __init__(self, transform=None):
+            super().__init__(None, transform=transform)
+            gen = torch.Generator().manual_seed(0)
+            data = [Data(pos=torch.randn(n, 3, generator=gen),
+                         vel=torch.randn(n, 3, generator=gen))
+                    for n in (3, 4, 5, 6)]
+            self.data, self.slices = self.collate(data)
+
+    transform = T.Compose([
+        RandomRigidTransform(vectors='vel', generator=g, store=True),
+        T.Constant(value=1.0),
+    ])
+    assert 'RandomRigidTransform' in repr(transform)
+    plain = Toy()
+    ds = Toy(transform=transform)
+    for d, ref in zip(ds, plain):
+        Tr = stored_transform(d)
+        assert torch.allclose(Tr.inverse().apply_points(d.pos), ref.pos,
+                              atol=1e-5)
+    batch = next(iter(DataLoader(ds, batch_size=4)))
+    assert batch.rigid_rotation.shape == (4, 3, 3)
+    # applying to a loader batch works too
+    out = RandomRigidTransform(vectors='vel', generator=g)(
+        next(iter(DataLoader(plain, batch_size=4))))
+    assert out.pos.shape == (18, 3)
+
+
+def test_functional_name_and_repr():
+    t = RandomRigidTransform('so2', vectors=['vel', 'force'], axis='y')
+    assert repr(t) == ("RandomRigidTransform(group='SO2', points=['pos'], "
+                       "vectors=['vel', 'force'], axis='y')")
+    assert repr(RandomRigidTransform(translation_std=0.5)) == (
+        "RandomRigidTransform(group='SE3', points=['pos'], "
+        "translation_std=0.5)")
+    from torch.utils.data.datapipes.datapipe import IterDataPipe
+    assert 'random_rigid_transform' in IterDataPipe.functions
+    assert 'center_per_graph' in IterDataPipe.functions
+
+
+def test_matches_group_layer_when_reseeded():
+    # The transform draws exactly RigidTransform.sample(B, group, ...).
+    batch = make_batch([2, 3, 4])
+    out = RandomRigidTransform(vectors='vel', translation_std=0.3,
+                               generator=torch.Generator().manual_seed(8))(
+                                   batch)
+    Tr = RigidTransform.sample(3, 'SE3', translation_std=0.3,
+                               generator=torch.Generator().manual_seed(8),
+                               dtype=F64)
+    assert torch.equal(out.pos, Tr.apply_points(batch.pos, ptr=batch.ptr))
+
+
+def test_bad_input():
+    data = Data(pos=torch.randn(4, 3), vel=torch.randn(4, 2),
+                x=torch.randn(4, 5))
+    with pytest.raises(ValueError, match="'force' .* is missing"):
+        RandomRigidTransform(vectors='force')(data)
+    with pytest.raises(ValueError, match=r"'data.vel' must have shape \["):
+        RandomRigidTransform(vectors='vel')(data)
+    with pytest.raises(ValueError, match="both in 'points' and in 'vectors'"):
+        RandomRigidTransform(points='pos', vectors='pos')
+    with pytest.raises(ValueError, match="'group' must be one of"):
+        RandomRigidTransform('SU2')
+    with pytest.raises(ValueError, match='at least one attribute'):
+        RandomRigidTransform(points=())
+    with pytest.raises(ValueError, match="'translation_std'"):
+        RandomRigidTransform(translation_std=-1)
+    with pytest.raises(TypeError, match="'generator'"):
+        RandomRigidTransform(generator=0)
+    with pytest.raises(TypeError, match='expects a torch_geometric'):
+        RandomRigidTransform()(torch.randn(3, 3))
+    mixed = Data(pos=torch.randn(4, 3), vel=torch.randn(4, 3, dtype=F64))
+    with pytest.raises(ValueError, match='share dtype and device'):
+        RandomRigidTransform(vectors='vel')(mixed)
+    bad_rows = make_batch([2, 3])
+    bad_rows.odd = torch.randn(7, 3, dtype=F64)
+    with pytest.raises(ValueError, match="which rows of 'data.odd'"):
+        RandomRigidTransform(vectors='odd')(bad_rows)
+    with pytest.raises(ValueError, match='no stored transform'):
+        stored_transform(data)

@@ -1,0 +1,19 @@
+r"""torch_geometric_remul: relaxed equivariance via multitask learning (REMUL)
+for PyTorch Geometric."""
+__version__ = '0.1.0'
+
+from torch_geometric_remul import typing  # noqa: E402,F401
+from torch_geometric_remul import group  # noqa: E402
+from torch_geometric_remul import transforms  # noqa: E402
+from torch_geometric_remul.group import RigidTransform  # noqa: E402
+from torch_geometric_remul.transforms import (  # noqa: E402
+    CenterPerGraph, RandomRigidTransform)
+
+__all__ = [
+    '__version__',
+    'group',
+    'transforms',
+    'RigidTransform',
+    'RandomRigidTransform',
+    'CenterPerGraph',
+]

@@ -1,0 +1,86 @@
+"""Argument checks shared by the public API.
+
+Each helper raises a :class:`ValueError` or :class:`TypeError` that names
+the offending argument and states what was expected, so that bad input fails
+at the API boundary rather than deep inside a torch kernel.
+"""
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+
+def check_tensor(value, name: str) -> Tensor:
+    if not isinstance(value, Tensor):
+        raise TypeError(f"'{name}' must be a torch.Tensor "
+                        f"(got {type(value).__name__})")
+    return value
+
+
+def check_float(x: Tensor, name: str) -> Tensor:
+    check_tensor(x, name)
+    if not x.is_floating_point():
+        raise TypeError(f"'{name}' must have a floating-point dtype "
+                        f"(got {x.dtype})")
+    return x
+
+
+def check_xyz(x: Tensor, name: str) -> Tensor:
+    """A floating-point ``[N, 3]`` tensor."""
+    check_float(x, name)
+    if x.dim() != 2 or x.size(-1) != 3:
+        raise ValueError(f"'{name}' must have shape [num_nodes, 3] "
+                         f"(got {list(x.shape)})")
+    return x
+
+
+def check_index(index: Tensor, name: str, length: int,
+                num_segments: Optional[int] = None) -> Tensor:
+    """A 1-D integer index of the given length with values in range."""
+    check_tensor(index, name)
+    if index.dtype not in (torch.long, torch.int32):
+        raise TypeError(f"'{name}' must be an integer tensor (torch.long), "
+                        f"got {index.dtype}")
+    if index.dim() != 1 or index.numel() != length:
+        raise ValueError(f"'{name}' must have shape [{length}] (one graph "
+                         f"index per row), got {list(index.shape)}")
+    if num_segments is not None and index.numel() > 0:
+        lo, hi = int(index.min()), int(index.max())
+        if lo < 0 or hi >= num_segments:
+            raise ValueError(f"'{name}' holds graph indices in [{lo}, {hi}] "
+                             f"but only {num_segments} graph(s) exist "
+                             f"(expected values in [0, {num_segments - 1}])")
+    return index
+
+
+def check_ptr(ptr: Tensor, name: str, length: int,
+              num_segments: Optional[int] = None) -> Tensor:
+    """A CSR pointer ``[B + 1]`` from 0 to ``length``, non-decreasing."""
+    check_tensor(ptr, name)
+    if ptr.dtype not in (torch.long, torch.int32):
+        raise TypeError(f"'{name}' must be an integer tensor (torch.long), "
+                        f"got {ptr.dtype}")
+    if ptr.dim() != 1 or ptr.numel() < 1:
+        raise ValueError(f"'{name}' must have shape [num_graphs + 1], "
+                         f"got {list(ptr.shape)}")
+    if num_segments is not None and ptr.numel() != num_segments + 1:
+        raise ValueError(f"'{name}' must have shape [{num_segments + 1}] "
+                         f"for {num_segments} graph(s), got "
+                         f"{list(ptr.shape)}")
+    if int(ptr[0]) != 0 or int(ptr[-1]) != length:
+        raise ValueError(f"'{name}' must start at 0 and end at the number of "
+                         f"rows ({length}), got {int(ptr[0])} ... "
+                         f"{int(ptr[-1])}")
+    if ptr.numel() > 1 and bool((ptr[1:] < ptr[:-1]).any()):
+        raise ValueError(f"'{name}' must be non-decreasing")
+    return ptr
+
+
+def check_same_device_dtype(x: Tensor, name: str, ref: Tensor,
+                            ref_name: str) -> None:
+    if x.device != ref.device:
+        raise ValueError(f"'{name}' is on {x.device} but {ref_name} is on "
+                         f"{ref.device}; move one of them with .to(...)")
+    if x.dtype != ref.dtype:
+        raise ValueError(f"'{name}' has dtype {x.dtype} but {ref_name} has "
+                         f"dtype {ref.dtype}; cast one of them with .to(...)")

@@ -1,0 +1,194 @@
+r"""Per-graph (segment) reductions over the rows of a batch.
+
+Graphs of a :class:`torch_geometric.data.Batch` occupy contiguous row
+ranges described either by ``batch`` (graph index of each row) or by
+``ptr`` (CSR offsets, ``[num_graphs + 1]``). The helpers here use
+``torch_scatter.segment_csr``/``gather_csr`` when torch-scatter is installed
+and native PyTorch otherwise (see :func:`torch_geometric_remul.typing.force_native`);
+both paths agree to floating-point rounding. When every graph has the same
+number of rows, both take a reshape fast path with no index at all.
+"""
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+
+import torch_geometric_remul.typing as remul_typing
+from torch_geometric_remul._checks import (check_index, check_ptr,
+                                           check_tensor)
+
+
+def uniform_segment_size(ptr: Tensor, num_rows: int) -> Optional[int]:
+    r"""Returns ``n`` if all segments described by ``ptr`` have exactly
+    ``n`` rows (and there is at least one segment), else ``None``."""
+    num_segments = ptr.numel() - 1
+    if num_segments <= 0 or num_rows % num_segments != 0:
+        return None
+    n = num_rows // num_segments
+    if num_segments == 1 or bool((ptr.diff() == n).all()):
+        return n
+    return None
+
+
+def ptr_to_batch(ptr: Tensor, num_rows: Optional[int] = None) -> Tensor:
+    r"""Converts CSR offsets ``ptr`` into a per-row graph index."""
+    counts = ptr.diff()
+    return torch.repeat_interleave(
+        torch.arange(counts.numel(), device=ptr.device), counts,
+        output_size=num_rows)
+
+
+def batch_to_ptr(batch: Tensor, num_graphs: Optional[int] = None) -> Tensor:
+    r"""Converts a **sorted** per-row graph index into CSR offsets."""
+    counts = torch.bincount(batch, minlength=num_graphs or 0)
+    ptr = counts.new_zeros(counts.numel() + 1)
+    torch.cumsum(counts, 0, out=ptr[1:])
+    return ptr
+
+
+def _resolve(x: Tensor, batch: Optional[Tensor], ptr: Optional[Tensor],
+             num_graphs: Optional[int]) -> Tuple[Optional[Tensor],
+                                                 Optional[Tensor], int]:
+    check_tensor(x, 'x')
+    if x.dim() < 1:
+        raise ValueError(f"'x' must have at least one dimension (rows), got "
+                         f"shape {list(x.shape)}")
+    if ptr is not None:
+        check_ptr(ptr, 'ptr', x.size(0), num_graphs)
+        return None, ptr, ptr.numel() - 1
+    if batch is None:
+        raise ValueError("one of 'batch' or 'ptr' is required to tell which "
+                         "rows belong to which graph")
+    if num_graphs is None:
+        num_graphs = int(batch.max()) + 1 if batch.numel() > 0 else 0
+    check_index(batch, 'batch', x.size(0), num_graphs)
+    return batch, None, num_graphs
+
+
+def segment_sum(x: Tensor, batch: Optional[Tensor] = None,
+                ptr: Optional[Tensor] = None,
+                num_graphs: Optional[int] = None) -> Tensor:
+    r"""Sums the rows of ``x`` per graph: ``[num_rows, *] -> [B, *]``.
+
+    Args:
+        x (torch.Tensor): Row features.
+        batch (torch.Tensor, optional): Graph index of each row.
+        ptr (torch.Tensor, optional): CSR offsets (preferred when rows are
+            sorted by graph, as in a PyG ``Batch``).
+        num_graphs (int, optional): Number of graphs ``B``.
+    """
+    return _reduce(x, batch, ptr, num_graphs, 'sum')
+
+
+def segment_mean(x: Tensor, batch: Optional[Tensor] = None,
+                 ptr: Optional[Tensor] = None,
+                 num_graphs: Optional[int] = None) -> Tensor:
+    r"""Averages the rows of ``x`` per graph: ``[num_rows, *] -> [B, *]``.
+    Graphs without rows get zeros.
+
+    Args:
+        x (torch.Tensor): Row features.
+        batch (torch.Tensor, optional): Graph index of each row.
+        ptr (torch.Tensor, optional): CSR offsets (preferred when rows are
+            sorted by graph, as in a PyG ``Batch``).
+        num_graphs (int, optional): Number of graphs ``B``.
+
+    Example:
+
+        >>> x = torch.tensor([[1.0], [3.0], [10.0]])
+        >>> segment_mean(x, ptr=torch.tensor([0, 2, 3]))
+        tensor([[ 2.],
+                [10.]])
+    """
+    return _reduce(x, batch, ptr, num_graphs, 'mean')
+
+
+def _reduce(x: Tensor, batch: Optional[Tensor], ptr: Optional[Tensor],
+            num_graphs: Optional[int], reduce: str) -> Tensor:
+    batch, ptr, B = _resolve(x, batch, ptr, num_graphs)
+    rest = x.shape[1:]
+    if ptr is not None:
+        n = uniform_segment_size(ptr, x.size(0))
+        if n is not None:
+            xv = x.reshape(B, n, *rest)
+            return xv.mean(1) if reduce == 'mean' else xv.sum(1)
+        if remul_typing.WITH_TORCH_SCATTER:
+            return remul_typing.torch_scatter.segment_csr(
+                x, ptr.long(), reduce=reduce)
+        batch = ptr_to_batch(ptr, x.size(0))
+    elif remul_typing.WITH_TORCH_SCATTER:
+        return remul_typing.torch_scatter.scatter(x, batch.long(), dim=0,
+                                                  dim_size=B, reduce=reduce)
+    out = x.new_zeros((B, *rest)).index_add_(0, batch.long(), x)
+    if reduce == 'mean':
+        count = torch.bincount(batch, minlength=B).clamp_(min=1)
+        out = out / count.view(-1, *([1] * len(rest))).to(x.dtype)
+    return out
+
+
+def broadcast_to_rows(values: Tensor, batch: Optional[Tensor] = None,
+                      ptr: Optional[Tensor] = None,
+                      num_rows: Optional[int] = None) -> Tensor:
+    r"""Repeats per-graph ``values`` (``[B, *]``) for every row of its
+    graph (``[num_rows, *]``), the inverse shape of :func:`segment_sum`."""
+    if ptr is not None:
+        num_rows = int(ptr[-1]) if num_rows is None else num_rows
+        check_ptr(ptr, 'ptr', num_rows, values.size(0))
+        n = uniform_segment_size(ptr, num_rows)
+        if n is not None:
+            rest = values.shape[1:]
+            return values.unsqueeze(1).expand(-1, n, *rest).reshape(
+                num_rows, *rest)
+        if remul_typing.WITH_TORCH_SCATTER:
+            return remul_typing.torch_scatter.gather_csr(values, ptr.long())
+        return torch.repeat_interleave(values, ptr.diff(), dim=0,
+                                       output_size=num_rows)
+    if batch is None:
+        raise ValueError("one of 'batch' or 'ptr' is required")
+    check_index(batch, 'batch', batch.numel(), values.size(0))
+    return values.index_select(0, batch.long())
+
+
+def center(x: Tensor, batch: Optional[Tensor] = None,
+           ptr: Optional[Tensor] = None,
+           num_graphs: Optional[int] = None) -> Tuple[Tensor, Tensor]:
+    r"""Subtracts each graph's own centroid from its rows.
+
+    Returns ``(x - centroid[graph], centroid)`` with ``centroid`` of shape
+    ``[B, *]``. Unlike :class:`torch_geometric.transforms.Center` on a
+    ``Batch``, every graph is centred on its own mean.
+
+    Args:
+        x (torch.Tensor): Row features, usually positions ``[N, 3]``.
+        batch (torch.Tensor, optional): Graph index of each row.
+        ptr (torch.Tensor, optional): CSR offsets.
+        num_graphs (int, optional): Number of graphs ``B``.
+
+    Example:
+
+        >>> x = torch.tensor([[0.0, 0, 0], [2, 0, 0], [5, 5, 5]])
+        >>> centred, mean = center(x, ptr=torch.tensor([0, 2, 3]))
+        >>> centred
+        tensor([[-1.,  0.,  0.],
+                [ 1.,  0.,  0.],
+                [ 0.,  0.,  0.]])
+    """
+    mean = segment_mean(x, batch, ptr, num_graphs)
+    if ptr is not None:
+        n = uniform_segment_size(ptr, x.size(0))
+        if n is not None:
+            rest = x.shape[1:]
+            out = x.reshape(mean.size(0), n, *rest) - mean.unsqueeze(1)
+            return out.reshape(x.shape), mean
+    return x - broadcast_to_rows(mean, batch, ptr, x.size(0)), mean
+
+
+__all__ = [
+    'uniform_segment_size',
+    'ptr_to_batch',
+    'batch_to_ptr',
+    'segment_sum',
+    'segment_mean',
+    'broadcast_to_rows',
+    'center',
+]

@@ -1,0 +1,183 @@
+from typing import Optional, Sequence, Union
+
+import torch
+from torch_geometric.data import Data
+from torch_geometric.data.datapipes import functional_transform
+from torch_geometric.transforms import BaseTransform
+
+from torch_geometric_remul.group.rigid import GROUPS, RigidTransform
+from torch_geometric_remul.group.rotations import AxisLike, normalize_group
+from torch_geometric_remul.transforms._roles import (as_key_tuple,
+                                                     check_data,
+                                                     check_disjoint, get_xyz,
+                                                     graph_layout, iter_roles,
+                                                     rows_ptr)
+
+#: Attribute names written by ``store=True``.
+ROTATION_KEY = 'rigid_rotation'
+TRANSLATION_KEY = 'rigid_translation'
+
+Keys = Union[str, Sequence[str]]
+
+
+@functional_transform('random_rigid_transform')
+class RandomRigidTransform(BaseTransform):
+    r"""Applies a random rigid transformation to every graph
+    (functional name: :obj:`random_rigid_transform`).
+
+    Unlike :class:`torch_geometric.transforms.RandomRotate`, which rotates
+    only ``pos`` and, on a ``Batch``, rotates all graphs together, this
+    transform
+
+    * moves every declared attribute according to its role: points
+      :math:`x \mapsto R x + t`, vectors :math:`v \mapsto R v` (velocities,
+      forces), pseudovectors :math:`w \mapsto \det(R) R w`; all other
+      attributes are left untouched;
+    * samples **one independent group element per graph** of a ``Batch``, in
+      one vectorised call (no Python loop over graphs);
+    * samples rotations from the Haar measure (not per-axis Euler angles).
+
+    Node-level and graph-level attributes are both supported (a graph-level
+    vector has one row per graph). Input tensors are never modified.
+
+    Args:
+        group (str, optional): ``"SE3"``, ``"E3"``, ``"SO3"``, ``"O3"``,
+            ``"SO2"`` or ``"T3"`` (see
+            :meth:`~torch_geometric_remul.group.RigidTransform.sample`).
+            (default: ``"SE3"``)
+        points (str or [str], optional): Attributes that transform as points.
+            (default: ``"pos"``)
+        vectors (str or [str], optional): Attributes that transform as
+            vectors. (default: none)
+        pseudovectors (str or [str], optional): Attributes that transform as
+            pseudovectors. (default: none)
+        translation_std (float, optional): Standard deviation of each
+            translation coordinate for ``"SE3"``/``"E3"``/``"T3"``.
+            (default: ``1.0``)
+        axis (int, str or sequence, optional): Rotation axis for ``"SO2"``.
+            (default: ``2``)
+        generator (torch.Generator, optional): Source of randomness, for
+            reproducible draws.
+        store (bool, optional): If ``True``, records the applied transform
+            per graph as ``data.rigid_rotation`` (``[B, 3, 3]``) and
+            ``data.rigid_translation`` (``[B, 3]``), composed with any
+            transform recorded earlier; :func:`stored_transform` reads it
+            back. (default: ``False``)
+
+    Example:
+
+        >>> from torch_geometric.data import Batch, Data
+        >>> graphs = [Data(pos=torch.randn(n, 3), vel=torch.randn(n, 3))
+        ...           for n in (3, 5)]
+        >>> batch = Batch.from_data_list(graphs)
+        >>> transform = RandomRigidTransform(vectors='vel', store=True)
+        >>> out = transform(batch)
+        >>> out.rigid_rotation.shape
+        torch.Size([2, 3, 3])
+    """
+    def __init__(
+        self,
+        group: str = 'SE3',
+        points: Keys = ('pos', ),
+        vectors: Keys = (),
+        pseudovectors: Keys = (),
+        translation_std: float = 1.0,
+        axis: AxisLike = 2,
+        generator: Optional[torch.Generator] = None,
+        store: bool = False,
+    ) -> None:
+        self.group = normalize_group(group, tuple(GROUPS))
+        self.points = as_key_tuple(points, 'points')
+        self.vectors = as_key_tuple(vectors, 'vectors')
+        self.pseudovectors = as_key_tuple(pseudovectors, 'pseudovectors')
+        check_disjoint(points=self.points, vectors=self.vectors,
+                       pseudovectors=self.pseudovectors)
+        if not (self.points or self.vectors or self.pseudovectors):
+            raise ValueError("RandomRigidTransform needs at least one "
+                             "attribute in 'points', 'vectors' or "
+                             "'pseudovectors'")
+        if translation_std < 0:
+            raise ValueError(f"'translation_std' must be >= 0 "
+                             f"(got {translation_std})")
+        if generator is not None and not isinstance(generator,
+                                                    torch.Generator):
+            raise TypeError(f"'generator' must be a torch.Generator (got "
+                            f"{type(generator).__name__})")
+        self.translation_std = float(translation_std)
+        self.axis = axis
+        self.generator = generator
+        self.store = bool(store)
+
+    def forward(self, data: Data) -> Data:
+        owner = self.__class__.__name__
+        check_data(data, owner)
+        roles = list(iter_roles(self.points, self.vectors,
+                                self.pseudovectors))
+        values = {key: get_xyz(data, key, role, owner) for key, role in roles}
+        first = values[roles[0][0]]
+        for key, value in values.items():
+            if value.dtype != first.dtype or value.device != first.device:
+                raise ValueError(
+                    f"{owner}: 'data.{key}' has dtype {value.dtype} on "
+                    f"{value.device} but 'data.{roles[0][0]}' has "
+                    f"{first.dtype} on {first.device}; all declared "
+                    f"attributes must share dtype and device")
+
+        num_graphs, node_ptr = graph_layout(data)
+        T = RigidTransform.sample(num_graphs, self.group,
+                                  translation_std=self.translation_std,
+                                  axis=self.axis, generator=self.generator,
+                                  dtype=first.dtype, device=first.device)
+        for key, role in roles:
+            value = values[key]
+            ptr = rows_ptr(data, key, value.size(0), num_graphs, node_ptr,
+                           owner)
+            data[key] = T.apply(value, role, ptr=ptr)
+
+        if self.store:
+            previous = stored_transform(data, required=False)
+            if previous is not None:
+                T = T.compose(previous.to(T.rotation.dtype))
+            data[ROTATION_KEY] = T.rotation.clone()
+            data[TRANSLATION_KEY] = T.translation.clone()
+        return data
+
+    def __repr__(self) -> str:
+        args = [f'group={self.group!r}', f'points={list(self.points)}']
+        if self.vectors:
+            args.append(f'vectors={list(self.vectors)}')
+        if self.pseudovectors:
+            args.append(f'pseudovectors={list(self.pseudovectors)}')
+        if GROUPS[self.group][1]:
+            args.append(f'translation_std={self.translation_std}')
+        if self.group == 'SO2':
+            args.append(f'axis={self.axis!r}')
+        if self.store:
+            args.append('store=True')
+        return f'{self.__class__.__name__}({", ".join(args)})'
+
+
+def stored_transform(data: Data,
+                     required: bool = True) -> Optional[RigidTransform]:
+    r"""Reads back the transform recorded by
+    ``RandomRigidTransform(store=True)`` as a
+    :class:`~torch_geometric_remul.group.RigidTransform` with one element
+    per graph. Its :meth:`~torch_geometric_remul.group.RigidTransform.inverse`
+    undoes the augmentation, e.g. to map predictions back to the input
+    frame.
+
+    Args:
+        data (Data or Batch): Data transformed with ``store=True``.
+        required (bool, optional): If ``False``, return ``None`` instead of
+            raising when nothing was recorded. (default: ``True``)
+    """
+    R = getattr(data, ROTATION_KEY, None) if ROTATION_KEY in data else None
+    t = (getattr(data, TRANSLATION_KEY, None)
+         if TRANSLATION_KEY in data else None)
+    if R is None or t is None:
+        if required:
+            raise ValueError(f"no stored transform: 'data.{ROTATION_KEY}' "
+                             f"and 'data.{TRANSLATION_KEY}' are set by "
+                             f"RandomRigidTransform(store=True)")
+        return None
+    return RigidTransform(R, t)
