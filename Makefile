@@ -1,5 +1,5 @@
 # Two entry points (see README.md):
-#   make demo   - the main job (currently: per-graph rigid transform demo)
+#   make train  - the main job: REMUL on the simulated charged N-body task
 #   make test   - the test suite, with torch-scatter/torch-cluster built so
 #                 that both accelerated and native code paths are tested
 #
@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: demo test test-native venv accel bench clean
+.PHONY: train demo test test-native venv accel bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ $(VENV)/bin/python:
 
 $(VENV)/.installed: $(VENV)/bin/python setup.py
 	$(PIP) install --quiet $(TORCH_SPEC)
-	$(PIP) install --quiet -e ".[test]"
+	$(PIP) install --quiet -e ".[test,plot]"
 	touch $@
 
 # torch-scatter / torch-cluster ship as sources only: they compile against
@@ -37,6 +37,9 @@ venv: $(VENV)/.installed
 
 accel: $(VENV)/.accel
 
+train: $(VENV)/.installed
+	$(PY) -m torch_geometric_remul train $(TRAIN_ARGS)
+
 demo: $(VENV)/.installed
 	$(PY) -m torch_geometric_remul demo
 
@@ -49,6 +52,8 @@ test-native: $(VENV)/.installed
 
 bench: $(VENV)/.accel
 	$(PY) benchmarks/transforms.py
+	$(PY) benchmarks/loss.py
+	$(PY) benchmarks/models.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

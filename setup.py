@@ -18,12 +18,14 @@ install_requires = [
 ]
 
 extras_require = {
-    'test': ['pytest', 'hypothesis', 'scipy'],
+    'test': ['pytest', 'hypothesis', 'scipy', 'e3nn', 'rdkit'],
     # Optional accelerators; they compile against the installed torch, so
     # install them with `pip install --no-build-isolation torch-scatter
     # torch-cluster` once torch is in place.
     'accel': ['torch-scatter', 'torch-cluster'],
     'e3nn': ['e3nn'],
+    # Plots written by `remul train` (loss and equivariance curves).
+    'plot': ['matplotlib'],
     'md': ['rdkit'],
 }
 extras_require['full'] = sorted(

@@ -37,11 +37,3 @@ def test_module_entry_point():
                          cwd=ROOT)
     assert res.returncode == 0
     assert __version__ in res.stdout
-
-
-def test_readme_example_runs():
-    text = (ROOT / 'README.md').read_text()
-    blocks = re.findall(r'```python\n(.*?)```', text, re.S)
-    assert blocks, 'README has no python example'
-    for block in blocks:
-        exec(compile(block, 'README.md', 'exec'), {})

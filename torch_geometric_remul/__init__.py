@@ -5,14 +5,26 @@ __version__ = '0.1.0'
 from torch_geometric_remul import typing  # noqa: E402,F401
 from torch_geometric_remul import group  # noqa: E402
 from torch_geometric_remul import transforms  # noqa: E402
+from torch_geometric_remul import metrics  # noqa: E402
+from torch_geometric_remul import graph  # noqa: E402
+from torch_geometric_remul import datasets  # noqa: E402
+from torch_geometric_remul import nn  # noqa: E402
 from torch_geometric_remul.group import RigidTransform  # noqa: E402
 from torch_geometric_remul.transforms import (  # noqa: E402
     CenterPerGraph, RandomRigidTransform)
+from torch_geometric_remul.nn import RemulLoss  # noqa: E402
+from torch_geometric_remul.metrics import equivariance_error  # noqa: E402
 
 __all__ = [
     '__version__',
     'group',
     'transforms',
+    'graph',
+    'datasets',
+    'nn',
+    'metrics',
+    'RemulLoss',
+    'equivariance_error',
     'RigidTransform',
     'RandomRigidTransform',
     'CenterPerGraph',

@@ -98,13 +98,146 @@ def demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _table(rows) -> str:
+    width = max(len(k) for k, _ in rows)
+    return '\n'.join(f'  {k:<{width}}  {v}' for k, v in rows)
+
+
+def train_command(args: argparse.Namespace) -> int:
+    """Trains a model (REMUL by default) and prints a short result table."""
+    from torch_geometric_remul.train import TrainConfig, TrainingError, train
+    fields = ('task', 'model', 'loss', 'alpha', 'beta', 'weighting',
+              'epsilon', 'mode', 'group', 'fused', 'epochs', 'batch_size',
+              'lr', 'hidden', 'layers', 'num_train', 'num_val', 'num_test',
+              'eval_graphs', 'eval_samples', 'seed', 'data_root', 'run_dir')
+    config = TrainConfig(**{k: getattr(args, k) for k in fields})
+    try:
+        if args.resume is None:
+            config = config.resolved()  # report bad options before any work
+        result = train(config, resume_from=args.resume,
+                       progress=not args.no_progress)
+    except (ValueError, FileNotFoundError, TrainingError) as e:
+        print(f'remul train: error: {e}', file=sys.stderr)
+        return 1
+    if result.interrupted:
+        return 130
+    test = result.test
+    print('\nresult (test split)')
+    print(_table([
+        ('test MSE', f'{test["mse"]:.6g}'),
+        ("E' (equivariance error)", f'{test["E_prime"]:.4g} (relative '
+         f'{test["E_prime_rel"]:.3g})'),
+        ('time per epoch', f'{test["seconds_per_epoch"]:.2f} s'),
+        ('epochs', str(len(result.history))),
+        ('run directory', result.run_dir),
+    ]))
+    return 0
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    """Test-split MSE and equivariance of a trained run."""
+    from torch_geometric_remul.train import evaluate_split, restore_model
+    try:
+        config, spec, model = restore_model(args.run)
+    except (ValueError, FileNotFoundError) as e:
+        print(f'remul evaluate: error: {e}', file=sys.stderr)
+        return 1
+    dataset = spec.load(args.split)
+    res = evaluate_split(model, dataset, spec, config, seed=args.seed)
+    print(f'{args.run}: {config.task} / {config.model} / {config.loss}, '
+          f'{args.split} split ({len(dataset)} graphs)')
+    print(_table([('MSE', f'{res["mse"]:.6g}'),
+                  ("E'", f'{res["E_prime"]:.4g}'),
+                  ('E', f'{res["E"]:.4g}')]))
+    return 0
+
+
+def check_command(args: argparse.Namespace) -> int:
+    """Equivariance metrics (E, E', relative) of a trained run."""
+    from torch_geometric.loader import DataLoader
+
+    from torch_geometric_remul.metrics import equivariance_error
+    from torch_geometric_remul.train import restore_model
+    try:
+        config, spec, model = restore_model(args.run)
+    except (ValueError, FileNotFoundError) as e:
+        print(f'remul check: error: {e}', file=sys.stderr)
+        return 1
+    dataset = spec.load(args.split)
+    dataset = dataset[:min(args.graphs, len(dataset))]
+    group = args.group or config.group
+    err = equivariance_error(
+        model, DataLoader(dataset, batch_size=config.batch_size),
+        output=spec.output, points=spec.points, vectors=spec.vectors,
+        group=group, num_samples=args.samples,
+        generator=torch.Generator().manual_seed(args.seed))
+    print(f'{args.run}: equivariance under {group} on {err.num_graphs} '
+          f'{args.split} graphs, {args.samples} samples each')
+    print(_table([('E', f'{err.E:.4g}'), ("E'", f'{err.E_prime:.4g}'),
+                  ('E relative', f'{err.E_rel:.4g}'),
+                  ("E' relative", f'{err.E_prime_rel:.4g}')]))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from torch_geometric_remul.train.config import (LOSSES, TASKS,
+                                                    WEIGHTINGS)
     parser = argparse.ArgumentParser(
         prog='remul', description='Relaxed equivariance via multitask '
         'learning (REMUL) for PyTorch Geometric.')
     parser.add_argument('--version', action='version',
                         version=f'%(prog)s {__version__}')
     sub = parser.add_subparsers(dest='command', metavar='COMMAND')
+
+    p = sub.add_parser('train', help='train a model (default: REMUL on the '
+                       'simulated charged N-body task)')
+    p.add_argument('--task', default='nbody', choices=TASKS)
+    p.add_argument('--model', default='gnn',
+                   help='mlp, gnn, transformer, egnn or segnn (default: gnn)')
+    p.add_argument('--loss', default='remul', choices=LOSSES,
+                   help='plain: MSE only; augment: MSE on randomly '
+                   'transformed inputs; remul: task + beta * equivariance')
+    p.add_argument('--alpha', type=float, default=1.0)
+    p.add_argument('--beta', type=float, default=1.0)
+    p.add_argument('--weighting', default='constant', choices=WEIGHTINGS)
+    p.add_argument('--epsilon', type=float, default=0.01,
+                   help="target E' for --weighting target")
+    p.add_argument('--mode', default='target',
+                   choices=('target', 'consistency'))
+    p.add_argument('--group', default=None,
+                   help='SO3, O3, SE3, E3, SO2 or T3 (default: per task)')
+    p.add_argument('--fused', action='store_true',
+                   help='one forward pass on clean + transformed graphs')
+    for name, kind in (('epochs', int), ('batch-size', int), ('lr', float),
+                       ('hidden', int), ('layers', int), ('num-train', int),
+                       ('num-val', int), ('num-test', int)):
+        p.add_argument(f'--{name}', type=kind, default=None,
+                       help='default: per task')
+    p.add_argument('--eval-graphs', type=int, default=200,
+                   help="graphs used for E' each epoch (default: 200)")
+    p.add_argument('--eval-samples', type=int, default=20)
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--data-root', default='data')
+    p.add_argument('--run-dir', default=None,
+                   help='default: runs/<task>-<model>-<loss>-<time>')
+    p.add_argument('--resume', metavar='RUN', default=None,
+                   help='continue a run from its last checkpoint')
+    p.add_argument('--no-progress', action='store_true')
+    p.set_defaults(func=train_command)
+
+    for name, func, help_ in (
+            ('evaluate', evaluate_command, 'test MSE of a trained run'),
+            ('check', check_command, 'equivariance metrics of a trained run')):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument('run', help='run directory written by remul train')
+        p.add_argument('--split', default='test', choices=('val', 'test'))
+        p.add_argument('--seed', type=int, default=0)
+        if name == 'check':
+            p.add_argument('--samples', type=int, default=20)
+            p.add_argument('--graphs', type=int, default=500)
+            p.add_argument('--group', default=None)
+        p.set_defaults(func=func)
+
     p = sub.add_parser('demo', help='per-graph rigid transforms, checked and '
                        'timed on random graphs')
     p.add_argument('--graphs', type=int, default=2000,
@@ -120,7 +253,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if getattr(args, 'func', None) is None:
         parser.print_help()
         return 2
-    if getattr(args, 'graphs', 1) < 1:
+    if args.command == 'demo' and args.graphs < 1:
         parser.error('--graphs must be >= 1')
     return args.func(args)
 

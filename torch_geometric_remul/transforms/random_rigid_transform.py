@@ -9,9 +9,10 @@ from torch_geometric_remul.group.rigid import GROUPS, RigidTransform
 from torch_geometric_remul.group.rotations import AxisLike, normalize_group
 from torch_geometric_remul.transforms._roles import (as_key_tuple,
                                                      check_data,
-                                                     check_disjoint, get_xyz,
-                                                     graph_layout, iter_roles,
-                                                     rows_ptr)
+                                                     check_disjoint,
+                                                     graph_layout, iter_roles)
+from torch_geometric_remul.transforms.functional import (_move,
+                                                         declared_values)
 
 #: Attribute names written by ``store=True``.
 ROTATION_KEY = 'rigid_rotation'
@@ -113,26 +114,14 @@ class RandomRigidTransform(BaseTransform):
         check_data(data, owner)
         roles = list(iter_roles(self.points, self.vectors,
                                 self.pseudovectors))
-        values = {key: get_xyz(data, key, role, owner) for key, role in roles}
+        values = declared_values(data, roles, owner)
         first = values[roles[0][0]]
-        for key, value in values.items():
-            if value.dtype != first.dtype or value.device != first.device:
-                raise ValueError(
-                    f"{owner}: 'data.{key}' has dtype {value.dtype} on "
-                    f"{value.device} but 'data.{roles[0][0]}' has "
-                    f"{first.dtype} on {first.device}; all declared "
-                    f"attributes must share dtype and device")
-
-        num_graphs, node_ptr = graph_layout(data)
+        num_graphs, _ = graph_layout(data)
         T = RigidTransform.sample(num_graphs, self.group,
                                   translation_std=self.translation_std,
                                   axis=self.axis, generator=self.generator,
                                   dtype=first.dtype, device=first.device)
-        for key, role in roles:
-            value = values[key]
-            ptr = rows_ptr(data, key, value.size(0), num_graphs, node_ptr,
-                           owner)
-            data[key] = T.apply(value, role, ptr=ptr)
+        data = _move(data, T, roles, values, owner)
 
         if self.store:
             previous = stored_transform(data, required=False)

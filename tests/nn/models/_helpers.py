@@ -1,0 +1,122 @@
+"""Shared data and checks for the model tests."""
+import torch
+from torch_geometric.data import Batch
+
+from tests.conftest import make_batch
+from torch_geometric_remul.graph import fully_connected_graph
+from torch_geometric_remul.group import RigidTransform
+
+#: The N-body declaration: velocity vector, charge scalar, q_i q_j on edges.
+NBODY = dict(vectors=('vel', ), scalars=('charge', ), scalar_dim=1,
+             edge_scalars=('edge_attr', ), edge_scalar_dim=1)
+SIZES = [4, 1, 6, 0, 3]
+
+
+def nbody_batch(sizes=SIZES, dtype=torch.float64, seed=0) -> Batch:
+    """Graphs of the given sizes with pos, vel, charge [N, 1], fully
+    connected edges and edge_attr = q_i q_j [E, 1], collated (so that
+    ``to_data_list`` restores the graphs with their edges)."""
+    graphs = make_batch(sizes, dtype=dtype, seed=seed).to_data_list()
+    for data in graphs:
+        data.edge_index = fully_connected_graph(data)
+        src, dst = data.edge_index
+        data.edge_attr = data.charge[src] * data.charge[dst]
+    return Batch.from_data_list(graphs)
+
+
+def transformed(batch: Batch, T: RigidTransform) -> Batch:
+    """A copy of ``batch`` with pos moved as points and vel as vectors."""
+    out = batch.clone()
+    out.pos = T.apply_points(batch.pos, ptr=batch.ptr)
+    out.vel = T.apply_vectors(batch.vel, ptr=batch.ptr)
+    return out
+
+
+def equivariance_error(model, batch: Batch, group: str = 'E3', seed: int = 1,
+                       dtype=torch.float64):
+    """``(max |f(T x) - T f(x)|, max |f(x)|)`` for per-graph transforms."""
+    g = torch.Generator().manual_seed(seed)
+    T = RigidTransform.sample(batch.num_graphs, group, generator=g,
+                              dtype=dtype)
+    y = model(batch)
+    y_t = model(transformed(batch, T))
+    if model.output == 'point':
+        ref = T.apply_points(y, ptr=batch.ptr)
+    elif model.output == 'vector':
+        ref = T.apply_vectors(y, ptr=batch.ptr)
+    else:
+        ref = y
+    return (y_t - ref).abs().max().item(), y.abs().max().item()
+
+
+def assert_not_mutated(batch: Batch, fn) -> None:
+    before = {k: v.clone() for k, v in batch.items()
+              if isinstance(v, torch.Tensor)}
+    fn()
+    for k, v in before.items():
+        assert torch.equal(batch[k], v), k
+
+
+def check_forward(model, batch, dtype):
+    """Shapes and dtypes of every output kind, and the point = pos +
+    displacement contract."""
+    out = model(batch)
+    assert out.dtype == dtype
+    assert torch.isfinite(out).all()
+    if model.output == 'scalar':
+        assert out.shape == (batch.num_graphs, model.out_dim)
+    else:
+        assert out.shape == (batch.num_nodes, 3)
+    return out
+
+
+def check_gradients(model, batch):
+    """Every parameter and the input positions receive finite gradients,
+    and the loss depends on the parameters."""
+    pos = batch.pos.clone().requires_grad_(True)
+    data = batch.clone()
+    data.pos = pos
+    model(data).square().sum().backward()
+    assert pos.grad is not None and torch.isfinite(pos.grad).all()
+    assert pos.grad.abs().sum() > 0
+    for name, p in model.named_parameters():
+        assert p.grad is not None, name
+        assert torch.isfinite(p.grad).all(), name
+    total = sum(p.grad.abs().sum() for p in model.parameters())
+    assert total > 0
+
+
+def check_seeded(factory, batch):
+    """``torch.manual_seed`` before construction fixes the output; another
+    seed changes it."""
+    outs = []
+    for seed in (0, 0, 1):
+        torch.manual_seed(seed)
+        outs.append(factory()(batch))
+    assert torch.equal(outs[0], outs[1])
+    assert not torch.allclose(outs[0], outs[2])
+
+
+def check_not_equivariant(model, batch, margin=1e-3):
+    """The relative equivariance error at initialisation exceeds
+    ``margin`` for rotations+reflections+translations and, for point
+    outputs, for translations alone."""
+    err, scale = equivariance_error(model, batch, 'E3')
+    assert err / scale > margin, (err, scale)
+    if model.output in ('point', 'scalar'):
+        err, scale = equivariance_error(model, batch, 'T3')
+        assert err / scale > margin, (err, scale)
+
+
+def check_graphs_independent(model, batch):
+    """The output on a batch equals the outputs on its graphs one by one:
+    nothing leaks between graphs (and empty graphs are fine)."""
+    out = model(batch)
+    rows = []
+    for i, data in enumerate(batch.to_data_list()):
+        single = Batch.from_data_list([data])
+        if model.output == 'scalar':
+            rows.append(model(single))
+        elif data.num_nodes > 0:
+            rows.append(model(single))
+    assert torch.allclose(out, torch.cat(rows), atol=1e-10)

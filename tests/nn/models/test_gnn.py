@@ -1,0 +1,80 @@
+import pytest
+import torch
+
+from tests.nn.models._helpers import (NBODY, check_forward, check_gradients,
+                                      check_graphs_independent,
+                                      check_not_equivariant, check_seeded,
+                                      nbody_batch)
+from torch_geometric_remul.nn.models import GNN, GNNLayer, OUTPUTS
+
+
+def make(output='point', dtype=torch.float64, **kwargs):
+    kw = dict(NBODY, hidden=16, layers=2)
+    if output == 'scalar':
+        kw['out_dim'] = 2
+    kw.update(kwargs)
+    return GNN(output=output, **kw).to(dtype)
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+@pytest.mark.parametrize('output', OUTPUTS)
+def test_forward(output, dtype):
+    torch.manual_seed(0)
+    batch = nbody_batch(dtype=dtype)
+    out = check_forward(make(output, dtype), batch, dtype)
+    if output == 'point':  # input position + a non-zero displacement
+        assert (out - batch.pos).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize('output', OUTPUTS)
+def test_not_equivariant(output):
+    torch.manual_seed(0)
+    check_not_equivariant(make(output), nbody_batch())
+
+
+@pytest.mark.parametrize('output', OUTPUTS)
+def test_variable_sizes_graphs_independent(output):
+    torch.manual_seed(0)
+    check_graphs_independent(make(output), nbody_batch([3, 7, 1, 0, 5]))
+
+
+def test_gradients_and_seed():
+    batch = nbody_batch()
+    torch.manual_seed(0)
+    check_gradients(make('point'), batch)
+    check_seeded(lambda: make('scalar'), batch)
+
+
+def test_permutation_equivariant():
+    # message passing with coordinates as features is still equivariant to
+    # renumbering the nodes (the edges renumbered accordingly)
+    torch.manual_seed(0)
+    batch = nbody_batch([6])
+    model = make('vector')
+    perm = torch.randperm(6)
+    inv = torch.empty_like(perm)
+    inv[perm] = torch.arange(6)
+    permuted = batch.clone()
+    for key in ('pos', 'vel', 'charge'):
+        permuted[key] = batch[key][perm]
+    permuted.edge_index = inv[batch.edge_index]
+    assert torch.allclose(model(permuted), model(batch)[perm], atol=1e-12)
+
+
+def test_edge_scalars_matter():
+    torch.manual_seed(0)
+    batch = nbody_batch()
+    model = make('point')
+    other = batch.clone()
+    other.edge_attr = -batch.edge_attr
+    assert not torch.allclose(model(batch), model(other))
+
+
+def test_layer_without_edge_features():
+    layer = GNNLayer(4)
+    h = torch.randn(3, 4)
+    out = layer(h, torch.tensor([[0, 1], [1, 2]]))
+    assert out.shape == (3, 4)
+    # node 0 receives no message: its update only sees (h_0, 0)
+    assert torch.allclose(out[0], h[0] + layer.phi_h(
+        torch.cat([h[0], torch.zeros(4)])))

@@ -1,0 +1,218 @@
+r"""Molecule names, file names and the reader of MD17-format ``.npz`` files
+(shared by :mod:`.md17` and :mod:`.md17_standin`)."""
+import os.path as osp
+import warnings
+from collections import Counter
+from typing import Dict, List, NamedTuple, Optional, Tuple
+
+import numpy as np
+
+#: canonical name -> (official MD17 file, official rMD17 file, PyG name,
+#: chemical formula as {atomic number: count})
+MOLECULES: Dict[str, Tuple[str, str, str, Dict[int, int]]] = {
+    'aspirin': ('md17_aspirin.npz', 'rmd17_aspirin.npz', 'aspirin',
+                {6: 9, 1: 8, 8: 4}),
+    'benzene': ('md17_benzene2017.npz', 'rmd17_benzene.npz', 'benzene',
+                {6: 6, 1: 6}),
+    'ethanol': ('md17_ethanol.npz', 'rmd17_ethanol.npz', 'ethanol',
+                {6: 2, 1: 6, 8: 1}),
+    'malonaldehyde': ('md17_malonaldehyde.npz', 'rmd17_malonaldehyde.npz',
+                      'malonaldehyde', {6: 3, 1: 4, 8: 2}),
+    'naphthalene': ('md17_naphthalene.npz', 'rmd17_naphthalene.npz',
+                    'naphthalene', {6: 10, 1: 8}),
+    'salicylic_acid': ('md17_salicylic.npz', 'rmd17_salicylic.npz',
+                       'salicylic acid', {6: 7, 1: 6, 8: 3}),
+    'toluene': ('md17_toluene.npz', 'rmd17_toluene.npz', 'toluene',
+                {6: 7, 1: 8}),
+    'uracil': ('md17_uracil.npz', 'rmd17_uracil.npz', 'uracil',
+               {6: 4, 1: 4, 7: 2, 8: 2}),
+}
+
+MD17_URL = 'http://quantum-machine.org/gdml/data/npz/{file}'
+MD17_PAGE = 'http://www.sgdml.org/#datasets'
+RMD17_URL = ('https://figshare.com/articles/dataset/'
+             'Revised_MD17_dataset_rMD17_/12672038')
+
+#: Keys of the two real layouts: (atomic numbers, positions, energies, forces)
+MD17_KEYS = ('z', 'R', 'E', 'F')
+RMD17_KEYS = ('nuclear_charges', 'coords', 'energies', 'forces')
+
+#: Metadata key that marks a classical stand-in file.
+STANDIN_KEY = 'standin'
+
+_SYMBOLS = {1: 'H', 6: 'C', 7: 'N', 8: 'O'}
+
+
+def canonical_molecule(molecule: str) -> str:
+    r"""Maps ``"Salicylic acid"``, ``"salicylic-acid"``, ``"salicylic"``
+    etc. to the canonical key of :data:`MOLECULES`."""
+    if not isinstance(molecule, str):
+        raise TypeError(f"'molecule' must be a string (got "
+                        f"{type(molecule).__name__})")
+    key = molecule.strip().lower().replace('-', '_').replace(' ', '_')
+    if key == 'salicylic':
+        key = 'salicylic_acid'
+    if key.startswith('md17_'):
+        key = key[5:]
+    if key not in MOLECULES:
+        raise ValueError(f"unknown MD17 molecule {molecule!r}; expected one "
+                         f"of {sorted(MOLECULES)}")
+    return key
+
+
+def formula(counts: Dict[int, int]) -> str:
+    order = sorted(counts, key=lambda z: (z != 6, z != 1, z))
+    return ''.join(f'{_SYMBOLS.get(z, f"[Z={z}]")}'
+                   f'{counts[z] if counts[z] > 1 else ""}' for z in order)
+
+
+def standin_file_name(molecule: str) -> str:
+    return f'md17_{canonical_molecule(molecule)}_standin.npz'
+
+
+def candidate_paths(root: str, molecule: str, source: str
+                    ) -> List[Tuple[str, str]]:
+    r"""``(kind, path)`` pairs searched for ``source`` in ``"auto"``,
+    ``"md17"``, ``"rmd17"``, ``"standin"``."""
+    md17, rmd17, pyg, _ = MOLECULES[molecule]
+    raw = osp.join(root, molecule, 'raw')
+    pyg_raw = osp.join(root, pyg, 'raw')
+    out = []
+    if source in ('auto', 'md17'):
+        for d in dict.fromkeys([raw, pyg_raw]):
+            for f in dict.fromkeys([md17, f'md17_{molecule}.npz']):
+                out.append(('md17', osp.join(d, f)))
+    if source in ('auto', 'rmd17'):
+        for f in dict.fromkeys([rmd17, f'rmd17_{molecule}.npz']):
+            out.append(('rmd17', osp.join(raw, f)))
+        out.append(('rmd17', osp.join(root, 'raw', 'rmd17', 'npz_data',
+                                      rmd17)))
+    if source == 'standin':
+        out.append(('standin', osp.join(raw, standin_file_name(molecule))))
+    return out
+
+
+def missing_file_message(root: str, molecule: str, source: str,
+                         searched: List[str]) -> str:
+    md17, rmd17, _, counts = MOLECULES[molecule]
+    raw = osp.join(root, molecule, 'raw')
+    lines = [f"No {source if source != 'auto' else 'MD17 or rMD17'} "
+             f"trajectory file for molecule {molecule!r} "
+             f"({formula(counts)}) was found. This package downloads "
+             f"nothing; place the file yourself:"]
+    if source in ('auto', 'md17'):
+        lines.append(f"  * MD17 (sGDML layout, keys z, R, E, F): download "
+                     f"{MD17_URL.format(file=md17)} (listed at {MD17_PAGE}) "
+                     f"and save it as {osp.join(raw, md17)}")
+    if source in ('auto', 'rmd17'):
+        lines.append(f"  * rMD17 (keys nuclear_charges, coords, energies, "
+                     f"forces): take npz_data/{rmd17} from rmd17.tar.bz2 at "
+                     f"{RMD17_URL} and save it as {osp.join(raw, rmd17)}")
+    if source == 'standin':
+        lines.append(f"  * the classical stand-in: generate it with "
+                     f"torch_geometric_remul.datasets.generate_md17_standin("
+                     f"{molecule!r}, root={root!r}), which writes "
+                     f"{osp.join(raw, standin_file_name(molecule))}")
+    lines.append("  or pass path='/path/to/file.npz' explicitly.")
+    lines.append("Searched: " + ', '.join(searched))
+    return '\n'.join(lines)
+
+
+class Trajectory(NamedTuple):
+    z: np.ndarray  # [N] int64
+    pos: np.ndarray  # [T, N, 3] float64
+    kind: str  # 'md17', 'rmd17' or 'standin'
+    is_standin: bool
+
+
+def read_trajectory(path: str, molecule: Optional[str] = None) -> Trajectory:
+    r"""Reads an MD17 (``z, R, E, F``) or rMD17 (``nuclear_charges, coords,
+    energies, forces``) file; every problem raises :class:`ValueError` or
+    :class:`FileNotFoundError` naming the file."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    with open(path, 'rb') as f:
+        magic = f.read(4)
+    if magic != b'PK\x03\x04':
+        what = ('empty' if not magic else 'a single .npy array'
+                if magic.startswith(b'\x93NUM') else 'not a zip archive')
+        raise ValueError(f"{path}: not an .npz archive ({what}); expected "
+                         f"an MD17 file with keys {list(MD17_KEYS)} or an "
+                         f"rMD17 file with keys {list(RMD17_KEYS)}")
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except Exception as e:
+        raise ValueError(f"{path}: cannot be read as an .npz archive "
+                         f"({type(e).__name__}: {e}); the file may be "
+                         f"truncated or not an MD17 file") from e
+    with archive:
+        keys = set(archive.files)
+        if {'z', 'R'} <= keys:
+            z_key, r_key, kind = 'z', 'R', 'md17'
+        elif {'nuclear_charges', 'coords'} <= keys:
+            z_key, r_key, kind = 'nuclear_charges', 'coords', 'rmd17'
+        else:
+            raise ValueError(
+                f"{path}: unexpected keys {sorted(keys)}; an MD17 file holds "
+                f"{list(MD17_KEYS)} and an rMD17 file "
+                f"{list(RMD17_KEYS)} (atomic numbers and positions are "
+                f"required)")
+
+        def read(key: str) -> np.ndarray:
+            try:
+                return np.asarray(archive[key])
+            except Exception as e:
+                raise ValueError(f"{path}: cannot read array {key!r} "
+                                 f"({type(e).__name__}: {e}); the file may "
+                                 f"be truncated") from e
+
+        z, pos = read(z_key), read(r_key)
+        order = read('old_indices') if (kind == 'rmd17' and 'old_indices'
+                                        in keys) else None
+        is_standin = STANDIN_KEY in keys and bool(read(STANDIN_KEY))
+    if is_standin:
+        kind = 'standin'
+
+    if z.ndim != 1 or z.size == 0 or not np.issubdtype(z.dtype,
+                                                       np.integer):
+        raise ValueError(f"{path}: {z_key!r} must be a non-empty 1-D integer "
+                         f"array of atomic numbers (got shape "
+                         f"{list(z.shape)}, dtype {z.dtype})")
+    N = z.size
+    if pos.ndim != 3 or pos.shape[1:] != (N, 3):
+        raise ValueError(f"{path}: {r_key!r} must have shape [num_frames, "
+                         f"{N}, 3] for {N} atoms (got {list(pos.shape)})")
+    if not np.issubdtype(pos.dtype, np.floating):
+        raise ValueError(f"{path}: {r_key!r} must be floating point (got "
+                         f"{pos.dtype})")
+    if pos.shape[0] < 2:
+        raise ValueError(f"{path}: needs at least 2 frames for velocities "
+                         f"(got {pos.shape[0]})")
+    if not np.isfinite(pos).all():
+        raise ValueError(f"{path}: {r_key!r} contains NaN or infinite "
+                         f"values")
+    if molecule is not None:
+        expected = MOLECULES[molecule][3]
+        found = dict(Counter(int(a) for a in z))
+        if found != expected:
+            raise ValueError(f"{path}: holds {formula(found)} but molecule "
+                             f"{molecule!r} is {formula(expected)}; wrong "
+                             f"file or wrong 'molecule'")
+    pos = pos.astype(np.float64, copy=False)
+    if order is not None:
+        if order.shape != (pos.shape[0],):
+            raise ValueError(f"{path}: 'old_indices' must have shape "
+                             f"[{pos.shape[0]}] (got {list(order.shape)})")
+        perm = np.argsort(order, kind='stable')
+        pos = pos[perm]
+        gaps = np.diff(np.asarray(order)[perm])
+        if gaps.size and (gaps != 1).any():
+            warnings.warn(
+                f"{path}: rMD17 frames are a random subsample of the "
+                f"original MD17 trajectory; they were put back in time "
+                f"order by 'old_indices', but consecutive rows are "
+                f"{int(gaps.min())} to {int(gaps.max())} original frames "
+                f"apart, so 'delta_frame' counts rows and velocities are "
+                f"differences over uneven time gaps", UserWarning,
+                stacklevel=3)
+    return Trajectory(z.astype(np.int64), pos, kind, is_standin)

@@ -1,0 +1,179 @@
+r"""Helpers shared by the datasets: graphs, seeds, cache file names and atomic
+writes. Private: the public names live in the dataset modules."""
+import hashlib
+import os
+import os.path as osp
+import tempfile
+from typing import (Any, Callable, Dict, Iterable, List, Optional, Sequence,
+                    Tuple)
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch_geometric.data import Data, InMemoryDataset
+
+#: Bumped whenever the layout of a processed file changes, so that caches
+#: written by an older version are regenerated rather than misread.
+CACHE_VERSION = 1
+
+#: Stable integer tags used to derive one independent seed per split.
+SPLIT_TAGS = {'train': 0, 'val': 1, 'test': 2}
+
+
+# Graphs #####################################################################
+
+def full_edge_index(num_nodes: int) -> Tensor:
+    r"""All ordered pairs ``(i, j)`` with ``i != j``, row-major, as a
+    ``[2, num_nodes * (num_nodes - 1)]`` long tensor."""
+    idx = torch.arange(num_nodes)
+    row = idx.repeat_interleave(num_nodes)
+    col = idx.repeat(num_nodes)
+    keep = row != col
+    return torch.stack([row[keep], col[keep]], dim=0)
+
+
+def radius_edge_index(pos: Tensor, cutoff: float) -> Tensor:
+    r"""Ordered pairs ``(i, j)``, ``i != j``, with ``|pos_i - pos_j| <
+    cutoff``, computed from the dense distance matrix of one small graph."""
+    dist = torch.cdist(pos.double(), pos.double())
+    mask = dist < cutoff
+    mask.fill_diagonal_(False)
+    return mask.nonzero().t().contiguous()
+
+
+# Arguments ##################################################################
+
+def check_split(split: str, allowed: Sequence[str]) -> str:
+    if split not in allowed:
+        raise ValueError(f"'split' must be one of {list(allowed)} "
+                         f"(got {split!r})")
+    return split
+
+
+def check_count(value: Any, name: str, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"'{name}' must be an integer (got "
+                        f"{type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"'{name}' must be >= {minimum} (got {value})")
+    return int(value)
+
+
+def check_positive(value: Any, name: str, strict: bool = True) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"'{name}' must be a number (got "
+                        f"{type(value).__name__})") from None
+    if not np.isfinite(value) or value < 0 or (strict and value == 0):
+        bound = '> 0' if strict else '>= 0'
+        raise ValueError(f"'{name}' must be finite and {bound} "
+                         f"(got {value})")
+    return value
+
+
+def check_range(value: Any, name: str, positive: bool = True
+                ) -> Tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise TypeError(f"'{name}' must be a pair (low, high) of numbers "
+                        f"(got {value!r})") from None
+    if not (np.isfinite(lo) and np.isfinite(hi)) or lo > hi or (
+            positive and lo <= 0):
+        req = '0 < low <= high' if positive else 'low <= high'
+        raise ValueError(f"'{name}' must satisfy {req} (got ({lo}, {hi}))")
+    return lo, hi
+
+
+# Seeds ######################################################################
+
+def split_rng(seed: int, split: str, *extra: int) -> np.random.Generator:
+    r"""An independent numpy generator per ``(seed, split)``: splits drawn
+    from disjoint derived seeds never share random numbers, and one split's
+    content does not depend on the sizes of the others."""
+    return np.random.default_rng(
+        np.random.SeedSequence([int(seed), SPLIT_TAGS[split], *extra]))
+
+
+def derived_torch_generator(rng: np.random.Generator) -> torch.Generator:
+    r"""A :class:`torch.Generator` seeded from a numpy generator."""
+    seed = int(rng.integers(0, 2**63 - 1))
+    return torch.Generator().manual_seed(seed)
+
+
+# Cache file names ###########################################################
+
+def fmt(value: Any) -> str:
+    r"""A short, exact, file-name-safe rendering of a parameter value."""
+    if isinstance(value, bool):
+        return 'T' if value else 'F'
+    if isinstance(value, float):
+        text = repr(value)
+    elif isinstance(value, (tuple, list)):
+        return '-'.join(fmt(v) for v in value)
+    else:
+        text = str(value)
+    return text.replace('/', '_').replace(' ', '').replace('+', '')
+
+
+def cache_name(prefix: str, params: Dict[str, Any]) -> str:
+    r"""``<prefix>_<k1><v1>_<k2><v2>..._v<CACHE_VERSION>.pt``."""
+    parts = [prefix] + [f'{k}{fmt(v)}' for k, v in params.items()]
+    return '_'.join(parts) + f'_v{CACHE_VERSION}.pt'
+
+
+def file_fingerprint(paths: Iterable[str]) -> str:
+    r"""A short hash of the absolute paths, sizes and modification times of
+    files, so that a cache built from other (or changed) raw files is never
+    reused."""
+    h = hashlib.sha1()
+    for path in paths:
+        st = os.stat(path)
+        h.update(osp.abspath(path).encode())
+        h.update(f':{st.st_size}:{st.st_mtime_ns};'.encode())
+    return h.hexdigest()[:10]
+
+
+# Atomic writes ##############################################################
+
+def atomic_write(path: str, write: Callable[[Any], None]) -> None:
+    r"""Calls ``write(file_object)`` on a temporary file in the directory of
+    ``path`` and renames it over ``path``: readers never see a partial
+    file, even if the writer is interrupted."""
+    directory = osp.dirname(osp.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.' + osp.basename(path) + '.',
+                               suffix='.tmp', dir=directory)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_data_list(data_list: List[Data], path: str) -> None:
+    r"""Collates ``data_list`` and writes it in the layout read by
+    :meth:`torch_geometric.data.InMemoryDataset.load`, atomically."""
+    data, slices = InMemoryDataset.collate(data_list)
+    payload = (data.to_dict(), slices, data.__class__)
+    atomic_write(path, lambda f: torch.save(payload, f))
+
+
+def apply_pre(data_list: List[Data], pre_filter: Optional[Callable],
+              pre_transform: Optional[Callable]) -> List[Data]:
+    if pre_filter is not None:
+        data_list = [d for d in data_list if pre_filter(d)]
+    if not data_list:
+        raise ValueError("'pre_filter' rejected every graph of the split; "
+                         "nothing to store")
+    if pre_transform is not None:
+        data_list = [pre_transform(d) for d in data_list]
+    return data_list
+
+
+def to_float(array: np.ndarray) -> Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))

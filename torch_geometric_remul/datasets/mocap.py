@@ -1,0 +1,330 @@
+r"""Motion capture (CMU ASF/AMC or BVH) as a future-position prediction task
+on the skeleton graph (GMN protocol)."""
+import glob
+import hashlib
+import os.path as osp
+import warnings
+from typing import Callable, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from torch_geometric.data import Data, InMemoryDataset
+
+from torch_geometric_remul.datasets._utils import (apply_pre, atomic_write,
+                                                   cache_name, check_count,
+                                                   check_split,
+                                                   file_fingerprint,
+                                                   save_data_list, split_rng,
+                                                   to_float)
+from torch_geometric_remul.datasets.mocap_formats import (MocapClip,
+                                                          asf_amc_positions,
+                                                          read_asf, read_bvh)
+
+CMU_URL = 'http://mocap.cs.cmu.edu/'
+
+Files = Union[None, Sequence[str], Dict[str, Sequence[str]]]
+
+
+class MotionCapture(InMemoryDataset):
+    r"""Future-position prediction on motion-capture clips, following GMN
+    (Huang et al., 2022): from the joint positions and velocities at frame
+    :math:`t`, predict the joint positions at :math:`t +` ``delta_frame``
+    (30 by default). Joint positions come from forward kinematics of local
+    files (nothing is downloaded; see
+    :mod:`~torch_geometric_remul.datasets.mocap_formats` for the
+    conventions):
+
+    * CMU ASF/AMC: one skeleton ``.asf`` and its ``.amc`` clips in
+      ``root/raw`` (e.g. subject 35, walking: ``35.asf``, ``35_01.amc``, ...
+      from the CMU Graphics Lab Motion Capture Database,
+      http://mocap.cs.cmu.edu/, "subjects/35"); the GMN walking task uses
+      200/600/600 samples (the defaults), its running task (subject 9)
+      200/240/240;
+    * BVH clips (``.bvh``) in ``root/raw``;
+    * the labelled **synthetic proxy** of
+      :func:`~torch_geometric_remul.datasets.generate_mocap_proxy`, which
+      writes ASF/AMC files whose skeleton is named ``synthetic_proxy...``.
+      Reading it sets :attr:`is_synthetic_proxy`, puts ``proxy`` into the
+      processed file name and warns: it is not motion-capture data.
+
+    A missing file raises :class:`FileNotFoundError` saying what to put
+    where; malformed ASF/AMC/BVH content raises :class:`ValueError` naming
+    the file and line.
+
+    Sampling: velocities are forward differences :math:`v_t = x_{t+1} -
+    x_t` (file units per frame, as GMN). With ``files`` a list (default:
+    every ``.amc``, then every ``.bvh`` in ``root/raw``), all
+    ``(clip, t)`` pairs with :math:`t + \Delta` inside the clip are pooled
+    and one permutation drawn with ``seed`` gives disjoint training,
+    validation and test samples. With ``files`` a dict ``{"train": [...],
+    "val": [...], "test": [...]}`` every split samples (without
+    replacement) from its own clips, i.e. a split by clip.
+
+    Attributes of every :class:`~torch_geometric.data.Data` (``J`` joints:
+    the root and every bone end, 31 for CMU skeletons), float32 unless
+    stated:
+
+    * ``pos`` ``[J, 3]`` (point): joint positions at frame :math:`t`.
+    * ``vel`` ``[J, 3]`` (vector): joint velocities at :math:`t`.
+    * ``y`` ``[J, 3]`` (point): joint positions at :math:`t +`
+      ``delta_frame``.
+    * ``edge_index`` ``[2, 2 (J - 1)]`` (long): the skeleton's bones in
+      both directions.
+    * ``joint`` ``[J]`` (long, scalar): joint index in the skeleton (the
+      names are in :attr:`joint_names`, from the first sampled clip).
+    * ``clip`` ``[1]`` and ``frame`` ``[1]`` (long, graph-level): index of
+      the clip in :attr:`files` and the start frame :math:`t`.
+
+    Args:
+        root (str): Root directory (``root/raw`` holds the files,
+            ``root/processed`` the cache).
+        split (str, optional): ``"train"``, ``"val"`` or ``"test"``.
+            (default: ``"train"``)
+        files (list or dict, optional): Motion files (``.amc`` or ``.bvh``)
+            relative to ``root/raw`` or absolute; see above.
+        skeleton (str, optional): The ``.asf`` file of the AMC clips
+            (default: the only ``.asf`` in ``root/raw``).
+        delta_frame (int, optional): Prediction horizon in frames.
+            (default: ``30``)
+        num_train (int, optional): Training samples. (default: ``200``)
+        num_val (int, optional): Validation samples. (default: ``600``)
+        num_test (int, optional): Test samples. (default: ``600``)
+        seed (int, optional): Seed of the sampling. (default: ``0``)
+        transform (callable, optional): Applied to every access.
+        pre_transform (callable, optional): Applied before caching.
+        pre_filter (callable, optional): Filters graphs before caching.
+        force_reload (bool, optional): Reprocess even if cached.
+
+    Example:
+
+        >>> import os, tempfile, warnings
+        >>> from torch_geometric_remul.datasets import generate_mocap_proxy
+        >>> root = tempfile.mkdtemp()
+        >>> _ = generate_mocap_proxy(os.path.join(root, 'raw'), num_clips=1,
+        ...                          num_frames=80)
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter('ignore')  # "synthetic proxy" warning
+        ...     ds = MotionCapture(root, num_train=8, num_val=4, num_test=4)
+        >>> ds.is_synthetic_proxy, len(ds), ds[0].pos.shape
+        (True, 8, torch.Size([19, 3]))
+    """
+    SPLITS = ('train', 'val', 'test')
+
+    def __init__(
+        self,
+        root: str,
+        split: str = 'train',
+        files: Files = None,
+        skeleton: Optional[str] = None,
+        delta_frame: int = 30,
+        num_train: int = 200,
+        num_val: int = 600,
+        num_test: int = 600,
+        seed: int = 0,
+        transform: Optional[Callable] = None,
+        pre_transform: Optional[Callable] = None,
+        pre_filter: Optional[Callable] = None,
+        force_reload: bool = False,
+    ) -> None:
+        self.split = check_split(split, self.SPLITS)
+        self.delta_frame = check_count(delta_frame, 'delta_frame', 1)
+        self.sizes = {
+            'train': check_count(num_train, 'num_train'),
+            'val': check_count(num_val, 'num_val'),
+            'test': check_count(num_test, 'num_test'),
+        }
+        if self.sizes[self.split] < 1:
+            raise ValueError(f"the {self.split!r} split needs at least one "
+                             f"sample (got num_{self.split}="
+                             f"{self.sizes[self.split]})")
+        self.seed = check_count(seed, 'seed')
+        root = osp.expanduser(str(root))
+        raw_dir = osp.join(root, 'raw')
+        self.files, self.split_files = self._resolve_files(raw_dir, files)
+        self.skeleton_path = None
+        self.is_synthetic_proxy = False
+        if any(f.lower().endswith('.amc') for f in self.files):
+            self.skeleton_path = self._resolve_skeleton(raw_dir, skeleton)
+            self.is_synthetic_proxy = read_asf(
+                self.skeleton_path).is_synthetic_proxy
+        if self.is_synthetic_proxy:
+            warnings.warn(
+                f"{self.skeleton_path} is a synthetic proxy (generated "
+                f"walking-like motion), not motion-capture data: results on "
+                f"it must not be compared with CMU motion-capture numbers",
+                UserWarning, stacklevel=2)
+        super().__init__(root, transform, pre_transform, pre_filter,
+                         force_reload=force_reload)
+        self.load(self.processed_paths[0])
+        self.joint_names: List[str] = torch.load(
+            self.processed_paths[0] + '.joints', weights_only=True)
+
+    # File resolution #######################################################
+
+    @staticmethod
+    def _missing_message(raw_dir: str) -> str:
+        return (f"No motion-capture files found in {raw_dir}. This package "
+                f"downloads nothing; put there either a CMU skeleton and "
+                f"its clips (e.g. subject 35 walking: 35.asf, 35_01.amc, "
+                f"35_02.amc, ... from {CMU_URL}, 'subjects/35' of the "
+                f"ASF/AMC archive), or BVH files (.bvh); or write a "
+                f"labelled synthetic proxy with torch_geometric_remul."
+                f"datasets.generate_mocap_proxy({raw_dir!r}).")
+
+    def _resolve_files(self, raw_dir: str, files: Files):
+        def resolve(names: Sequence[str], what: str) -> List[str]:
+            if isinstance(names, str):
+                raise TypeError(f"{what} must be a list of file names, not "
+                                f"a string")
+            out = []
+            for name in names:
+                path = name if osp.isabs(name) else osp.join(raw_dir, name)
+                if not osp.isfile(path):
+                    raise FileNotFoundError(
+                        f"{path}: no such motion file (listed in {what}). "
+                        + self._missing_message(raw_dir))
+                if not path.lower().endswith(('.amc', '.bvh')):
+                    raise ValueError(f"{path}: unsupported motion file "
+                                     f"(expected .amc or .bvh)")
+                out.append(path)
+            if not out:
+                raise ValueError(f"{what} is empty")
+            return out
+
+        if files is None:
+            found = (sorted(glob.glob(osp.join(raw_dir, '*.amc')))
+                     + sorted(glob.glob(osp.join(raw_dir, '*.bvh'))))
+            if not found:
+                raise FileNotFoundError(self._missing_message(raw_dir))
+            return found, None
+        if isinstance(files, dict):
+            bad = set(files) - set(self.SPLITS)
+            if bad or self.split not in files:
+                raise ValueError(f"'files' as a dict maps each split "
+                                 f"{list(self.SPLITS)} to its clips (got "
+                                 f"keys {sorted(files)}; the requested split "
+                                 f"is {self.split!r})")
+            split_files = {k: resolve(v, f"files[{k!r}]")
+                           for k, v in files.items()}
+            everything = list(dict.fromkeys(
+                p for k in self.SPLITS for p in split_files.get(k, [])))
+            return everything, split_files
+        return resolve(files, "'files'"), None
+
+    def _resolve_skeleton(self, raw_dir: str, skeleton: Optional[str]
+                          ) -> str:
+        if skeleton is not None:
+            path = (skeleton if osp.isabs(skeleton) else
+                    osp.join(raw_dir, skeleton))
+            if not osp.isfile(path):
+                raise FileNotFoundError(f"{path}: no such skeleton file "
+                                        f"(given as 'skeleton')")
+            return path
+        asfs = sorted(glob.glob(osp.join(raw_dir, '*.asf')))
+        if not asfs:
+            raise FileNotFoundError(
+                f"AMC clips need their ASF skeleton, but {raw_dir} holds no "
+                f".asf file: put the subject's skeleton there (e.g. 35.asf "
+                f"from {CMU_URL}) or pass skeleton='/path/to/file.asf'")
+        if len(asfs) > 1:
+            raise ValueError(f"{raw_dir} holds several skeletons "
+                             f"{[osp.basename(a) for a in asfs]}; choose one "
+                             f"with skeleton='...'")
+        return asfs[0]
+
+    # PyG interface #########################################################
+
+    @property
+    def raw_file_names(self) -> List[str]:
+        return []
+
+    @property
+    def processed_file_names(self) -> List[str]:
+        paths = list(self.files)
+        if self.skeleton_path is not None:
+            paths.append(self.skeleton_path)
+        mode = 'clips' if self.split_files is not None else 'pooled'
+        if self.split_files is not None:  # which clip goes where matters
+            layout = {k: [self.files.index(p) for p in v]
+                      for k, v in sorted(self.split_files.items())}
+            mode += '-' + hashlib.sha1(repr(layout).encode()).hexdigest()[:8]
+        prefix = 'mocap_proxy' if self.is_synthetic_proxy else 'mocap'
+        return [cache_name(f'{prefix}_{self.split}', {
+            'files': file_fingerprint(paths),
+            'mode': mode,
+            'delta': self.delta_frame,
+            'ntr': self.sizes['train'],
+            'nva': self.sizes['val'],
+            'nte': self.sizes['test'],
+            'seed': self.seed,
+        })]
+
+    def _load_clip(self, path: str, skeleton) -> MocapClip:
+        if path.lower().endswith('.amc'):
+            return asf_amc_positions(self.skeleton_path, path, skeleton)
+        return read_bvh(path)
+
+    def process(self) -> None:
+        skeleton = (read_asf(self.skeleton_path)
+                    if self.skeleton_path is not None else None)
+        if self.split_files is None:
+            pool_files = self.files
+            rng = np.random.default_rng(self.seed)
+        else:
+            pool_files = self.split_files[self.split]
+            rng = split_rng(self.seed, self.split)
+        clips = {p: self._load_clip(p, skeleton) for p in pool_files}
+        pairs = []
+        for p in pool_files:
+            T = clips[p].positions.shape[0]
+            starts = np.arange(max(T - self.delta_frame, 0))
+            pairs.append(np.stack([np.full(starts.size, self.files.index(p)),
+                                   starts], axis=1))
+        pairs = np.concatenate(pairs) if pairs else np.zeros((0, 2), int)
+        if self.split_files is None:
+            need = sum(self.sizes.values())
+            offset = {'train': 0, 'val': self.sizes['train'],
+                      'test': self.sizes['train'] + self.sizes['val']}
+            a = offset[self.split]
+        else:
+            need = self.sizes[self.split]
+            a = 0
+        if pairs.shape[0] < need:
+            raise ValueError(
+                f"{len(pool_files)} clip(s) give {pairs.shape[0]} start "
+                f"frames for delta_frame={self.delta_frame}, but "
+                f"{need} samples are needed ({self.split!r}: "
+                f"{self.sizes[self.split]}); lower the sizes or add clips "
+                f"({', '.join(osp.basename(p) for p in pool_files)})")
+        chosen = pairs[rng.permutation(pairs.shape[0])[a:a + self.sizes[
+            self.split]]]
+        chosen = chosen[np.lexsort((chosen[:, 1], chosen[:, 0]))]
+
+        data_list = []
+        names = None
+        for c, t in chosen:
+            clip = clips[self.files[c]]
+            X = clip.positions
+            if names is None:
+                names = clip.joint_names
+            edges = torch.from_numpy(clip.edges.T.copy())
+            edge_index = torch.cat([edges, edges.flip(0)], dim=1)
+            J = X.shape[1]
+            data_list.append(Data(
+                pos=to_float(X[t]), vel=to_float(X[t + 1] - X[t]),
+                y=to_float(X[t + self.delta_frame]), edge_index=edge_index,
+                joint=torch.arange(J), clip=torch.tensor([int(c)]),
+                frame=torch.tensor([int(t)])))
+        data_list = apply_pre(data_list, self.pre_filter, self.pre_transform)
+        # the names first: the data file's existence marks a complete cache
+        atomic_write(self.processed_paths[0] + '.joints',
+                     lambda f: torch.save(list(names), f))
+        save_data_list(data_list, self.processed_paths[0])
+
+    def __repr__(self) -> str:
+        tag = ', synthetic proxy' if self.is_synthetic_proxy else ''
+        return (f'{self.__class__.__name__}({len(self)}, '
+                f'split={self.split!r}{tag})')
+
+
+__all__ = ['MotionCapture']

@@ -1,0 +1,148 @@
+r"""Shared argument checks and the native dense-block search used by
+:func:`~torch_geometric_remul.graph.radius_graph` and
+:func:`~torch_geometric_remul.graph.knn_graph`."""
+import numbers
+from typing import Iterator, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from torch_geometric_remul._checks import check_float, check_tensor
+from torch_geometric_remul.group.segment import batch_to_ptr
+
+#: Largest number of pairwise-difference elements (``graphs x queries x
+#: candidates x dims``) the native search materialises at once. 2**24
+#: float32 elements are 64 MiB; larger problems are processed in chunks.
+BLOCK_BUDGET = 1 << 24
+
+
+def check_pos(pos: Tensor, name: str = 'pos') -> Tensor:
+    r"""A floating-point ``[num_nodes, num_dims]`` tensor."""
+    check_float(pos, name)
+    if pos.dim() != 2 or pos.size(1) < 1:
+        raise ValueError(f"'{name}' must have shape [num_nodes, num_dims] "
+                         f"(e.g. [N, 3]), got {list(pos.shape)}")
+    return pos
+
+
+def check_positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"'{name}' must be an int (got "
+                        f"{type(value).__name__})")
+    if value < 1:
+        raise ValueError(f"'{name}' must be >= 1 (got {value})")
+    return int(value)
+
+
+def check_radius(r) -> float:
+    if isinstance(r, Tensor) and r.numel() == 1:
+        r = float(r)
+    if isinstance(r, bool) or not isinstance(r, numbers.Real):
+        raise TypeError(f"'r' must be a real number (got "
+                        f"{type(r).__name__})")
+    r = float(r)
+    if not r > 0 or r == float('inf'):
+        raise ValueError(f"'r' must be a positive finite radius (got {r})")
+    return r
+
+
+def check_sorted_batch(batch: Optional[Tensor], num_nodes: int,
+                       device: torch.device) -> Tensor:
+    r"""Returns a sorted ``[num_nodes]`` long graph index (zeros if
+    ``batch`` is ``None``)."""
+    if batch is None:
+        return torch.zeros(num_nodes, dtype=torch.long, device=device)
+    check_tensor(batch, 'batch')
+    if batch.dtype not in (torch.long, torch.int32):
+        raise TypeError(f"'batch' must be an integer tensor (torch.long) "
+                        f"holding the graph index of each node, got "
+                        f"{batch.dtype}")
+    if batch.dim() != 1 or batch.numel() != num_nodes:
+        raise ValueError(f"'batch' must have shape [{num_nodes}] (one graph "
+                         f"index per node), got {list(batch.shape)}")
+    if batch.device != device:
+        raise ValueError(f"'batch' is on {batch.device} but 'pos' is on "
+                         f"{device}")
+    if num_nodes > 0:
+        if int(batch.min()) < 0:
+            raise ValueError("'batch' must hold non-negative graph indices")
+        if num_nodes > 1 and bool((batch[1:] < batch[:-1]).any()):
+            raise ValueError("'batch' must be sorted (non-decreasing), as in "
+                             "a PyG Batch: nodes of a graph are contiguous")
+    return batch.long()
+
+
+def dense_layout(batch: Tensor) -> Tuple[Tensor, Tensor, int, int]:
+    r"""``(ptr, local, num_graphs, max_nodes)`` of a sorted ``batch``:
+    ``local[i]`` is the index of node ``i`` inside its graph."""
+    num_graphs = int(batch[-1]) + 1 if batch.numel() > 0 else 0
+    ptr = batch_to_ptr(batch, num_graphs)
+    counts = ptr.diff()
+    max_nodes = int(counts.max()) if num_graphs > 0 else 0
+    local = torch.arange(batch.numel(), device=batch.device) - ptr[batch]
+    return ptr, local, num_graphs, max_nodes
+
+
+def dense_blocks(pos: Tensor, batch: Tensor, loop: bool,
+                 budget: Optional[int] = None
+                 ) -> Iterator[Tuple[Tensor, Tensor, Tensor]]:
+    r"""Yields per-graph dense blocks of squared distances.
+
+    Each item is ``(dist2, target, source)``: ``dist2`` has shape
+    ``[G, Q, M]`` for ``G`` graphs, ``Q`` target (query) slots and ``M``
+    candidate source slots; ``target`` (``[G, Q]``) and ``source``
+    (``[G, M]``) hold the global node index of each slot. Pairs that are
+    not allowed (padding, or ``i == j`` when ``loop`` is false) are
+    ``inf``. Graph chunks (and, for one huge graph, query chunks) keep each
+    block under ``budget`` difference elements; blocks come in increasing
+    target order. ``budget`` defaults to :data:`BLOCK_BUDGET` (read at call
+    time).
+    """
+    budget = BLOCK_BUDGET if budget is None else budget
+    N, D = pos.shape
+    if N == 0:
+        return
+    ptr, local, B, n = dense_layout(batch)
+    dense = pos.new_zeros(B, n, D)
+    dense[batch, local] = pos
+    index = torch.full((B, n), -1, dtype=torch.long, device=pos.device)
+    index[batch, local] = torch.arange(N, device=pos.device)
+    valid = index >= 0
+    per_graph = n * n * D
+    graphs_per_chunk = max(1, budget // max(per_graph, 1))
+    queries_per_chunk = n if graphs_per_chunk > 1 else max(
+        1, min(n, budget // max(n * D, 1)))
+    inf = torch.tensor(float('inf'), dtype=pos.dtype, device=pos.device)
+    for g0 in range(0, B, graphs_per_chunk):
+        g1 = min(B, g0 + graphs_per_chunk)
+        P, V, I = dense[g0:g1], valid[g0:g1], index[g0:g1]
+        for q0 in range(0, n, queries_per_chunk):
+            q1 = min(n, q0 + queries_per_chunk)
+            diff = P[:, q0:q1, None, :] - P[:, None, :, :]
+            dist2 = (diff * diff).sum(-1)
+            allowed = V[:, q0:q1, None] & V[:, None, :]
+            if not loop:
+                eye = (torch.arange(q0, q1, device=pos.device)[:, None] !=
+                       torch.arange(n, device=pos.device)[None, :])
+                allowed = allowed & eye
+            yield torch.where(allowed, dist2, inf), I[:, q0:q1], I
+
+
+def cap_per_target(edge_index: Tensor, cap: int, num_nodes: int) -> Tensor:
+    r"""Keeps at most ``cap`` edges per target (``edge_index[1]``), the
+    first ones in the given order."""
+    target = edge_index[1]
+    if target.numel() == 0:
+        return edge_index
+    deg = torch.bincount(target, minlength=num_nodes)
+    if int(deg.max()) <= cap:
+        return edge_index
+    perm = torch.sort(target, stable=True).indices
+    sorted_target = target[perm]
+    start = torch.zeros_like(deg)
+    start[1:] = deg.cumsum(0)[:-1]
+    rank = torch.arange(target.numel(), device=target.device) - \
+        start[sorted_target]
+    keep = perm[rank < cap]
+    keep = torch.sort(keep).values  # preserve the given order
+    return edge_index[:, keep]

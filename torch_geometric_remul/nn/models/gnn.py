@@ -1,0 +1,107 @@
+r"""An unconstrained message-passing GNN with coordinates as features."""
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch_geometric.data import Data
+from torch_geometric.nn import MessagePassing
+
+from torch_geometric_remul.nn.models.base import (BaseModel, _int, mlp,
+                                                  node_features)
+from torch_geometric_remul.nn.models.pair_linear import PairLinear
+
+
+class GNNLayer(MessagePassing):
+    r"""One residual message-passing layer
+    :math:`h_i \leftarrow h_i + \phi_h(h_i, \sum_{j \to i}
+    \phi_e(h_i, h_j, a_{ij}))` with sum aggregation.
+
+    Args:
+        hidden (int): Node feature width.
+        edge_dim (int, optional): Width of the edge features
+            :math:`a_{ij}`. (default: ``0``)
+
+    Example:
+
+        >>> layer = GNNLayer(8)
+        >>> h = torch.randn(3, 8)
+        >>> edge_index = torch.tensor([[0, 1, 2], [1, 2, 0]])
+        >>> layer(h, edge_index).shape
+        torch.Size([3, 8])
+    """
+    def __init__(self, hidden: int, edge_dim: int = 0):
+        super().__init__(aggr='add')
+        self.phi_e_in = PairLinear(hidden, edge_dim, hidden)
+        self.phi_e = mlp(hidden, hidden, hidden, 1, act_last=True)
+        self.phi_h = mlp(2 * hidden, hidden, hidden, 2)
+
+    def forward(self, h: Tensor, edge_index: Tensor,
+                edge_attr: Optional[Tensor] = None) -> Tensor:
+        a, b = self.phi_e_in.node_terms(h)
+        e = self.phi_e_in.edge_term(edge_attr)
+        if e is None:
+            e = h.new_zeros(1, 1).expand(edge_index.size(1), 1)
+        m = self.propagate(edge_index, a=a, b=b, e=e)
+        return h + self.phi_h(torch.cat([h, m], dim=-1))
+
+    def message(self, a_i: Tensor, b_j: Tensor, e: Tensor) -> Tensor:
+        return self.phi_e(F.silu(a_i + b_j + e))
+
+
+class GNN(BaseModel):
+    r"""An unconstrained message-passing network (the "GNN" baseline of
+    EGNN and REMUL): positions and declared vectors are plain node input
+    features, so nothing ties the output to rotations or translations.
+
+    Node features :math:`h^0 = W [x, v_1, \dots, s]` pass through
+    ``layers`` residual :class:`GNNLayer` blocks over ``data.edge_index``
+    (with the declared edge scalars as :math:`a_{ij}`). Outputs: ``"point"``
+    :math:`x + \mathrm{MLP}(h)`, ``"vector"`` :math:`\mathrm{MLP}(h)`,
+    ``"scalar"`` :math:`\mathrm{MLP}(\mathrm{pool}(h))`.
+
+    Args:
+        hidden (int, optional): Node feature width. (default: ``64``)
+        layers (int, optional): Number of message-passing layers.
+            (default: ``4``)
+        **kwargs: The input/output declaration of
+            :class:`~torch_geometric_remul.nn.models.base.BaseModel`.
+
+    Example:
+
+        >>> from torch_geometric.data import Data
+        >>> from torch_geometric_remul.graph import fully_connected_graph
+        >>> data = Data(pos=torch.randn(4, 3), vel=torch.randn(4, 3))
+        >>> data.edge_index = fully_connected_graph(data)
+        >>> GNN(vectors=('vel',), hidden=16, layers=2)(data).shape
+        torch.Size([4, 3])
+    """
+    def __init__(self, *, hidden: int = 64, layers: int = 4, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = _int(hidden, 'hidden', 1)
+        self.layers = _int(layers, 'layers', 1)
+        in_dim = 3 + 3 * self.num_vectors + self.scalar_dim
+        self.embed = torch.nn.Linear(in_dim, self.hidden)
+        self.convs = torch.nn.ModuleList(
+            GNNLayer(self.hidden, self.edge_scalar_dim)
+            for _ in range(self.layers))
+        self.head = mlp(self.hidden, self.hidden, self.out_channels, 2)
+
+    def forward(self, data: Data) -> Tensor:
+        r"""Returns ``[N, 3]`` (``"point"``/``"vector"``) or
+        ``[B, out_dim]`` (``"scalar"``)."""
+        inputs = self.read_inputs(data)
+        h = self.embed(node_features(inputs))
+        for conv in self.convs:
+            h = conv(h, inputs.edge_index, inputs.edge_scalars)
+        if self.output == 'scalar':
+            return self.head(self.pool_graphs(h, inputs))
+        y = self.head(h)
+        return inputs.pos + y if self.output == 'point' else y
+
+    def extra_repr(self) -> str:
+        return (f'hidden={self.hidden}, layers={self.layers}, ' +
+                super().extra_repr())
+
+
+__all__ = ['GNN', 'GNNLayer']

@@ -1,0 +1,102 @@
+r"""A per-graph MLP over the flattened nodes of fixed-size graphs."""
+from typing import Optional
+
+import torch
+from torch import Tensor
+from torch_geometric.data import Data
+
+from torch_geometric_remul.nn.models.base import (BaseModel, ModelInputs,
+                                                  _int, mlp, node_features)
+
+
+class MLP(BaseModel):
+    r"""An unconstrained multi-layer perceptron that reads each graph as one
+    flat vector, as the MLP baseline of REMUL (Elhag et al., 2024).
+
+    Every graph must have exactly ``num_nodes`` nodes. The node features
+    (position, declared vectors and scalars, as plain numbers) of a graph
+    are concatenated in node order into one vector of length
+    ``num_nodes * (3 + 3 * len(vectors) + scalar_dim)``; declared edge
+    scalars are laid out as a dense ``num_nodes x num_nodes`` block per
+    graph (zero where there is no edge) and appended. The MLP maps it to
+    ``num_nodes * 3`` numbers (``"point"``: a displacement added to the
+    input positions; ``"vector"``) or to ``out_dim`` graph-level numbers
+    (``"scalar"``). Nothing ties the output to rotations, translations
+    or node permutations.
+
+    Args:
+        num_nodes (int): The fixed number of nodes of every graph.
+        hidden (int, optional): Width of the hidden layers.
+            (default: ``128``)
+        layers (int, optional): Number of linear layers. (default: ``4``)
+        **kwargs: The input/output declaration of
+            :class:`~torch_geometric_remul.nn.models.base.BaseModel`
+            (``output``, ``points``, ``vectors``, ``scalars``,
+            ``scalar_dim``, ``edge_scalars``, ``edge_scalar_dim``,
+            ``out_dim``).
+
+    Example:
+
+        >>> from torch_geometric.data import Batch, Data
+        >>> graphs = [Data(pos=torch.randn(4, 3), vel=torch.randn(4, 3))
+        ...           for _ in range(2)]
+        >>> model = MLP(num_nodes=4, vectors=('vel',), hidden=16)
+        >>> model(Batch.from_data_list(graphs)).shape
+        torch.Size([8, 3])
+    """
+    requires_edges = False
+
+    def __init__(self, num_nodes: Optional[int] = None, *, hidden: int = 128,
+                 layers: int = 4, **kwargs):
+        super().__init__(**kwargs)
+        if num_nodes is None:
+            raise ValueError("MLP needs 'num_nodes', the fixed number of "
+                             "nodes of every graph (e.g. num_nodes=5 for "
+                             "5-body systems)")
+        self.num_nodes = _int(num_nodes, 'num_nodes', 1)
+        self.hidden = _int(hidden, 'hidden', 1)
+        self.layers = _int(layers, 'layers', 1)
+        n = self.num_nodes
+        self.node_dim = 3 + 3 * self.num_vectors + self.scalar_dim
+        in_dim = n * self.node_dim + n * n * self.edge_scalar_dim
+        out = self.out_dim if self.output == 'scalar' else n * 3
+        self.net = mlp(in_dim, self.hidden, out, self.layers)
+
+    def forward(self, data: Data) -> Tensor:
+        r"""Returns ``[N, 3]`` (``"point"``/``"vector"``) or
+        ``[B, out_dim]`` (``"scalar"``)."""
+        inputs = self.read_inputs(data)
+        B, n = inputs.num_graphs, self.num_nodes
+        counts = inputs.ptr.diff()
+        if bool((counts != n).any()):
+            bad = (counts != n).nonzero().flatten()
+            first = int(bad[0])
+            raise ValueError(
+                f"MLP(num_nodes={n}) flattens graphs of exactly {n} nodes, "
+                f"but {bad.numel()} graph(s) of the batch differ (graph "
+                f"{first} has {int(counts[first])} nodes); use a GNN, "
+                f"Transformer, EGNN or SEGNN for graphs of varying size")
+        x = node_features(inputs).reshape(B, n * self.node_dim)
+        if self.edge_scalar_dim > 0:
+            x = torch.cat([x, self._dense_edges(inputs)], dim=-1)
+        y = self.net(x)
+        if self.output == 'scalar':
+            return y
+        y = y.reshape(B * n, 3)
+        return inputs.pos + y if self.output == 'point' else y
+
+    def _dense_edges(self, inputs: ModelInputs) -> Tensor:
+        B, n, F = inputs.num_graphs, self.num_nodes, self.edge_scalar_dim
+        src, dst = inputs.edge_index
+        graph = dst // n
+        flat = (graph * n + dst % n) * n + src % n  # [target, source] slot
+        dense = inputs.edge_scalars.new_zeros(B * n * n, F)
+        dense = dense.index_add(0, flat, inputs.edge_scalars)
+        return dense.reshape(B, n * n * F)
+
+    def extra_repr(self) -> str:
+        return (f'num_nodes={self.num_nodes}, hidden={self.hidden}, '
+                f'layers={self.layers}, ' + super().extra_repr())
+
+
+__all__ = ['MLP']

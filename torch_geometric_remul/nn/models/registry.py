@@ -1,0 +1,59 @@
+r"""Building any backbone by name."""
+from typing import Dict, List, Type
+
+from torch_geometric_remul.nn.models.base import BaseModel
+from torch_geometric_remul.nn.models.egnn import EGNN
+from torch_geometric_remul.nn.models.gnn import GNN
+from torch_geometric_remul.nn.models.mlp import MLP
+from torch_geometric_remul.nn.models.segnn import SEGNN
+from torch_geometric_remul.nn.models.transformer import Transformer
+
+#: Model name -> class. Unconstrained models first, then the exactly
+#: equivariant baselines.
+MODELS: Dict[str, Type[BaseModel]] = {
+    'mlp': MLP,
+    'gnn': GNN,
+    'transformer': Transformer,
+    'egnn': EGNN,
+    'segnn': SEGNN,
+}
+
+
+def available_models() -> List[str]:
+    r"""The names understood by :func:`build_model`.
+
+    Example:
+
+        >>> available_models()
+        ['mlp', 'gnn', 'transformer', 'egnn', 'segnn']
+    """
+    return list(MODELS)
+
+
+def build_model(name: str, **kwargs) -> BaseModel:
+    r"""Builds the backbone called ``name`` (case-insensitive) with the
+    keyword arguments of its constructor: the shared declaration
+    ``output``, ``points``, ``vectors``, ``scalars``, ``scalar_dim``,
+    ``edge_scalars``, ``edge_scalar_dim``, ``out_dim``, plus ``hidden``,
+    ``layers`` and model-specific ones (``num_nodes`` for ``"mlp"``).
+
+    Args:
+        name (str): One of :func:`available_models`.
+        **kwargs: Constructor arguments.
+
+    Example:
+
+        >>> model = build_model('egnn', vectors=('vel',), hidden=8, layers=1)
+        >>> type(model).__name__
+        'EGNN'
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"'name' must be a str (got {type(name).__name__})")
+    key = name.lower()
+    if key not in MODELS:
+        raise ValueError(f"unknown model {name!r}; available models: "
+                         f"{', '.join(MODELS)}")
+    return MODELS[key](**kwargs)
+
+
+__all__ = ['MODELS', 'available_models', 'build_model']

@@ -1,0 +1,14 @@
+r"""Strategies for the weights of :class:`~torch_geometric_remul.nn.RemulLoss`."""
+from .base import Weighting
+from .constant import Constant
+from .schedule import Schedule
+from .gradnorm import GradNorm
+from .target import TargetEquivariance
+
+__all__ = [
+    'Weighting',
+    'Constant',
+    'Schedule',
+    'GradNorm',
+    'TargetEquivariance',
+]

@@ -1,0 +1,104 @@
+import math
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from torch_geometric_remul._dist import all_reduce_mean
+from torch_geometric_remul.nn.weighting.base import Weighting
+
+
+class TargetEquivariance(Weighting):
+    r"""Chooses :math:`\beta` to reach a stated level of equivariance.
+
+    REMUL by itself offers no handle on the final degree of equivariance
+    (the criticism of ACE, arXiv 2505.13631). Here the user states the
+    equivariance error :math:`\epsilon` they want, measured as :math:`E'`
+    (the mean distance between :math:`f(gx)` and :math:`g f(x)`, see
+    :func:`~torch_geometric_remul.metrics.equivariance_error`), and
+    :math:`\beta` plays the role of a Lagrange multiplier of the constraint
+    :math:`E' \le \epsilon`: dual ascent in log space,
+
+    .. math::
+        \log\beta \leftarrow \log\beta + \eta\,(\bar E' - \epsilon)/\epsilon,
+
+    raises :math:`\beta` while the running error :math:`\bar E'` (an
+    exponential moving average of the per-batch :math:`E'` that
+    :class:`~torch_geometric_remul.nn.RemulLoss` measures for free) is above
+    :math:`\epsilon` and lowers it below. Under :mod:`torch.distributed` the
+    per-batch error is averaged over ranks first.
+
+    Args:
+        epsilon (float): Target :math:`E'` (absolute, or relative to the
+            output norm when ``relative=True``).
+        lr (float, optional): Step size :math:`\eta`. (default: ``0.05``)
+        beta (float, optional): Initial :math:`\beta`. (default: ``1.0``)
+        alpha (float, optional): Constant :math:`\alpha`. (default: ``1.0``)
+        momentum (float, optional): Smoothing of the running error.
+            (default: ``0.9``)
+        beta_min (float, optional): Lower bound of :math:`\beta`.
+            (default: ``1e-4``)
+        beta_max (float, optional): Upper bound of :math:`\beta`.
+            (default: ``1e4``)
+        relative (bool, optional): Use the relative error :math:`E'_{rel}`.
+            (default: ``False``)
+
+    Example:
+
+        >>> w = TargetEquivariance(epsilon=0.01, lr=0.5)
+        >>> w.update(None, torch.tensor(0.0), error=torch.tensor(0.1))
+        >>> w.weights()[1] > 1.0
+        True
+    """
+    needs_clean = True
+
+    def __init__(self, epsilon: float, lr: float = 0.05, beta: float = 1.0,
+                 alpha: float = 1.0, momentum: float = 0.9,
+                 beta_min: float = 1e-4, beta_max: float = 1e4,
+                 relative: bool = False):
+        super().__init__()
+        if not epsilon > 0:
+            raise ValueError(f"'epsilon' must be > 0 (got {epsilon})")
+        if not 0 <= momentum < 1:
+            raise ValueError(f"'momentum' must be in [0, 1) (got "
+                             f"{momentum})")
+        if not 0 < beta_min <= beta <= beta_max:
+            raise ValueError("expected 0 < beta_min <= beta <= beta_max")
+        if lr <= 0:
+            raise ValueError(f"'lr' must be > 0 (got {lr})")
+        self.epsilon, self.lr, self.alpha = float(epsilon), float(lr), float(
+            alpha)
+        self.momentum, self.relative = float(momentum), bool(relative)
+        self.log_beta_min, self.log_beta_max = math.log(beta_min), math.log(
+            beta_max)
+        self.register_buffer('log_beta', torch.tensor(math.log(beta),
+                                                      dtype=torch.float64))
+        self.register_buffer('running_error', torch.tensor(
+            float('nan'), dtype=torch.float64))
+
+    def weights(self) -> Tuple[float, float]:
+        return self.alpha, math.exp(float(self.log_beta))
+
+    def update(self, task: Optional[Tensor], equi: Tensor,
+               error: Optional[Tensor] = None) -> None:
+        if error is None:
+            raise ValueError(
+                "TargetEquivariance needs the per-batch equivariance error; "
+                "RemulLoss measures it when the clean prediction f(x) is "
+                "computed (alpha > 0 or mode='consistency')")
+        if isinstance(error, dict):
+            error = error['relative' if self.relative else 'absolute']
+        err = all_reduce_mean(torch.as_tensor(error, dtype=torch.float64)
+                              .to(self.log_beta.device))
+        if torch.isnan(self.running_error):
+            self.running_error.copy_(err)
+        else:
+            self.running_error.mul_(self.momentum).add_(
+                (1 - self.momentum) * err)
+        step = self.lr * (self.running_error - self.epsilon) / self.epsilon
+        self.log_beta.copy_((self.log_beta + step).clamp(
+            self.log_beta_min, self.log_beta_max))
+
+    def extra_repr(self) -> str:
+        return (f'epsilon={self.epsilon:g}, beta={self.weights()[1]:.4g}, '
+                f'running_error={float(self.running_error):.4g}')
