@@ -4,7 +4,7 @@ Each helper raises a :class:`ValueError` or :class:`TypeError` that names
 the offending argument and states what was expected, so that bad input fails
 at the API boundary rather than deep inside a torch kernel.
 """
-from typing import Optional
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -84,3 +84,36 @@ def check_same_device_dtype(x: Tensor, name: str, ref: Tensor,
     if x.dtype != ref.dtype:
         raise ValueError(f"'{name}' has dtype {x.dtype} but {ref_name} has "
                          f"dtype {ref.dtype}; cast one of them with .to(...)")
+
+
+def check_keys(value, name: str) -> Tuple[str, ...]:
+    """Attribute names as a tuple: ``None`` gives ``()``, a str one name,
+    any other iterable its items, which must be distinct strs."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value, )
+    try:
+        keys = tuple(value)
+    except TypeError:
+        raise TypeError(f"'{name}' must be an attribute name or a sequence "
+                        f"of names (got {type(value).__name__})") from None
+    for key in keys:
+        if not isinstance(key, str):
+            raise TypeError(f"'{name}' must hold attribute names (str), got "
+                            f"{type(key).__name__}")
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"'{name}' lists an attribute twice: {keys}")
+    return keys
+
+
+def check_disjoint(**groups: Sequence[str]) -> None:
+    """Raises a :class:`ValueError` if an attribute name is declared in
+    two of the keyword ``groups`` (role name -> names)."""
+    seen = {}
+    for role, keys in groups.items():
+        for key in keys:
+            if key in seen:
+                raise ValueError(f"attribute '{key}' is declared both in "
+                                 f"'{seen[key]}' and in '{role}'")
+            seen[key] = role

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import torch_geometric_remul.datasets.charged as charged_mod
+from tests.datasets._helpers import check_nbody_graph
 from torch_geometric_remul.datasets import (ChargedParticles, charged_energy,
                                             num_charged_frames,
                                             simulate_charged)
@@ -136,18 +137,7 @@ def test_dataset_attributes(tmp_path):
     ds = ChargedParticles(str(tmp_path), split='train', seed=1, **SMALL)
     assert len(ds) == 6
     d = ds[0]
-    assert set(d.keys()) == {'pos', 'vel', 'charge', 'y', 'edge_index',
-                             'edge_attr'}
-    assert d.pos.shape == d.vel.shape == d.y.shape == (5, 3)
-    assert d.charge.shape == (5, 1)
-    for key in ('pos', 'vel', 'charge', 'y', 'edge_attr'):
-        assert d[key].dtype == torch.float32
-    assert d.edge_index.dtype == torch.long
-    assert d.edge_index.shape == (2, 20)
-    row, col = d.edge_index
-    assert (row != col).all()
-    assert len(set(zip(row.tolist(), col.tolist()))) == 20
-    torch.testing.assert_close(d.edge_attr, d.charge[row] * d.charge[col])
+    check_nbody_graph(d, 5, 'charge')
     assert set(ds._data.charge.view(-1).tolist()) <= {-1.0, 1.0}
     assert not torch.allclose(d.pos, d.y)
     # 200 steps apart at speed ~0.5: the displacement is of order 0.1

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import torch_geometric_remul.datasets.gravity as gravity_mod
+from tests.datasets._helpers import check_nbody_graph
 from torch_geometric_remul.datasets import Gravity, simulate_gravity
 
 
@@ -116,15 +117,7 @@ def test_dataset_attributes(tmp_path):
     ds = Gravity(str(tmp_path), split='train', seed=0, **SMALL)
     assert len(ds) == 8
     d = ds[0]
-    assert set(d.keys()) == {'pos', 'vel', 'mass', 'y', 'edge_index',
-                             'edge_attr'}
-    assert d.pos.shape == d.vel.shape == d.y.shape == (4, 3)
-    assert d.mass.shape == (4, 1) and d.edge_attr.shape == (12, 1)
-    assert d.pos.dtype == d.mass.dtype == torch.float32
-    row, col = d.edge_index
-    assert d.edge_index.shape == (2, 12) and (row != col).all()
-    assert len(set(zip(row.tolist(), col.tolist()))) == 12
-    torch.testing.assert_close(d.edge_attr, d.mass[row] * d.mass[col])
+    check_nbody_graph(d, 4, 'mass')
     m = ds._data.mass.view(-1, 4)
     assert (m[:, :1] > m[:, 1:]).all()  # node 0 is the star
 

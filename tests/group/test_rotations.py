@@ -5,6 +5,7 @@ import torch
 from scipy import stats
 
 from torch_geometric_remul.group import (axis_angle_to_matrix,
+                                         euler_to_matrix,
                                          quaternion_to_matrix,
                                          random_rotations, rotation_angle)
 
@@ -132,3 +133,78 @@ def test_quaternion_bad_shape():
 def test_empty_and_lowercase_group():
     assert random_rotations(0).shape == (0, 3, 3)
     assert random_rotations(2, 'so3').shape == (2, 3, 3)
+
+
+# Euler angles ###############################################################
+
+def _angles(T=7, k=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(T, k, generator=g, dtype=torch.float64) * 2 - 1) \
+        * math.pi
+
+
+@pytest.mark.parametrize('axes', ['xyz', 'ZXY', 'zxz', 'yx', 'z'])
+def test_euler_matches_explicit_products(axes):
+    a = _angles(k=len(axes))
+    Rs = [axis_angle_to_matrix(c.lower(), a[:, i])
+          for i, c in enumerate(axes)]
+    extrinsic = EYE64.expand(a.size(0), 3, 3)
+    intrinsic = EYE64.expand(a.size(0), 3, 3)
+    for R in Rs:
+        extrinsic = R @ extrinsic  # the first listed rotation acts first
+        intrinsic = intrinsic @ R
+    assert torch.allclose(euler_to_matrix(a, axes), extrinsic, atol=1e-14)
+    assert torch.allclose(euler_to_matrix(a, axes, intrinsic=True),
+                          intrinsic, atol=1e-14)
+
+
+def test_euler_known_rotation_order():
+    # 90 degrees about z, then 90 degrees about the fixed x axis
+    a = torch.tensor([[math.pi / 2, math.pi / 2]], dtype=torch.float64)
+    e = EYE64
+    assert torch.allclose(euler_to_matrix(a, 'zx')[0] @ e[0], e[2],
+                          atol=1e-15)
+    assert torch.allclose(euler_to_matrix(a, 'zx', intrinsic=True)[0]
+                          @ e[0], e[1], atol=1e-15)
+
+
+@pytest.mark.parametrize('axes', ['xyz', 'zyx', 'xzx', 'yz'])
+def test_euler_intrinsic_is_reversed_extrinsic(axes):
+    a = _angles(k=len(axes), seed=1)
+    R = euler_to_matrix(a, axes, intrinsic=True)
+    assert torch.allclose(R, euler_to_matrix(a.flip(1), axes[::-1]),
+                          atol=1e-14)
+    assert not torch.allclose(R, euler_to_matrix(a, axes), atol=1e-3)
+
+
+def test_euler_orthonormal_float64():
+    a = _angles(T=500, k=4, seed=2) * 10  # large angles too
+    R = euler_to_matrix(a, 'xyzx')
+    assert R.shape == (500, 3, 3) and R.dtype == torch.float64
+    eye = EYE64.expand(500, 3, 3)
+    assert (R @ R.transpose(1, 2) - eye).abs().max() < 1e-12
+    assert (torch.linalg.det(R) - 1).abs().max() < 1e-12
+
+
+def test_euler_dtype_empty_axes_and_gradients():
+    a = _angles(k=2, seed=3).float()
+    assert euler_to_matrix(a, 'xy').dtype == torch.float32
+    none = euler_to_matrix(torch.zeros(4, 0, dtype=torch.float64), '')
+    assert torch.equal(none, EYE64.expand(4, 3, 3))
+    assert euler_to_matrix(torch.zeros(0, 3), 'xyz').shape == (0, 3, 3)
+    a = _angles(k=2, seed=4).requires_grad_(True)
+    euler_to_matrix(a, 'yz').sum().backward()
+    assert a.grad is not None and torch.isfinite(a.grad).all()
+
+
+@pytest.mark.parametrize('angles,axes,exc,match', [
+    (torch.zeros(2, 3), 'xwz', ValueError, "'axes'.*'xwz'"),
+    (torch.zeros(2, 2), 'xyz', ValueError, r"'axes' names 3.*'angles' has 2"),
+    (torch.zeros(2, 3), 'xy', ValueError, r"'angles' has 3 column"),
+    (torch.zeros(3), 'xyz', ValueError, r"'angles' must have shape \[T, k\]"),
+    (torch.zeros(2, 1, 3), 'xyz', ValueError, r"'angles' must have shape"),
+    (torch.zeros(2, 3), ['x', 'y', 'z'], TypeError, "'axes'"),
+])
+def test_euler_bad_input(angles, axes, exc, match):
+    with pytest.raises(exc, match=match):
+        euler_to_matrix(angles, axes)

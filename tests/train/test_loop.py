@@ -160,6 +160,8 @@ def test_bad_config_and_run_dir(tmp_path, capsys):
         TrainConfig(task='qm9').resolved()
     with pytest.raises(ValueError, match="'epochs'"):
         TrainConfig(epochs=0).resolved()
+    with pytest.raises(ValueError, match="'model' must be one of"):
+        TrainConfig(model='resnet').resolved()
     assert main(['evaluate', str(tmp_path / 'nope')]) == 1
     assert 'not found' in capsys.readouterr().err
     assert main(['train', '--task', 'mocap', '--no-progress',

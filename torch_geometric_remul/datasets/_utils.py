@@ -3,7 +3,6 @@ writes. Private: the public names live in the dataset modules."""
 import hashlib
 import os
 import os.path as osp
-import tempfile
 from typing import (Any, Callable, Dict, Iterable, List, Optional, Sequence,
                     Tuple)
 
@@ -11,6 +10,8 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch_geometric.data import Data, InMemoryDataset
+
+from torch_geometric_remul._io import atomic_write  # noqa: F401 (re-export)
 
 #: Bumped whenever the layout of a processed file changes, so that caches
 #: written by an older version are regenerated rather than misread.
@@ -57,6 +58,22 @@ def check_count(value: Any, name: str, minimum: int = 0) -> int:
     if value < minimum:
         raise ValueError(f"'{name}' must be >= {minimum} (got {value})")
     return int(value)
+
+
+def split_sizes(split: str, num_train: Any, num_val: Any, num_test: Any,
+                unit: str = 'sample') -> Dict[str, int]:
+    r"""Validated ``{'train', 'val', 'test'}`` sizes; the size of ``split``
+    (``'ood'`` reads the test size) must be at least one."""
+    sizes = {
+        'train': check_count(num_train, 'num_train'),
+        'val': check_count(num_val, 'num_val'),
+        'test': check_count(num_test, 'num_test'),
+    }
+    base = 'test' if split == 'ood' else split
+    if sizes[base] < 1:
+        raise ValueError(f"the {split!r} split needs at least one {unit} "
+                         f"(got num_{base}={sizes[base]})")
+    return sizes
 
 
 def check_positive(value: Any, name: str, strict: bool = True) -> float:
@@ -136,24 +153,6 @@ def file_fingerprint(paths: Iterable[str]) -> str:
 
 
 # Atomic writes ##############################################################
-
-def atomic_write(path: str, write: Callable[[Any], None]) -> None:
-    r"""Calls ``write(file_object)`` on a temporary file in the directory of
-    ``path`` and renames it over ``path``: readers never see a partial
-    file, even if the writer is interrupted."""
-    directory = osp.dirname(osp.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + osp.basename(path) + '.',
-                               suffix='.tmp', dir=directory)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.unlink(tmp)
-        raise
-
 
 def save_data_list(data_list: List[Data], path: str) -> None:
     r"""Collates ``data_list`` and writes it in the layout read by

@@ -5,7 +5,8 @@ from typing import Callable, List, NamedTuple, Optional
 import numpy as np
 from torch_geometric.data import Data, InMemoryDataset
 
-from torch_geometric_remul.datasets._utils import (apply_pre, cache_name,
+from torch_geometric_remul.datasets._utils import (
+    split_sizes, apply_pre, cache_name,
                                                    check_count,
                                                    check_positive,
                                                    check_split,
@@ -325,15 +326,8 @@ class ChargedParticles(InMemoryDataset):
         force_reload: bool = False,
     ) -> None:
         self.split = check_split(split, self.SPLITS)
-        self.sizes = {
-            'train': check_count(num_train, 'num_train'),
-            'val': check_count(num_val, 'num_val'),
-            'test': check_count(num_test, 'num_test'),
-        }
-        if self.sizes[self.split] < 1:
-            raise ValueError(f"the {self.split!r} split needs at least one "
-                             f"trajectory (got num_{self.split}="
-                             f"{self.sizes[self.split]})")
+        self.sizes = split_sizes(self.split, num_train, num_val, num_test,
+                                 'trajectory')
         self.seed = check_count(seed, 'seed')
         self.num_particles = check_count(num_particles, 'num_particles', 2)
         self.num_steps = check_count(num_steps, 'num_steps')

@@ -8,7 +8,8 @@ import numpy as np
 import torch
 from torch_geometric.data import Data, InMemoryDataset
 
-from torch_geometric_remul.datasets._utils import (apply_pre, cache_name,
+from torch_geometric_remul.datasets._utils import (
+    split_sizes, apply_pre, cache_name,
                                                    check_count,
                                                    check_positive,
                                                    check_range, check_split,
@@ -315,15 +316,8 @@ class Gravity(InMemoryDataset):
         force_reload: bool = False,
     ) -> None:
         self.split = check_split(split, self.SPLITS)
-        self.sizes = {
-            'train': check_count(num_train, 'num_train'),
-            'val': check_count(num_val, 'num_val'),
-            'test': check_count(num_test, 'num_test'),
-        }
-        base = 'test' if self.split == 'ood' else self.split
-        if self.sizes[base] < 1:
-            raise ValueError(f"the {self.split!r} split needs at least one "
-                             f"system (got num_{base}={self.sizes[base]})")
+        self.sizes = split_sizes(self.split, num_train, num_val, num_test,
+                                 'system')
         self.seed = check_count(seed, 'seed')
         self.num_planets = check_count(num_planets, 'num_planets', 1)
         self.num_steps = check_count(num_steps, 'num_steps')

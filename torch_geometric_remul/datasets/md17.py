@@ -14,7 +14,8 @@ from torch_geometric_remul.datasets._md17_files import (MOLECULES,
                                                         canonical_molecule,
                                                         missing_file_message,
                                                         read_trajectory)
-from torch_geometric_remul.datasets._utils import (apply_pre, cache_name,
+from torch_geometric_remul.datasets._utils import (
+    split_sizes, apply_pre, cache_name,
                                                    check_count,
                                                    check_positive,
                                                    check_split,
@@ -159,15 +160,8 @@ class MD17Trajectories(InMemoryDataset):
         self.molecule = canonical_molecule(molecule)
         self.split = check_split(split, self.SPLITS)
         self.delta_frame = check_count(delta_frame, 'delta_frame', 1)
-        self.sizes = {
-            'train': check_count(num_train, 'num_train'),
-            'val': check_count(num_val, 'num_val'),
-            'test': check_count(num_test, 'num_test'),
-        }
-        if self.sizes[self.split] < 1:
-            raise ValueError(f"the {self.split!r} split needs at least one "
-                             f"sample (got num_{self.split}="
-                             f"{self.sizes[self.split]})")
+        self.sizes = split_sizes(self.split, num_train, num_val, num_test,
+                                 'sample')
         self.seed = check_count(seed, 'seed')
         self.margin = check_count(margin, 'margin')
         self.remove_hydrogens = bool(remove_hydrogens)

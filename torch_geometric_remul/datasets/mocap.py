@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from torch_geometric.data import Data, InMemoryDataset
 
-from torch_geometric_remul.datasets._utils import (apply_pre, atomic_write,
+from torch_geometric_remul.datasets._utils import (
+    split_sizes, apply_pre, atomic_write,
                                                    cache_name, check_count,
                                                    check_split,
                                                    file_fingerprint,
@@ -128,15 +129,8 @@ class MotionCapture(InMemoryDataset):
     ) -> None:
         self.split = check_split(split, self.SPLITS)
         self.delta_frame = check_count(delta_frame, 'delta_frame', 1)
-        self.sizes = {
-            'train': check_count(num_train, 'num_train'),
-            'val': check_count(num_val, 'num_val'),
-            'test': check_count(num_test, 'num_test'),
-        }
-        if self.sizes[self.split] < 1:
-            raise ValueError(f"the {self.split!r} split needs at least one "
-                             f"sample (got num_{self.split}="
-                             f"{self.sizes[self.split]})")
+        self.sizes = split_sizes(self.split, num_train, num_val, num_test,
+                                 'sample')
         self.seed = check_count(seed, 'seed')
         root = osp.expanduser(str(root))
         raw_dir = osp.join(root, 'raw')

@@ -25,8 +25,11 @@ Rotation conventions (documented because the formats leave them loose):
   replace the ``OFFSET``. ``End Site`` blocks become joints named
   ``<parent>_end``. Angles are in degrees.
 
-Elementary rotations come from the group layer
-(:func:`~torch_geometric_remul.group.axis_angle_to_matrix`).
+Forward kinematics runs entirely in the group layer: the rotations come
+from :func:`~torch_geometric_remul.group.euler_to_matrix` and every joint's
+global frame (rotation and position, one element per frame of the clip) is
+a :class:`~torch_geometric_remul.group.RigidTransform` composed from its
+parent's.
 """
 import math
 import os.path as osp
@@ -38,7 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from torch_geometric_remul.group import axis_angle_to_matrix
+from torch_geometric_remul.group import RigidTransform, euler_to_matrix
 
 #: Marker of synthetic proxy files (ASF ``:name`` prefix).
 PROXY_NAME_PREFIX = 'synthetic_proxy'
@@ -73,23 +76,19 @@ class MocapClip(NamedTuple):
 
 # Rotations ##################################################################
 
-def _euler(letters: str, angles: Tensor) -> Tensor:
-    r"""``angles`` ``[T, k]`` (radians) about ``letters`` (``k`` of
-    ``'xyz'``), first applied first: ``R_k ... R_1``, shape ``[T, 3, 3]``."""
-    T = angles.size(0)
-    R = torch.eye(3, dtype=torch.float64).expand(T, 3, 3)
-    for i, letter in enumerate(letters.lower()):
-        R = axis_angle_to_matrix(letter, angles[:, i]) @ R
-    return R
+def _rotations(axes: str, angles: Tensor,
+               intrinsic: bool = False) -> RigidTransform:
+    r"""One rotation per row of ``angles`` ``[T, k]`` (radians) about
+    ``axes`` (see :func:`~torch_geometric_remul.group.euler_to_matrix`)."""
+    return RigidTransform(euler_to_matrix(angles, axes, intrinsic=intrinsic))
 
 
-def _intrinsic(letters: str, angles: Tensor) -> Tensor:
-    r"""Listed order as intrinsic rotations: ``R_1 R_2 ... R_k``."""
-    T = angles.size(0)
-    R = torch.eye(3, dtype=torch.float64).expand(T, 3, 3)
-    for i, letter in enumerate(letters.lower()):
-        R = R @ axis_angle_to_matrix(letter, angles[:, i])
-    return R
+def _conjugate(frame: RigidTransform,
+               motion: Optional[RigidTransform]) -> RigidTransform:
+    r"""A bone's local rotation :math:`C M C^\top` (:math:`C C^\top` without
+    ``motion``) for its constant ``frame`` :math:`C`."""
+    inner = frame if motion is None else frame.compose(motion)
+    return inner.compose(frame.inverse())
 
 
 # ASF ########################################################################
@@ -483,9 +482,9 @@ def asf_amc_positions(asf: str, amc: str,
     T = motion['root'].shape[0]
     rad = math.pi / 180.0 if skel.angle_unit == 'deg' else 1.0
 
-    def const(order: str, angles: np.ndarray) -> Tensor:
+    def const(order: str, angles: np.ndarray) -> RigidTransform:
         a = torch.from_numpy(np.asarray(angles, dtype=np.float64) * rad)
-        return _euler(order, a.view(1, 3))[0]
+        return _rotations(order, a.view(1, 3))
 
     order = skel.root_order
     root = torch.from_numpy(motion['root'])
@@ -495,25 +494,26 @@ def asf_amc_positions(asf: str, amc: str,
             trans[:, 'XYZ'.index(c[1])] = root[:, i]
     rot_idx = [i for i, c in enumerate(order) if c[0] == 'R']
     letters = ''.join(order[i][1] for i in rot_idx)
-    C = const(skel.root_axis, skel.root_orientation)
-    M = _euler(letters, root[:, rot_idx])
-    glob = {'root': C @ M @ C.t()}
-    pos = {'root': trans}
+    # global frame of a joint: x -> G x + p, one element per frame
+    local = _conjugate(const(skel.root_axis, skel.root_orientation),
+                       _rotations(letters, root[:, rot_idx]))
+    frames = {'root': RigidTransform(translation=trans).compose(local)}
     names = skel.joint_names()
     for name in names[1:]:
         bone = skel.bones[name]
-        par = skel.parent[name]
-        C = const(bone.axis_order, bone.axis)
+        motion_rot = None
         if bone.dofs:
-            M = _euler(''.join(_ROT_DOFS[d] for d in bone.dofs),
-                       torch.from_numpy(motion[name]))
-            G = glob[par] @ (C @ M @ C.t())
-        else:
-            G = glob[par] @ (C @ C.t())
-        glob[name] = G
-        d = torch.from_numpy(bone.direction * bone.length)
-        pos[name] = pos[par] + G @ d
-    positions = torch.stack([pos[n] for n in names], dim=1).numpy()
+            motion_rot = _rotations(
+                ''.join(_ROT_DOFS[d] for d in bone.dofs),
+                torch.from_numpy(motion[name]))
+        local = _conjugate(const(bone.axis_order, bone.axis), motion_rot)
+        # G = G_parent C M C^T; the end point p = p_parent + G (l d)
+        offset = RigidTransform(
+            translation=torch.from_numpy(bone.direction * bone.length))
+        frames[name] = frames[skel.parent[name]].compose(local).compose(
+            offset)
+    positions = torch.stack([frames[n].translation for n in names],
+                            dim=1).numpy()
     index = {n: i for i, n in enumerate(names)}
     parents = [-1] + [index[skel.parent[n]] for n in names[1:]]
     return MocapClip(positions, names, parents, None, amc,
@@ -690,8 +690,8 @@ def read_bvh(path: str) -> MocapClip:
         raise ValueError(f"{path}: motion data contains NaN or infinity")
 
     T = num_frames
-    glob: List[Tensor] = []
-    positions: List[Tensor] = []
+    # global frame of a joint: x -> G x + p, one element per frame
+    frames: List[RigidTransform] = []
     col = 0
     for j, name in enumerate(names):
         chans = channels[j]
@@ -705,17 +705,13 @@ def read_bvh(path: str) -> MocapClip:
             else:
                 rot_letters += c[0]
                 rot_cols.append(k)
-        R = _intrinsic(rot_letters, vals[:, rot_cols] * (math.pi / 180.0))
+        R = euler_to_matrix(vals[:, rot_cols] * (math.pi / 180.0),
+                            rot_letters, intrinsic=True)
+        local = RigidTransform(R, local_t)
         p = parents[j]
-        if p < 0:
-            glob.append(R)
-            positions.append(local_t)
-        else:
-            Gp = glob[p]
-            positions.append(positions[p] + (Gp @ local_t.unsqueeze(-1)
-                                             ).squeeze(-1))
-            glob.append(Gp @ R)
-    out = torch.stack(positions, dim=1).numpy()
+        # p = p_parent + G_parent t_local; G = G_parent R
+        frames.append(local if p < 0 else frames[p].compose(local))
+    out = torch.stack([f.translation for f in frames], dim=1).numpy()
     return MocapClip(out, names, parents, frame_time, path, False)
 
 

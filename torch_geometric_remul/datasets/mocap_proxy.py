@@ -8,10 +8,12 @@ import os.path as osp
 from typing import List, Tuple
 
 import numpy as np
+import torch
 
 from torch_geometric_remul.datasets._utils import (atomic_write, check_count,
                                                    check_positive)
 from torch_geometric_remul.datasets.mocap_formats import PROXY_NAME_PREFIX
+from torch_geometric_remul.group import RigidTransform, euler_to_matrix
 
 #: Base name of the generated files.
 PROXY_BASENAME = f'{PROXY_NAME_PREFIX}_walk'
@@ -121,12 +123,17 @@ def walking_proxy_angles(num_frames: int, frame_rate: float = 120.0,
     def noise(*shape):
         return rng.normal(0.0, 0.5, size=(T,) + shape)
 
-    h = math.radians(heading)
-    dist = stride * cadence * t
+    # the path in the walker's frame (sway along x, advance along z),
+    # turned to the heading about the vertical y axis
+    path = torch.from_numpy(np.stack(
+        [0.3 * np.sin(phi), np.zeros(T), stride * cadence * t], axis=1))
+    turn = RigidTransform(euler_to_matrix(
+        torch.tensor([[math.radians(heading)]], dtype=torch.float64), 'y'))
+    ground = turn.apply_vectors(path).numpy()
     root = np.stack([
-        dist * math.sin(h) + 0.3 * np.sin(phi) * math.cos(h),
+        ground[:, 0],
         8.0 + 0.2 * np.cos(2 * phi),
-        dist * math.cos(h) - 0.3 * np.sin(phi) * math.sin(h),
+        ground[:, 2],
         2.0 * np.sin(2 * phi),
         heading + 4.0 * np.sin(phi),
         2.0 * np.sin(phi),

@@ -1,12 +1,13 @@
-r"""Shared argument checks and the native dense-block search used by
-:func:`~torch_geometric_remul.graph.radius_graph` and
+r"""Shared argument checks, the search driver and the native dense-block
+search used by :func:`~torch_geometric_remul.graph.radius_graph` and
 :func:`~torch_geometric_remul.graph.knn_graph`."""
 import numbers
-from typing import Iterator, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Tuple
 
 import torch
 from torch import Tensor
 
+import torch_geometric_remul.typing as remul_typing
 from torch_geometric_remul._checks import check_float, check_tensor
 from torch_geometric_remul.group.segment import batch_to_ptr
 
@@ -14,6 +15,12 @@ from torch_geometric_remul.group.segment import batch_to_ptr
 #: candidates x dims``) the native search materialises at once. 2**24
 #: float32 elements are 64 MiB; larger problems are processed in chunks.
 BLOCK_BUDGET = 1 << 24
+
+#: dtypes handed to torch-cluster; others take the native search.
+CLUSTER_DTYPES = (torch.float32, torch.float64)
+
+#: ``search(pos, batch) -> edge_index`` on detached positions.
+Search = Callable[[Tensor, Tensor], Tensor]
 
 
 def check_pos(pos: Tensor, name: str = 'pos') -> Tensor:
@@ -70,6 +77,47 @@ def check_sorted_batch(batch: Optional[Tensor], num_nodes: int,
             raise ValueError("'batch' must be sorted (non-decreasing), as in "
                              "a PyG Batch: nodes of a graph are contiguous")
     return batch.long()
+
+
+def empty_edges(device: torch.device) -> Tensor:
+    r"""An ``edge_index`` with no edges, ``[2, 0]`` (``torch.long``)."""
+    return torch.empty(2, 0, dtype=torch.long, device=device)
+
+
+def neighbour_search(pos: Tensor, batch: Optional[Tensor], loop: bool,
+                     cap: int, cluster: Search, native: Search) -> Tensor:
+    r"""The driver shared by the neighbour searches, after their own
+    argument checks: checks ``loop`` and ``batch``, answers an empty
+    graph, and on detached positions without autograd runs ``cluster``
+    (when torch-cluster is installed, not disabled with
+    :func:`~torch_geometric_remul.typing.force_native`, and takes the
+    dtype) or else ``native``.
+
+    The edges of ``cluster`` are capped at ``cap`` per target: torch-cluster
+    can return one more (``knn_graph`` with duplicate points, where the node
+    itself may fall outside the ``k + 1`` candidates; ``radius_graph`` with
+    ``loop=False``).
+    """
+    if not isinstance(loop, bool):
+        raise TypeError(f"'loop' must be a bool (got {type(loop).__name__})")
+    N = pos.size(0)
+    batch = check_sorted_batch(batch, N, pos.device)
+    if N == 0:
+        return empty_edges(pos.device)
+    with torch.no_grad():
+        pos = pos.detach()
+        if remul_typing.WITH_TORCH_CLUSTER and pos.dtype in CLUSTER_DTYPES:
+            return cap_per_target(cluster(pos, batch), cap, N)
+        return native(pos, batch)
+
+
+def stack_edges(rows: List[Tensor], cols: List[Tensor],
+                device: torch.device) -> Tensor:
+    r"""``edge_index`` ``[2, E]`` from per-block sources ``rows`` and
+    targets ``cols`` (no blocks: no edges)."""
+    if not rows:
+        return empty_edges(device)
+    return torch.stack([torch.cat(rows), torch.cat(cols)], dim=0)
 
 
 def dense_layout(batch: Tensor) -> Tuple[Tensor, Tensor, int, int]:

@@ -5,13 +5,11 @@ import torch
 from torch import Tensor
 
 import torch_geometric_remul.typing as remul_typing
-from torch_geometric_remul.graph._common import (cap_per_target,
-                                                 check_pos,
+from torch_geometric_remul.graph._common import (check_pos,
                                                  check_positive_int,
-                                                 check_sorted_batch,
-                                                 dense_blocks)
-
-_CLUSTER_DTYPES = (torch.float32, torch.float64)
+                                                 dense_blocks,
+                                                 neighbour_search,
+                                                 stack_edges)
 
 
 def knn_graph(pos: Tensor, k: int, batch: Optional[Tensor] = None,
@@ -53,21 +51,11 @@ def knn_graph(pos: Tensor, k: int, batch: Optional[Tensor] = None,
     """
     check_pos(pos)
     k = check_positive_int(k, 'k')
-    if not isinstance(loop, bool):
-        raise TypeError(f"'loop' must be a bool (got {type(loop).__name__})")
-    N = pos.size(0)
-    batch = check_sorted_batch(batch, N, pos.device)
-    if N == 0:
-        return torch.empty(2, 0, dtype=torch.long, device=pos.device)
-    with torch.no_grad():
-        pos = pos.detach()
-        if remul_typing.WITH_TORCH_CLUSTER and pos.dtype in _CLUSTER_DTYPES:
-            edge_index = remul_typing.torch_cluster.knn_graph(
-                pos, k, batch=batch, loop=loop, flow='source_to_target')
-            # with duplicate points the node itself may fall outside the
-            # k + 1 returned, leaving k + 1 neighbours: enforce k
-            return cap_per_target(edge_index, k, N)
-        return _knn_native(pos, k, batch, loop)
+    return neighbour_search(
+        pos, batch, loop, k,
+        cluster=lambda pos, batch: remul_typing.torch_cluster.knn_graph(
+            pos, k, batch=batch, loop=loop, flow='source_to_target'),
+        native=lambda pos, batch: _knn_native(pos, k, batch, loop))
 
 
 def _knn_native(pos: Tensor, k: int, batch: Tensor, loop: bool) -> Tensor:
@@ -81,9 +69,7 @@ def _knn_native(pos: Tensor, k: int, batch: Tensor, loop: bool) -> Tensor:
         g, q, c = torch.isfinite(value).nonzero(as_tuple=True)
         rows.append(source[g, order[g, q, c]])
         cols.append(target[g, q])
-    if not rows:
-        return torch.empty(2, 0, dtype=torch.long, device=pos.device)
-    return torch.stack([torch.cat(rows), torch.cat(cols)], dim=0)
+    return stack_edges(rows, cols, pos.device)
 
 
 __all__ = ['knn_graph']

@@ -5,14 +5,11 @@ import torch
 from torch import Tensor
 
 import torch_geometric_remul.typing as remul_typing
-from torch_geometric_remul.graph._common import (cap_per_target,
-                                                 check_pos,
+from torch_geometric_remul.graph._common import (check_pos,
                                                  check_positive_int,
-                                                 check_radius,
-                                                 check_sorted_batch,
-                                                 dense_blocks)
-
-_CLUSTER_DTYPES = (torch.float32, torch.float64)
+                                                 check_radius, dense_blocks,
+                                                 neighbour_search,
+                                                 stack_edges)
 
 
 def radius_graph(pos: Tensor, r: float, batch: Optional[Tensor] = None,
@@ -68,21 +65,13 @@ def radius_graph(pos: Tensor, r: float, batch: Optional[Tensor] = None,
     r = check_radius(r)
     max_num_neighbors = check_positive_int(max_num_neighbors,
                                            'max_num_neighbors')
-    if not isinstance(loop, bool):
-        raise TypeError(f"'loop' must be a bool (got {type(loop).__name__})")
-    N = pos.size(0)
-    batch = check_sorted_batch(batch, N, pos.device)
-    if N == 0:
-        return torch.empty(2, 0, dtype=torch.long, device=pos.device)
-    with torch.no_grad():
-        pos = pos.detach()
-        if remul_typing.WITH_TORCH_CLUSTER and pos.dtype in _CLUSTER_DTYPES:
-            edge_index = remul_typing.torch_cluster.radius_graph(
-                pos, r, batch=batch, loop=loop,
-                max_num_neighbors=max_num_neighbors,
-                flow='source_to_target')
-            return cap_per_target(edge_index, max_num_neighbors, N)
-        return _radius_native(pos, r, batch, max_num_neighbors, loop)
+    return neighbour_search(
+        pos, batch, loop, max_num_neighbors,
+        cluster=lambda pos, batch: remul_typing.torch_cluster.radius_graph(
+            pos, r, batch=batch, loop=loop,
+            max_num_neighbors=max_num_neighbors, flow='source_to_target'),
+        native=lambda pos, batch: _radius_native(pos, r, batch,
+                                                 max_num_neighbors, loop))
 
 
 def _radius_native(pos: Tensor, r: float, batch: Tensor,
@@ -104,9 +93,7 @@ def _radius_native(pos: Tensor, r: float, batch: Tensor,
         g, q, m = inside.nonzero(as_tuple=True)
         rows.append(source[g, m])
         cols.append(target[g, q])
-    if not rows:
-        return torch.empty(2, 0, dtype=torch.long, device=pos.device)
-    return torch.stack([torch.cat(rows), torch.cat(cols)], dim=0)
+    return stack_edges(rows, cols, pos.device)
 
 
 __all__ = ['radius_graph']

@@ -1,8 +1,8 @@
 r"""The group layer: the one place that samples, composes, inverts or applies
 rotations and translations, plus per-graph segment reductions."""
 from .rotations import (ROTATION_GROUPS, axis_angle_to_matrix,
-                        quaternion_to_matrix, random_rotations,
-                        rotation_angle)
+                        euler_to_matrix, quaternion_to_matrix,
+                        random_rotations, rotation_angle)
 from .rigid import GROUPS, RigidTransform
 from .segment import (batch_to_ptr, broadcast_to_rows, center, ptr_to_batch,
                       segment_mean, segment_sum, uniform_segment_size)
@@ -14,6 +14,7 @@ __all__ = [
     'random_rotations',
     'quaternion_to_matrix',
     'axis_angle_to_matrix',
+    'euler_to_matrix',
     'rotation_angle',
     'segment_sum',
     'segment_mean',

@@ -132,6 +132,70 @@ def axis_angle_to_matrix(axis: AxisLike, angle: Tensor) -> Tensor:
     return eye + s * K + (1 - c) * (K @ K)
 
 
+def euler_to_matrix(angles: Tensor, axes: str,
+                    intrinsic: bool = False) -> Tensor:
+    r"""Composes rotations about coordinate axes: ``angles[:, i]`` (radians)
+    about the axis named by letter ``i`` of ``axes``, shape ``[T, 3, 3]``.
+
+    * extrinsic (default): fixed axes, the first listed rotation applied
+      first, :math:`R = R_k \cdots R_2 R_1`;
+    * ``intrinsic=True``: each rotation about the axes already rotated by
+      the previous ones, :math:`R = R_1 R_2 \cdots R_k` (the same matrix
+      as the extrinsic composition of the reversed list).
+
+    Letters may repeat (e.g. ``"zxz"``); with no letters (``angles`` of
+    shape ``[T, 0]``) the result is ``T`` identities. The elementary
+    rotations are :func:`axis_angle_to_matrix`.
+
+    Args:
+        angles (torch.Tensor): Angles ``[T, k]`` in radians.
+        axes (str): ``k`` letters of ``"xyz"`` (any case).
+        intrinsic (bool, optional): Compose as intrinsic rotations.
+            (default: ``False``)
+
+    Example:
+
+        >>> import math
+        >>> angles = torch.tensor([[math.pi / 2, math.pi / 2]])
+        >>> x = torch.tensor([1.0, 0.0, 0.0])
+        >>> # z first, then x about the fixed axes: x -> y -> z
+        >>> (euler_to_matrix(angles, 'zx')[0] @ x).round(decimals=6)
+        tensor([0., 0., 1.])
+        >>> # intrinsic: R_z R_x sends x to y
+        >>> R = euler_to_matrix(angles, 'zx', intrinsic=True)
+        >>> (R[0] @ x).round(decimals=6)
+        tensor([0., 1., 0.])
+    """
+    if not isinstance(axes, str):
+        raise TypeError(f"'axes' must be a string of letters 'x', 'y', "
+                         f"'z' (got {type(axes).__name__})")
+    letters = axes.lower()
+    bad = sorted({c for c in letters if c not in _AXIS_NAMES})
+    if bad:
+        raise ValueError(f"'axes' must hold only the letters 'x', 'y', "
+                         f"'z' (got {axes!r}, with {', '.join(bad)})")
+    if not isinstance(angles, Tensor):
+        angles = torch.as_tensor(angles)
+    if not angles.is_floating_point():
+        angles = angles.to(torch.get_default_dtype())
+    if angles.dim() != 2:
+        raise ValueError(f"'angles' must have shape [T, k] (one row per "
+                         f"rotation, one column per letter of 'axes'), got "
+                         f"{list(angles.shape)}")
+    if angles.size(1) != len(letters):
+        raise ValueError(f"'axes' names {len(letters)} rotation(s) "
+                         f"({axes!r}) but 'angles' has {angles.size(1)} "
+                         f"column(s); expected shape [T, {len(letters)}]")
+    if not letters:
+        return torch.eye(3, dtype=angles.dtype, device=angles.device).expand(
+            angles.size(0), 3, 3).clone()
+    R = axis_angle_to_matrix(letters[0], angles[:, 0])
+    for i in range(1, len(letters)):
+        Ri = axis_angle_to_matrix(letters[i], angles[:, i])
+        R = R @ Ri if intrinsic else Ri @ R
+    return R
+
+
 def normalize_group(group: str, allowed: Sequence[str]) -> str:
     r"""Returns the canonical (upper-case) name of ``group`` or raises a
     :class:`ValueError` listing the ``allowed`` names."""
@@ -218,6 +282,7 @@ __all__ = [
     'ROTATION_GROUPS',
     'quaternion_to_matrix',
     'axis_angle_to_matrix',
+    'euler_to_matrix',
     'normalize_group',
     'random_rotations',
     'rotation_angle',

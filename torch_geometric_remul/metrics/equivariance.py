@@ -7,6 +7,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from torch_geometric_remul.group import RigidTransform
+from torch_geometric_remul.group.rotations import AxisLike
 from torch_geometric_remul.metrics.roles import (act, check_role,
                                                  per_graph_mean, row_norms,
                                                  rows_layout)
@@ -38,7 +39,7 @@ class EquivarianceError:
 
 def _batch_errors(model, data: Data, output: str, points, vectors,
                   pseudovectors, group: str, num_samples: int, generator,
-                  translation_std: float):
+                  translation_std: float, axis):
     """Per-graph sums for one batch: (E, E', norm) each ``[B]``."""
     num_graphs, node_ptr = graph_layout(data)
     y = model(data)
@@ -52,7 +53,7 @@ def _batch_errors(model, data: Data, output: str, points, vectors,
     e_prime = y.new_zeros(num_graphs)
     for _ in range(num_samples):
         T = RigidTransform.sample(num_graphs, group,
-                                  translation_std=translation_std,
+                                  translation_std=translation_std, axis=axis,
                                   generator=generator, dtype=y.dtype,
                                   device=y.device)
         moved = apply_rigid_transform(data, T, points, vectors, pseudovectors)
@@ -83,6 +84,7 @@ def equivariance_error(
     num_samples: int = 20,
     generator: Optional[torch.Generator] = None,
     translation_std: float = 1.0,
+    axis: AxisLike = 2,
 ) -> EquivarianceError:
     r"""Measures the learned equivariance of ``model`` without labels.
 
@@ -123,6 +125,8 @@ def equivariance_error(
         generator (torch.Generator, optional): For reproducible draws.
         translation_std (float, optional): Translation scale for groups with
             translations. (default: ``1.0``)
+        axis (int, str or sequence, optional): Rotation axis for ``"SO2"``.
+            (default: ``2``)
 
     Example:
 
@@ -150,7 +154,7 @@ def equivariance_error(
         for data in batches:
             e, ep, norm = _batch_errors(model, data, output, points, vectors,
                                         pseudovectors, group, num_samples,
-                                        generator, translation_std)
+                                        generator, translation_std, axis)
             norm = norm.clamp(min=torch.finfo(norm.dtype).tiny)
             sums += torch.stack([e.sum(), ep.sum(), (e / norm).sum(),
                                  (ep / norm).sum()]).double().cpu()

@@ -52,6 +52,8 @@ class TrainConfig:
     data_root: str = 'data'
     run_dir: Optional[str] = None
     molecule: str = 'aspirin'
+    #: md17: 'auto' | 'md17' | 'rmd17' | 'standin'; mocap: 'files' | 'proxy'
+    source: Optional[str] = None
     extra: Dict[str, Any] = field(default_factory=dict)
 
     def resolved(self) -> 'TrainConfig':
@@ -65,6 +67,11 @@ class TrainConfig:
             raise ValueError(f"'weighting' must be one of "
                              f"{', '.join(WEIGHTINGS)} (got "
                              f"{self.weighting!r})")
+        from torch_geometric_remul.nn.models import available_models
+        if self.model.lower() not in available_models():
+            raise ValueError(f"'model' must be one of "
+                             f"{', '.join(available_models())} (got "
+                             f"{self.model!r})")
         values = dataclasses.asdict(self)
         for key, value in TASK_DEFAULTS[self.task].items():
             if values.get(key) is None:

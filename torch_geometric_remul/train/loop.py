@@ -60,6 +60,7 @@ def build_loss(config: TrainConfig, spec: TaskSpec, model: torch.nn.Module,
         return None
     common = dict(output=spec.output, points=spec.points,
                   vectors=spec.vectors, group=config.group, mode=config.mode,
+                  axis=spec.axis,
                   fused=config.fused,
                   generator=torch.Generator().manual_seed(config.seed + 1))
     if config.loss == 'augment':
@@ -78,14 +79,15 @@ def build_loss(config: TrainConfig, spec: TaskSpec, model: torch.nn.Module,
     return RemulLoss(weighting=weighting, **common)
 
 
-def _model(config: TrainConfig, spec: TaskSpec) -> torch.nn.Module:
+def _model(config: TrainConfig, spec: TaskSpec,
+           example) -> torch.nn.Module:
     kwargs = dict(spec.model_kwargs)
     if config.hidden is not None:
         kwargs['hidden'] = config.hidden
     if config.layers is not None:
         kwargs['layers'] = config.layers
-    if config.model == 'mlp':
-        kwargs.setdefault('num_nodes', config.extra.get('num_nodes', 5))
+    if config.model == 'mlp':  # a fixed-size model: the task's graph size
+        kwargs['num_nodes'] = example.num_nodes
     torch.manual_seed(config.seed)
     return build_model(config.model, **kwargs)
 
@@ -109,7 +111,7 @@ def evaluate_split(model, dataset, spec: TaskSpec, config: TrainConfig,
             model, DataLoader(sub, batch_size=config.batch_size),
             output=spec.output, points=spec.points, vectors=spec.vectors,
             group=config.group, num_samples=config.eval_samples,
-            generator=torch.Generator().manual_seed(seed))
+            axis=spec.axis, generator=torch.Generator().manual_seed(seed))
     finally:
         model.train(was_training)
     return {'mse': total / max(count, 1), 'E': err.E,
@@ -143,29 +145,25 @@ def plot_history(run_dir: str, history: List[Dict[str, float]]) -> List[str]:
     except ImportError:
         return []
     epochs = [row['epoch'] for row in history]
+    figures = {
+        'loss.png': ('loss', {'train loss': 'train_loss',
+                              'val MSE': 'val_mse'}),
+        'equivariance.png': ('equivariance error', {"val E'": 'val_E_prime',
+                                                    'val E': 'val_E'}),
+    }
     paths = []
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(epochs, [row['train_loss'] for row in history], label='train loss')
-    ax.plot(epochs, [row['val_mse'] for row in history], label='val MSE')
-    ax.set_yscale('log')
-    ax.set_xlabel('epoch')
-    ax.legend()
-    ax.set_title('loss')
-    paths.append(osp.join(run_dir, 'loss.png'))
-    fig.tight_layout()
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(epochs, [row['val_E_prime'] for row in history], label="val E'")
-    ax.plot(epochs, [row['val_E'] for row in history], label='val E')
-    ax.set_yscale('log')
-    ax.set_xlabel('epoch')
-    ax.legend()
-    ax.set_title('equivariance error')
-    paths.append(osp.join(run_dir, 'equivariance.png'))
-    fig.tight_layout()
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    for name, (title, curves) in figures.items():
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for label, key in curves.items():
+            ax.plot(epochs, [row[key] for row in history], label=label)
+        ax.set_yscale('log')
+        ax.set_xlabel('epoch')
+        ax.set_title(title)
+        ax.legend()
+        fig.tight_layout()
+        paths.append(osp.join(run_dir, name))
+        fig.savefig(paths[-1], dpi=100)
+        plt.close(fig)
     return paths
 
 
@@ -215,7 +213,7 @@ def train(config: TrainConfig, resume_from: Optional[str] = None,
     log(f'task: {spec.description}')
     train_ds, val_ds, test_ds = (spec.load(s) for s in ('train', 'val',
                                                         'test'))
-    model = _model(config, spec)
+    model = _model(config, spec, train_ds[0])
     steps_per_epoch = math.ceil(len(train_ds) / config.batch_size)
     loss_fn = build_loss(config, spec, model, steps_per_epoch)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr,
@@ -345,7 +343,7 @@ def restore_model(run_dir: str):
     config, checkpoint = load_run(run_dir)
     config = config.resolved()
     spec = task_spec(config)
-    model = _model(config, spec)
+    model = _model(config, spec, spec.load('test')[0])
     model.load_state_dict(checkpoint['model'])
     model.eval()
     return config, spec, model

@@ -1,7 +1,11 @@
 r"""What each task trains on: datasets, declared attributes and roles."""
 import os.path as osp
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, Tuple, Union
+
+import torch
+from torch_geometric.data import Data
+from torch_geometric.transforms import BaseTransform, Compose
 
 from torch_geometric_remul.transforms import CenterPerGraph
 from torch_geometric_remul.train.config import TrainConfig
@@ -19,6 +23,8 @@ class TaskSpec:
     vectors: Tuple[str, ...] = ('vel', )
     output: str = 'point'
     target: str = 'y'
+    #: rotation axis when the task's group is ``"SO2"``
+    axis: Union[int, str] = 2
     #: ``split -> dataset``
     load: Callable[[str], Any] = field(default=None, repr=False)
 
@@ -60,7 +66,80 @@ def _gravity(config: TrainConfig) -> TaskSpec:
              edge_scalar_dim=1), load=load)
 
 
-_BUILDERS = {'nbody': _nbody, 'gravity': _gravity}
+#: Elements of the MD17 molecules (H, C, N, O), in one-hot order.
+ELEMENTS = (1, 6, 7, 8)
+
+
+class AtomOneHot(BaseTransform):
+    r"""Adds ``atom`` ``[N, len(ELEMENTS)]``: a one-hot encoding of the
+    atomic numbers ``z`` (an invariant scalar input for the models)."""
+    def forward(self, data: Data) -> Data:
+        table = torch.full((max(ELEMENTS) + 1, ), -1, dtype=torch.long)
+        table[list(ELEMENTS)] = torch.arange(len(ELEMENTS))
+        z = data.z
+        index = table[z.clamp(max=max(ELEMENTS))]
+        if bool((z > max(ELEMENTS)).any()) or bool((index < 0).any()):
+            raise ValueError(f"AtomOneHot: atomic numbers {sorted(set(z.tolist()))}"
+                             f" outside the supported elements {ELEMENTS}")
+        data.atom = torch.nn.functional.one_hot(index, len(ELEMENTS)).float()
+        return data
+
+
+def _md17(config: TrainConfig) -> TaskSpec:
+    from torch_geometric_remul.datasets import (MD17Trajectories,
+                                                generate_md17_standin)
+    root = osp.join(config.data_root, 'md17')
+    source = config.source or 'auto'
+    if source == 'standin':
+        # a labelled classical stand-in (RDKit MMFF94), made on first use
+        generate_md17_standin(config.molecule, root=root)
+    transform = Compose([AtomOneHot(), CenterPerGraph(points=('pos', 'y'))])
+
+    def load(split):
+        return MD17Trajectories(root, config.molecule, split=split,
+                                num_train=config.num_train,
+                                num_val=config.num_val,
+                                num_test=config.num_test, seed=config.seed,
+                                source=source, transform=transform)
+
+    label = ' (classical RDKit stand-in, not MD17)' if source == \
+        'standin' else ''
+    return TaskSpec(
+        'md17', f'MD17 {config.molecule} trajectories{label}',
+        dict(output='point', points='pos', vectors=('vel', ),
+             scalars=('atom', ), scalar_dim=len(ELEMENTS)), load=load)
+
+
+def _mocap(config: TrainConfig) -> TaskSpec:
+    from torch_geometric_remul.datasets import (MotionCapture,
+                                                generate_mocap_proxy)
+    source = config.source or 'files'
+    if source == 'proxy':
+        root = osp.join(config.data_root, 'mocap-proxy')
+        if not osp.isdir(osp.join(root, 'raw')):
+            generate_mocap_proxy(osp.join(root, 'raw'), seed=config.seed)
+    elif source == 'files':
+        root = osp.join(config.data_root, 'mocap')
+    else:
+        raise ValueError(f"'source' for the mocap task must be 'files' or "
+                         f"'proxy' (got {source!r})")
+    center = CenterPerGraph(points=('pos', 'y'))
+
+    def load(split):
+        return MotionCapture(root, split=split, num_train=config.num_train,
+                             num_val=config.num_val, num_test=config.num_test,
+                             seed=config.seed, transform=center)
+
+    label = ' (synthetic proxy, not motion capture)' if source == \
+        'proxy' else ''
+    return TaskSpec(
+        'mocap', f'motion capture, skeleton graph{label}',
+        dict(output='point', points='pos', vectors=('vel', )), load=load,
+        axis='y')
+
+
+_BUILDERS = {'nbody': _nbody, 'gravity': _gravity, 'md17': _md17,
+             'mocap': _mocap}
 
 
 def task_spec(config: TrainConfig) -> TaskSpec:

@@ -1,35 +1,17 @@
 """Locating the declared geometric attributes of a ``Data`` or ``Batch``."""
-from typing import Iterable, Optional, Sequence, Tuple
+from typing import Iterable, Optional, Tuple
 
 import torch
 from torch import Tensor
 from torch_geometric.data import Batch, Data
 
-from torch_geometric_remul._checks import check_xyz
+from torch_geometric_remul._checks import check_disjoint  # noqa: F401
+from torch_geometric_remul._checks import check_keys, check_xyz
 
-
-def as_key_tuple(keys, name: str) -> Tuple[str, ...]:
-    """Normalises a str or an iterable of str into a tuple of names."""
-    if keys is None:
-        return ()
-    if isinstance(keys, str):
-        return (keys, )
-    keys = tuple(keys)
-    for key in keys:
-        if not isinstance(key, str):
-            raise TypeError(f"'{name}' must hold attribute names (str), got "
-                            f"{type(key).__name__}")
-    return keys
-
-
-def check_disjoint(**groups: Sequence[str]) -> None:
-    seen = {}
-    for role, keys in groups.items():
-        for key in keys:
-            if key in seen:
-                raise ValueError(f"attribute '{key}' is declared both in "
-                                 f"'{seen[key]}' and in '{role}'")
-            seen[key] = role
+#: Attribute names as a tuple: :func:`torch_geometric_remul._checks.
+#: check_keys` under the name the transforms and losses import
+#: (``check_disjoint`` is re-exported likewise).
+as_key_tuple = check_keys
 
 
 def check_data(data, owner: str) -> None:

@@ -10,6 +10,22 @@ from torch_geometric_remul.group import RigidTransform
 NBODY = dict(vectors=('vel', ), scalars=('charge', ), scalar_dim=1,
              edge_scalars=('edge_attr', ), edge_scalar_dim=1)
 SIZES = [4, 1, 6, 0, 3]
+#: Graph sizes for the graph-independence checks (an empty graph included).
+VARIABLE_SIZES = [3, 7, 1, 0, 5]
+DTYPES = [torch.float32, torch.float64]
+
+
+def model_factory(cls, **defaults):
+    """``make(output='point', dtype=torch.float64, **kwargs)``: a ``cls``
+    with the N-body declaration, then ``defaults``, ``out_dim=2`` for scalar
+    outputs and ``kwargs``, cast to ``dtype``."""
+    def make(output='point', dtype=torch.float64, **kwargs):
+        kw = dict(NBODY, **defaults)
+        if output == 'scalar':
+            kw['out_dim'] = 2
+        kw.update(kwargs)
+        return cls(output=output, **kw).to(dtype)
+    return make
 
 
 def nbody_batch(sizes=SIZES, dtype=torch.float64, seed=0) -> Batch:
@@ -70,6 +86,17 @@ def check_forward(model, batch, dtype):
     return out
 
 
+def check_forward_pass(make, output, dtype, sizes=SIZES, displaced=True):
+    """:func:`check_forward` of a model built after ``torch.manual_seed(0)``
+    on an N-body batch of ``sizes``; with ``displaced``, a point output
+    must also move the input positions."""
+    torch.manual_seed(0)
+    batch = nbody_batch(sizes, dtype=dtype)
+    out = check_forward(make(output, dtype), batch, dtype)
+    if displaced and output == 'point':
+        assert (out - batch.pos).abs().max() > 1e-3
+
+
 def check_gradients(model, batch):
     """Every parameter and the input positions receive finite gradients,
     and the loss depends on the parameters."""
@@ -97,6 +124,13 @@ def check_seeded(factory, batch):
     assert not torch.allclose(outs[0], outs[2])
 
 
+def check_not_equivariant_at_init(make, output, sizes=SIZES):
+    """:func:`check_not_equivariant` of ``make(output)`` built after
+    ``torch.manual_seed(0)``."""
+    torch.manual_seed(0)
+    check_not_equivariant(make(output), nbody_batch(sizes))
+
+
 def check_not_equivariant(model, batch, margin=1e-3):
     """The relative equivariance error at initialisation exceeds
     ``margin`` for rotations+reflections+translations and, for point
@@ -120,3 +154,10 @@ def check_graphs_independent(model, batch):
         elif data.num_nodes > 0:
             rows.append(model(single))
     assert torch.allclose(out, torch.cat(rows), atol=1e-10)
+
+
+def check_variable_sizes(make, output):
+    """:func:`check_graphs_independent` of ``make(output)`` built after
+    ``torch.manual_seed(0)``, on graphs of :data:`VARIABLE_SIZES`."""
+    torch.manual_seed(0)
+    check_graphs_independent(make(output), nbody_batch(VARIABLE_SIZES))

@@ -147,6 +147,12 @@ def test_bad_declarations():
     with pytest.raises(TypeError, match="'vectors' must hold attribute "
                        "names"):
         GNN(vectors=(1, ))
+    with pytest.raises(ValueError, match="'vectors' lists an attribute "
+                       "twice"):
+        GNN(vectors=('vel', 'vel'))
+    with pytest.raises(TypeError, match="'vectors' must be an attribute "
+                       "name or a sequence of names"):
+        GNN(vectors=3)
     with pytest.raises(ValueError, match="'pool' must be one of"):
         GNN(output='scalar', pool='max')
     with pytest.raises(ValueError, match="'hidden' must be >= 1"):

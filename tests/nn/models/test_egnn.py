@@ -1,22 +1,17 @@
 import pytest
 import torch
 
-from tests.nn.models._helpers import (NBODY, assert_not_mutated,
-                                      check_forward, check_gradients,
-                                      check_graphs_independent, check_seeded,
-                                      equivariance_error, nbody_batch)
+from tests.nn.models._helpers import (DTYPES, assert_not_mutated,
+                                      check_forward_pass, check_gradients,
+                                      check_seeded, check_variable_sizes,
+                                      equivariance_error, model_factory,
+                                      nbody_batch)
 from torch_geometric_remul.graph import radius_graph
 from torch_geometric_remul.nn.models import EGNN, OUTPUTS, EGNNLayer
 
 TOL = 1e-9
 
-
-def make(output='point', dtype=torch.float64, **kwargs):
-    kw = dict(NBODY, hidden=16, layers=3)
-    if output == 'scalar':
-        kw['out_dim'] = 2
-    kw.update(kwargs)
-    return EGNN(output=output, **kw).to(dtype)
+make = model_factory(EGNN, hidden=16, layers=3)
 
 
 @pytest.mark.parametrize('group', ['SE3', 'E3'])
@@ -78,17 +73,15 @@ def test_velocity_variant():
     assert torch.allclose(model(batch), expected, atol=1e-12)
 
 
-@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+@pytest.mark.parametrize('dtype', DTYPES)
 @pytest.mark.parametrize('output', OUTPUTS)
 def test_forward(output, dtype):
-    torch.manual_seed(0)
-    check_forward(make(output, dtype), nbody_batch(dtype=dtype), dtype)
+    check_forward_pass(make, output, dtype)
 
 
 @pytest.mark.parametrize('output', OUTPUTS)
 def test_variable_sizes_graphs_independent(output):
-    torch.manual_seed(0)
-    check_graphs_independent(make(output), nbody_batch([3, 7, 1, 0, 5]))
+    check_variable_sizes(make, output)
 
 
 def test_gradients_seed_and_no_mutation():

@@ -2,36 +2,27 @@ import pytest
 import torch
 from torch_geometric.data import Batch
 
-from tests.nn.models._helpers import (NBODY, check_forward, check_gradients,
-                                      check_not_equivariant, check_seeded,
+from tests.nn.models._helpers import (DTYPES, NBODY, check_forward_pass,
+                                      check_gradients,
+                                      check_not_equivariant_at_init,
+                                      check_seeded, model_factory,
                                       nbody_batch)
 from torch_geometric_remul.nn.models import MLP, OUTPUTS
 
 SIZES = [5, 5, 5]
 
-
-def make(output='point', dtype=torch.float64, **kwargs):
-    kw = dict(NBODY, num_nodes=5, hidden=32, layers=3)
-    if output == 'scalar':
-        kw['out_dim'] = 2
-    kw.update(kwargs)
-    return MLP(output=output, **kw).to(dtype)
+make = model_factory(MLP, num_nodes=5, hidden=32, layers=3)
 
 
-@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+@pytest.mark.parametrize('dtype', DTYPES)
 @pytest.mark.parametrize('output', OUTPUTS)
 def test_forward(output, dtype):
-    torch.manual_seed(0)
-    batch = nbody_batch(SIZES, dtype=dtype)
-    out = check_forward(make(output, dtype), batch, dtype)
-    if output == 'point':
-        assert (out - batch.pos).abs().max() > 1e-3
+    check_forward_pass(make, output, dtype, SIZES)
 
 
 @pytest.mark.parametrize('output', OUTPUTS)
 def test_not_equivariant(output):
-    torch.manual_seed(0)
-    check_not_equivariant(make(output), nbody_batch(SIZES))
+    check_not_equivariant_at_init(make, output, SIZES)
 
 
 def test_graphs_independent_and_flattened_in_node_order():

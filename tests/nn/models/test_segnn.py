@@ -4,10 +4,11 @@ import sys
 import pytest
 import torch
 
-from tests.nn.models._helpers import (NBODY, assert_not_mutated,
+from tests.nn.models._helpers import (VARIABLE_SIZES, assert_not_mutated,
                                       check_forward, check_gradients,
                                       check_graphs_independent,
-                                      equivariance_error, nbody_batch)
+                                      equivariance_error, model_factory,
+                                      nbody_batch)
 from torch_geometric_remul.nn.models import OUTPUTS, SEGNN
 
 pytest.importorskip('e3nn')
@@ -19,12 +20,7 @@ TOL = 1e-9
 HIDDEN = '8x0e+4x1o+2x2e'
 
 
-def make(output='point', dtype=torch.float64, **kwargs):
-    kw = dict(NBODY, hidden=HIDDEN, layers=2, lmax_attr=2)
-    if output == 'scalar':
-        kw['out_dim'] = 2
-    kw.update(kwargs)
-    return SEGNN(output=output, **kw).to(dtype)
+make = model_factory(SEGNN, hidden=HIDDEN, layers=2, lmax_attr=2)
 
 
 @pytest.fixture(scope='module')
@@ -75,7 +71,7 @@ def test_forward_dtypes(models, dtype):
 
 
 def test_variable_sizes_gradients_no_mutation(models):
-    batch = nbody_batch([3, 7, 1, 0, 5])
+    batch = nbody_batch(VARIABLE_SIZES)
     check_graphs_independent(models['vector'], batch)
     check_gradients(models['point'], batch)
     assert_not_mutated(batch, lambda: models['scalar'](batch))

@@ -1,38 +1,29 @@
 import pytest
 import torch
 
-from tests.nn.models._helpers import (NBODY, check_forward, check_gradients,
+from tests.nn.models._helpers import (DTYPES, VARIABLE_SIZES,
+                                      check_forward_pass, check_gradients,
                                       check_graphs_independent,
-                                      check_not_equivariant, check_seeded,
+                                      check_not_equivariant_at_init,
+                                      check_seeded, model_factory,
                                       nbody_batch)
 from torch_geometric_remul.nn.models import (OUTPUTS, Transformer,
                                              TransformerBlock)
 
 NODE_ONLY = dict(vectors=('vel', ), scalars=('charge', ), scalar_dim=1)
 
-
-def make(output='point', dtype=torch.float64, **kwargs):
-    kw = dict(NBODY, hidden=16, layers=2, heads=4)
-    if output == 'scalar':
-        kw['out_dim'] = 2
-    kw.update(kwargs)
-    return Transformer(output=output, **kw).to(dtype)
+make = model_factory(Transformer, hidden=16, layers=2, heads=4)
 
 
-@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+@pytest.mark.parametrize('dtype', DTYPES)
 @pytest.mark.parametrize('output', OUTPUTS)
 def test_forward(output, dtype):
-    torch.manual_seed(0)
-    batch = nbody_batch(dtype=dtype)
-    out = check_forward(make(output, dtype), batch, dtype)
-    if output == 'point':
-        assert (out - batch.pos).abs().max() > 1e-3
+    check_forward_pass(make, output, dtype)
 
 
 @pytest.mark.parametrize('output', OUTPUTS)
 def test_not_equivariant(output):
-    torch.manual_seed(0)
-    check_not_equivariant(make(output), nbody_batch())
+    check_not_equivariant_at_init(make, output)
 
 
 @pytest.mark.parametrize('attention', ['padded', 'block'])
@@ -42,9 +33,9 @@ def test_attention_stays_inside_each_graph(attention, edges):
     kw = {} if edges else dict(NODE_ONLY, edge_scalars=(),
                                edge_scalar_dim=0)
     model = make('point', attention=attention, **kw)
-    check_graphs_independent(model, nbody_batch([3, 7, 1, 0, 5]))
+    check_graphs_independent(model, nbody_batch(VARIABLE_SIZES))
     model.output = 'scalar'  # pooled head of width 3, same check
-    check_graphs_independent(model, nbody_batch([3, 7, 1, 0, 5]))
+    check_graphs_independent(model, nbody_batch(VARIABLE_SIZES))
 
 
 @pytest.mark.parametrize('edges', [True, False])
@@ -55,7 +46,7 @@ def test_padded_and_block_attention_agree(edges):
     padded = make('vector', **kw)
     block = make('vector', attention='block', **kw)
     block.load_state_dict(padded.state_dict())
-    batch = nbody_batch([3, 7, 1, 0, 5])
+    batch = nbody_batch(VARIABLE_SIZES)
     assert torch.allclose(padded(batch), block(batch), atol=1e-12)
 
 

@@ -7,12 +7,13 @@ Every backbone of :mod:`torch_geometric_remul.nn.models` derives from
 repeats the checks.
 """
 import numbers
-from typing import NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Callable, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 from torch_geometric.data import Batch, Data
 
+from torch_geometric_remul._checks import check_disjoint, check_keys
 from torch_geometric_remul.group.segment import (batch_to_ptr, segment_mean,
                                                  segment_sum)
 
@@ -49,25 +50,6 @@ class ModelInputs(NamedTuple):
     batch: Tensor
     ptr: Tensor
     num_graphs: int
-
-
-def _keys(value: KeysLike, name: str) -> Tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (value, )
-    try:
-        keys = tuple(value)
-    except TypeError:
-        raise TypeError(f"'{name}' must be an attribute name or a sequence "
-                        f"of names (got {type(value).__name__})") from None
-    for key in keys:
-        if not isinstance(key, str):
-            raise TypeError(f"'{name}' must hold attribute names (str), got "
-                            f"{type(key).__name__}")
-    if len(set(keys)) != len(keys):
-        raise ValueError(f"'{name}' lists an attribute twice: {keys}")
-    return keys
 
 
 def _int(value, name: str, minimum: int) -> int:
@@ -134,9 +116,9 @@ class BaseModel(torch.nn.Module):
                             f"attribute (got {type(points).__name__})")
         self.output = output
         self.points = points
-        self.vectors = _keys(vectors, 'vectors')
-        self.scalars = _keys(scalars, 'scalars')
-        self.edge_scalars = _keys(edge_scalars, 'edge_scalars')
+        self.vectors = check_keys(vectors, 'vectors')
+        self.scalars = check_keys(scalars, 'scalars')
+        self.edge_scalars = check_keys(edge_scalars, 'edge_scalars')
         self.scalar_dim = _int(scalar_dim, 'scalar_dim', 0)
         self.edge_scalar_dim = _int(edge_scalar_dim, 'edge_scalar_dim', 0)
         self.out_dim = _int(out_dim, 'out_dim', 1)
@@ -155,20 +137,19 @@ class BaseModel(torch.nn.Module):
                     f"'{name}s' and '{name}_dim' disagree: {len(keys)} "
                     f"attribute(s) {keys} declared with total width {dim}; "
                     f"declare attributes together with their total width")
-        seen = {}
-        for role, keys in (('points', (points, )), ('vectors', self.vectors),
-                           ('scalars', self.scalars)):
-            for key in keys:
-                if key in seen:
-                    raise ValueError(f"attribute '{key}' is declared both in "
-                                     f"'{seen[key]}' and in '{role}'")
-                seen[key] = role
+        check_disjoint(points=(points, ), vectors=self.vectors,
+                       scalars=self.scalars)
 
     # Shapes ################################################################
 
     @property
     def num_vectors(self) -> int:
         return len(self.vectors)
+
+    @property
+    def node_feature_dim(self) -> int:
+        r"""Width of :func:`node_features`: ``3 + 3 V + scalar_dim``."""
+        return 3 + 3 * self.num_vectors + self.scalar_dim
 
     @property
     def out_channels(self) -> int:
@@ -356,6 +337,19 @@ class BaseModel(torch.nn.Module):
         fn = segment_sum if self.pool == 'sum' else segment_mean
         return fn(h, ptr=inputs.ptr, num_graphs=inputs.num_graphs)
 
+    def assemble_output(self, h: Tensor, inputs: ModelInputs,
+                        head: Optional[Callable[[Tensor], Tensor]] = None
+                        ) -> Tensor:
+        r"""The declared output from node rows ``h`` ``[N, F]`` and a
+        ``head`` (identity if ``None``): ``head(pool(h))`` ``[B, out_dim]``
+        for ``"scalar"``; otherwise ``y = head(h)`` ``[N, 3]``, returned as
+        ``pos + y`` for ``"point"`` and as ``y`` for ``"vector"``."""
+        if self.output == 'scalar':
+            h = self.pool_graphs(h, inputs)
+            return h if head is None else head(h)
+        y = h if head is None else head(h)
+        return inputs.pos + y if self.output == 'point' else y
+
     def extra_repr(self) -> str:
         parts = [f'output={self.output!r}', f'points={self.points!r}']
         if self.vectors:
@@ -385,6 +379,14 @@ def mlp(in_channels: int, hidden: int, out_channels: int,
     return torch.nn.Sequential(*modules)
 
 
+def inverse_degree(dst: Tensor, num_nodes: int, like: Tensor) -> Tensor:
+    r"""``1 / max(deg_i, 1)`` ``[num_nodes, 1]`` in the dtype of ``like``,
+    for the in-degrees counted from the edge targets ``dst``: the
+    normalisation of a mean over incoming edges."""
+    deg = torch.bincount(dst, minlength=num_nodes).clamp_(min=1)
+    return deg.to(like.dtype).reciprocal().unsqueeze(-1)
+
+
 def node_features(inputs: ModelInputs) -> Tensor:
     r"""The unconstrained node features ``[N, 3 + 3 V + scalar_dim]``:
     positions, vectors and scalars as plain numbers."""
@@ -393,4 +395,5 @@ def node_features(inputs: ModelInputs) -> Tensor:
                       inputs.scalars], dim=-1)
 
 
-__all__ = ['BaseModel', 'ModelInputs', 'OUTPUTS', 'mlp', 'node_features']
+__all__ = ['BaseModel', 'ModelInputs', 'OUTPUTS', 'mlp', 'node_features',
+           'inverse_degree']

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import Data
 
-from torch_geometric_remul.nn.models.base import BaseModel, _int, mlp
+from torch_geometric_remul.nn.models.base import (BaseModel, _int,
+                                                  inverse_degree, mlp)
 from torch_geometric_remul.nn.models.pair_linear import PairLinear
 
 
@@ -87,7 +88,7 @@ class EGNNLayer(torch.nn.Module):
         if edge_attr is None:
             edge_attr = h.new_zeros(src.numel(), 0)
         if inv_deg is None:
-            inv_deg = _inverse_degree(dst, N, h)
+            inv_deg = inverse_degree(dst, N, h)
         rel = x.index_select(0, dst) - x.index_select(0, src)  # x_i - x_j
         dist2 = (rel * rel).sum(-1, keepdim=True)
         m = self.phi_e(F.silu(self.phi_e_in(
@@ -105,11 +106,6 @@ class EGNNLayer(torch.nn.Module):
             agg = h.new_zeros(N, m.size(1)).index_add(0, dst, m)
             h = h + self.phi_h(torch.cat([h, agg], dim=-1))
         return h, x + velocity
-
-
-def _inverse_degree(dst: Tensor, N: int, like: Tensor) -> Tensor:
-    deg = torch.bincount(dst, minlength=N).clamp_(min=1)
-    return deg.to(like.dtype).reciprocal().unsqueeze(-1)
 
 
 class EGNN(BaseModel):
@@ -181,7 +177,7 @@ class EGNN(BaseModel):
             h = self.embed(torch.cat([inputs.scalars, norms], dim=-1))
         else:
             h = self.h0.expand(N, -1)
-        inv_deg = _inverse_degree(inputs.edge_index[1], N, pos)
+        inv_deg = inverse_degree(inputs.edge_index[1], N, pos)
         x = pos
         for conv in self.convs:
             h, x = conv(h, x, inputs.edge_index, inputs.edge_scalars,

@@ -80,8 +80,7 @@ class GNN(BaseModel):
         super().__init__(**kwargs)
         self.hidden = _int(hidden, 'hidden', 1)
         self.layers = _int(layers, 'layers', 1)
-        in_dim = 3 + 3 * self.num_vectors + self.scalar_dim
-        self.embed = torch.nn.Linear(in_dim, self.hidden)
+        self.embed = torch.nn.Linear(self.node_feature_dim, self.hidden)
         self.convs = torch.nn.ModuleList(
             GNNLayer(self.hidden, self.edge_scalar_dim)
             for _ in range(self.layers))
@@ -94,10 +93,7 @@ class GNN(BaseModel):
         h = self.embed(node_features(inputs))
         for conv in self.convs:
             h = conv(h, inputs.edge_index, inputs.edge_scalars)
-        if self.output == 'scalar':
-            return self.head(self.pool_graphs(h, inputs))
-        y = self.head(h)
-        return inputs.pos + y if self.output == 'point' else y
+        return self.assemble_output(h, inputs, self.head)
 
     def extra_repr(self) -> str:
         return (f'hidden={self.hidden}, layers={self.layers}, ' +

@@ -57,8 +57,7 @@ class MLP(BaseModel):
         self.hidden = _int(hidden, 'hidden', 1)
         self.layers = _int(layers, 'layers', 1)
         n = self.num_nodes
-        self.node_dim = 3 + 3 * self.num_vectors + self.scalar_dim
-        in_dim = n * self.node_dim + n * n * self.edge_scalar_dim
+        in_dim = n * self.node_feature_dim + n * n * self.edge_scalar_dim
         out = self.out_dim if self.output == 'scalar' else n * 3
         self.net = mlp(in_dim, self.hidden, out, self.layers)
 
@@ -76,14 +75,13 @@ class MLP(BaseModel):
                 f"but {bad.numel()} graph(s) of the batch differ (graph "
                 f"{first} has {int(counts[first])} nodes); use a GNN, "
                 f"Transformer, EGNN or SEGNN for graphs of varying size")
-        x = node_features(inputs).reshape(B, n * self.node_dim)
+        x = node_features(inputs).reshape(B, n * self.node_feature_dim)
         if self.edge_scalar_dim > 0:
             x = torch.cat([x, self._dense_edges(inputs)], dim=-1)
         y = self.net(x)
         if self.output == 'scalar':
-            return y
-        y = y.reshape(B * n, 3)
-        return inputs.pos + y if self.output == 'point' else y
+            return y  # one row per graph already: nothing to pool
+        return self.assemble_output(y.reshape(B * n, 3), inputs)
 
     def _dense_edges(self, inputs: ModelInputs) -> Tensor:
         B, n, F = inputs.num_graphs, self.num_nodes, self.edge_scalar_dim

@@ -15,7 +15,8 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from torch_geometric_remul.group.segment import center
-from torch_geometric_remul.nn.models.base import BaseModel, _int, mlp
+from torch_geometric_remul.nn.models.base import (BaseModel, _int,
+                                                  inverse_degree, mlp)
 
 
 def _e3nn():
@@ -311,8 +312,7 @@ class SEGNN(BaseModel):
         src, dst = inputs.edge_index
         rel = pos.index_select(0, dst) - pos.index_select(0, src)
         edge_attr = self._spherical_harmonics(rel)
-        deg = torch.bincount(dst, minlength=N).clamp_(min=1)
-        inv_deg = deg.to(pos.dtype).reciprocal().unsqueeze(-1)
+        inv_deg = inverse_degree(dst, N, pos)
         node_attr = pos.new_zeros(N, edge_attr.size(1)).index_add(
             0, dst, edge_attr) * inv_deg
         node_attr = torch.cat([torch.ones_like(node_attr[:, :1]),
@@ -332,10 +332,9 @@ class SEGNN(BaseModel):
             h = conv(h, inputs.edge_index, edge_attr, node_attr,
                      edge_scalars, inv_deg)
         h = self.pre_head(h, node_attr)
-        y = self.readout(h, node_attr)
-        if self.output == 'scalar':
-            return self.head(self.pool_graphs(y, inputs))
-        return pos + y if self.output == 'point' else y
+        # node outputs have no head (self.head is None): y is the readout
+        return self.assemble_output(self.readout(h, node_attr), inputs,
+                                    self.head)
 
     def extra_repr(self) -> str:
         return (f'hidden={self.irreps_hidden}, attr={self.irreps_attr}, '

@@ -122,8 +122,7 @@ class Transformer(BaseModel):
             raise ValueError(f"'attention' must be one of {ATTENTIONS} "
                              f"(got {attention!r})")
         self.attention = attention
-        in_dim = 3 + 3 * self.num_vectors + self.scalar_dim
-        self.embed = torch.nn.Linear(in_dim, self.hidden)
+        self.embed = torch.nn.Linear(self.node_feature_dim, self.hidden)
         self.blocks = torch.nn.ModuleList(
             TransformerBlock(self.hidden, self.heads)
             for _ in range(self.layers))
@@ -144,11 +143,7 @@ class Transformer(BaseModel):
             h = self._padded(h, inputs)
         else:
             h = self._block(h, inputs)
-        h = self.norm(h)
-        if self.output == 'scalar':
-            return self.head(self.pool_graphs(h, inputs))
-        y = self.head(h)
-        return inputs.pos + y if self.output == 'point' else y
+        return self.assemble_output(self.norm(h), inputs, self.head)
 
     def _padded(self, h: Tensor, inputs: ModelInputs) -> Tensor:
         B = inputs.num_graphs

@@ -20,13 +20,22 @@ class TargetEquivariance(Weighting):
     :math:`E' \le \epsilon`: dual ascent in log space,
 
     .. math::
-        \log\beta \leftarrow \log\beta + \eta\,(\bar E' - \epsilon)/\epsilon,
+        \log\beta \leftarrow \log\beta + \eta\,
+        \mathrm{clip}\big((\bar E' - \epsilon)/\epsilon, -1, 1\big),
 
     raises :math:`\beta` while the running error :math:`\bar E'` (an
     exponential moving average of the per-batch :math:`E'` that
     :class:`~torch_geometric_remul.nn.RemulLoss` measures for free) is above
     :math:`\epsilon` and lowers it below. Under :mod:`torch.distributed` the
     per-batch error is averaged over ranks first.
+
+    Which :math:`\epsilon` is reachable depends on the mode of
+    :class:`~torch_geometric_remul.nn.RemulLoss`: in ``"target"`` mode the
+    equivariance term is a fit to transformed targets, so :math:`E'` cannot
+    fall much below the model's prediction error however large
+    :math:`\beta` grows; ``"consistency"`` mode penalises :math:`E'`
+    directly and reaches small targets (see ``docs/remul_loss.md`` for a
+    measurement on N-body).
 
     Args:
         epsilon (float): Target :math:`E'` (absolute, or relative to the
@@ -95,7 +104,11 @@ class TargetEquivariance(Weighting):
         else:
             self.running_error.mul_(self.momentum).add_(
                 (1 - self.momentum) * err)
-        step = self.lr * (self.running_error - self.epsilon) / self.epsilon
+        # relative violation, clipped so that beta changes by at most a
+        # factor exp(lr) per step however far the error is from epsilon
+        violation = ((self.running_error - self.epsilon) /
+                     self.epsilon).clamp(-1.0, 1.0)
+        step = self.lr * violation
         self.log_beta.copy_((self.log_beta + step).clamp(
             self.log_beta_min, self.log_beta_max))
 
