@@ -54,8 +54,11 @@ def check_index(index: Tensor, name: str, length: int,
 
 
 def check_ptr(ptr: Tensor, name: str, length: int,
-              num_segments: Optional[int] = None) -> Tensor:
-    """A CSR pointer ``[B + 1]`` from 0 to ``length``, non-decreasing."""
+              num_segments: Optional[int] = None,
+              check_order: bool = True) -> Tensor:
+    """A CSR pointer ``[B + 1]`` from 0 to ``length``, non-decreasing
+    (``check_order=False`` leaves the order to a caller that checks it while
+    reading, such as the compiled kernel)."""
     check_tensor(ptr, name)
     if ptr.dtype not in (torch.long, torch.int32):
         raise TypeError(f"'{name}' must be an integer tensor (torch.long), "
@@ -71,7 +74,7 @@ def check_ptr(ptr: Tensor, name: str, length: int,
         raise ValueError(f"'{name}' must start at 0 and end at the number of "
                          f"rows ({length}), got {int(ptr[0])} ... "
                          f"{int(ptr[-1])}")
-    if ptr.numel() > 1 and bool((ptr[1:] < ptr[:-1]).any()):
+    if check_order and ptr.numel() > 1 and bool((ptr[1:] < ptr[:-1]).any()):
         raise ValueError(f"'{name}' must be non-decreasing")
     return ptr
 

@@ -56,12 +56,35 @@ def test_kernel_is_used_and_skipped_for_autograd(monkeypatch):
     T.apply_points(x, ptr=ptr)
     assert calls == [True]
     T.apply_points(x.requires_grad_(), ptr=ptr)  # needs a graph: native
-    assert calls == [True, False]
+    assert calls == [True]
     with torch.no_grad():
         T.apply_points(x, ptr=ptr)
-    assert calls == [True, False, True]
+    assert calls == [True, True]
     T.apply_points(x.detach().T.contiguous().T, ptr=ptr)  # non-contiguous
-    assert calls[-1] is True
+    assert calls == [True, True, True]
+
+
+@needs_kernel
+@pytest.mark.parametrize('native', [False, True])
+def test_kernel_validates_like_native(native):
+    x, ptr, T = _inputs([2, 3], torch.float64)
+    bad_order = torch.tensor([0, 4, 2, 5])
+    T3 = RigidTransform.sample(3, dtype=torch.float64)
+    cases = [
+        (lambda: T3.apply_points(x, ptr=bad_order), 'non-decreasing'),
+        (lambda: T.apply_points(x, torch.tensor([0, 0, 1, 1, 2])),
+         r'only 2 graph\(s\) exist'),
+        (lambda: T.apply_vectors(x, torch.tensor([0, -1, 1, 1, 1])),
+         r'only 2 graph\(s\) exist'),
+    ]
+    for fn, match in cases:
+        if native:
+            with remul_typing.force_native():
+                with pytest.raises(ValueError, match=match):
+                    fn()
+        else:
+            with pytest.raises(ValueError, match=match):
+                fn()
 
 
 def test_kernel_noncontiguous_input():

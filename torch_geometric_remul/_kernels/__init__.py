@@ -34,7 +34,7 @@ from torch import Tensor
 import torch_geometric_remul.typing as remul_typing
 
 _SOURCE = Path(__file__).with_name('rigid.c')
-_ABI_VERSION = 1
+_ABI_VERSION = 2
 _LOCK = threading.Lock()
 _STATE = {'tried': False, 'lib': None, 'error': None}
 # Below this many rows a single thread is faster than waking a team.
@@ -146,8 +146,8 @@ def _load() -> Optional[ctypes.CDLL]:
         for name in ('rigid_ptr_f32', 'rigid_ptr_f64', 'rigid_index_f32',
                      'rigid_index_f64'):
             fn = getattr(lib, name)
-            fn.argtypes = [ptr, ptr, ptr, ptr, ptr, i64, cint]
-            fn.restype = None
+            fn.argtypes = [ptr, ptr, ptr, ptr, ptr, i64, i64, cint]
+            fn.restype = i64
         _STATE['lib'] = lib
         return lib
 
@@ -167,45 +167,67 @@ def _addr(t: Optional[Tensor]) -> Optional[int]:
     return None if t is None else t.data_ptr()
 
 
+def kernel_usable(x: Tensor, R: Optional[Tensor],
+                  t: Optional[Tensor]) -> bool:
+    r"""Whether :func:`rigid_apply` will run the compiled kernel for these
+    tensors (compiling it on the first call): CPU float32/float64, no
+    gradient needed, kernel enabled and loadable."""
+    if R is None or not remul_typing.WITH_CPU_KERNEL:
+        return False
+    if x.device.type != 'cpu' or x.dtype not in (torch.float32,
+                                                 torch.float64):
+        return False
+    if torch.is_grad_enabled() and (x.requires_grad or R.requires_grad or (
+            t is not None and t.requires_grad)):
+        return False  # autograd goes through the native path
+    return _load() is not None
+
+
 def rigid_apply(x: Tensor, R: Tensor, t: Optional[Tensor],
                 ptr: Optional[Tensor] = None,
                 index: Optional[Tensor] = None) -> Optional[Tensor]:
     r"""``out_i = R[g_i] x_i (+ t[g_i])`` with the compiled kernel, or
-    ``None`` when the kernel does not apply (caller falls back). Arguments are
-    assumed validated: ``x`` ``[N, 3]``, ``R`` ``[B, 3, 3]``, ``t`` ``[B, 3]``
-    or ``None``, at most one of ``ptr``/``index`` (neither: ``B = 1``)."""
-    if not remul_typing.WITH_CPU_KERNEL:
+    ``None`` when :func:`kernel_usable` is false (the caller falls back).
+
+    Shapes and dtypes are assumed validated by the caller: ``x`` ``[N, 3]``,
+    ``R`` ``[B, 3, 3]``, ``t`` ``[B, 3]`` or ``None``, at most one of
+    ``ptr``/``index`` (neither: ``B = 1``). The *values* of ``ptr``
+    (non-decreasing, within ``[0, N]``) and ``index`` (within ``[0, B)``)
+    are checked by the kernel while it reads them, raising the same
+    :class:`ValueError` as the native checks.
+    """
+    if not kernel_usable(x, R, t):
         return None
-    if x.device.type != 'cpu' or x.dtype not in (torch.float32,
-                                                 torch.float64):
-        return None
-    if torch.is_grad_enabled() and (x.requires_grad or R.requires_grad or (
-            t is not None and t.requires_grad)):
-        return None  # autograd goes through the native path
     lib = _load()
-    if lib is None:
-        return None
     suffix = 'f32' if x.dtype == torch.float32 else 'f64'
     x = x.contiguous()
     R = R.contiguous()
     t = None if t is None else t.contiguous()
     out = torch.empty_like(x, memory_format=torch.contiguous_format)
-    N = x.size(0)
+    N, B = x.size(0), R.size(0)
     nthreads = torch.get_num_threads() if N >= _PARALLEL_MIN_ROWS else 1
     if ptr is None and index is None:
         ptr = torch.tensor([0, N], dtype=torch.long)
     if ptr is not None:
         ptr = ptr.to(torch.long).contiguous()
-        getattr(lib, f'rigid_ptr_{suffix}')(x.data_ptr(), out.data_ptr(),
-                                            R.data_ptr(), _addr(t),
-                                            ptr.data_ptr(), R.size(0),
-                                            nthreads)
+        bad = getattr(lib, f'rigid_ptr_{suffix}')(
+            x.data_ptr(), out.data_ptr(), R.data_ptr(), _addr(t),
+            ptr.data_ptr(), B, N, nthreads)
+        if bad >= 0:
+            raise ValueError(f"'ptr' must be non-decreasing from 0 to the "
+                             f"number of rows ({N}); graph {bad} spans rows "
+                             f"{int(ptr[bad])}..{int(ptr[bad + 1])}")
     else:
         index = index.to(torch.long).contiguous()
-        getattr(lib, f'rigid_index_{suffix}')(x.data_ptr(), out.data_ptr(),
-                                              R.data_ptr(), _addr(t),
-                                              index.data_ptr(), N, nthreads)
+        bad = getattr(lib, f'rigid_index_{suffix}')(
+            x.data_ptr(), out.data_ptr(), R.data_ptr(), _addr(t),
+            index.data_ptr(), N, B, nthreads)
+        if bad >= 0:
+            raise ValueError(f"'batch' holds graph index {int(index[bad])} "
+                             f"at row {bad} but only {B} graph(s) exist "
+                             f"(expected values in [0, {B - 1}])")
     return out
 
 
-__all__ = ['kernel_available', 'kernel_error', 'rigid_apply']
+__all__ = ['kernel_available', 'kernel_error', 'kernel_usable',
+           'rigid_apply']

@@ -23,31 +23,51 @@
   const T t0 = t ? t[3 * (g)] : (T)0, t1 = t ? t[3 * (g) + 1] : (T)0,       \
           t2 = t ? t[3 * (g) + 2] : (T)0;
 
+/* Both kernels validate the graph assignment while they read it, so that
+ * the caller needs no separate pass over ptr/index: they return -1 on
+ * success, else the first offending position they saw (a graph g whose
+ * range ptr[g]..ptr[g+1] is decreasing or outside [0, N], or a row i whose
+ * index is outside [0, B)); rows of valid graphs are written either way. */
 #define DEFINE_KERNELS(T, SUFFIX)                                           \
-  void rigid_ptr_##SUFFIX(const T *restrict x, T *restrict out,             \
-                          const T *restrict R, const T *restrict t,         \
-                          const int64_t *restrict ptr, int64_t B,           \
-                          int nthreads) {                                   \
+  int64_t rigid_ptr_##SUFFIX(const T *restrict x, T *restrict out,          \
+                             const T *restrict R, const T *restrict t,      \
+                             const int64_t *restrict ptr, int64_t B,        \
+                             int64_t N, int nthreads) {                     \
+    int64_t bad = -1;                                                       \
     _Pragma("omp parallel for schedule(static) num_threads(nthreads) if(nthreads > 1)") \
     for (int64_t g = 0; g < B; ++g) {                                       \
+      const int64_t start = ptr[g], end = ptr[g + 1];                       \
+      if (start < 0 || end < start || end > N) {                            \
+        _Pragma("omp atomic write")                                         \
+        bad = g;                                                            \
+        continue;                                                           \
+      }                                                                     \
       LOAD_PARAMS(T, g)                                                     \
-      const int64_t end = ptr[g + 1];                                       \
-      for (int64_t i = ptr[g]; i < end; ++i) RIGID_ROW(T)                   \
+      for (int64_t i = start; i < end; ++i) RIGID_ROW(T)                    \
     }                                                                       \
+    return bad;                                                             \
   }                                                                         \
-  void rigid_index_##SUFFIX(const T *restrict x, T *restrict out,           \
-                            const T *restrict R, const T *restrict t,       \
-                            const int64_t *restrict index, int64_t N,       \
-                            int nthreads) {                                 \
+  int64_t rigid_index_##SUFFIX(const T *restrict x, T *restrict out,        \
+                               const T *restrict R, const T *restrict t,    \
+                               const int64_t *restrict index, int64_t N,    \
+                               int64_t B, int nthreads) {                   \
+    int64_t bad = -1;                                                       \
     _Pragma("omp parallel for schedule(static) num_threads(nthreads) if(nthreads > 1)") \
     for (int64_t i = 0; i < N; ++i) {                                       \
-      LOAD_PARAMS(T, index[i])                                              \
+      const int64_t g = index[i];                                           \
+      if (g < 0 || g >= B) {                                                \
+        _Pragma("omp atomic write")                                         \
+        bad = i;                                                            \
+        continue;                                                           \
+      }                                                                     \
+      LOAD_PARAMS(T, g)                                                     \
       RIGID_ROW(T)                                                          \
     }                                                                       \
+    return bad;                                                             \
   }
 
 DEFINE_KERNELS(float, f32)
 DEFINE_KERNELS(double, f64)
 
 /* Lets the loader check that it talks to the library it built. */
-int rigid_kernel_abi_version(void) { return 1; }
+int rigid_kernel_abi_version(void) { return 2; }

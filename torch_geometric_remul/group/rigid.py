@@ -10,7 +10,7 @@ from torch_geometric_remul._checks import (check_float, check_index,
 from torch_geometric_remul.group.rotations import (AxisLike,
                                                    normalize_group,
                                                    random_rotations)
-from torch_geometric_remul._kernels import rigid_apply
+from torch_geometric_remul._kernels import kernel_usable, rigid_apply
 from torch_geometric_remul.group.segment import (ptr_to_batch,
                                                  uniform_segment_size)
 from torch_geometric_remul.typing import Device
@@ -315,10 +315,13 @@ class RigidTransform:
         check_same_device_dtype(x, name, ref, 'the transform')
         R, t = self._R, (self._t if translate else None)
         B, N = self.num_graphs, x.size(0)
+        # The compiled kernel checks the values of ptr/batch while reading
+        # them; the native path needs the separate checks.
+        kernel = kernel_usable(x, R, t)
         if ptr is not None:
-            check_ptr(ptr, 'ptr', N, B)
+            check_ptr(ptr, 'ptr', N, B, check_order=not kernel)
         elif batch is not None:
-            check_index(batch, 'batch', N, B)
+            check_index(batch, 'batch', N, None if kernel else B)
         elif B != 1:
             raise ValueError(
                 f"this transform holds {B} graphs: pass 'batch' "
@@ -326,10 +329,8 @@ class RigidTransform:
 
         if R is None and t is None:  # a translation acting on a vector
             return x.clone()
-        if R is not None:
-            out = rigid_apply(x, R, t, ptr=ptr, index=batch)
-            if out is not None:
-                return out
+        if kernel:
+            return rigid_apply(x, R, t, ptr=ptr, index=batch)
         if ptr is None and batch is None:
             return _apply_single(x, R, t)
         if ptr is not None:
