@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: train demo test test-native venv accel bench clean
+.PHONY: train demo test test-native venv accel bench docs clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,18 @@ bench: $(VENV)/.accel
 	$(PY) benchmarks/transforms.py
 	$(PY) benchmarks/loss.py
 	$(PY) benchmarks/models.py
+
+# The documentation site (docs/): Sphinx + myst-parser + furo from the `docs`
+# extra, built offline with warnings as errors (nitpicky: every reference to
+# this package must resolve). -E re-reads every page, so that a warning is
+# never hidden by a cached build. Output: docs/_build/html/index.html.
+# Docstring examples run as doctests in `make test`, not here.
+$(VENV)/.docs: $(VENV)/.installed setup.py
+	$(PIP) install --quiet -e ".[docs]"
+	touch $@
+
+docs: $(VENV)/.docs
+	$(PY) -m sphinx -E -W --keep-going -b html docs docs/_build/html
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

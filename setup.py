@@ -27,6 +27,9 @@ extras_require = {
     # Plots written by `remul train` (loss and equivariance curves).
     'plot': ['matplotlib'],
     'md': ['rdkit'],
+    # The documentation site (`make docs`): Sphinx with autodoc/napoleon,
+    # markdown pages through myst-parser, the furo theme.
+    'docs': ['sphinx>=7.2', 'myst-parser>=2.0', 'furo'],
 }
 extras_require['full'] = sorted(
     set(extras_require['e3nn'] + extras_require['md']))

@@ -101,9 +101,20 @@ def _table(rows) -> str:
     return '\n'.join(f'  {k:<{width}}  {v}' for k, v in rows)
 
 
+def _rank_tag() -> str:
+    """`` (rank R)`` in a process launched by torchrun with several
+    processes, else empty."""
+    import os
+    world = os.environ.get('WORLD_SIZE', '1')
+    if world.isdigit() and int(world) > 1:
+        return f" (rank {os.environ.get('RANK', '?')})"
+    return ''
+
+
 def train_command(args: argparse.Namespace) -> int:
     """Trains a model (REMUL by default) and prints a short result table."""
     from torch_geometric_remul.train import TrainConfig, TrainingError, train
+    from torch_geometric_remul.train.distributed import PeerFailure
     fields = ('task', 'model', 'loss', 'alpha', 'beta', 'weighting',
               'epsilon', 'mode', 'group', 'fused', 'epochs', 'batch_size',
               'lr', 'hidden', 'layers', 'num_train', 'num_val', 'num_test',
@@ -115,11 +126,13 @@ def train_command(args: argparse.Namespace) -> int:
             config = config.resolved()  # report bad options before any work
         result = train(config, resume_from=args.resume,
                        progress=not args.no_progress)
-    except (ValueError, FileNotFoundError, TrainingError) as e:
-        print(f'remul train: error: {e}', file=sys.stderr)
+    except (ValueError, FileNotFoundError, TrainingError, PeerFailure) as e:
+        print(f'remul train: error{_rank_tag()}: {e}', file=sys.stderr)
         return 1
     if result.interrupted:
         return 130
+    if result.rank != 0:  # under torchrun, rank 0 alone reports
+        return 0
     test = result.test
     print('\nresult (test split)')
     print(_table([
@@ -195,8 +208,12 @@ def build_parser() -> argparse.ArgumentParser:
                         version=f'%(prog)s {__version__}')
     sub = parser.add_subparsers(dest='command', metavar='COMMAND')
 
-    p = sub.add_parser('train', help='train a model (default: REMUL on the '
-                       'simulated charged N-body task)')
+    p = sub.add_parser(
+        'train', help='train a model (default: REMUL on the simulated '
+        'charged N-body task)', epilog='Launched by torchrun (e.g. torchrun '
+        '--nproc_per_node=2 -m torch_geometric_remul train ...), it trains '
+        'with DistributedDataParallel: gloo on CPU, NCCL on GPU; see '
+        'docs/distributed.md.')
     p.add_argument('--task', default='nbody', choices=TASKS)
     p.add_argument('--model', default='gnn',
                    help='mlp, gnn, transformer, egnn or segnn (default: gnn)')
@@ -213,12 +230,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--group', default=None,
                    help='SO3, O3, SE3, E3, SO2 or T3 (default: per task)')
     p.add_argument('--fused', action='store_true',
-                   help='one forward pass on clean + transformed graphs')
+                   help='one forward pass on clean + transformed graphs '
+                   '(always on when training with several processes)')
     for name, kind in (('epochs', int), ('batch-size', int), ('lr', float),
                        ('hidden', int), ('layers', int), ('num-train', int),
                        ('num-val', int), ('num-test', int)):
-        p.add_argument(f'--{name}', type=kind, default=None,
-                       help='default: per task')
+        help_ = 'default: per task'
+        if name == 'batch-size':
+            help_ = ('the global batch size: under torchrun each of the K '
+                     'processes takes batch-size / K graphs per step (must '
+                     'be divisible by K); default: per task')
+        p.add_argument(f'--{name}', type=kind, default=None, help=help_)
     p.add_argument('--eval-graphs', type=int, default=200,
                    help="graphs used for E' each epoch (default: 200)")
     p.add_argument('--eval-samples', type=int, default=20)

@@ -338,3 +338,25 @@ def test_egnn_exact_and_gnn_not(mode):
     assert out.equi.item() > 1e-6
     assert equivariance_error(gnn, batch, vectors='vel', group='E3',
                               num_samples=4).E_prime > 1e-4
+
+
+@pytest.mark.parametrize('name', ['gnn', 'egnn', 'transformer'])
+def test_fused_equals_unfused_with_message_passing(name):
+    # the fused batch must offset edge_index, batch and ptr per copy
+    from torch_geometric_remul.graph import fully_connected_graph
+    from torch_geometric_remul.nn.models import build_model
+    batch = batch_with_target((3, 5, 1, 4), seed=5)
+    batch.edge_index = fully_connected_graph(batch)
+    torch.manual_seed(0)
+    model = build_model(name, vectors=('vel', ), scalars=('charge', ),
+                        scalar_dim=1, hidden=16, layers=2).double()
+    Ts = [RigidTransform.sample(4, 'SE3', generator=torch.Generator()
+                                .manual_seed(s), dtype=F64) for s in (1, 2)]
+    outs = []
+    for fused in (False, True):
+        loss_fn = RemulLoss(vectors='vel', group='SE3', num_samples=2,
+                            fused=fused)
+        outs.append(loss_fn(model, batch, batch.y, transforms=Ts))
+    assert torch.allclose(outs[0].loss, outs[1].loss, rtol=1e-10)
+    assert torch.allclose(outs[0].prediction, outs[1].prediction,
+                          rtol=1e-10, atol=1e-12)

@@ -20,12 +20,20 @@ class ChargedSimulation(NamedTuple):
 
     Attributes:
         pos: Saved positions ``[num_sims, num_frames, num_particles, 3]``.
-        vel: Saved velocities, same shape, synchronous with :attr:`pos`.
+        vel: Saved velocities, same shape, synchronous with ``pos``.
         charge: Charges ``[num_sims, num_particles]`` (:math:`\pm 1`).
         pos_initial: Positions before the first step
             ``[num_sims, num_particles, 3]``.
         vel_initial: Velocities before the first step (norm ``vel_norm``).
         steps: The integration step of every saved frame ``[num_frames]``.
+
+    Example:
+
+        >>> sim = simulate_charged(2, num_steps=300, sample_every=100)
+        >>> isinstance(sim, ChargedSimulation), sim.pos.shape
+        (True, (2, 2, 5, 3))
+        >>> sim.steps.tolist()
+        [100, 200]
     """
     pos: np.ndarray
     vel: np.ndarray
@@ -257,7 +265,8 @@ class ChargedParticles(InMemoryDataset):
     only on its own size, the seed and the simulation parameters; only the
     requested split is simulated. The processed file name encodes every
     parameter that determines its content, so changing one regenerates the
-    file (written atomically); :attr:`processed_paths` shows it.
+    file (written atomically);
+    :attr:`~torch_geometric.data.Dataset.processed_paths` shows it.
 
     Args:
         root (str): Root directory; files go to ``root/processed``.

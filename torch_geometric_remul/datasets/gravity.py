@@ -36,6 +36,12 @@ class GravitySimulation(NamedTuple):
         trajectory: Positions at every step
             ``[num_sims, num_steps + 1, num_bodies, 3]`` (``None`` unless
             requested).
+
+    Example:
+
+        >>> sim = simulate_gravity(2, num_steps=10, return_trajectory=True)
+        >>> isinstance(sim, GravitySimulation), sim.trajectory.shape
+        (True, (2, 11, 4, 3))
     """
     mass: np.ndarray
     pos: np.ndarray

@@ -53,7 +53,7 @@ class MD17Trajectories(InMemoryDataset):
     * the classical stand-in of :func:`generate_md17_standin
       <torch_geometric_remul.datasets.generate_md17_standin>` with
       ``source="standin"`` (``root/<molecule>/raw/md17_<molecule>_standin
-      .npz``). Any file marked as a stand-in sets :attr:`is_standin`, puts
+      .npz``). Any file marked as a stand-in sets ``is_standin``, puts
       ``standin`` into the processed file name and warns: its numbers are
       **not** MD17 results.
 

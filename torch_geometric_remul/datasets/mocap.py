@@ -45,7 +45,7 @@ class MotionCapture(InMemoryDataset):
     * the labelled **synthetic proxy** of
       :func:`~torch_geometric_remul.datasets.generate_mocap_proxy`, which
       writes ASF/AMC files whose skeleton is named ``synthetic_proxy...``.
-      Reading it sets :attr:`is_synthetic_proxy`, puts ``proxy`` into the
+      Reading it sets ``is_synthetic_proxy``, puts ``proxy`` into the
       processed file name and warns: it is not motion-capture data.
 
     A missing file raises :class:`FileNotFoundError` saying what to put
@@ -72,9 +72,9 @@ class MotionCapture(InMemoryDataset):
     * ``edge_index`` ``[2, 2 (J - 1)]`` (long): the skeleton's bones in
       both directions.
     * ``joint`` ``[J]`` (long, scalar): joint index in the skeleton (the
-      names are in :attr:`joint_names`, from the first sampled clip).
+      names are in ``joint_names``, from the first sampled clip).
     * ``clip`` ``[1]`` and ``frame`` ``[1]`` (long, graph-level): index of
-      the clip in :attr:`files` and the start frame :math:`t`.
+      the clip in ``files`` and the start frame :math:`t`.
 
     Args:
         root (str): Root directory (``root/raw`` holds the files,

@@ -59,6 +59,18 @@ class MocapClip(NamedTuple):
         path: The motion file.
         is_synthetic_proxy: Whether the skeleton is marked as a synthetic
             proxy (see :mod:`~torch_geometric_remul.datasets.mocap_proxy`).
+
+    Example:
+
+        >>> import tempfile
+        >>> from torch_geometric_remul.datasets import generate_mocap_proxy
+        >>> asf, amcs = generate_mocap_proxy(tempfile.mkdtemp(), num_clips=1,
+        ...                                  num_frames=5)
+        >>> clip = asf_amc_positions(asf, amcs[0])
+        >>> clip.positions.shape, clip.joint_names[:2], clip.parents[:2]
+        ((5, 19, 3), ['root', 'lhip'], [-1, 0])
+        >>> clip.edges[:2].tolist()  # (parent, child)
+        [[0, 1], [1, 2]]
     """
     positions: np.ndarray
     joint_names: List[str]
@@ -106,7 +118,20 @@ class AsfBone:
 
 @dataclass
 class AsfSkeleton:
-    r"""A parsed ASF skeleton (see :func:`read_asf`)."""
+    r"""A parsed ASF skeleton (see :func:`read_asf`).
+
+    Example:
+
+        >>> import tempfile
+        >>> from torch_geometric_remul.datasets import generate_mocap_proxy
+        >>> asf, _ = generate_mocap_proxy(tempfile.mkdtemp(), num_clips=1,
+        ...                               num_frames=2)
+        >>> skel = read_asf(asf)
+        >>> skel.name, skel.angle_unit, skel.root_order
+        ('synthetic_proxy_walk', 'deg', ('TX', 'TY', 'TZ', 'RX', 'RY', 'RZ'))
+        >>> len(skel.bones), skel.parent['lfemur']
+        (18, 'lhip')
+    """
     path: str
     name: str
     angle_unit: str
@@ -119,6 +144,9 @@ class AsfSkeleton:
 
     @property
     def is_synthetic_proxy(self) -> bool:
+        r"""Whether the skeleton's ``:name`` marks it as the labelled
+        synthetic proxy of
+        :func:`~torch_geometric_remul.datasets.generate_mocap_proxy`."""
         return self.name.lower().startswith(PROXY_NAME_PREFIX)
 
     def joint_names(self) -> List[str]:
@@ -396,6 +424,16 @@ def read_amc(path: str, skeleton: AsfSkeleton) -> Dict[str, np.ndarray]:
     Raises:
         FileNotFoundError: If the file does not exist.
         ValueError: On malformed content (naming the file and line).
+
+    Example:
+
+        >>> import tempfile
+        >>> from torch_geometric_remul.datasets import generate_mocap_proxy
+        >>> asf, amcs = generate_mocap_proxy(tempfile.mkdtemp(), num_clips=1,
+        ...                                  num_frames=5)
+        >>> motion = read_amc(amcs[0], read_asf(asf))
+        >>> motion['root'].shape, motion['lfemur'].shape  # [T, channels]
+        ((5, 6), (5, 3))
     """
     lines = _read_text(path)
     unit = skeleton.angle_unit
@@ -476,6 +514,16 @@ def asf_amc_positions(asf: str, amc: str,
     Returns:
         :class:`MocapClip`: ``positions`` ``[T, 1 + num_bones, 3]``, the
         root first and then every bone's end point.
+
+    Example:
+
+        >>> import tempfile
+        >>> from torch_geometric_remul.datasets import generate_mocap_proxy
+        >>> asf, amcs = generate_mocap_proxy(tempfile.mkdtemp(), num_clips=1,
+        ...                                  num_frames=5)
+        >>> clip = asf_amc_positions(asf, amcs[0])
+        >>> clip.positions.shape, clip.is_synthetic_proxy
+        ((5, 19, 3), True)
     """
     skel = skeleton if skeleton is not None else read_asf(asf)
     motion = read_amc(amc, skel)

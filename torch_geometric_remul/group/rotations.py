@@ -1,7 +1,8 @@
 r"""Sampling and constructing rotation matrices.
 
-Every rotation in the package is produced here or in
-:mod:`torch_geometric_remul.group.rigid`; nothing else samples or builds one.
+Every rotation in the package is produced here or by
+:class:`~torch_geometric_remul.group.RigidTransform`; nothing else samples or
+builds one.
 """
 import math
 from typing import Optional, Sequence, Union
@@ -273,6 +274,13 @@ def rotation_angle(R: Tensor) -> Tensor:
 
     Args:
         R (torch.Tensor): Rotation matrices.
+
+    Example:
+
+        >>> import math
+        >>> R = axis_angle_to_matrix('x', torch.tensor([0.5, math.pi]))
+        >>> rotation_angle(R)
+        tensor([0.5000, 3.1416])
     """
     trace = R.diagonal(dim1=-2, dim2=-1).sum(-1)
     return ((trace - 1) / 2).clamp(-1.0, 1.0).acos()

@@ -20,7 +20,15 @@ from torch_geometric_remul._checks import (check_index, check_ptr,
 
 def uniform_segment_size(ptr: Tensor, num_rows: int) -> Optional[int]:
     r"""Returns ``n`` if all segments described by ``ptr`` have exactly
-    ``n`` rows (and there is at least one segment), else ``None``."""
+    ``n`` rows (and there is at least one segment), else ``None``.
+
+    Example:
+
+        >>> uniform_segment_size(torch.tensor([0, 3, 6]), 6)
+        3
+        >>> uniform_segment_size(torch.tensor([0, 2, 6]), 6) is None
+        True
+    """
     num_segments = ptr.numel() - 1
     if num_segments <= 0 or num_rows % num_segments != 0:
         return None
@@ -31,7 +39,13 @@ def uniform_segment_size(ptr: Tensor, num_rows: int) -> Optional[int]:
 
 
 def ptr_to_batch(ptr: Tensor, num_rows: Optional[int] = None) -> Tensor:
-    r"""Converts CSR offsets ``ptr`` into a per-row graph index."""
+    r"""Converts CSR offsets ``ptr`` into a per-row graph index.
+
+    Example:
+
+        >>> ptr_to_batch(torch.tensor([0, 2, 2, 5]))  # graph 1 is empty
+        tensor([0, 0, 2, 2, 2])
+    """
     counts = ptr.diff()
     return torch.repeat_interleave(
         torch.arange(counts.numel(), device=ptr.device), counts,
@@ -39,7 +53,13 @@ def ptr_to_batch(ptr: Tensor, num_rows: Optional[int] = None) -> Tensor:
 
 
 def batch_to_ptr(batch: Tensor, num_graphs: Optional[int] = None) -> Tensor:
-    r"""Converts a **sorted** per-row graph index into CSR offsets."""
+    r"""Converts a **sorted** per-row graph index into CSR offsets.
+
+    Example:
+
+        >>> batch_to_ptr(torch.tensor([0, 0, 2, 2, 2]))
+        tensor([0, 2, 2, 5])
+    """
     counts = torch.bincount(batch, minlength=num_graphs or 0)
     ptr = counts.new_zeros(counts.numel() + 1)
     torch.cumsum(counts, 0, out=ptr[1:])
@@ -76,6 +96,13 @@ def segment_sum(x: Tensor, batch: Optional[Tensor] = None,
         ptr (torch.Tensor, optional): CSR offsets (preferred when rows are
             sorted by graph, as in a PyG ``Batch``).
         num_graphs (int, optional): Number of graphs ``B``.
+
+    Example:
+
+        >>> x = torch.tensor([[1.0], [2.0], [3.0]])
+        >>> segment_sum(x, batch=torch.tensor([0, 0, 1]))
+        tensor([[3.],
+                [3.]])
     """
     return _reduce(x, batch, ptr, num_graphs, 'sum')
 
@@ -130,7 +157,16 @@ def broadcast_to_rows(values: Tensor, batch: Optional[Tensor] = None,
                       ptr: Optional[Tensor] = None,
                       num_rows: Optional[int] = None) -> Tensor:
     r"""Repeats per-graph ``values`` (``[B, *]``) for every row of its
-    graph (``[num_rows, *]``), the inverse shape of :func:`segment_sum`."""
+    graph (``[num_rows, *]``), the inverse shape of :func:`segment_sum`.
+
+    Example:
+
+        >>> values = torch.tensor([[1.0], [2.0]])
+        >>> broadcast_to_rows(values, ptr=torch.tensor([0, 1, 3]))
+        tensor([[1.],
+                [2.],
+                [2.]])
+    """
     if ptr is not None:
         num_rows = int(ptr[-1]) if num_rows is None else num_rows
         check_ptr(ptr, 'ptr', num_rows, values.size(0))

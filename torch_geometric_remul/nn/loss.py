@@ -26,7 +26,24 @@ MODES = ('target', 'consistency')
 
 @dataclass
 class RemulOutput:
-    r"""What :class:`RemulLoss` returns."""
+    r"""What :class:`RemulLoss` returns.
+
+    Example:
+
+        >>> from torch_geometric.data import Data
+        >>> data = Data(pos=torch.randn(5, 3))
+        >>> def model(data):  # rotation-equivariant, but a poor fit of y
+        ...     return 2 * data.pos
+        >>> out = RemulLoss(group='SO3')(model, data, data.pos)
+        >>> out.alpha, out.beta
+        (1.0, 1.0)
+        >>> # equivariant model: the moved output fits the moved target as
+        >>> # well as the output fits the target, and E' is 0
+        >>> torch.allclose(out.task, out.equi)
+        True
+        >>> float(out.error['absolute']) < 1e-5
+        True
+    """
     #: :math:`\alpha L_\mathrm{task} + \beta L_\mathrm{equi}`, to backpropagate.
     loss: Tensor
     #: Task loss on the clean input (``None`` when not computed: ``alpha`` is

@@ -1,4 +1,6 @@
-r"""Training: configuration, tasks and the loop behind ``remul train``."""
+r"""Training: configuration, tasks and the loop behind ``remul train``
+(multi-process and multi-node under ``torchrun``; the distributed plumbing
+is in ``torch_geometric_remul.train.distributed``)."""
 from .config import LOSSES, TASK_DEFAULTS, TASKS, WEIGHTINGS, TrainConfig
 from .tasks import TaskSpec, task_spec
 from .loop import (TrainingError, TrainResult, build_loss, evaluate_split,

@@ -52,11 +52,19 @@ class TrainConfig:
     data_root: str = 'data'
     run_dir: Optional[str] = None
     molecule: str = 'aspirin'
-    #: md17: 'auto' | 'md17' | 'rmd17' | 'standin'; mocap: 'files' | 'proxy'
+    #: Where the data comes from, for the md17 task ``'auto'``, ``'md17'``,
+    #: ``'rmd17'`` or ``'standin'``, for mocap ``'files'`` or ``'proxy'``.
     source: Optional[str] = None
     extra: Dict[str, Any] = field(default_factory=dict)
 
     def resolved(self) -> 'TrainConfig':
+        r"""A validated copy with every ``None`` field filled from
+        :data:`TASK_DEFAULTS` (``self`` is not modified).
+
+        Raises:
+            ValueError: Naming the field, for an unknown task, loss,
+                weighting or model, or a size or learning rate out of range.
+        """
         if self.task not in TASKS:
             raise ValueError(f"'task' must be one of {', '.join(TASKS)} "
                              f"(got {self.task!r})")
@@ -87,10 +95,16 @@ class TrainConfig:
         return out
 
     def to_json(self) -> str:
+        r"""The configuration as JSON (the content of ``config.json``)."""
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
     @classmethod
     def from_dict(cls, values: Dict[str, Any]) -> 'TrainConfig':
+        r"""The configuration of a ``config.json`` dictionary.
+
+        Raises:
+            ValueError: For unknown fields.
+        """
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:

@@ -2,6 +2,7 @@ r"""The training loop behind ``remul train``: REMUL (or a plain/augmented
 baseline) on a task, with per-epoch validation, atomic checkpoints, bit-exact
 resumption, metrics files and plots."""
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -9,7 +10,7 @@ import os
 import os.path as osp
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch_geometric.loader import DataLoader
@@ -20,7 +21,9 @@ from torch_geometric_remul.metrics import equivariance_error
 from torch_geometric_remul.nn import (GradNorm, RemulLoss, Schedule,
                                       TargetEquivariance)
 from torch_geometric_remul.nn.models import build_model
+from torch_geometric_remul.train import distributed
 from torch_geometric_remul.train.config import TrainConfig
+from torch_geometric_remul.train.distributed import DistEnv
 from torch_geometric_remul.train.tasks import TaskSpec, task_spec
 
 CHECKPOINT = 'checkpoint.pt'
@@ -32,10 +35,21 @@ class TrainingError(RuntimeError):
 
 @dataclass
 class TrainResult:
+    r"""What :func:`train` returns (on every rank of a distributed run;
+    ``history`` and ``test`` hold the all-reduced metrics, identical on all
+    ranks except ``epoch_seconds``)."""
     run_dir: str
     history: List[Dict[str, float]]
     test: Dict[str, float]
     interrupted: bool = False
+    #: The trained model (unwrapped from DistributedDataParallel).
+    model: Optional[torch.nn.Module] = None
+    #: The loss (``None`` for the plain baseline), holding the learned
+    #: weighting state.
+    loss: Optional[RemulLoss] = None
+    #: This process's rank and the number of processes that trained.
+    rank: int = 0
+    world_size: int = 1
 
 
 def last_layer_parameters(model: torch.nn.Module) -> List[torch.Tensor]:
@@ -54,15 +68,26 @@ def last_layer_parameters(model: torch.nn.Module) -> List[torch.Tensor]:
 
 
 def build_loss(config: TrainConfig, spec: TaskSpec, model: torch.nn.Module,
-               steps_per_epoch: int) -> Optional[RemulLoss]:
-    r"""The loss of ``config.loss``: ``None`` for the plain MSE baseline."""
+               steps_per_epoch: int, rank: int = 0) -> Optional[RemulLoss]:
+    r"""The loss of ``config.loss``: ``None`` for the plain MSE baseline.
+
+    Args:
+        config (TrainConfig): The resolved configuration.
+        spec (TaskSpec): The task.
+        model (torch.nn.Module): The (unwrapped) model.
+        steps_per_epoch (int): Optimiser steps per epoch.
+        rank (int, optional): The process's rank: its group elements are
+            drawn from a generator seeded from ``config.seed`` and ``rank``.
+            (default: ``0``)
+    """
     if config.loss == 'plain':
         return None
+    seed = distributed.rank_seed(config.seed + 1, rank)
     common = dict(output=spec.output, points=spec.points,
                   vectors=spec.vectors, group=config.group, mode=config.mode,
                   axis=spec.axis,
                   fused=config.fused,
-                  generator=torch.Generator().manual_seed(config.seed + 1))
+                  generator=torch.Generator().manual_seed(seed))
     if config.loss == 'augment':
         return RemulLoss(alpha=0.0, beta=1.0, **common)
     if config.weighting == 'constant':
@@ -92,30 +117,84 @@ def _model(config: TrainConfig, spec: TaskSpec,
     return build_model(config.model, **kwargs)
 
 
+def _to(batch, device: Optional[torch.device]):
+    r"""``batch`` on ``device`` (untouched on the CPU)."""
+    if device is None or device.type == 'cpu':
+        return batch
+    return batch.to(device)
+
+
+def _device_of(model: torch.nn.Module) -> Optional[torch.device]:
+    param = next(model.parameters(), None)
+    return None if param is None else param.device
+
+
+def _evaluate_part(model, part, sub, batch_size: int, spec: TaskSpec,
+                   config: TrainConfig, generator: torch.Generator):
+    r"""``(squared error sum, target entries, EquivarianceError or None)``
+    of ``model`` on ``part`` (MSE) and ``sub`` (equivariance)."""
+    device = _device_of(model)
+    total, count = 0.0, 0
+    for batch in DataLoader(part, batch_size=batch_size):
+        batch = _to(batch, device)
+        pred = model(batch)
+        target = batch[spec.target]
+        total += float(((pred - target)**2).sum())
+        count += target.numel()
+    err = None
+    if len(sub) > 0:
+        loader = DataLoader(sub, batch_size=batch_size)
+        err = equivariance_error(
+            model, (_to(b, device) for b in loader), output=spec.output,
+            points=spec.points, vectors=spec.vectors, group=config.group,
+            num_samples=config.eval_samples, axis=spec.axis,
+            generator=generator)
+    return total, count, err
+
+
 @torch.no_grad()
 def evaluate_split(model, dataset, spec: TaskSpec, config: TrainConfig,
                    seed: int) -> Dict[str, float]:
     r"""MSE over ``dataset`` and equivariance errors on its first
-    ``config.eval_graphs`` graphs (group ``config.group``)."""
+    ``config.eval_graphs`` graphs (group ``config.group``).
+
+    Under :mod:`torch.distributed` (more than one process) it must be called
+    on every rank: each rank evaluates a contiguous block of the graphs
+    (batches of ``config.batch_size / world_size``, its own group elements
+    drawn from ``seed`` and its rank), and the sums and counts are
+    all-reduced, so every rank returns the metrics of the whole split.
+    """
+    world, rank = distributed.get_world_size(), distributed.get_rank()
+    num_eval = min(config.eval_graphs, len(dataset))
+    generator = torch.Generator().manual_seed(distributed.rank_seed(seed,
+                                                                    rank))
     was_training = model.training
     model.eval()
     try:
-        total, count = 0.0, 0
-        for batch in DataLoader(dataset, batch_size=config.batch_size):
-            pred = model(batch)
-            target = batch[spec.target]
-            total += float(((pred - target)**2).sum())
-            count += target.numel()
-        sub = dataset[:min(config.eval_graphs, len(dataset))]
-        err = equivariance_error(
-            model, DataLoader(sub, batch_size=config.batch_size),
-            output=spec.output, points=spec.points, vectors=spec.vectors,
-            group=config.group, num_samples=config.eval_samples,
-            axis=spec.axis, generator=torch.Generator().manual_seed(seed))
+        if world == 1:
+            total, count, err = _evaluate_part(
+                model, dataset, dataset[:num_eval], config.batch_size, spec,
+                config, generator)
+        else:  # this rank's blocks, in per-rank batches
+            total, count, err = _evaluate_part(
+                model, dataset[distributed.shard_range(len(dataset), rank,
+                                                       world)],
+                dataset[distributed.shard_range(num_eval, rank, world)],
+                max(1, config.batch_size // world), spec, config, generator)
     finally:
         model.train(was_training)
-    return {'mse': total / max(count, 1), 'E': err.E,
-            'E_prime': err.E_prime, 'E_prime_rel': err.E_prime_rel}
+    if world == 1:
+        if err is None:
+            raise ValueError('cannot evaluate an empty dataset')
+        return {'mse': total / max(count, 1), 'E': err.E,
+                'E_prime': err.E_prime, 'E_prime_rel': err.E_prime_rel}
+    n = err.num_graphs if err is not None else 0
+    sums = [total, count, n] + ([err.E * n, err.E_prime * n,
+                                 err.E_prime_rel * n] if n else [0.0] * 3)
+    total, count, n, E, Ep, Epr = distributed.all_reduce_sum(sums)
+    n = max(n, 1)
+    return {'mse': total / max(count, 1), 'E': E / n, 'E_prime': Ep / n,
+            'E_prime_rel': Epr / n}
 
 
 def _default_run_dir(config: TrainConfig) -> str:
@@ -177,8 +256,104 @@ def load_run(run_dir: str):
                                     f"directory written by 'remul train'?")
     with open(cfg_path) as f:
         config = TrainConfig.from_dict(json.load(f))
-    checkpoint = torch.load(ckpt_path, weights_only=False)
+    checkpoint = torch.load(ckpt_path, map_location='cpu',
+                            weights_only=False)
     return config, checkpoint
+
+
+def _quiet(line: str) -> None:
+    pass
+
+
+def _prepare_run_dir(config: TrainConfig) -> str:
+    r"""Creates the run directory and writes ``config.json`` (rank 0)."""
+    os.makedirs(config.run_dir, exist_ok=True)
+    atomic_write_text(osp.join(config.run_dir, 'config.json'),
+                      config.to_json() + '\n')
+    return config.run_dir
+
+
+def _load_task(config: TrainConfig):
+    spec = task_spec(config)
+    return spec, tuple(spec.load(s) for s in ('train', 'val', 'test'))
+
+
+def _epoch_loader(train_ds, config: TrainConfig, epoch: int,
+                  env: DistEnv) -> Tuple[Any, List[float]]:
+    r"""This rank's batches of one epoch and each one's share of its global
+    batch (all 1.0 in a single process)."""
+    # The shuffling order depends on (seed, epoch) only, so that a resumed
+    # run sees exactly the batches of an uninterrupted one; in a distributed
+    # run every rank draws the same permutation and takes its piece of each
+    # global batch.
+    order = torch.Generator().manual_seed(config.seed * 100003 + epoch)
+    if not env.enabled:
+        loader = DataLoader(train_ds, batch_size=config.batch_size,
+                            shuffle=True, generator=order)
+        return loader, [1.0] * len(loader)
+    pieces = [distributed.shard(batch, env.rank, env.world_size) for batch in
+              distributed.epoch_batches(len(train_ds), config.batch_size,
+                                        order)]
+    loader = DataLoader(train_ds, batch_sampler=[p for p, _ in pieces])
+    return loader, [share for _, share in pieces]
+
+
+def _rng_states(loss_fn: Optional[RemulLoss]) -> Dict[str, Any]:
+    return {'loss_generator': (loss_fn.generator.get_state()
+                               if loss_fn is not None else None),
+            'torch_rng': torch.get_rng_state()}
+
+
+def _save_checkpoint(run_dir: str, config: TrainConfig, env: DistEnv,
+                     model: torch.nn.Module, optimizer, loss_fn, epoch: int,
+                     step: int, history: List[Dict[str, float]]) -> None:
+    r"""Writes the metrics files and the checkpoint (rank 0; every rank
+    must call it, since every rank's generator states are gathered)."""
+    rng = _rng_states(loss_fn)
+    rank_states = distributed.gather_objects(rng)
+    if not env.is_main:
+        return
+    _write_metrics(run_dir, history)
+    state = {
+        'model': model.state_dict(),  # the unwrapped module: no DDP prefix
+        'optimizer': optimizer.state_dict(),
+        'loss': loss_fn.state_dict() if loss_fn is not None else {},
+        # rank 0's generators, and every rank's when there are several
+        'loss_generator': rng['loss_generator'],
+        'torch_rng': rng['torch_rng'],
+        'world_size': env.world_size,
+        'epoch': epoch, 'step': step, 'history': history,
+        'config': json.loads(config.to_json()),
+    }
+    if env.enabled:
+        state['rank_states'] = rank_states
+    atomic_torch_save(osp.join(run_dir, CHECKPOINT), state)
+
+
+def _restore_rng(checkpoint: Dict[str, Any], loss_fn: Optional[RemulLoss],
+                 config: TrainConfig, env: DistEnv,
+                 log: Callable[[str], Any]) -> None:
+    r"""Restores this rank's random generators from a checkpoint: exactly
+    when it was written by as many processes, else re-seeded from
+    ``(seed, rank, epoch)``."""
+    saved_world = checkpoint.get('world_size', 1)
+    if saved_world == env.world_size:
+        states = (checkpoint['rank_states'][env.rank] if saved_world > 1
+                  else checkpoint)
+        if loss_fn is not None:
+            loss_fn.generator.set_state(states['loss_generator'])
+        torch.set_rng_state(states['torch_rng'])
+        return
+    # Per-rank generator states cannot be mapped onto another number of
+    # ranks: everything else is restored exactly, the group elements REMUL
+    # samples from here on are drawn from fresh per-rank generators.
+    if loss_fn is not None:
+        seed = (config.seed + 1) * 1000003 + checkpoint['epoch']
+        loss_fn.generator.manual_seed(distributed.rank_seed(seed, env.rank))
+    torch.set_rng_state(checkpoint['torch_rng'])
+    log(f'the checkpoint was written by {saved_world} process(es), this run '
+        f'has {env.world_size}: resuming exactly except for the group '
+        f'elements sampled from now on (per-process generators re-seeded)')
 
 
 def train(config: TrainConfig, resume_from: Optional[str] = None,
@@ -186,36 +361,70 @@ def train(config: TrainConfig, resume_from: Optional[str] = None,
           log: Callable[[str], Any] = print) -> TrainResult:
     r"""Trains and evaluates one model; see ``remul train --help``.
 
+    Launched by ``torchrun`` with more than one process (or called on every
+    rank of an existing process group), it trains with
+    :class:`~torch.nn.parallel.DistributedDataParallel`:
+    ``config.batch_size`` is the global batch size, split evenly over the
+    processes; rank 0 alone writes the run directory and logs (see
+    ``docs/distributed.md``).
+
     Args:
         config (TrainConfig): The run's configuration (ignored, except
             ``epochs``, when resuming).
         resume_from (str, optional): A run directory to continue from its
             last checkpoint; the continuation is bit-identical to an
-            uninterrupted run with the same configuration.
+            uninterrupted run with the same configuration and number of
+            processes.
         progress (bool, optional): Show a progress bar. (default: ``True``)
-        log (callable, optional): Receives status lines.
+        log (callable, optional): Receives status lines (on rank 0 only).
     """
+    env = distributed.setup()
+    try:
+        return _train(config, resume_from, progress,
+                      log if env.is_main else _quiet, env)
+    finally:
+        distributed.teardown(env)
+
+
+def _train(config: TrainConfig, resume_from: Optional[str], progress: bool,
+           log: Callable[[str], Any], env: DistEnv) -> TrainResult:
     checkpoint = None
     if resume_from is not None:
-        saved, checkpoint = load_run(resume_from)
+        saved, checkpoint = distributed.broadcast_from_main(
+            lambda: load_run(resume_from))
         if config.epochs is not None:
             saved.epochs = config.epochs
         config = saved
         config.run_dir = resume_from
     config = config.resolved()
-    run_dir = config.run_dir or _default_run_dir(config)
-    config.run_dir = run_dir
-    os.makedirs(run_dir, exist_ok=True)
-    atomic_write_text(osp.join(run_dir, 'config.json'),
-                      config.to_json() + '\n')
+    distributed.per_rank_batch_size(config.batch_size, env.world_size)
+    config.run_dir = config.run_dir or distributed.broadcast_from_main(
+        lambda: _default_run_dir(config))
+    run_dir = distributed.broadcast_from_main(
+        lambda: _prepare_run_dir(config))
 
-    spec = task_spec(config)
+    spec, (train_ds, val_ds, test_ds) = distributed.staged(
+        lambda: _load_task(config), env.local_rank)
     log(f'task: {spec.description}')
-    train_ds, val_ds, test_ds = (spec.load(s) for s in ('train', 'val',
-                                                        'test'))
+    if env.enabled:
+        log(f'distributed: {env.world_size} processes ({env.backend}), '
+            f'global batch {config.batch_size} = {env.world_size} x '
+            f'{config.batch_size // env.world_size}')
     model = _model(config, spec, train_ds[0])
     steps_per_epoch = math.ceil(len(train_ds) / config.batch_size)
-    loss_fn = build_loss(config, spec, model, steps_per_epoch)
+    loss_config = config
+    if env.enabled and config.loss != 'plain' and not config.fused:
+        # Two forward passes per step (clean, transformed) are not one DDP
+        # forward: run the fused loss, one pass on both copies.
+        loss_config = dataclasses.replace(config, fused=True)
+        log('distributed: using the fused loss (one forward pass on clean '
+            '+ transformed graphs per step, as DDP requires)')
+    loss_fn = build_loss(loss_config, spec, model, steps_per_epoch,
+                         rank=env.rank)
+    if env.device.type != 'cpu':
+        model.to(env.device)
+        if loss_fn is not None:
+            loss_fn.to(env.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr,
                                  weight_decay=config.weight_decay)
     history: List[Dict[str, float]] = []
@@ -225,8 +434,7 @@ def train(config: TrainConfig, resume_from: Optional[str] = None,
         optimizer.load_state_dict(checkpoint['optimizer'])
         if loss_fn is not None:
             loss_fn.load_state_dict(checkpoint['loss'])
-            loss_fn.generator.set_state(checkpoint['loss_generator'])
-        torch.set_rng_state(checkpoint['torch_rng'])
+        _restore_rng(checkpoint, loss_fn, config, env, log)
         history = checkpoint['history']
         start_epoch, step = checkpoint['epoch'], checkpoint['step']
         log(f'resuming {run_dir} after epoch {start_epoch}')
@@ -235,9 +443,10 @@ def train(config: TrainConfig, resume_from: Optional[str] = None,
         f'{config.loss}' + (f' ({config.weighting}, beta={config.beta})'
                             if config.loss == 'remul' else '') +
         f', group: {config.group}')
+    net = distributed.wrap_model(model, env)
 
     bar = None
-    if progress:
+    if progress and env.is_main:
         from tqdm.auto import tqdm
         bar = tqdm(total=config.epochs, initial=start_epoch, unit='epoch',
                    dynamic_ncols=True)
@@ -245,43 +454,46 @@ def train(config: TrainConfig, resume_from: Optional[str] = None,
     try:
         for epoch in range(start_epoch, config.epochs):
             t0 = time.perf_counter()
-            # The shuffling order depends on (seed, epoch) only, so that a
-            # resumed run sees exactly the batches of an uninterrupted one.
-            order = torch.Generator().manual_seed(config.seed * 100003 +
-                                                  epoch)
-            loader = DataLoader(train_ds, batch_size=config.batch_size,
-                                shuffle=True, generator=order)
-            model.train()
+            loader, shares = _epoch_loader(train_ds, config, epoch, env)
+            net.train()
             sums = {'loss': 0.0, 'task': 0.0, 'equi': 0.0}
             alpha = beta = float('nan')
-            for batch in loader:
+            for batch, share in zip(loader, shares):
+                batch = _to(batch, env.device)
                 optimizer.zero_grad(set_to_none=True)
                 target = batch[spec.target]
                 try:
                     if loss_fn is None:
-                        loss = torch.nn.functional.mse_loss(model(batch),
+                        loss = torch.nn.functional.mse_loss(net(batch),
                                                             target)
                         if not bool(torch.isfinite(loss)):
                             raise FloatingPointError(
                                 f'non-finite loss ({loss.item()})')
                         task, equi = loss, None
                     else:
-                        out = loss_fn(model, batch, target)
+                        out = loss_fn(net, batch, target)
                         loss, task, equi = out.loss, out.task, out.equi
                         alpha, beta = out.alpha, out.beta
                 except FloatingPointError as e:
                     raise TrainingError(
                         f'training stopped at epoch {epoch + 1}, step '
                         f'{step + 1}: {e}') from e
-                loss.backward()
+                # DDP averages gradients over ranks; weighting each rank's
+                # mean loss by world_size * share makes that average the
+                # gradient of the global batch's mean loss also when the
+                # last batch does not split evenly (scale 1 otherwise).
+                scale = share * env.world_size
+                (loss if scale == 1.0 else loss * scale).backward()
                 optimizer.step()
                 step += 1
-                sums['loss'] += float(loss.detach())
-                sums['task'] += (float(task.detach()) if task is not None
-                                 else math.nan)
-                sums['equi'] += (float(equi.detach()) if equi is not None
-                                 else math.nan)
-            n = max(len(loader), 1)
+                sums['loss'] += share * float(loss.detach())
+                sums['task'] += (share * float(task.detach())
+                                 if task is not None else math.nan)
+                sums['equi'] += (share * float(equi.detach())
+                                 if equi is not None else math.nan)
+            sums = dict(zip(sums, distributed.all_reduce_sum(
+                list(sums.values()))))
+            n = max(len(shares), 1)
             val = evaluate_split(model, val_ds, spec, config,
                                  seed=config.seed * 7919 + epoch)
             row = {
@@ -296,18 +508,8 @@ def train(config: TrainConfig, resume_from: Optional[str] = None,
                 'epoch_seconds': time.perf_counter() - t0,
             }
             history.append(row)
-            _write_metrics(run_dir, history)
-            state = {
-                'model': model.state_dict(),
-                'optimizer': optimizer.state_dict(),
-                'loss': loss_fn.state_dict() if loss_fn is not None else {},
-                'loss_generator': (loss_fn.generator.get_state()
-                                   if loss_fn is not None else None),
-                'torch_rng': torch.get_rng_state(),
-                'epoch': epoch + 1, 'step': step, 'history': history,
-                'config': json.loads(config.to_json()),
-            }
-            atomic_torch_save(osp.join(run_dir, CHECKPOINT), state)
+            _save_checkpoint(run_dir, config, env, model, optimizer, loss_fn,
+                             epoch + 1, step, history)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f'{row["train_loss"]:.3g}',
@@ -328,13 +530,16 @@ def train(config: TrainConfig, resume_from: Optional[str] = None,
                               seed=config.seed * 7919 + 10**6)
         test['seconds_per_epoch'] = sum(r['epoch_seconds'] for r in
                                         history) / len(history)
-        atomic_write_json(osp.join(run_dir, 'results.json'), {
-            'test': test, 'config': json.loads(config.to_json())})
-        plots = plot_history(run_dir, history)
-        if not plots:
-            log('matplotlib is not installed: no plots written '
-                "(pip install 'torch-geometric-remul[plot]')")
-    return TrainResult(run_dir, history, test, interrupted)
+        if env.is_main:
+            atomic_write_json(osp.join(run_dir, 'results.json'), {
+                'test': test, 'config': json.loads(config.to_json())})
+            plots = plot_history(run_dir, history)
+            if not plots:
+                log('matplotlib is not installed: no plots written '
+                    "(pip install 'torch-geometric-remul[plot]')")
+    return TrainResult(run_dir, history, test, interrupted, model=model,
+                       loss=loss_fn, rank=env.rank,
+                       world_size=env.world_size)
 
 
 def restore_model(run_dir: str):

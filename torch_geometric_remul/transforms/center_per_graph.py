@@ -17,7 +17,7 @@ Keys = Union[str, Sequence[str]]
 @functional_transform('center_per_graph')
 class CenterPerGraph(BaseTransform):
     r"""Translates every graph so that its centroid lies at the origin
-    (functional name: :obj:`center_per_graph`).
+    (functional name: ``center_per_graph``).
 
     :class:`torch_geometric.transforms.Center` on a ``Batch`` subtracts the
     mean of the whole batch; this transform subtracts each graph's **own**

@@ -24,7 +24,7 @@ Keys = Union[str, Sequence[str]]
 @functional_transform('random_rigid_transform')
 class RandomRigidTransform(BaseTransform):
     r"""Applies a random rigid transformation to every graph
-    (functional name: :obj:`random_rigid_transform`).
+    (functional name: ``random_rigid_transform``).
 
     Unlike :class:`torch_geometric.transforms.RandomRotate`, which rotates
     only ``pos`` and, on a ``Batch``, rotates all graphs together, this
@@ -159,6 +159,18 @@ def stored_transform(data: Data,
         data (Data or Batch): Data transformed with ``store=True``.
         required (bool, optional): If ``False``, return ``None`` instead of
             raising when nothing was recorded. (default: ``True``)
+
+    Example:
+
+        >>> from torch_geometric.data import Data
+        >>> data = Data(pos=torch.randn(4, 3))
+        >>> pos = data.pos
+        >>> out = RandomRigidTransform(store=True)(data)
+        >>> T = stored_transform(out)  # one element: a single graph
+        >>> torch.allclose(T.inverse().apply_points(out.pos), pos, atol=1e-5)
+        True
+        >>> stored_transform(Data(pos=pos), required=False) is None
+        True
     """
     R = getattr(data, ROTATION_KEY, None) if ROTATION_KEY in data else None
     t = (getattr(data, TRANSLATION_KEY, None)

@@ -41,6 +41,19 @@ class ModelInputs(NamedTuple):
         batch: Graph index of each node ``[N]``.
         ptr: CSR offsets ``[B + 1]``.
         num_graphs: ``B``.
+
+    Example:
+
+        >>> from torch_geometric.data import Data
+        >>> from torch_geometric_remul.nn.models import GNN
+        >>> from torch_geometric_remul.graph import fully_connected_graph
+        >>> data = Data(pos=torch.randn(4, 3), vel=torch.randn(4, 3),
+        ...             charge=torch.ones(4, 1))
+        >>> data.edge_index = fully_connected_graph(data)
+        >>> model = GNN(vectors=('vel',), scalars=('charge',), scalar_dim=1)
+        >>> inputs = model.read_inputs(data)
+        >>> inputs.vectors.shape, inputs.scalars.shape, inputs.num_graphs
+        (torch.Size([4, 1, 3]), torch.Size([4, 1]), 1)
     """
     pos: Tensor
     vectors: Tensor
@@ -64,7 +77,7 @@ def _int(value, name: str, minimum: int) -> int:
 class BaseModel(torch.nn.Module):
     r"""Base class of the REMUL backbones: ``model(data) -> Tensor``.
 
-    Subclasses call :meth:`read_inputs` at the start of :meth:`forward`
+    Subclasses call :meth:`read_inputs` at the start of ``forward``
     and build their output from the returned :class:`ModelInputs`.
 
     Args:
@@ -90,6 +103,28 @@ class BaseModel(torch.nn.Module):
         pool (str, optional): Per-graph pooling for ``output="scalar"``:
             ``"sum"`` (extensive targets such as energies) or ``"mean"``.
             (default: ``"sum"``)
+
+    Example:
+
+        A backbone of one's own: a linear map of the plain node features.
+
+        >>> from torch_geometric.data import Data
+        >>> class Linear(BaseModel):
+        ...     requires_edges = False
+        ...     def __init__(self, **kwargs):
+        ...         super().__init__(**kwargs)
+        ...         self.lin = torch.nn.Linear(self.node_feature_dim,
+        ...                                    self.out_channels)
+        ...     def forward(self, data):
+        ...         inputs = self.read_inputs(data)
+        ...         return self.assemble_output(node_features(inputs),
+        ...                                     inputs, self.lin)
+        >>> model = Linear(vectors=('vel',))
+        >>> data = Data(pos=torch.randn(4, 3), vel=torch.randn(4, 3))
+        >>> model(data).shape  # "point": pos + a predicted displacement
+        torch.Size([4, 3])
+        >>> Linear(output='scalar', out_dim=2)(data).shape  # per graph
+        torch.Size([1, 2])
     """
     #: Whether :meth:`read_inputs` requires ``data.edge_index``.
     requires_edges: bool = True
@@ -148,16 +183,18 @@ class BaseModel(torch.nn.Module):
 
     @property
     def node_feature_dim(self) -> int:
-        r"""Width of :func:`node_features`: ``3 + 3 V + scalar_dim``."""
+        r"""The width ``3 + 3 V + scalar_dim`` of the plain node features
+        (positions, ``V`` vectors and the scalars)."""
         return 3 + 3 * self.num_vectors + self.scalar_dim
 
     @property
     def out_channels(self) -> int:
-        r"""Width of the output rows: ``3`` or ``out_dim``."""
+        r"""The width of the output rows (``3``, or ``out_dim`` for
+        ``output="scalar"``)."""
         return self.out_dim if self.output == 'scalar' else 3
 
     def uses_edges(self) -> bool:
-        r"""Whether :meth:`forward` reads ``data.edge_index``."""
+        r"""Whether ``forward`` reads ``data.edge_index``."""
         return self.requires_edges or bool(self.edge_scalars)
 
     # Input assembly ########################################################

@@ -147,6 +147,28 @@ class SEGNNLayer(torch.nn.Module):
         irreps_attr: Irreps of the attributes (spherical harmonics).
         edge_dim (int, optional): Number of edge scalars :math:`s_{ij}`.
             (default: ``0``)
+
+    Its ``forward(h, edge_index, edge_attr, node_attr, edge_scalars,
+    inv_deg)`` takes the features ``h``, the edges, the attributes
+    :math:`a_{ij}` and :math:`a_i`, the edge scalars (squared length first,
+    then :math:`s_{ij}`) and the inverse in-degrees ``[N, 1]``, and returns
+    the new features.
+
+    Example:
+
+        >>> from e3nn import o3
+        >>> layer = SEGNNLayer('8x0e+4x1o', '1x0e+1x1o')
+        >>> pos = torch.randn(4, 3)
+        >>> edge_index = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 0]])  # a ring
+        >>> rel = pos[edge_index[1]] - pos[edge_index[0]]
+        >>> edge_attr = o3.spherical_harmonics('1x0e+1x1o', rel,
+        ...                                    normalize=True)
+        >>> node_attr = edge_attr[[3, 0, 1, 2]]  # one incoming edge each
+        >>> h = torch.randn(4, 8 + 4 * 3)
+        >>> out = layer(h, edge_index, edge_attr, node_attr,
+        ...             (rel * rel).sum(-1, keepdim=True), torch.ones(4, 1))
+        >>> out.shape
+        torch.Size([4, 20])
     """
     def __init__(self, irreps_hidden, irreps_attr, edge_dim: int = 0):
         super().__init__()

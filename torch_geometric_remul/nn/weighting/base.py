@@ -12,12 +12,35 @@ class Weighting(torch.nn.Module):
 
     A strategy has one job: :meth:`weights` returns the weights to use for the
     current step and :meth:`update` learns from the step's losses (it is
-    called by :class:`RemulLoss` in training mode only, after the weights
-    were used). Strategies are modules, so their state (step counters,
-    learned weights) is saved in ``RemulLoss.state_dict()`` and restored by
-    ``load_state_dict`` for bit-exact resumption. Under
+    called by :class:`~torch_geometric_remul.nn.RemulLoss` in training mode
+    only, after the weights were used). Strategies are modules, so their
+    state (step counters, learned weights) is saved in
+    ``RemulLoss.state_dict()`` and restored by ``load_state_dict`` for
+    bit-exact resumption. Under
     :mod:`torch.distributed`, everything a strategy learns from is averaged
     over ranks first, so the weights stay identical on every rank.
+
+    Example:
+
+        A strategy of one's own: no penalty for the first 100 steps.
+
+        >>> class Warmup(Weighting):
+        ...     def __init__(self, beta: float = 1.0):
+        ...         super().__init__()
+        ...         self.beta = beta
+        ...         step = torch.zeros((), dtype=torch.long)
+        ...         self.register_buffer('step', step)
+        ...     def weights(self):
+        ...         return 1.0, (0.0 if int(self.step) < 100 else self.beta)
+        ...     def update(self, task, equi, error=None):
+        ...         self.step += 1
+        >>> w = Warmup()
+        >>> w.weights()
+        (1.0, 0.0)
+        >>> for _ in range(100):
+        ...     w.update(None, torch.tensor(0.0))
+        >>> w.weights()
+        (1.0, 1.0)
     """
     #: Whether :meth:`update` needs the losses with their autograd graph.
     needs_graph: bool = False
