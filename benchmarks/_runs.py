@@ -28,13 +28,18 @@ def run_all(configs: List[Dict], seeds: List[int], common: Dict,
             values = dict(common, **cfg, seed=seed)
             values['run_dir'] = osp.join(work_dir, f'{label}-seed{seed}'
                                          .replace(' ', '_'))
-            t0 = time.perf_counter()
-            result = train(TrainConfig(**values), progress=False,
-                           log=lambda s: None)
-            per_seed.append(dict(result.test,
-                                 wall_seconds=time.perf_counter() - t0))
-            log(f'{label:32s} seed {seed}: test MSE '
-                f'{result.test["mse"]:.5f}, E\' {result.test["E_prime"]:.4f}')
+            test = _finished(values)
+            if test is None:
+                t0 = time.perf_counter()
+                test = train(TrainConfig(**values), progress=False,
+                             log=lambda s: None).test
+                test['wall_seconds'] = time.perf_counter() - t0
+                note = ''
+            else:
+                note = ' (finished run reused)'
+            per_seed.append(test)
+            log(f'{label:32s} seed {seed}: test MSE {test["mse"]:.5f}, '
+                f'E\' {test["E_prime"]:.4f}{note}')
         row = {'label': label, 'config': cfg, 'seeds': seeds,
                'runs': per_seed}
         for key in ('mse', 'E', 'E_prime', 'E_prime_rel',
@@ -45,6 +50,19 @@ def run_all(configs: List[Dict], seeds: List[int], common: Dict,
                 else 0.0
         rows.append(row)
     return rows
+
+
+def _finished(values: Dict):
+    """The test results of a run directory that already holds a finished
+    run of exactly this configuration, else ``None`` (so that an interrupted
+    benchmark continues where it stopped)."""
+    path = osp.join(values['run_dir'], 'results.json')
+    if not osp.exists(path):
+        return None
+    with open(path) as f:
+        saved = json.load(f)
+    wanted = json.loads(TrainConfig(**values).resolved().to_json())
+    return saved['test'] if saved.get('config') == wanted else None
 
 
 def markdown_table(rows: List[Dict], title: str) -> str:

@@ -303,6 +303,11 @@ class SEGNN(BaseModel):
             self.readout = SteerableLinear(irreps_hidden, self.irreps_attr,
                                            '1x1o')
             self.head = None
+            # start with small displacements (as EGNN's coordinate MLP):
+            # the component-normalised tensor products otherwise predict
+            # displacements of order 10 at initialisation
+            with torch.no_grad():
+                self.readout.tp.weight.mul_(1e-2)
 
     def _restore_exact_buffers(self) -> None:
         exact = getattr(self, '_exact_buffers', None)
