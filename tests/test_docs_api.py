@@ -43,7 +43,6 @@ CONSTANT = 'a constant, described on its API page (no behaviour to show)'
 ALIAS = 'a type alias, described on its API page'
 SUBPACKAGE = ('a subpackage: its names are documented one by one on its '
               'own API page')
-TRAINING = 'CLI/training internals documented in docs/training.md'
 
 # (module, name) -> why the name has no docstring example
 EXEMPT = {
@@ -70,13 +69,6 @@ EXEMPT = {
     ('torch_geometric_remul.train', 'LOSSES'): CONSTANT,
     ('torch_geometric_remul.train', 'WEIGHTINGS'): CONSTANT,
     ('torch_geometric_remul.train', 'TASK_DEFAULTS'): CONSTANT,
-    # torch_geometric_remul/train/ is owned by the training work; these
-    # have no docstring example yet.
-    **{('torch_geometric_remul.train', name): TRAINING
-       for name in ('TrainConfig', 'TaskSpec', 'task_spec', 'train',
-                    'TrainResult', 'TrainingError', 'build_loss',
-                    'evaluate_split', 'last_layer_parameters', 'load_run',
-                    'restore_model')},
 }
 
 EXAMPLE_SECTION = re.compile(r'^\s*Examples?:?\s*$', re.M)

@@ -26,7 +26,14 @@ TASK_DEFAULTS: Dict[str, Dict[str, Any]] = {
 class TrainConfig:
     r"""Everything that determines a training run; saved as
     ``config.json`` in the run directory (``None`` fields are filled from
-    :data:`TASK_DEFAULTS` by :meth:`resolved`)."""
+    :data:`TASK_DEFAULTS` by :meth:`resolved`).
+
+    Example:
+
+        >>> config = TrainConfig(task='nbody', model='egnn').resolved()
+        >>> config.epochs, config.batch_size, config.group
+        (60, 100, 'SO3')
+    """
     task: str = 'nbody'
     model: str = 'gnn'
     loss: str = 'remul'

@@ -30,14 +30,36 @@ CHECKPOINT = 'checkpoint.pt'
 
 
 class TrainingError(RuntimeError):
-    r"""Raised when training cannot go on (e.g. a non-finite loss)."""
+    r"""Raised when training cannot go on (e.g. a non-finite loss).
+
+    Example:
+
+        >>> try:
+        ...     raise TrainingError('training stopped at epoch 1, step 1')
+        ... except RuntimeError as e:
+        ...     print(e)
+        training stopped at epoch 1, step 1
+    """
 
 
 @dataclass
 class TrainResult:
     r"""What :func:`train` returns (on every rank of a distributed run;
     ``history`` and ``test`` hold the all-reduced metrics, identical on all
-    ranks except ``epoch_seconds``)."""
+    ranks except ``epoch_seconds``).
+
+    Example:
+
+        >>> import tempfile
+        >>> root = tempfile.mkdtemp()
+        >>> config = TrainConfig(num_train=8, num_val=4, num_test=4, epochs=1,
+        ...                      hidden=8, layers=1, batch_size=4,
+        ...                      eval_graphs=4, eval_samples=2,
+        ...                      data_root=root, run_dir=root + '/run')
+        >>> result = train(config, progress=False, log=lambda line: None)
+        >>> len(result.history), sorted(result.test)[:3]
+        (1, ['E', 'E_prime', 'E_prime_rel'])
+    """
     run_dir: str
     history: List[Dict[str, float]]
     test: Dict[str, float]
@@ -55,7 +77,15 @@ class TrainResult:
 def last_layer_parameters(model: torch.nn.Module) -> List[torch.Tensor]:
     r"""Parameters of the last module (in registration order) that owns
     parameters: the output layer shared by both REMUL losses, for
-    :class:`~torch_geometric_remul.nn.GradNorm`."""
+    :class:`~torch_geometric_remul.nn.GradNorm`.
+
+    Example:
+
+        >>> model = torch.nn.Sequential(torch.nn.Linear(2, 4),
+        ...                             torch.nn.Linear(4, 1))
+        >>> [p.shape for p in last_layer_parameters(model)]
+        [torch.Size([1, 4]), torch.Size([1])]
+    """
     last = None
     for module in model.modules():
         own = [p for p in module.parameters(recurse=False)
@@ -79,6 +109,14 @@ def build_loss(config: TrainConfig, spec: TaskSpec, model: torch.nn.Module,
         rank (int, optional): The process's rank: its group elements are
             drawn from a generator seeded from ``config.seed`` and ``rank``.
             (default: ``0``)
+
+    Example:
+
+        >>> config = TrainConfig(loss='remul', beta=10.0).resolved()
+        >>> spec = task_spec(config)
+        >>> model = torch.nn.Linear(3, 3)
+        >>> build_loss(config, spec, model, steps_per_epoch=30).weighting
+        Constant(alpha=1, beta=10)
     """
     if config.loss == 'plain':
         return None
@@ -163,6 +201,21 @@ def evaluate_split(model, dataset, spec: TaskSpec, config: TrainConfig,
     (batches of ``config.batch_size / world_size``, its own group elements
     drawn from ``seed`` and its rank), and the sums and counts are
     all-reduced, so every rank returns the metrics of the whole split.
+
+    Example:
+
+        >>> import tempfile
+        >>> root = tempfile.mkdtemp()
+        >>> config = TrainConfig(num_train=8, num_val=4, num_test=4, epochs=1,
+        ...                      hidden=8, layers=1, batch_size=4,
+        ...                      eval_graphs=4, eval_samples=2,
+        ...                      data_root=root, run_dir=root + '/run')
+        >>> result = train(config, progress=False, log=lambda line: None)
+        >>> config, spec, model = restore_model(result.run_dir)
+        >>> metrics = evaluate_split(model, spec.load('val'), spec, config,
+        ...                          seed=0)
+        >>> sorted(metrics)
+        ['E', 'E_prime', 'E_prime_rel', 'mse']
     """
     world, rank = distributed.get_world_size(), distributed.get_rank()
     num_eval = min(config.eval_graphs, len(dataset))
@@ -247,7 +300,21 @@ def plot_history(run_dir: str, history: List[Dict[str, float]]) -> List[str]:
 
 
 def load_run(run_dir: str):
-    r"""``(config, checkpoint)`` of a run directory."""
+    r"""``(config, checkpoint)`` of a run directory.
+
+    Example:
+
+        >>> import tempfile
+        >>> root = tempfile.mkdtemp()
+        >>> config = TrainConfig(num_train=8, num_val=4, num_test=4, epochs=1,
+        ...                      hidden=8, layers=1, batch_size=4,
+        ...                      eval_graphs=4, eval_samples=2,
+        ...                      data_root=root, run_dir=root + '/run')
+        >>> result = train(config, progress=False, log=lambda line: None)
+        >>> saved, checkpoint = load_run(result.run_dir)
+        >>> saved.epochs, checkpoint['epoch']
+        (1, 1)
+    """
     cfg_path = osp.join(run_dir, 'config.json')
     ckpt_path = osp.join(run_dir, CHECKPOINT)
     for path in (cfg_path, ckpt_path):
@@ -377,6 +444,18 @@ def train(config: TrainConfig, resume_from: Optional[str] = None,
             processes.
         progress (bool, optional): Show a progress bar. (default: ``True``)
         log (callable, optional): Receives status lines (on rank 0 only).
+
+    Example:
+
+        >>> import tempfile
+        >>> root = tempfile.mkdtemp()
+        >>> config = TrainConfig(num_train=8, num_val=4, num_test=4, epochs=1,
+        ...                      hidden=8, layers=1, batch_size=4,
+        ...                      eval_graphs=4, eval_samples=2,
+        ...                      data_root=root, run_dir=root + '/run')
+        >>> result = train(config, progress=False, log=lambda line: None)
+        >>> result.history[0]['epoch'], result.test['mse'] > 0
+        (1, True)
     """
     env = distributed.setup()
     try:
@@ -544,7 +623,21 @@ def _train(config: TrainConfig, resume_from: Optional[str], progress: bool,
 
 def restore_model(run_dir: str):
     r"""``(config, spec, model)`` of a run, the model holding the weights of
-    its last checkpoint, in eval mode."""
+    its last checkpoint, in eval mode.
+
+    Example:
+
+        >>> import tempfile
+        >>> root = tempfile.mkdtemp()
+        >>> config = TrainConfig(num_train=8, num_val=4, num_test=4, epochs=1,
+        ...                      hidden=8, layers=1, batch_size=4,
+        ...                      eval_graphs=4, eval_samples=2,
+        ...                      data_root=root, run_dir=root + '/run')
+        >>> result = train(config, progress=False, log=lambda line: None)
+        >>> config, spec, model = restore_model(result.run_dir)
+        >>> spec.name, model.training
+        ('nbody', False)
+    """
     config, checkpoint = load_run(run_dir)
     config = config.resolved()
     spec = task_spec(config)

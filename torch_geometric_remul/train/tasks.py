@@ -14,7 +14,14 @@ from torch_geometric_remul.train.config import TrainConfig
 @dataclass
 class TaskSpec:
     r"""Declared inputs and outputs of a task, shared by the model (what to
-    read), the loss (what to move) and the metrics."""
+    read), the loss (what to move) and the metrics.
+
+    Example:
+
+        >>> spec = task_spec(TrainConfig(task='nbody'))
+        >>> spec.points, spec.vectors, spec.output
+        (('pos',), ('vel',), 'point')
+    """
     name: str
     description: str
     #: model constructor keywords describing the inputs
@@ -143,7 +150,13 @@ _BUILDERS = {'nbody': _nbody, 'gravity': _gravity, 'md17': _md17,
 
 
 def task_spec(config: TrainConfig) -> TaskSpec:
-    r"""The :class:`TaskSpec` of ``config.task``."""
+    r"""The :class:`TaskSpec` of ``config.task``.
+
+    Example:
+
+        >>> task_spec(TrainConfig(task='gravity')).model_kwargs['scalars']
+        ('mass',)
+    """
     if config.task not in _BUILDERS:
         raise ValueError(
             f"task {config.task!r} is not available from the command line "
