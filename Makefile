@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: train demo test test-native venv accel bench docs clean
+.PHONY: train demo test test-native venv accel bench results docs clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,19 @@ bench: $(VENV)/.accel
 	$(PY) benchmarks/transforms.py
 	$(PY) benchmarks/loss.py
 	$(PY) benchmarks/models.py
+
+# The paper-table reproduction (docs/results.md): every accuracy benchmark
+# and the speed comparison, written to benchmarks/results/. Finished runs
+# under runs/bench-*/ are reused, so an interrupted `make results` continues
+# where it stopped. SEEDS sets the seeds of the N-body tables.
+SEEDS ?= 0 1 2
+results: $(VENV)/.accel
+	$(PY) benchmarks/nbody.py --system charged --seeds $(SEEDS)
+	$(PY) benchmarks/nbody.py --system gravity
+	$(PY) benchmarks/beta_sweep.py
+	$(PY) benchmarks/md17.py
+	$(PY) benchmarks/mocap.py
+	$(PY) benchmarks/speed.py
 
 # The documentation site (docs/): Sphinx + myst-parser + furo from the `docs`
 # extra, built offline with warnings as errors (nitpicky: every reference to

@@ -5,9 +5,9 @@ import os
 import os.path as osp
 import statistics
 import time
-from typing import Dict, List
+from typing import Callable, Dict, List, Optional, Sequence
 
-from torch_geometric_remul.train import TrainConfig, train
+from torch_geometric_remul.train import TrainConfig, restore_model, train
 
 RESULTS = osp.join(osp.dirname(osp.abspath(__file__)), 'results')
 
@@ -15,13 +15,23 @@ RESULTS = osp.join(osp.dirname(osp.abspath(__file__)), 'results')
 QUICK = dict(num_train=32, num_val=16, num_test=16, epochs=2, hidden=8,
              layers=1, batch_size=16, eval_graphs=16, eval_samples=2)
 
+#: metrics every run reports (``evaluate`` hooks may add more)
+METRICS = ('mse', 'E', 'E_prime', 'E_prime_rel', 'seconds_per_epoch')
 
-def run_all(configs: List[Dict], seeds: List[int], common: Dict,
-            work_dir: str, log=print) -> List[Dict]:
+
+def run_all(configs: List[Dict], seeds: Sequence[int], common: Dict,
+            work_dir: str, log=print,
+            evaluate: Optional[Callable] = None) -> List[Dict]:
     """Trains every configuration for every seed; returns one row per
-    configuration with mean and standard deviation over seeds."""
+    configuration with mean and standard deviation over seeds.
+
+    ``evaluate(config, spec, model)``, if given, is called with every
+    trained model (restored from its run directory, also for reused runs)
+    and returns extra metrics (a dict of floats) for that run.
+    """
     rows = []
     for cfg in configs:
+        cfg = dict(cfg)
         label = cfg.pop('label')
         per_seed = []
         for seed in seeds:
@@ -37,14 +47,21 @@ def run_all(configs: List[Dict], seeds: List[int], common: Dict,
                 note = ''
             else:
                 note = ' (finished run reused)'
+            config, spec, model = restore_model(values['run_dir'],
+                                                data_root=values['data_root'])
+            test['params'] = sum(p.numel() for p in model.parameters())
+            if evaluate is not None:
+                test.update(evaluate(config, spec, model))
             per_seed.append(test)
+            extra = ''.join(f', {k} {v:.5g}' for k, v in test.items()
+                            if k not in METRICS + ('wall_seconds', 'params'))
             log(f'{label:32s} seed {seed}: test MSE {test["mse"]:.5f}, '
-                f'E\' {test["E_prime"]:.4f}{note}')
-        row = {'label': label, 'config': cfg, 'seeds': seeds,
-               'runs': per_seed}
-        for key in ('mse', 'E', 'E_prime', 'E_prime_rel',
-                    'seconds_per_epoch'):
-            vals = [r[key] for r in per_seed]
+                f'E\' {test["E_prime"]:.4f}{extra}{note}')
+        row = {'label': label, 'config': cfg, 'seeds': list(seeds),
+               'runs': per_seed, 'params': per_seed[0]['params']}
+        keys = [k for k in per_seed[0] if k not in ('params', )]
+        for key in keys:
+            vals = [r[key] for r in per_seed if key in r]
             row[key] = statistics.fmean(vals)
             row[key + '_std'] = statistics.stdev(vals) if len(vals) > 1 \
                 else 0.0
@@ -61,27 +78,56 @@ def _finished(values: Dict):
         return None
     with open(path) as f:
         saved = json.load(f)
-    wanted = json.loads(TrainConfig(**values).resolved().to_json())
-    return saved['test'] if saved.get('config') == wanted else None
+    try:
+        # fields added since the run was saved take their defaults
+        have = _comparable(TrainConfig.from_dict(saved['config']))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return saved['test'] if have == _comparable(TrainConfig(**values)) \
+        else None
 
 
-def markdown_table(rows: List[Dict], title: str) -> str:
-    lines = [f'### {title}', '',
-             "| model / loss | test MSE | E' | E | s / epoch |",
-             '|---|---|---|---|---|']
+def _comparable(config: TrainConfig) -> Dict:
+    """The fields of a configuration that can change its results (where
+    the data are cached and where the run is written cannot)."""
+    values = json.loads(config.resolved().to_json())
+    for key in ('data_root', 'run_dir'):
+        values.pop(key)
+    return values
+
+
+def _fmt(row: Dict, key: str, digits: int) -> str:
+    if len(row['seeds']) > 1:
+        return f'{row[key]:.{digits}f} +- {row[key + "_std"]:.{digits}f}'
+    return f'{row[key]:.{digits}f}'
+
+
+def markdown_table(rows: List[Dict], title: str,
+                   columns: Sequence = (('test MSE', 'mse', 5),
+                                        ("E'", 'E_prime', 4),
+                                        ('E', 'E', 4)),
+                   label: str = 'model / loss') -> str:
+    """A markdown table: one row per configuration, mean +- std over seeds
+    where there are several, then parameters and seconds per epoch."""
+    head = [label] + [c[0] for c in columns] + ['params', 's / epoch']
+    lines = [f'### {title}', '', '| ' + ' | '.join(head) + ' |',
+             '|' + '---|' * len(head)]
     for r in rows:
-        pm = (lambda k: f'{r[k]:.5f} +- {r[k + "_std"]:.5f}'
-              if len(r['seeds']) > 1 else f'{r[k]:.5f}')
-        lines.append(f'| {r["label"]} | {pm("mse")} | {r["E_prime"]:.4f} | '
-                     f'{r["E"]:.4f} | {r["seconds_per_epoch"]:.2f} |')
+        cells = [r['label']] + [_fmt(r, key, d) for _, key, d in columns]
+        cells += [f'{r["params"]:,}', f'{r["seconds_per_epoch"]:.2f}']
+        lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'
 
 
 def write_outputs(name: str, payload: Dict, table: str,
-                  plot=None) -> List[str]:
-    os.makedirs(RESULTS, exist_ok=True)
-    paths = [osp.join(RESULTS, f'{name}.json'), osp.join(RESULTS,
-                                                        f'{name}.md')]
+                  plot=None, directory: str = RESULTS) -> List[str]:
+    """Writes ``<directory>/<name>.json`` and ``.md``, and ``.png`` when
+    ``plot(plt) -> figure`` is given and matplotlib is installed
+    (``directory`` defaults to ``benchmarks/results``; ``--quick`` runs
+    write to their temporary directory instead)."""
+    os.makedirs(directory, exist_ok=True)
+    paths = [osp.join(directory, f'{name}.json'),
+             osp.join(directory, f'{name}.md')]
     with open(paths[0], 'w') as f:
         json.dump(payload, f, indent=2)
     with open(paths[1], 'w') as f:
@@ -94,7 +140,7 @@ def write_outputs(name: str, payload: Dict, table: str,
         except ImportError:
             return paths
         fig = plot(plt)
-        paths.append(osp.join(RESULTS, f'{name}.png'))
+        paths.append(osp.join(directory, f'{name}.png'))
         fig.savefig(paths[-1], dpi=100)
         plt.close(fig)
     return paths

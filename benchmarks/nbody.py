@@ -1,13 +1,26 @@
-"""Charged N-body: unconstrained models trained plain, with data augmentation
+"""N-body systems: unconstrained models trained plain, with data augmentation
 and with REMUL, against the exactly equivariant EGNN and SEGNN.
 
-Usage:  python benchmarks/nbody.py [--seeds 0 1 2] [--epochs 60] [--quick]
+Usage:  python benchmarks/nbody.py [--system charged|gravity|both]
+                                   [--seeds 0 1 2] [--epochs 60] [--quick]
 
-Data: our simulator of the EGNN charged-particle system (a stand-in for the
-EGNN files, 3000/2000/2000 trajectories, frame 30 -> 40). Every run is
-`remul train` with the given options; test MSE is averaged over the seeds
-(mean +- std), E and E' are measured under SO(3) on 200 test graphs. Writes
-benchmarks/results/nbody.{json,md,png}.
+charged: our simulator of the EGNN charged-particle system (a stand-in for
+  the EGNN files, 3000/2000/2000 trajectories, frame 30 -> 40). Rows: MLP,
+  GNN and Transformer each plain, with augmentation and with REMUL; EGNN;
+  SEGNN. Writes benchmarks/results/nbody.{json,md,png}.
+gravity: our simulator of the GATr star-and-planets system (1 star, 3
+  planets, 100 Euler steps over 0.1; 3000/1000/1000 systems). Training data
+  lie in their canonical frame (orbits in the x-y plane); the
+  out-of-distribution split is the test split with every system rotated by
+  its own random rotation. Rows: Transformer and GNN plain, with
+  augmentation and with REMUL; EGNN. Writes
+  benchmarks/results/gravity.{json,md,png}.
+
+Every run is `remul train --task T` with the given options (the task's
+defaults otherwise); test MSE is averaged over the seeds (mean +- std), E and
+E' are measured under SO(3) on 200 test graphs (20 rotations each). Finished
+runs under runs/bench-<system>/ are reused, so an interrupted benchmark
+continues where it stopped.
 """
 import argparse
 import os
@@ -33,9 +46,131 @@ CONFIGS = [
     dict(label='SEGNN', model='segnn', loss='plain'),
 ]
 
+GRAVITY_CONFIGS = [
+    dict(label='Transformer plain', model='transformer', loss='plain'),
+    dict(label='Transformer + augmentation', model='transformer',
+         loss='augment'),
+    dict(label='Transformer + REMUL', model='transformer', loss='remul'),
+    dict(label='GNN plain', model='gnn', loss='plain'),
+    dict(label='GNN + augmentation', model='gnn', loss='augment'),
+    dict(label='GNN + REMUL', model='gnn', loss='remul'),
+    dict(label='EGNN', model='egnn', loss='plain'),
+]
+
+#: REMUL paper, gravity (GATr setup), test MSE x 1e-3, in distribution /
+#: out of distribution (third-party transcription, see docs/results.md)
+GRAVITY_PAPER = {
+    'Transformer plain': (8.99, 27.06),
+    'Transformer + augmentation': (4.20, 4.21),
+    'Transformer + REMUL': (1.94, 1.83),
+}
+
+
+def out_dir(args, work):
+    """--quick writes its outputs into its temporary directory."""
+    return {'directory': work} if args.quick else {}
+
+
+def _select(configs, only):
+    configs = [dict(c) for c in configs]
+    if only:
+        configs = [c for c in configs
+                   if any(s.lower() in c['label'].lower() for s in only)]
+    return configs
+
+
+def charged(args, common, work):
+    configs = _select(CONFIGS, args.only)
+    if args.quick:
+        configs = [c for c in configs if c['model'] in ('gnn', 'egnn')]
+    common = dict(common, task='nbody')
+    rows = run_all(configs, args.seeds, common,
+                   os.path.join(work, 'bench-nbody'))
+    table = markdown_table(rows, f'Charged N-body (simulated stand-in), '
+                           f'{common["epochs"]} epochs, seeds {args.seeds}')
+    print('\n' + table)
+
+    def plot(plt):
+        fig, ax = plt.subplots(figsize=(8, 4))
+        ax.barh([r['label'] for r in rows], [r['mse'] for r in rows],
+                xerr=[r['mse_std'] for r in rows])
+        ax.set_xlabel('test MSE')
+        ax.set_title('charged N-body (simulated)')
+        ax.invert_yaxis()
+        fig.tight_layout()
+        return fig
+
+    paths = write_outputs('nbody', {'machine': machine_description(),
+                                    'common': common, 'rows': rows},
+                          table, plot, **out_dir(args, work))
+    print('wrote', ', '.join(paths))
+
+
+def _ood(config, spec, model):
+    """Test MSE on the rotated (out-of-distribution) gravity test split."""
+    from torch_geometric_remul.train import evaluate_split
+    out = evaluate_split(model, spec.load('ood'), spec, config,
+                         seed=config.seed * 7919 + 2 * 10**6)
+    return {'ood_mse': out['mse']}
+
+
+def gravity(args, common, work):
+    configs = _select(GRAVITY_CONFIGS, args.only)
+    if args.quick:
+        configs = [c for c in configs if c['label'] in
+                   ('Transformer + REMUL', 'EGNN')]
+    common = dict(common, task='gravity')
+    rows = run_all(configs, args.seeds, common,
+                   os.path.join(work, 'bench-gravity'), evaluate=_ood)
+    for r in rows:
+        for key in ('mse', 'ood_mse'):
+            r[key + '_1e3'] = r[key] * 1e3
+            r[key + '_1e3_std'] = r[key + '_std'] * 1e3
+        r['ood_ratio'] = r['ood_mse'] / r['mse']
+        r['ood_ratio_std'] = 0.0
+        r['paper_1e3'] = GRAVITY_PAPER.get(r['label'])
+    table = markdown_table(
+        rows, f'Gravity (simulated, GATr setup), {common["epochs"]} epochs, '
+        f'seeds {args.seeds}; MSE x 1e-3',
+        columns=(('test MSE', 'mse_1e3', 3),
+                 ('rotated (OOD) MSE', 'ood_mse_1e3', 3),
+                 ('OOD / test', 'ood_ratio', 2), ("E'", 'E_prime', 4)))
+    paper = [f'| {label} | {a:.2f} | {b:.2f} |'
+             for label, (a, b) in GRAVITY_PAPER.items()]
+    table += ('\nREMUL paper (GATr data: randomly rotated and shifted '
+              'in distribution, shifted out of distribution; 50k steps), '
+              'MSE x 1e-3:\n\n| model / loss | test | OOD |\n|---|---|---|\n'
+              + '\n'.join(paper) + '\n')
+    print('\n' + table)
+
+    def plot(plt):
+        fig, ax = plt.subplots(figsize=(8, 4))
+        y = range(len(rows))
+        ax.barh([i - 0.2 for i in y], [r['mse_1e3'] for r in rows],
+                height=0.4, xerr=[r['mse_1e3_std'] for r in rows],
+                label='test (canonical frame)')
+        ax.barh([i + 0.2 for i in y], [r['ood_mse_1e3'] for r in rows],
+                height=0.4, xerr=[r['ood_mse_1e3_std'] for r in rows],
+                label='rotated (out of distribution)')
+        ax.set_yticks(list(y), [r['label'] for r in rows])
+        ax.set_xscale('log')
+        ax.set_xlabel('MSE x 1e-3')
+        ax.set_title('gravity (simulated)')
+        ax.invert_yaxis()
+        ax.legend()
+        fig.tight_layout()
+        return fig
+
+    paths = write_outputs('gravity', {'machine': machine_description(),
+                                      'common': common, 'rows': rows},
+                          table, plot, **out_dir(args, work))
+    print('wrote', ', '.join(paths))
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--system', choices=('charged', 'gravity', 'both'),
+                        default='both')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0])
     parser.add_argument('--epochs', type=int, default=60)
     parser.add_argument('--beta', type=float, default=1.0)
@@ -44,40 +179,17 @@ def main(argv=None):
     parser.add_argument('--data-root', default='data')
     parser.add_argument('--quick', action='store_true')
     args = parser.parse_args(argv)
-    common = dict(task='nbody', epochs=args.epochs, beta=args.beta,
+    common = dict(epochs=args.epochs, beta=args.beta,
                   data_root=args.data_root)
-    configs = [dict(c) for c in CONFIGS]
-    if args.only:
-        configs = [c for c in configs
-                   if any(s.lower() in c['label'].lower() for s in args.only)]
+    work = 'runs'
     if args.quick:
         common.update(QUICK)
-        configs = [c for c in configs if c['model'] in ('gnn', 'egnn')]
-        work = tempfile.mkdtemp()
-        common['data_root'] = work
-    else:
-        work = os.path.join('runs', 'bench-nbody')
+        work = common['data_root'] = tempfile.mkdtemp()
     print(f'machine: {machine_description()}')
-    rows = run_all(configs, args.seeds, common, work)
-    table = markdown_table(rows, f'Charged N-body (simulated stand-in), '
-                           f'{common["epochs"]} epochs, seeds {args.seeds}')
-    print('\n' + table)
-    if args.quick:
-        return 0
-
-    def plot(plt):
-        fig, ax = plt.subplots(figsize=(8, 4))
-        ax.barh([r['label'] for r in rows], [r['mse'] for r in rows],
-                xerr=[r['mse_std'] for r in rows])
-        ax.set_xlabel('test MSE')
-        ax.invert_yaxis()
-        fig.tight_layout()
-        return fig
-
-    paths = write_outputs('nbody', {'machine': machine_description(),
-                                    'common': common, 'rows': rows},
-                          table, plot)
-    print('wrote', ', '.join(paths))
+    if args.system in ('charged', 'both'):
+        charged(args, common, work)
+    if args.system in ('gravity', 'both'):
+        gravity(args, common, work)
     return 0
 
 

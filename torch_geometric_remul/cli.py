@@ -151,7 +151,11 @@ def _restore(args: argparse.Namespace, command: str):
     printing the error."""
     from torch_geometric_remul.train import restore_model
     try:
-        config, spec, model = restore_model(args.run)
+        config, spec, model = restore_model(args.run,
+                                            data_root=args.data_root)
+        if args.split == 'ood' and config.task != 'gravity':
+            raise ValueError(f"--split ood exists for the gravity task only "
+                             f"(this run's task is {config.task!r})")
         return config, spec, model, spec.load(args.split)
     except (ValueError, FileNotFoundError) as e:
         print(f'remul {command}: error: {e}', file=sys.stderr)
@@ -267,7 +271,13 @@ def build_parser() -> argparse.ArgumentParser:
             ('check', check_command, 'equivariance metrics of a trained run')):
         p = sub.add_parser(name, help=help_)
         p.add_argument('run', help='run directory written by remul train')
-        p.add_argument('--split', default='test', choices=('val', 'test'))
+        p.add_argument('--split', default='test',
+                       choices=('val', 'test', 'ood'),
+                       help="ood: the gravity task's test split with every "
+                       "system rotated (default: test)")
+        p.add_argument('--data-root', default=None,
+                       help="where the task's data are now (default: where "
+                       "the run read them)")
         p.add_argument('--seed', type=int, default=0)
         if name == 'check':
             p.add_argument('--samples', type=int, default=20)

@@ -7,7 +7,8 @@ import torch
 import torch_geometric_remul.train.loop as loop
 from torch_geometric_remul.cli import main
 from torch_geometric_remul.train import (TrainConfig, TrainingError,
-                                         last_layer_parameters, train)
+                                         last_layer_parameters, restore_model,
+                                         train)
 
 TINY = dict(num_train=16, num_val=8, num_test=8, hidden=8, layers=1,
             batch_size=8, eval_graphs=8, eval_samples=2)
@@ -51,6 +52,29 @@ def test_cli_train_evaluate_check(tmp_path, data_root, capsys):
     assert 'MSE' in capsys.readouterr().out
     assert main(['check', run, '--samples', '3', '--graphs', '4']) == 0
     assert "E'" in capsys.readouterr().out
+    # the rotated split belongs to the gravity task only
+    assert main(['evaluate', run, '--split', 'ood']) == 1
+    assert 'gravity task only' in capsys.readouterr().err
+
+
+def test_cli_evaluate_gravity_ood_split(tmp_path, data_root, capsys):
+    run = str(tmp_path / 'run')
+    args = ['train', '--task', 'gravity', '--model', 'egnn', '--loss',
+            'plain', '--epochs', '1', '--data-root', data_root, '--run-dir',
+            run, '--no-progress']
+    for key, value in TINY.items():
+        args += [f'--{key.replace("_", "-")}', str(value)]
+    assert main(args) == 0
+    capsys.readouterr()
+    mse = {}
+    for split in ('test', 'ood'):
+        assert main(['evaluate', run, '--split', split, '--data-root',
+                     data_root]) == 0
+        out = capsys.readouterr().out
+        assert f'{split} split' in out
+        mse[split] = float(out.split('MSE')[1].split()[0].strip('|'))
+    # EGNN is equivariant: rotating every test system changes nothing
+    assert mse['ood'] == pytest.approx(mse['test'], rel=1e-4)
 
 
 def test_resume_is_bit_exact(tmp_path, data_root):
@@ -173,3 +197,17 @@ def test_last_layer_parameters():
                                 torch.nn.Linear(3, 1))
     params = last_layer_parameters(model)
     assert params[0] is model[2].weight and params[1] is model[2].bias
+
+
+def test_restore_model_with_moved_data(tmp_path, data_root):
+    result = train(config(tmp_path, data_root), progress=False,
+                   log=lambda s: None)
+    cfg, spec, model = restore_model(result.run_dir)
+    assert cfg.data_root == data_root and not model.training
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    moved = str(tmp_path / 'moved')
+    cfg2, _, model2 = restore_model(result.run_dir, data_root=moved)
+    assert cfg2.data_root == moved
+    assert osp.isdir(osp.join(moved, 'charged'))  # the data were made there
+    for key, value in model2.state_dict().items():
+        assert torch.equal(value, state[key])

@@ -621,9 +621,15 @@ def _train(config: TrainConfig, resume_from: Optional[str], progress: bool,
                        world_size=env.world_size)
 
 
-def restore_model(run_dir: str):
+def restore_model(run_dir: str, data_root: Optional[str] = None):
     r"""``(config, spec, model)`` of a run, the model holding the weights of
     its last checkpoint, in eval mode.
+
+    Args:
+        run_dir (str): The run directory.
+        data_root (str, optional): Where the task's data are (or are to be
+            made) now, if not where the run read them (``config.data_root``
+            is replaced in the returned configuration).
 
     Example:
 
@@ -639,6 +645,8 @@ def restore_model(run_dir: str):
         ('nbody', False)
     """
     config, checkpoint = load_run(run_dir)
+    if data_root is not None:
+        config = dataclasses.replace(config, data_root=str(data_root))
     config = config.resolved()
     spec = task_spec(config)
     model = _model(config, spec, spec.load('test')[0])
