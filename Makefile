@@ -58,12 +58,13 @@ bench: $(VENV)/.accel
 # The paper-table reproduction (docs/results.md): every accuracy benchmark
 # and the speed comparison, written to benchmarks/results/. Finished runs
 # under runs/bench-*/ are reused, so an interrupted `make results` continues
-# where it stopped. SEEDS sets the seeds of the N-body tables.
+# where it stopped. SEEDS sets the seeds of the N-body, gravity and beta-sweep
+# tables.
 SEEDS ?= 0 1 2
 results: $(VENV)/.accel
 	$(PY) benchmarks/nbody.py --system charged --seeds $(SEEDS)
-	$(PY) benchmarks/nbody.py --system gravity
-	$(PY) benchmarks/beta_sweep.py
+	$(PY) benchmarks/nbody.py --system gravity --seeds $(SEEDS)
+	$(PY) benchmarks/beta_sweep.py --seeds $(SEEDS)
 	$(PY) benchmarks/md17.py
 	$(PY) benchmarks/mocap.py
 	$(PY) benchmarks/speed.py

@@ -41,17 +41,29 @@ def sweep_configs(betas, modes):
 
 
 def monotone_report(mode, rows):
+    """``(strictly monotone, monotone within noise, text)``: whether E'
+    never rises with beta, and whether every rise is smaller than the
+    larger seed standard deviation of its two points (with one seed, the
+    same as strict)."""
     errors = [r['E_prime'] for r in rows]
     monotone = all(a >= b for a, b in zip(errors, errors[1:]))
     text = (f"{mode} mode: E' {'falls' if monotone else 'does NOT fall'} "
             f"monotonically with beta: "
             f"{', '.join(f'{e:.4f}' for e in errors)}\n")
-    rises = [f'{a["label"]} -> {b["label"]} '
-             f'(+{b["E_prime"] - a["E_prime"]:.4f})'
-             for a, b in zip(rows, rows[1:]) if b['E_prime'] > a['E_prime']]
-    if rises:
+    pairs = [(a, b) for a, b in zip(rows, rows[1:])
+             if b['E_prime'] > a['E_prime']]
+    noise = all(b['E_prime'] - a['E_prime'] <= max(a['E_prime_std'],
+                                                   b['E_prime_std'])
+                for a, b in pairs)
+    if pairs:
+        rises = [f'{a["label"]} -> {b["label"]} '
+                 f'(+{b["E_prime"] - a["E_prime"]:.4f}, seed std '
+                 f'{max(a["E_prime_std"], b["E_prime_std"]):.4f})'
+                 for a, b in pairs]
         text += f"  E' rises at: {'; '.join(rises)}\n"
-    return monotone, text
+        text += (f"  {'every' if noise else 'NOT every'} rise is within one "
+                 f"seed standard deviation\n")
+    return monotone, noise, text
 
 
 def main(argv=None):
@@ -88,10 +100,11 @@ def main(argv=None):
                            f'stand-in), {common["epochs"]} epochs, seeds '
                            f'{args.seeds}')
     table += '\n'
-    curves, monotone = {}, {}
+    curves, monotone, within_noise = {}, {}, {}
     for mode, mode_configs in sweeps.items():
         curves[mode] = [by_label[c['label']] for c in mode_configs]
-        monotone[mode], text = monotone_report(mode, curves[mode])
+        monotone[mode], within_noise[mode], text = monotone_report(
+            mode, curves[mode])
         table += text
     print('\n' + table)
 
@@ -132,7 +145,9 @@ def main(argv=None):
 
     paths = write_outputs('beta_sweep', {'machine': machine_description(),
                                          'common': common, 'rows': rows,
-                                         'monotone': monotone}, table, plot,
+                                         'monotone': monotone,
+                                         'monotone_within_noise':
+                                         within_noise}, table, plot,
                           **({'directory': work} if args.quick else {}))
     print('wrote', ', '.join(paths))
     return 0

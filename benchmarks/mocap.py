@@ -42,7 +42,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _runs import QUICK, markdown_table, run_all, write_outputs  # noqa
+from _runs import (QUICK, bar_plot, markdown_table, run_all,  # noqa
+                   write_outputs)
 from _timing import machine_description  # noqa: E402
 
 from torch_geometric_remul.datasets import read_asf  # noqa: E402
@@ -158,16 +159,8 @@ def main(argv=None):
         table += '\n' + paper_reference()
     print('\n' + table)
 
-    def plot(plt):
-        fig, ax = plt.subplots(figsize=(8, 4))
-        ax.barh([r['row'] for r in rows], [r['mse'] for r in rows],
-                xerr=[r['mse_std'] for r in rows])
-        ax.set_xlabel('test MSE')
-        ax.set_title(f'Motion capture, {PROXY_LABEL}' if proxy else
-                     'Motion capture (CMU files)', fontsize=9)
-        ax.invert_yaxis()
-        fig.tight_layout()
-        return fig
+    plot = bar_plot(rows, f'Motion capture, {PROXY_LABEL}' if proxy else
+                    'Motion capture (CMU files)', label_key='row')
 
     payload = {'machine': machine_description(), 'common': common,
                'proxy': proxy, 'rows': rows}

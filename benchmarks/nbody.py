@@ -24,11 +24,13 @@ continues where it stopped.
 """
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _runs import QUICK, markdown_table, run_all, write_outputs  # noqa
+from _runs import (QUICK, bar_plot, markdown_table, run_all,  # noqa
+                   write_outputs)
 from _timing import machine_description  # noqa: E402
 
 CONFIGS = [
@@ -90,16 +92,7 @@ def charged(args, common, work):
                            f'{common["epochs"]} epochs, seeds {args.seeds}')
     print('\n' + table)
 
-    def plot(plt):
-        fig, ax = plt.subplots(figsize=(8, 4))
-        ax.barh([r['label'] for r in rows], [r['mse'] for r in rows],
-                xerr=[r['mse_std'] for r in rows])
-        ax.set_xlabel('test MSE')
-        ax.set_title('charged N-body (simulated)')
-        ax.invert_yaxis()
-        fig.tight_layout()
-        return fig
-
+    plot = bar_plot(rows, 'charged N-body (simulated)')
     paths = write_outputs('nbody', {'machine': machine_description(),
                                     'common': common, 'rows': rows},
                           table, plot, **out_dir(args, work))
@@ -126,8 +119,10 @@ def gravity(args, common, work):
         for key in ('mse', 'ood_mse'):
             r[key + '_1e3'] = r[key] * 1e3
             r[key + '_1e3_std'] = r[key + '_std'] * 1e3
-        r['ood_ratio'] = r['ood_mse'] / r['mse']
-        r['ood_ratio_std'] = 0.0
+        ratios = [run['ood_mse'] / run['mse'] for run in r['runs']]
+        r['ood_ratio'] = statistics.fmean(ratios)
+        r['ood_ratio_std'] = statistics.stdev(ratios) if len(ratios) > 1 \
+            else 0.0
         r['paper_1e3'] = GRAVITY_PAPER.get(r['label'])
     table = markdown_table(
         rows, f'Gravity (simulated, GATr setup), {common["epochs"]} epochs, '
@@ -143,24 +138,10 @@ def gravity(args, common, work):
               + '\n'.join(paper) + '\n')
     print('\n' + table)
 
-    def plot(plt):
-        fig, ax = plt.subplots(figsize=(8, 4))
-        y = range(len(rows))
-        ax.barh([i - 0.2 for i in y], [r['mse_1e3'] for r in rows],
-                height=0.4, xerr=[r['mse_1e3_std'] for r in rows],
-                label='test (canonical frame)')
-        ax.barh([i + 0.2 for i in y], [r['ood_mse_1e3'] for r in rows],
-                height=0.4, xerr=[r['ood_mse_1e3_std'] for r in rows],
-                label='rotated (out of distribution)')
-        ax.set_yticks(list(y), [r['label'] for r in rows])
-        ax.set_xscale('log')
-        ax.set_xlabel('MSE x 1e-3')
-        ax.set_title('gravity (simulated)')
-        ax.invert_yaxis()
-        ax.legend()
-        fig.tight_layout()
-        return fig
-
+    plot = bar_plot(rows, 'gravity (simulated)',
+                    series=(('mse_1e3', 'test (canonical frame)'),
+                            ('ood_mse_1e3', 'rotated (out of distribution)')),
+                    xlabel='MSE x 1e-3', log=True)
     paths = write_outputs('gravity', {'machine': machine_description(),
                                       'common': common, 'rows': rows},
                           table, plot, **out_dir(args, work))

@@ -74,6 +74,25 @@ def test_beta_sweep_quick(private_tmp, capsys):
     assert set(payload['monotone']) == {'target', 'consistency'}
     assert '| beta = 10 (consistency) |' in out
     assert all(isinstance(v, bool) for v in payload['monotone'].values())
+    assert set(payload['monotone_within_noise']) == set(payload['monotone'])
+
+
+def test_beta_sweep_monotone_report():
+    sweep = _script('beta_sweep')
+
+    def row(label, e, std):
+        return {'label': label, 'E_prime': e, 'E_prime_std': std}
+
+    rows = [row('0', 0.11, 0.004), row('0.01', 0.112, 0.004),
+            row('1', 0.07, 0.003)]
+    strict, noise, text = sweep.monotone_report('target', rows)
+    assert not strict and noise and '0 -> 0.01' in text
+    rows[1] = row('0.01', 0.12, 0.004)  # a rise of 0.01 > 0.004
+    strict, noise, text = sweep.monotone_report('target', rows)
+    assert not strict and not noise and 'NOT every rise' in text
+    strict, noise, _ = sweep.monotone_report(
+        'target', [row('0', 0.1, 0.0), row('1', 0.05, 0.0)])
+    assert strict and noise
 
 
 def test_speed_quick(private_tmp, capsys):
