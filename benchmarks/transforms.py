@@ -78,7 +78,9 @@ def main(argv=None):
     print(f'compiled CPU kernel: '
           f'{"yes" if kernel_available() else "no (native path)"}; '
           f'torch-scatter: {remul_typing.WITH_TORCH_SCATTER}')
-    print(f'allocator: {"freed memory kept (warm pages)" if warm else "glibc defaults"}')
+    allocator = 'freed memory kept (warm pages)' if warm else \
+        'glibc defaults'
+    print(f'allocator: {allocator}')
     print(f'batch: {B} graphs x {n} nodes, float32 pos + vel '
           f'({B * n} nodes)\n')
 
