@@ -23,7 +23,9 @@ All candidates of a workload are timed interleaved (median of --repeats), so
 ratios come from one run. On CUDA every timed call ends with a
 synchronisation. Goals (issue): inference >= 10x and training >= 2.5x faster
 than SEGNN at equal batch. Writes benchmarks/results/speed.{json,md,png}
-(except with --quick).
+(speed_cuda.* on a GPU; --quick writes into a temporary directory).
+benchmarks/models.py times the bare backbones (forward, forward+backward
+without optimizer, and the Transformer's two attention layouts).
 """
 import argparse
 import os
