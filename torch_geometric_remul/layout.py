@@ -1,0 +1,236 @@
+r"""Which rows of a tensor belong to which graph of a ``Batch``.
+
+A transform, a loss or a metric that moves a tensor graph by graph must know
+the graph of every row. :func:`row_layout` answers from the ``Batch``'s own
+collation metadata: PyG records, for every attribute it concatenated, the
+row offsets of each graph (node-, edge- and graph-level attributes alike),
+so the answer never depends on a guess from row counts. Only a tensor that
+PyG did not collate (an attribute assigned after batching, a model output)
+is placed by its shape, and only when exactly one reading fits: a tensor
+whose row count matches both the number of nodes and the number of graphs
+is refused with an error rather than assigned to the wrong graphs.
+
+Everything here reads shapes and host-side metadata only: no tensor value is
+read on the device (no host-device synchronisation). The consistency checks
+that need values (``ptr`` against ``batch``, the metadata against the
+tensor) run under :func:`torch_geometric_remul.debug`.
+
+Example:
+
+    >>> from torch_geometric.data import Batch, Data
+    >>> batch = Batch.from_data_list([
+    ...     Data(pos=torch.randn(2, 3), u=torch.randn(1, 3)),
+    ...     Data(pos=torch.randn(0, 3), u=torch.randn(1, 3)),
+    ...     Data(pos=torch.randn(1, 3), u=torch.randn(1, 3))])
+    >>> row_layout(batch, 'pos').ptr
+    tensor([0, 2, 2, 3])
+    >>> row_layout(batch, 'u').ptr  # graph-level: one row per graph
+    tensor([0, 1, 2, 3])
+"""
+from typing import NamedTuple, Optional, Tuple
+
+import torch
+from torch import Tensor
+from torch_geometric.data import Batch, Data
+
+from torch_geometric_remul.debug import is_debug_enabled
+
+LEVELS = ('node', 'edge', 'graph')
+
+
+class RowLayout(NamedTuple):
+    r"""How the rows of a tensor map to graphs: CSR offsets ``ptr``
+    (``[B + 1]``, rows sorted by graph) or a graph index per row
+    (``index``), or neither for a single graph."""
+    #: ``"node"``, ``"edge"``, ``"graph"``, ``"collated"`` (from the
+    #: metadata, whatever its level) or ``"single"`` (one graph).
+    level: str
+    ptr: Optional[Tensor] = None
+    index: Optional[Tensor] = None
+
+
+def check_data(data, owner: str) -> Data:
+    r"""Raises :class:`TypeError` unless ``data`` is a PyG ``Data`` or
+    ``Batch``."""
+    if not isinstance(data, Data):
+        raise TypeError(f"{owner} expects a torch_geometric.data.Data or "
+                        f"Batch, got {type(data).__name__}")
+    return data
+
+
+def graph_layout(data: Data) -> Tuple[int, Optional[Tensor]]:
+    r"""``(num_graphs, node ptr)`` of a ``Batch`` (``ptr`` on the data's
+    device), or ``(1, None)`` for a single ``Data``.
+
+    Under debug mode, checks that ``ptr`` and ``batch`` agree (a stale
+    ``ptr``, e.g. after ``Batch.subgraph``, is reported, not used).
+    """
+    if not isinstance(data, Batch):
+        return 1, None
+    B = data.num_graphs
+    ptr = data.ptr if 'ptr' in data else None
+    batch = data.batch if 'batch' in data else None
+    if ptr is None:
+        if batch is None:
+            raise ValueError("the Batch has neither 'ptr' nor 'batch': "
+                             "cannot tell which nodes belong to which graph")
+        from torch_geometric_remul.group.segment import batch_to_ptr
+        ptr = batch_to_ptr(batch, B)
+    if ptr.dim() != 1 or ptr.numel() != B + 1:
+        raise ValueError(f"'batch.ptr' must have shape [{B + 1}] for {B} "
+                         f"graph(s), got {list(ptr.shape)}")
+    if is_debug_enabled():
+        _debug_check_ptr_batch(data, ptr, batch, B)
+    return B, ptr
+
+
+def _debug_check_ptr_batch(data: Data, ptr: Tensor, batch: Optional[Tensor],
+                           B: int) -> None:
+    N = data.num_nodes
+    if int(ptr[0]) != 0 or int(ptr[-1]) != N or (
+            ptr.numel() > 1 and bool((ptr.diff() < 0).any())):
+        raise ValueError(f"'batch.ptr' ({ptr.tolist()}) does not describe "
+                         f"{N} nodes sorted by graph: it must be "
+                         f"non-decreasing from 0 to {N}. Was the Batch "
+                         f"modified after collation (e.g. Batch.subgraph)? "
+                         f"Rebuild it with Batch.from_data_list")
+    if batch is not None:
+        counts = torch.bincount(batch.long(), minlength=B)
+        if counts.numel() != B or not torch.equal(counts.cpu(),
+                                                  ptr.diff().cpu()):
+            raise ValueError("'batch.ptr' and 'batch.batch' disagree on "
+                             "which nodes belong to which graph (a stale or "
+                             "hand-made ptr, e.g. after Batch.subgraph?); "
+                             "rebuild the Batch with Batch.from_data_list")
+
+
+def _rows(value: Tensor, cat_dim: int) -> int:
+    return value.size(cat_dim) if value.dim() > 0 else 1
+
+
+def _find_key(data: Data, value: Tensor) -> Optional[str]:
+    for key in data.keys():
+        if data[key] is value:
+            return key
+    return None
+
+
+def _edge_index(data: Data) -> Optional[Tensor]:
+    ei = data.edge_index if 'edge_index' in data else None
+    return ei if isinstance(ei, Tensor) and ei.dim() == 2 else None
+
+
+def row_layout(data: Data, key: Optional[str] = None,
+               value: Optional[Tensor] = None, name: Optional[str] = None,
+               level: Optional[str] = None) -> RowLayout:
+    r"""Tells which rows of an attribute (or of a tensor that goes with
+    ``data``, such as a target or a model output) belong to which graph.
+
+    Resolution order: an explicit ``level``; PyG's collation metadata of the
+    attribute (found by ``key``, or by identity of ``value`` with a stored
+    attribute); otherwise the tensor's shape, when exactly one of "one row
+    per node", "one row per graph" or "one row per edge" fits.
+
+    Args:
+        data (Data or Batch): The graph(s).
+        key (str, optional): Name of the attribute.
+        value (torch.Tensor, optional): The tensor (default: ``data[key]``).
+        name (str, optional): How to call the tensor in errors.
+        level (str, optional): ``"node"``, ``"edge"`` or ``"graph"``, to
+            state the layout of a tensor that PyG did not collate.
+
+    Returns:
+        RowLayout: ``ptr`` (CSR offsets) or ``index`` (graph per row) on the
+        tensor's device; neither for a single ``Data``.
+    """
+    if value is None:
+        if key is None or key not in data:
+            raise ValueError(f"attribute '{key}' is missing from the data")
+        value = data[key]
+    elif key is None:
+        key = _find_key(data, value)
+    name = name or (f"'data.{key}'" if key else 'the tensor')
+    if level is not None and level not in LEVELS:
+        raise ValueError(f"'level' must be one of {', '.join(LEVELS)} "
+                         f"(got {level!r})")
+    if not isinstance(data, Batch):
+        return RowLayout('single')
+
+    B, node_ptr = graph_layout(data)
+    device = value.device
+    if level is None and key is not None and data[key] is value:
+        slices = getattr(data, '_slice_dict', None) or {}
+        if key in slices and isinstance(slices[key], Tensor):
+            return _collated(data, key, value, slices[key], B, name, device)
+
+    rows = value.size(0) if value.dim() > 0 else 1
+    N = data.num_nodes
+    ei = _edge_index(data)
+    if level is None:
+        # a free tensor (target, model output) is node- or graph-level; a
+        # stored attribute may also be edge-level
+        num_edges = None if ei is None or key is None else ei.size(1)
+        fits = [lvl for lvl, n in (('node', N), ('graph', B),
+                                   ('edge', num_edges)) if n == rows]
+        if len(fits) != 1:
+            counts = f"{N} node(s), {B} graph(s)" + (
+                f", {ei.size(1)} edge(s)" if ei is not None else '')
+            what = (f"fits several layouts ({' and '.join(fits)})"
+                    if fits else "matches none of them")
+            raise ValueError(
+                f"cannot tell which rows of {name} ({rows} rows) belong to "
+                f"which graph: the Batch has {counts} and the row count "
+                f"{what}. Collate the tensor with the graphs (set it on each "
+                f"Data before Batch.from_data_list, so that the Batch records "
+                f"its layout) or state its level ('node', 'edge' or "
+                f"'graph')")
+        level = fits[0]
+    expected = {'node': N, 'graph': B,
+                'edge': None if ei is None else ei.size(1)}[level]
+    if expected is None:
+        raise ValueError(f"{name} is declared edge-level but the Batch has no "
+                         f"'edge_index'")
+    if rows != expected:
+        raise ValueError(f"{name} has {rows} rows but a {level}-level tensor "
+                         f"of this Batch has {expected}")
+    if level == 'node':
+        return RowLayout('node', ptr=node_ptr.to(device))
+    if level == 'graph':
+        return RowLayout('graph', ptr=torch.arange(B + 1, device=device))
+    slices = getattr(data, '_slice_dict', None) or {}
+    ei_slices = slices.get('edge_index')
+    if isinstance(ei_slices, Tensor) and data.edge_index is ei and \
+            ei_slices.numel() == B + 1:
+        return _collated(data, 'edge_index', value, ei_slices, B, name,
+                         device, cat_dim=0)
+    # edges added after collation: the graph of an edge is its source's
+    return RowLayout('edge', index=data.batch.index_select(0, ei[0]).to(
+        device))
+
+
+def _collated(data: Data, key: str, value: Tensor, slices: Tensor, B: int,
+              name: str, device, cat_dim: Optional[int] = None) -> RowLayout:
+    if slices.dim() != 1 or slices.numel() != B + 1:
+        raise ValueError(f"the Batch's collation metadata for {name} holds "
+                         f"{slices.numel()} offsets for {B} graph(s); was the "
+                         f"Batch modified after collation? Rebuild it with "
+                         f"Batch.from_data_list")
+    if cat_dim is None:
+        cat_dim = data.__cat_dim__(key, value)
+    if cat_dim is None or cat_dim != 0:
+        raise ValueError(f"{name} is concatenated along dimension "
+                         f"{cat_dim}, not rows; only row-wise attributes "
+                         f"([rows, ...]) can be moved per graph")
+    if is_debug_enabled():
+        rows = _rows(value, 0)
+        if int(slices[0]) != 0 or int(slices[-1]) != rows or (
+                bool((slices.diff() < 0).any())):
+            raise ValueError(f"the Batch's collation metadata for {name} "
+                             f"describes {int(slices[-1])} rows but it has "
+                             f"{rows}: was it modified after collation (e.g. "
+                             f"Batch.subgraph)? Rebuild the Batch with "
+                             f"Batch.from_data_list")
+    return RowLayout('collated', ptr=slices.to(device, non_blocking=True))
+
+
+__all__ = ['LEVELS', 'RowLayout', 'check_data', 'graph_layout', 'row_layout']
