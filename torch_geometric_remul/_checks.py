@@ -3,11 +3,19 @@
 Each helper raises a :class:`ValueError` or :class:`TypeError` that names
 the offending argument and states what was expected, so that bad input fails
 at the API boundary rather than deep inside a torch kernel.
+
+Shape, dtype and type checks always run (they cost nothing). Checks of tensor
+*values* (index ranges, ``ptr`` bounds and order) make the host wait for the
+device, so they run only in debug mode
+(:func:`torch_geometric_remul.debug`).
 """
+import math
 from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
+
+from torch_geometric_remul.debug import is_debug_enabled
 
 
 def check_tensor(value, name: str) -> Tensor:
@@ -36,7 +44,8 @@ def check_xyz(x: Tensor, name: str) -> Tensor:
 
 def check_index(index: Tensor, name: str, length: int,
                 num_segments: Optional[int] = None) -> Tensor:
-    """A 1-D integer index of the given length with values in range."""
+    """A 1-D integer index of the given length; its values are checked to
+    lie in ``[0, num_segments)`` in debug mode."""
     check_tensor(index, name)
     if index.dtype not in (torch.long, torch.int32):
         raise TypeError(f"'{name}' must be an integer tensor (torch.long), "
@@ -44,7 +53,8 @@ def check_index(index: Tensor, name: str, length: int,
     if index.dim() != 1 or index.numel() != length:
         raise ValueError(f"'{name}' must have shape [{length}] (one graph "
                          f"index per row), got {list(index.shape)}")
-    if num_segments is not None and index.numel() > 0:
+    if num_segments is not None and index.numel() > 0 and \
+            is_debug_enabled():
         lo, hi = int(index.min()), int(index.max())
         if lo < 0 or hi >= num_segments:
             raise ValueError(f"'{name}' holds graph indices in [{lo}, {hi}] "
@@ -56,9 +66,10 @@ def check_index(index: Tensor, name: str, length: int,
 def check_ptr(ptr: Tensor, name: str, length: int,
               num_segments: Optional[int] = None,
               check_order: bool = True) -> Tensor:
-    """A CSR pointer ``[B + 1]`` from 0 to ``length``, non-decreasing
-    (``check_order=False`` leaves the order to a caller that checks it while
-    reading, such as the compiled kernel)."""
+    """A CSR pointer ``[B + 1]``; in debug mode its values are checked to run
+    from 0 to ``length``, non-decreasing (``check_order=False`` leaves the
+    order to a caller that checks it while reading, such as the compiled
+    kernel)."""
     check_tensor(ptr, name)
     if ptr.dtype not in (torch.long, torch.int32):
         raise TypeError(f"'{name}' must be an integer tensor (torch.long), "
@@ -70,6 +81,8 @@ def check_ptr(ptr: Tensor, name: str, length: int,
         raise ValueError(f"'{name}' must have shape [{num_segments + 1}] "
                          f"for {num_segments} graph(s), got "
                          f"{list(ptr.shape)}")
+    if not is_debug_enabled():
+        return ptr
     if int(ptr[0]) != 0 or int(ptr[-1]) != length:
         raise ValueError(f"'{name}' must start at 0 and end at the number of "
                          f"rows ({length}), got {int(ptr[0])} ... "
@@ -120,3 +133,14 @@ def check_disjoint(**groups: Sequence[str]) -> None:
                 raise ValueError(f"attribute '{key}' is declared both in "
                                  f"'{seen[key]}' and in '{role}'")
             seen[key] = role
+
+
+def check_translation_std(value, name: str = 'translation_std') -> float:
+    """A finite, non-negative standard deviation (a Python number)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"'{name}' must be a number (got "
+                        f"{type(value).__name__})")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"'{name}' must be a finite number >= 0 "
+                         f"(got {value})")
+    return float(value)

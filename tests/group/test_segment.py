@@ -1,5 +1,6 @@
 import pytest
 import torch
+from torch_geometric_remul import debug
 
 import torch_geometric_remul.typing as remul_typing
 from torch_geometric_remul.group import (batch_to_ptr, broadcast_to_rows,
@@ -100,14 +101,36 @@ def test_pointer_conversions():
 
 
 def test_bad_input():
-    x, ptr = make([2, 3])
-    with pytest.raises(ValueError, match="one of 'batch' or 'ptr'"):
-        segment_mean(x)
-    with pytest.raises(ValueError, match=r"'batch' must have shape \[5\]"):
-        segment_mean(x, torch.tensor([0, 1]))
-    with pytest.raises(ValueError, match="end at the number of rows"):
-        segment_mean(x, ptr=torch.tensor([0, 2, 4]))
-    with pytest.raises(ValueError, match=r"only 2 graph\(s\) exist"):
-        segment_mean(x, torch.tensor([0, 0, 1, 1, 2]), num_graphs=2)
-    with pytest.raises(TypeError, match="'x' must be a torch.Tensor"):
-        segment_mean([1.0, 2.0], ptr=ptr)
+    # value checks (graph index range, ptr bounds/order) run in debug mode
+    with debug():
+        x, ptr = make([2, 3])
+        with pytest.raises(ValueError, match="one of 'batch' or 'ptr'"):
+            segment_mean(x)
+        with pytest.raises(ValueError, match=r"'batch' must have shape \[5\]"):
+            segment_mean(x, torch.tensor([0, 1]))
+        with pytest.raises(ValueError, match="end at the number of rows"):
+            segment_mean(x, ptr=torch.tensor([0, 2, 4]))
+        with pytest.raises(ValueError, match=r"only 2 graph\(s\) exist"):
+            segment_mean(x, torch.tensor([0, 0, 1, 1, 2]), num_graphs=2)
+        with pytest.raises(TypeError, match="'x' must be a torch.Tensor"):
+            segment_mean([1.0, 2.0], ptr=ptr)
+
+
+@pytest.mark.parametrize('native', [False, True])
+def test_segment_ops_make_no_host_sync(native):
+    from torch_geometric_remul.testing import assert_no_syncs, count_syncs
+    from torch_geometric_remul.typing import force_native
+    import contextlib
+    x, ptr = make([2, 0, 3])
+    batch = ptr_to_batch(ptr, 5)
+    ctx = force_native() if native else contextlib.nullcontext()
+    with ctx, count_syncs() as syncs:
+        a = segment_mean(x, ptr=ptr)
+        b = segment_sum(x, batch, num_graphs=3)
+        c = broadcast_to_rows(a, ptr=ptr, num_rows=5)
+        centred, _ = center(x, ptr=ptr)
+        p = batch_to_ptr(batch, 3)
+    assert_no_syncs(syncs, 'segment ops')
+    assert torch.equal(p, ptr)
+    assert torch.allclose(b[1], torch.zeros_like(b[1]))
+    assert torch.allclose(c + centred, x, atol=1e-6)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 import torch_geometric.transforms as T
-from torch_geometric.data import Data
+from torch_geometric.data import Batch, Data
 
 from tests.conftest import make_batch
 from torch_geometric_remul.group import segment_mean
@@ -53,3 +53,23 @@ def test_bad_input():
         CenterPerGraph(weight='m')(data)
     with pytest.raises(ValueError, match='at least one attribute'):
         CenterPerGraph(points=())
+
+
+def test_zero_total_mass_is_never_silently_uncentred():
+    from torch_geometric_remul import debug
+    graphs = [Data(pos=torch.randn(2, 3), mass=torch.zeros(2)),
+              Data(pos=torch.randn(3, 3), mass=torch.ones(3))]
+    batch = Batch.from_data_list(graphs)
+    out = CenterPerGraph(weight='mass')(batch)
+    assert torch.isnan(out.pos[:2]).all()  # undefined centre: NaN, loud
+    assert torch.allclose(out.pos[2:].mean(0), torch.zeros(3), atol=1e-6)
+    with debug(), pytest.raises(ValueError, match="total weight 0 in "
+                                "'data.mass'"):
+        CenterPerGraph(weight='mass')(batch)
+
+
+def test_negative_mass_rejected_in_debug_mode():
+    from torch_geometric_remul import debug
+    data = Data(pos=torch.randn(2, 3), mass=torch.tensor([1.0, -1.0]))
+    with debug(), pytest.raises(ValueError, match='non-negative'):
+        CenterPerGraph(weight='mass')(data)

@@ -201,3 +201,93 @@ def test_bad_input():
         RandomRigidTransform(vectors='odd')(bad_rows)
     with pytest.raises(ValueError, match='no stored transform'):
         stored_transform(data)
+
+
+def _graphs_with_edge_vectors():
+    # 2 graphs, 3 nodes and 3 edges in all: edge count == node count
+    g0 = Data(pos=torch.randn(1, 3, dtype=F64),
+              edge_index=torch.tensor([[0, 0], [0, 0]]),
+              evec=torch.randn(2, 3, dtype=F64))
+    g1 = Data(pos=torch.randn(2, 3, dtype=F64),
+              edge_index=torch.tensor([[0], [1]]),
+              evec=torch.randn(1, 3, dtype=F64))
+    return Batch.from_data_list([g0, g1])
+
+
+def test_edge_level_vector_rows_follow_their_graph():
+    batch = _graphs_with_edge_vectors()
+    assert batch.num_edges == batch.num_nodes == 3  # row counts can't tell
+    g = torch.Generator().manual_seed(1)
+    out = RandomRigidTransform('SO3', vectors='evec', generator=g,
+                               store=True)(batch)
+    Tr = stored_transform(out)
+    edge_graph = torch.tensor([0, 0, 1])  # edges 0-1 in graph 0, 2 in 1
+    expected = Tr.apply_vectors(batch.evec, edge_graph)
+    assert torch.allclose(out.evec, expected, atol=1e-12)
+
+
+def test_graph_level_vector_with_empty_graph_where_B_equals_N():
+    graphs = [Data(pos=torch.randn(n, 3, dtype=F64),
+                   u=torch.randn(1, 3, dtype=F64)) for n in (2, 0, 1)]
+    batch = Batch.from_data_list(graphs)
+    assert batch.num_nodes == batch.num_graphs == 3
+    g = torch.Generator().manual_seed(2)
+    out = RandomRigidTransform('SO3', vectors='u', generator=g,
+                               store=True)(batch)
+    Tr = stored_transform(out)
+    assert torch.allclose(out.u, Tr.apply_vectors(batch.u, torch.arange(3)),
+                          atol=1e-12)
+    assert torch.allclose(out.pos, Tr.apply_points(batch.pos, batch.batch),
+                          atol=1e-12)
+
+
+def test_ambiguous_uncollated_attribute_is_refused():
+    graphs = [Data(pos=torch.randn(n, 3, dtype=F64)) for n in (2, 0, 1)]
+    batch = Batch.from_data_list(graphs)
+    batch.late = torch.randn(3, 3, dtype=F64)  # set after collation, N == B
+    with pytest.raises(ValueError, match="'data.late'.*several layouts"):
+        RandomRigidTransform(vectors='late')(batch)
+
+
+def test_stale_ptr_after_subgraph_is_caught_in_debug_mode():
+    from torch_geometric_remul import debug
+    graphs = [Data(pos=torch.randn(n, 3, dtype=F64)) for n in (2, 3)]
+    sub = Batch.from_data_list(graphs).subgraph(torch.tensor([0, 2, 3]))
+    with debug(), pytest.raises(ValueError, match='subgraph'):
+        RandomRigidTransform()(sub)
+
+
+@pytest.mark.parametrize('std', [float('nan'), float('inf'), -1.0])
+def test_bad_translation_std(std):
+    with pytest.raises(ValueError, match="'translation_std' must be a "
+                       "finite number >= 0"):
+        RandomRigidTransform(translation_std=std)
+    with pytest.raises(ValueError, match="'translation_std'"):
+        RigidTransform.sample(2, translation_std=std)
+
+
+@pytest.mark.parametrize('native', [False, True])
+def test_transforms_on_a_batch_make_no_host_sync(native):
+    import contextlib
+
+    from torch_geometric_remul.testing import assert_no_syncs, count_syncs
+    from torch_geometric_remul.transforms import (CenterPerGraph,
+                                                  apply_rigid_transform)
+    from torch_geometric_remul.typing import force_native
+    graphs = [Data(pos=torch.randn(n, 3), vel=torch.randn(n, 3),
+                   mass=torch.rand(n) + 0.5, y=torch.randn(n, 3),
+                   edge_index=torch.zeros(2, 0, dtype=torch.long),
+                   u=torch.randn(1, 3)) for n in (3, 0, 7, 5, 1)]
+    batch = Batch.from_data_list(graphs)
+    g = torch.Generator().manual_seed(0)
+    ctx = force_native() if native else contextlib.nullcontext()
+    with ctx, count_syncs() as syncs:
+        out = RandomRigidTransform(points=('pos', 'y'), vectors=('vel', 'u'),
+                                   generator=g, store=True)(batch)
+        out = CenterPerGraph(points=('pos', 'y'))(out)
+        out = CenterPerGraph(weight='mass')(out)
+        back = apply_rigid_transform(out, stored_transform(out).inverse(),
+                                     points=(), vectors=('vel', 'u'))
+    assert_no_syncs(syncs, 'RandomRigidTransform + CenterPerGraph')
+    assert torch.allclose(back.vel, batch.vel, atol=1e-5)
+    assert torch.allclose(back.u, batch.u, atol=1e-5)

@@ -6,13 +6,12 @@ from torch import Tensor
 
 from torch_geometric_remul._checks import (check_float, check_index,
                                            check_ptr, check_same_device_dtype,
-                                           check_xyz)
+                                           check_translation_std, check_xyz)
 from torch_geometric_remul.group.rotations import (AxisLike,
                                                    normalize_group,
                                                    random_rotations)
 from torch_geometric_remul._kernels import kernel_usable, rigid_apply
-from torch_geometric_remul.group.segment import (ptr_to_batch,
-                                                 uniform_segment_size)
+from torch_geometric_remul.group.segment import ptr_to_batch
 from torch_geometric_remul.typing import Device
 
 #: group name -> (rotation group or None, with random translation)
@@ -125,9 +124,7 @@ class RigidTransform:
         """
         group = normalize_group(group, tuple(GROUPS))
         rot_group, translate = GROUPS[group]
-        if translation_std < 0:
-            raise ValueError(f"'translation_std' must be >= 0 "
-                             f"(got {translation_std})")
+        translation_std = check_translation_std(translation_std)
         dtype = dtype or torch.get_default_dtype()
         R = t = None
         if rot_group is not None:
@@ -315,8 +312,9 @@ class RigidTransform:
         check_same_device_dtype(x, name, ref, 'the transform')
         R, t = self._R, (self._t if translate else None)
         B, N = self.num_graphs, x.size(0)
-        # The compiled kernel checks the values of ptr/batch while reading
-        # them; the native path needs the separate checks.
+        # Shapes are always checked. The values of ptr/batch are checked in
+        # debug mode; the compiled CPU kernel also checks them while reading
+        # (at no cost), and every path reads no value on the host otherwise.
         kernel = kernel_usable(x, R, t)
         if ptr is not None:
             check_ptr(ptr, 'ptr', N, B, check_order=not kernel)
@@ -334,9 +332,6 @@ class RigidTransform:
         if ptr is None and batch is None:
             return _apply_single(x, R, t)
         if ptr is not None:
-            n = uniform_segment_size(ptr, N)
-            if n is not None:
-                return _apply_uniform(x, R, t, B, n)
             batch = ptr_to_batch(ptr, N)
         return _apply_gather(x, R, t, batch)
 
@@ -361,16 +356,6 @@ def _apply_single(x: Tensor, R: Optional[Tensor],
     if t is None:
         return x @ R[0].t()
     return torch.addmm(t[0], x, R[0].t())
-
-
-def _apply_uniform(x: Tensor, R: Optional[Tensor], t: Optional[Tensor],
-                   B: int, n: int) -> Tensor:
-    xv = x.view(B, n, 3) if x.is_contiguous() else x.reshape(B, n, 3)
-    if R is None:
-        return (xv + t.unsqueeze(1)).view(-1, 3)
-    if t is None:
-        return torch.bmm(xv, R.transpose(1, 2)).view(-1, 3)
-    return torch.baddbmm(t.unsqueeze(1), xv, R.transpose(1, 2)).view(-1, 3)
 
 
 def _apply_gather(x: Tensor, R: Optional[Tensor], t: Optional[Tensor],

@@ -93,6 +93,17 @@ def _axis_vector(axis: AxisLike) -> Tensor:
         out = torch.zeros(3, dtype=torch.float64)
         out[axis] = 1.0
         return out
+    if isinstance(axis, (tuple, list)) and all(
+            isinstance(a, (int, float)) and not isinstance(a, bool)
+            for a in axis):
+        # plain numbers: validated on the host, no tensor value is read
+        if len(axis) != 3 or not all(math.isfinite(a) for a in axis):
+            raise ValueError(f"'axis' must be a finite 3-vector, got "
+                             f"{list(axis)}")
+        norm = math.sqrt(sum(a * a for a in axis))
+        if norm == 0:
+            raise ValueError("'axis' must be a non-zero vector")
+        return torch.tensor([a / norm for a in axis], dtype=torch.float64)
     out = torch.as_tensor(axis, dtype=torch.float64).detach().cpu()
     if out.shape != (3, ) or not bool(torch.isfinite(out).all()):
         raise ValueError(f"'axis' must be a finite 3-vector, got "

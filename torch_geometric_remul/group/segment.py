@@ -5,8 +5,12 @@ ranges described either by ``batch`` (graph index of each row) or by
 ``ptr`` (CSR offsets, ``[num_graphs + 1]``). The helpers here use
 ``torch_scatter.segment_csr``/``gather_csr`` when torch-scatter is installed
 and native PyTorch otherwise (see :func:`torch_geometric_remul.typing.force_native`);
-both paths agree to floating-point rounding. When every graph has the same
-number of rows, both take a reshape fast path with no index at all.
+both paths agree to floating-point rounding.
+
+None of them reads a tensor value on the host (no host-device
+synchronisation) when the sizes are given: pass ``ptr`` (or ``batch`` with
+``num_graphs``) and, for :func:`broadcast_to_rows`, ``num_rows``. Only when
+``num_graphs``/``num_rows`` are omitted are they read from the index.
 """
 from typing import Optional, Tuple
 
@@ -20,7 +24,9 @@ from torch_geometric_remul._checks import (check_index, check_ptr,
 
 def uniform_segment_size(ptr: Tensor, num_rows: int) -> Optional[int]:
     r"""Returns ``n`` if all segments described by ``ptr`` have exactly
-    ``n`` rows (and there is at least one segment), else ``None``.
+    ``n`` rows (and there is at least one segment), else ``None``. Reads the
+    values of ``ptr`` (a host-device synchronisation on a GPU), so the
+    per-step code of this package does not call it.
 
     Example:
 
@@ -53,17 +59,37 @@ def ptr_to_batch(ptr: Tensor, num_rows: Optional[int] = None) -> Tensor:
 
 
 def batch_to_ptr(batch: Tensor, num_graphs: Optional[int] = None) -> Tensor:
-    r"""Converts a **sorted** per-row graph index into CSR offsets.
+    r"""Converts a **sorted** per-row graph index into CSR offsets. With
+    ``num_graphs`` given it reads no value on the host; without it, the
+    number of graphs is read from ``batch.max()``.
 
     Example:
 
         >>> batch_to_ptr(torch.tensor([0, 0, 2, 2, 2]))
         tensor([0, 2, 2, 5])
     """
-    counts = torch.bincount(batch, minlength=num_graphs or 0)
+    counts = segment_counts(batch, num_graphs)
     ptr = counts.new_zeros(counts.numel() + 1)
     torch.cumsum(counts, 0, out=ptr[1:])
     return ptr
+
+
+def segment_counts(batch: Tensor, num_graphs: Optional[int] = None) -> Tensor:
+    r"""Number of rows of each graph, ``[B]`` (``torch.long``), from a
+    per-row graph index, without a host-device synchronisation when
+    ``num_graphs`` is given (unlike :func:`torch.bincount`).
+
+    Example:
+
+        >>> segment_counts(torch.tensor([0, 0, 2]), num_graphs=4)
+        tensor([2, 0, 1, 0])
+    """
+    if num_graphs is None:
+        num_graphs = int(batch.max()) + 1 if batch.numel() > 0 else 0
+    batch = batch.long()
+    return torch.zeros(num_graphs, dtype=torch.long,
+                       device=batch.device).index_add_(
+                           0, batch, torch.ones_like(batch))
 
 
 def _resolve(x: Tensor, batch: Optional[Tensor], ptr: Optional[Tensor],
@@ -135,20 +161,19 @@ def _reduce(x: Tensor, batch: Optional[Tensor], ptr: Optional[Tensor],
     batch, ptr, B = _resolve(x, batch, ptr, num_graphs)
     rest = x.shape[1:]
     if ptr is not None:
-        n = uniform_segment_size(ptr, x.size(0))
-        if n is not None:
-            xv = x.reshape(B, n, *rest)
-            return xv.mean(1) if reduce == 'mean' else xv.sum(1)
         if remul_typing.WITH_TORCH_SCATTER:
             return remul_typing.torch_scatter.segment_csr(
                 x, ptr.long(), reduce=reduce)
+        count = ptr.diff()
         batch = ptr_to_batch(ptr, x.size(0))
     elif remul_typing.WITH_TORCH_SCATTER:
         return remul_typing.torch_scatter.scatter(x, batch.long(), dim=0,
                                                   dim_size=B, reduce=reduce)
+    else:
+        count = segment_counts(batch, B)
     out = x.new_zeros((B, *rest)).index_add_(0, batch.long(), x)
     if reduce == 'mean':
-        count = torch.bincount(batch, minlength=B).clamp_(min=1)
+        count = count.clamp(min=1)
         out = out / count.view(-1, *([1] * len(rest))).to(x.dtype)
     return out
 
@@ -170,11 +195,6 @@ def broadcast_to_rows(values: Tensor, batch: Optional[Tensor] = None,
     if ptr is not None:
         num_rows = int(ptr[-1]) if num_rows is None else num_rows
         check_ptr(ptr, 'ptr', num_rows, values.size(0))
-        n = uniform_segment_size(ptr, num_rows)
-        if n is not None:
-            rest = values.shape[1:]
-            return values.unsqueeze(1).expand(-1, n, *rest).reshape(
-                num_rows, *rest)
         if remul_typing.WITH_TORCH_SCATTER:
             return remul_typing.torch_scatter.gather_csr(values, ptr.long())
         return torch.repeat_interleave(values, ptr.diff(), dim=0,
@@ -210,12 +230,6 @@ def center(x: Tensor, batch: Optional[Tensor] = None,
                 [ 0.,  0.,  0.]])
     """
     mean = segment_mean(x, batch, ptr, num_graphs)
-    if ptr is not None:
-        n = uniform_segment_size(ptr, x.size(0))
-        if n is not None:
-            rest = x.shape[1:]
-            out = x.reshape(mean.size(0), n, *rest) - mean.unsqueeze(1)
-            return out.reshape(x.shape), mean
     return x - broadcast_to_rows(mean, batch, ptr, x.size(0)), mean
 
 
@@ -223,6 +237,7 @@ __all__ = [
     'uniform_segment_size',
     'ptr_to_batch',
     'batch_to_ptr',
+    'segment_counts',
     'segment_sum',
     'segment_mean',
     'broadcast_to_rows',

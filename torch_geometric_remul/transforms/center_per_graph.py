@@ -4,12 +4,14 @@ from torch_geometric.data import Data
 from torch_geometric.data.datapipes import functional_transform
 from torch_geometric.transforms import BaseTransform
 
+import torch
+
 from torch_geometric_remul._checks import check_float
+from torch_geometric_remul.debug import is_debug_enabled
 from torch_geometric_remul.group.rigid import RigidTransform
 from torch_geometric_remul.group.segment import segment_sum
-from torch_geometric_remul.transforms._roles import (as_key_tuple,
-                                                     check_data, get_xyz,
-                                                     graph_layout, rows_ptr)
+from torch_geometric_remul.layout import check_data, graph_layout, row_layout
+from torch_geometric_remul.transforms._roles import as_key_tuple, get_xyz
 
 Keys = Union[str, Sequence[str]]
 
@@ -59,32 +61,43 @@ class CenterPerGraph(BaseTransform):
     def forward(self, data: Data) -> Data:
         owner = self.__class__.__name__
         check_data(data, owner)
-        num_graphs, node_ptr = graph_layout(data)
+        num_graphs, _ = graph_layout(data)
         ref_key = self.points[0]
         ref = get_xyz(data, ref_key, 'point', owner)
-        ref_ptr = rows_ptr(data, ref_key, ref.size(0), num_graphs, node_ptr,
-                           owner)
-        if ref_ptr is None:  # a single graph
-            ref_ptr = ref.new_tensor([0, ref.size(0)]).long()
+        values = {key: ref if key == ref_key else get_xyz(data, key, 'point',
+                                                          owner)
+                  for key in self.points}
+        layouts = {key: row_layout(data, key, value,
+                                   owner=owner)
+                   for key, value in values.items()}
+        ref_layout = layouts[ref_key]
+        ptr, index = ref_layout.ptr, ref_layout.index
+        if ptr is None and index is None:  # a single graph
+            ptr = torch.tensor([0, ref.size(0)], device=ref.device)
+        seg = dict(ptr=ptr, batch=index, num_graphs=num_graphs)
 
-        if self.weight is None:
-            total = segment_sum(ref, ptr=ref_ptr)
-            norm = ref_ptr.diff().unsqueeze(-1).to(ref.dtype)
-        else:
+        total = segment_sum(ref, **seg)
+        counts = segment_sum(ref.new_ones(ref.size(0), 1), **seg)
+        norm = counts
+        if self.weight is not None:
             w = self._weights(data, ref)
-            total = segment_sum(ref * w, ptr=ref_ptr)
-            norm = segment_sum(w, ptr=ref_ptr)
-        centroid = total / norm.clamp(min=1e-30)
+            total, norm = segment_sum(ref * w, **seg), segment_sum(w, **seg)
+            if is_debug_enabled() and bool(((norm == 0) &
+                                             (counts > 0)).any()):
+                raise ValueError(
+                    f"{owner}: a graph with nodes has total weight 0 in "
+                    f"'data.{self.weight}': its weighted centre is undefined")
+        # An empty graph has no centre (and no rows to move): shift it by 0.
+        # A non-empty graph of total weight 0 has none either: its rows
+        # become NaN rather than silently staying uncentred (debug mode
+        # raises instead).
+        centroid = (total / norm).masked_fill(counts == 0, 0.0)
         shift = RigidTransform(translation=-centroid)
 
-        for key in self.points:
-            value = ref if key == ref_key else get_xyz(data, key, 'point',
-                                                       owner)
-            ptr = rows_ptr(data, key, value.size(0), num_graphs, node_ptr,
-                           owner)
-            if ptr is None:
-                ptr = ref_ptr if value.size(0) == ref.size(0) else None
-            data[key] = shift.apply_points(value, ptr=ptr)
+        for key, value in values.items():
+            layout = layouts[key]
+            data[key] = shift.apply_points(value, batch=layout.index,
+                                           ptr=layout.ptr)
         return data
 
     def _weights(self, data: Data, ref):
@@ -100,7 +113,7 @@ class CenterPerGraph(BaseTransform):
             raise ValueError(f"{owner}: 'data.{self.weight}' must have shape "
                              f"[{ref.size(0)}] or [{ref.size(0)}, 1] (one "
                              f"weight per node), got {list(w.shape)}")
-        if bool((w < 0).any()):
+        if is_debug_enabled() and bool((w < 0).any()):
             raise ValueError(f"{owner}: 'data.{self.weight}' must be "
                              f"non-negative")
         return w.to(ref.dtype)

@@ -7,11 +7,10 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from torch_geometric_remul.group.rigid import RigidTransform
+from torch_geometric_remul.layout import check_data, graph_layout, row_layout
 from torch_geometric_remul.transforms._roles import (as_key_tuple,
-                                                     check_data,
                                                      check_disjoint, get_xyz,
-                                                     graph_layout, iter_roles,
-                                                     rows_ptr)
+                                                     iter_roles)
 
 Keys = Union[str, Sequence[str]]
 
@@ -78,13 +77,18 @@ def apply_rigid_transform(data: Data, transform: RigidTransform,
 
 def _move(data: Data, transform: RigidTransform, roles, values,
           owner: str) -> Data:
-    num_graphs, node_ptr = graph_layout(data)
+    num_graphs, _ = graph_layout(data)
     if transform.num_graphs != num_graphs:
         raise ValueError(f"{owner}: the transform holds "
                          f"{transform.num_graphs} element(s) but the data "
                          f"has {num_graphs} graph(s)")
+    # resolve every layout before assigning: row_layout identifies a
+    # collated attribute by the tensor stored under its key
+    layouts = {key: row_layout(data, key, values[key],
+                               owner=owner)
+               for key, _ in roles}
     for key, role in roles:
-        value = values[key]
-        ptr = rows_ptr(data, key, value.size(0), num_graphs, node_ptr, owner)
-        data[key] = transform.apply(value, role, ptr=ptr)
+        layout = layouts[key]
+        data[key] = transform.apply(values[key], role, batch=layout.index,
+                                    ptr=layout.ptr)
     return data

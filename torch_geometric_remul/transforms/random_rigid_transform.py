@@ -7,10 +7,11 @@ from torch_geometric.transforms import BaseTransform
 
 from torch_geometric_remul.group.rigid import GROUPS, RigidTransform
 from torch_geometric_remul.group.rotations import AxisLike, normalize_group
+from torch_geometric_remul._checks import check_translation_std
+from torch_geometric_remul.layout import check_data, graph_layout
 from torch_geometric_remul.transforms._roles import (as_key_tuple,
-                                                     check_data,
                                                      check_disjoint,
-                                                     graph_layout, iter_roles)
+                                                     iter_roles)
 from torch_geometric_remul.transforms.functional import (_move,
                                                          declared_values)
 
@@ -97,14 +98,11 @@ class RandomRigidTransform(BaseTransform):
             raise ValueError("RandomRigidTransform needs at least one "
                              "attribute in 'points', 'vectors' or "
                              "'pseudovectors'")
-        if translation_std < 0:
-            raise ValueError(f"'translation_std' must be >= 0 "
-                             f"(got {translation_std})")
         if generator is not None and not isinstance(generator,
                                                     torch.Generator):
             raise TypeError(f"'generator' must be a torch.Generator (got "
                             f"{type(generator).__name__})")
-        self.translation_std = float(translation_std)
+        self.translation_std = check_translation_std(translation_std)
         self.axis = axis
         self.generator = generator
         self.store = bool(store)

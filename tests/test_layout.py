@@ -1,0 +1,72 @@
+import pytest
+import torch
+from torch_geometric.data import Batch, Data
+
+from torch_geometric_remul import debug
+from torch_geometric_remul.layout import graph_layout, row_layout
+from torch_geometric_remul.testing import assert_no_syncs, count_syncs
+
+
+def _batch():
+    graphs = [Data(pos=torch.randn(n, 3), u=torch.randn(1, 3),
+                   edge_index=torch.zeros(2, e, dtype=torch.long),
+                   evec=torch.randn(e, 3))
+              for n, e in ((2, 1), (0, 0), (3, 4))]
+    return Batch.from_data_list(graphs)
+
+
+def test_levels_from_collation_metadata():
+    batch = _batch()
+    with count_syncs() as syncs:
+        pos, u, evec = (row_layout(batch, k) for k in ('pos', 'u', 'evec'))
+    assert_no_syncs(syncs, 'row_layout')
+    assert pos.ptr.tolist() == [0, 2, 2, 5]
+    assert u.ptr.tolist() == [0, 1, 2, 3]
+    assert evec.ptr.tolist() == [0, 1, 1, 5]
+    # found by identity when passed as a tensor
+    assert row_layout(batch, value=batch.u).ptr.tolist() == [0, 1, 2, 3]
+
+
+def test_uncollated_tensors_placed_by_an_unambiguous_shape():
+    batch = _batch()
+    node = row_layout(batch, value=torch.randn(5, 3))
+    assert node.level == 'node' and node.ptr.tolist() == [0, 2, 2, 5]
+    graph = row_layout(batch, value=torch.randn(3))
+    assert graph.level == 'graph' and graph.ptr.tolist() == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match=r"'target' \(4 rows\).*none"):
+        row_layout(batch, value=torch.randn(4, 3), name="'target'")
+    forced = row_layout(batch, value=torch.randn(3, 3), level='graph')
+    assert forced.ptr.tolist() == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match='has 4 rows but a node-level'):
+        row_layout(batch, value=torch.randn(4, 3), level='node')
+    with pytest.raises(ValueError, match="'level' must be one of"):
+        row_layout(batch, value=torch.randn(5, 3), level='nodes')
+
+
+def test_edges_added_after_collation():
+    batch = _batch()
+    batch.edge_index = torch.tensor([[0, 1, 2, 4], [1, 0, 3, 2]])
+    batch.w = torch.randn(4, 3)  # 4 edges; 5 nodes, 3 graphs
+    layout = row_layout(batch, 'w')
+    assert layout.level == 'edge'
+    assert layout.index.tolist() == [0, 0, 2, 2]
+
+
+def test_single_data():
+    data = Data(pos=torch.randn(4, 3))
+    assert row_layout(data, 'pos').level == 'single'
+    assert graph_layout(data) == (1, None)
+
+
+def test_debug_checks_stale_metadata_and_ptr():
+    batch = _batch()
+    sub = batch.subgraph(torch.tensor([0, 2, 3]))
+    row_layout(sub, 'pos')  # no value read outside debug mode
+    with debug():
+        with pytest.raises(ValueError, match='subgraph'):
+            graph_layout(sub)
+        bad = batch.clone()
+        bad.ptr = torch.tensor([0, 1, 3, 5])  # disagrees with batch.batch
+        with pytest.raises(ValueError, match="'batch.ptr' and 'batch.batch' "
+                           "disagree"):
+            graph_layout(bad)
