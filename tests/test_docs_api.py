@@ -37,6 +37,9 @@ PAGES = {
     'torch_geometric_remul.datasets': 'datasets.rst',
     'torch_geometric_remul.train': 'train.rst',
     'torch_geometric_remul.typing': 'typing.rst',
+    'torch_geometric_remul.debug': 'debug.rst',
+    'torch_geometric_remul.testing': 'testing.rst',
+    'torch_geometric_remul.layout': 'layout.rst',
 }
 
 CONSTANT = 'a constant, described on its API page (no behaviour to show)'
@@ -54,6 +57,8 @@ EXEMPT = {
     ('torch_geometric_remul.group', 'ROTATION_GROUPS'): CONSTANT,
     ('torch_geometric_remul.transforms', 'ROTATION_KEY'): CONSTANT,
     ('torch_geometric_remul.transforms', 'TRANSLATION_KEY'): CONSTANT,
+    ('torch_geometric_remul', 'testing'): SUBPACKAGE,
+    ('torch_geometric_remul.layout', 'LEVELS'): CONSTANT,
     ('torch_geometric_remul.nn', 'models'): SUBPACKAGE,
     ('torch_geometric_remul.nn', 'weighting'): SUBPACKAGE,
     ('torch_geometric_remul.nn.models', 'OUTPUTS'): CONSTANT,
@@ -89,7 +94,9 @@ def has_example(obj) -> bool:
 
 
 def test_every_public_subpackage_has_a_page():
-    found = {'torch_geometric_remul', 'torch_geometric_remul.typing'}
+    found = {'torch_geometric_remul', 'torch_geometric_remul.typing',
+             'torch_geometric_remul.debug', 'torch_geometric_remul.testing',
+             'torch_geometric_remul.layout'}
     for info in pkgutil.walk_packages(torch_geometric_remul.__path__,
                                       'torch_geometric_remul.'):
         parts = info.name.split('.')

@@ -46,7 +46,14 @@ _DEBUG = _from_env()
 
 
 def is_debug_enabled() -> bool:
-    r"""Whether the value-reading (synchronising) checks run."""
+    r"""Whether the value-reading (synchronising) checks run.
+
+    Example:
+
+        >>> with debug():
+        ...     is_debug_enabled()
+        True
+    """
     return _DEBUG
 
 
@@ -55,6 +62,13 @@ def set_debug(mode: bool) -> None:
 
     Args:
         mode (bool): ``True`` to enable them.
+
+    Example:
+
+        >>> set_debug(True)
+        >>> is_debug_enabled()
+        True
+        >>> set_debug(False)
     """
     global _DEBUG
     if not isinstance(mode, bool):

@@ -11,9 +11,11 @@ whose row count matches both the number of nodes and the number of graphs
 is refused with an error rather than assigned to the wrong graphs.
 
 Everything here reads shapes and host-side metadata only: no tensor value is
-read on the device (no host-device synchronisation). The consistency checks
-that need values (``ptr`` against ``batch``, the metadata against the
-tensor) run under :func:`torch_geometric_remul.debug`.
+read on the device (no host-device synchronisation). Metadata that no longer
+describes its attribute (replaced after collation) is ignored and the tensor
+placed as an uncollated one. The check that needs device values (``ptr``
+against ``batch``, e.g. a ``ptr`` left stale by ``Batch.subgraph``) runs
+under :func:`torch_geometric_remul.debug`.
 
 Example:
 
@@ -41,7 +43,14 @@ LEVELS = ('node', 'edge', 'graph')
 class RowLayout(NamedTuple):
     r"""How the rows of a tensor map to graphs: CSR offsets ``ptr``
     (``[B + 1]``, rows sorted by graph) or a graph index per row
-    (``index``), or neither for a single graph."""
+    (``index``), or neither for a single graph.
+
+    Example:
+
+        >>> from torch_geometric.data import Data
+        >>> row_layout(Data(pos=torch.zeros(2, 3)), 'pos')
+        RowLayout(level='single', ptr=None, index=None)
+    """
     #: ``"node"``, ``"edge"``, ``"graph"``, ``"collated"`` (from the
     #: metadata, whatever its level) or ``"single"`` (one graph).
     level: str
@@ -51,7 +60,15 @@ class RowLayout(NamedTuple):
 
 def check_data(data, owner: str) -> Data:
     r"""Raises :class:`TypeError` unless ``data`` is a PyG ``Data`` or
-    ``Batch``."""
+    ``Batch``.
+
+    Example:
+
+        >>> check_data(torch.zeros(3), 'MyTransform')
+        Traceback (most recent call last):
+        ...
+        TypeError: MyTransform expects a torch_geometric.data.Data or Batch, got Tensor
+    """
     if not isinstance(data, Data):
         raise TypeError(f"{owner} expects a torch_geometric.data.Data or "
                         f"Batch, got {type(data).__name__}")
@@ -64,6 +81,14 @@ def graph_layout(data: Data) -> Tuple[int, Optional[Tensor]]:
 
     Under debug mode, checks that ``ptr`` and ``batch`` agree (a stale
     ``ptr``, e.g. after ``Batch.subgraph``, is reported, not used).
+
+    Example:
+
+        >>> from torch_geometric.data import Batch, Data
+        >>> batch = Batch.from_data_list([Data(num_nodes=2),
+        ...                               Data(num_nodes=3)])
+        >>> graph_layout(batch)
+        (2, tensor([0, 2, 5]))
     """
     if not isinstance(data, Batch):
         return 1, None
@@ -144,6 +169,14 @@ def row_layout(data: Data, key: Optional[str] = None,
     Returns:
         RowLayout: ``ptr`` (CSR offsets) or ``index`` (graph per row) on the
         tensor's device; neither for a single ``Data``.
+
+    Example:
+
+        >>> from torch_geometric.data import Batch, Data
+        >>> batch = Batch.from_data_list([Data(pos=torch.zeros(1, 3)),
+        ...                               Data(pos=torch.zeros(2, 3))])
+        >>> row_layout(batch, value=torch.zeros(2, 1)).level  # 2 graphs
+        'graph'
     """
     if value is None:
         if key is None or key not in data:
@@ -161,11 +194,11 @@ def row_layout(data: Data, key: Optional[str] = None,
 
     B, node_ptr = graph_layout(data)
     device = value.device
-    if level is None and key is not None and data[key] is value:
-        slices = getattr(data, '_slice_dict', None) or {}
-        if key in slices and isinstance(slices[key], Tensor):
-            return _collated(data, key, value, slices[key], B,
-                             prefix + name, device)
+    slices = getattr(data, '_slice_dict', None) or {}
+    if level is None and key is not None and data[key] is value and \
+            _describes(slices.get(key), B, _rows(value, 0)):
+        return _collated(data, key, value, slices[key], B, prefix + name,
+                         device)
 
     rows = value.size(0) if value.dim() > 0 else 1
     N = data.num_nodes
@@ -201,39 +234,34 @@ def row_layout(data: Data, key: Optional[str] = None,
         return RowLayout('node', ptr=node_ptr.to(device))
     if level == 'graph':
         return RowLayout('graph', ptr=torch.arange(B + 1, device=device))
-    slices = getattr(data, '_slice_dict', None) or {}
-    ei_slices = slices.get('edge_index')
-    if isinstance(ei_slices, Tensor) and data.edge_index is ei and \
-            ei_slices.numel() == B + 1:
-        return _collated(data, 'edge_index', value, ei_slices, B,
+    if _describes(slices.get('edge_index'), B, ei.size(1)):
+        return _collated(data, 'edge_index', value, slices['edge_index'], B,
                          prefix + name, device, cat_dim=0)
     # edges added after collation: the graph of an edge is its source's
     return RowLayout('edge', index=data.batch.index_select(0, ei[0]).to(
         device))
 
 
+def _describes(slices, B: int, rows: int) -> bool:
+    """Whether PyG's collation metadata ``slices`` (host memory) still
+    describes a tensor of ``rows`` rows in ``B`` graphs. Metadata goes stale
+    when an attribute is replaced after collation (or by
+    ``Batch.subgraph``): the tensor is then placed as an uncollated one."""
+    if not isinstance(slices, Tensor) or slices.dim() != 1 or \
+            slices.numel() != B + 1 or slices.device.type != 'cpu':
+        return False
+    # host memory: reading it makes no device wait
+    return int(slices.numpy()[-1]) == rows
+
+
 def _collated(data: Data, key: str, value: Tensor, slices: Tensor, B: int,
               name: str, device, cat_dim: Optional[int] = None) -> RowLayout:
-    if slices.dim() != 1 or slices.numel() != B + 1:
-        raise ValueError(f"the Batch's collation metadata for {name} holds "
-                         f"{slices.numel()} offsets for {B} graph(s); was the "
-                         f"Batch modified after collation? Rebuild it with "
-                         f"Batch.from_data_list")
     if cat_dim is None:
         cat_dim = data.__cat_dim__(key, value)
     if cat_dim is None or cat_dim != 0:
         raise ValueError(f"{name} is concatenated along dimension "
                          f"{cat_dim}, not rows; only row-wise attributes "
                          f"([rows, ...]) can be moved per graph")
-    if is_debug_enabled():
-        rows = _rows(value, 0)
-        if int(slices[0]) != 0 or int(slices[-1]) != rows or (
-                bool((slices.diff() < 0).any())):
-            raise ValueError(f"the Batch's collation metadata for {name} "
-                             f"describes {int(slices[-1])} rows but it has "
-                             f"{rows}: was it modified after collation (e.g. "
-                             f"Batch.subgraph)? Rebuild the Batch with "
-                             f"Batch.from_data_list")
     return RowLayout('collated', ptr=slices.to(device, non_blocking=True))
 
 

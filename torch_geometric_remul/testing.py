@@ -61,7 +61,15 @@ _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
 
 
 class SyncEvent(NamedTuple):
-    r"""One synchronisation point: the op and where user code called it."""
+    r"""One synchronisation point: the op and where user code called it.
+
+    Example:
+
+        >>> with count_syncs() as syncs:
+        ...     _ = bool(torch.ones(1))
+        >>> syncs.events[0].op
+        'aten._local_scalar_dense.default'
+    """
     op: str
     location: str
 
@@ -84,7 +92,15 @@ def _caller() -> str:
 class SyncCounter(TorchDispatchMode):
     r"""The dispatch mode behind :func:`count_syncs`. Its :attr:`events`
     list every synchronisation point seen; :attr:`count` and :attr:`ops`
-    summarise them."""
+    summarise them.
+
+    Example:
+
+        >>> with SyncCounter() as syncs:
+        ...     _ = torch.arange(4).tolist()
+        >>> syncs.count, dict(syncs.ops)
+        (1, {'Tensor.tolist': 1})
+    """
     def __init__(self, record_stack: bool = True) -> None:
         super().__init__()
         self.events: List[SyncEvent] = []
@@ -119,9 +135,11 @@ class SyncCounter(TorchDispatchMode):
         return func(*args, **kwargs)
 
     def __enter__(self):
-        # ``Tensor.tolist()`` and ``Tensor.numpy()`` read memory without
-        # dispatching an op on the CPU; on a GPU they copy to the host.
-        for name in ('tolist', 'numpy'):
+        # ``Tensor.tolist()`` reads memory without dispatching an op on the
+        # CPU; on a GPU it copies to the host and waits. (``Tensor.numpy()``
+        # is not counted: it refuses device tensors, so it can only read
+        # host memory, such as PyG's collation metadata.)
+        for name in ('tolist', ):
             original = getattr(torch.Tensor, name)
             self._patched[name] = original
 
@@ -156,8 +174,7 @@ def count_syncs(record_stack: bool = True) -> SyncCounter:
     of the code in its block, on any device (CPU included).
 
     Counted: ``aten._local_scalar_dense`` (what ``.item()``, ``bool(t)``,
-    ``int(t)``, ``float(t)`` dispatch to), ``Tensor.tolist()`` and
-    ``Tensor.numpy()``, and ops whose output shape depends on tensor values
+    ``int(t)``, ``float(t)`` dispatch to), ``Tensor.tolist()``, and ops whose output shape depends on tensor values
     (``nonzero``, ``argwhere``, ``unique``, ``masked_select``,
     ``bincount``, ``torch.equal``, boolean-mask indexing and index
     assignment, ``repeat_interleave`` without ``output_size``).
@@ -184,6 +201,12 @@ def assert_no_syncs(counter: SyncCounter, what: Optional[str] = None) -> None:
     Args:
         counter (SyncCounter): The result of :func:`count_syncs`.
         what (str, optional): What was measured, for the message.
+
+    Example:
+
+        >>> with count_syncs() as syncs:
+        ...     y = torch.ones(3) * 2
+        >>> assert_no_syncs(syncs, 'doubling')
     """
     if counter.count:
         prefix = f'{what}: ' if what else ''
