@@ -65,11 +65,13 @@ def check_index(index: Tensor, name: str, length: int,
 
 def check_ptr(ptr: Tensor, name: str, length: int,
               num_segments: Optional[int] = None,
-              check_order: bool = True) -> Tensor:
+              check_order: bool = True, values: Optional[bool] = None
+              ) -> Tensor:
     """A CSR pointer ``[B + 1]``; in debug mode its values are checked to run
     from 0 to ``length``, non-decreasing (``check_order=False`` leaves the
     order to a caller that checks it while reading, such as the compiled
-    kernel)."""
+    kernel). ``values=True`` checks the values whatever the mode, for
+    callers whose output size depends on them anyway (graph builders)."""
     check_tensor(ptr, name)
     if ptr.dtype not in (torch.long, torch.int32):
         raise TypeError(f"'{name}' must be an integer tensor (torch.long), "
@@ -81,7 +83,7 @@ def check_ptr(ptr: Tensor, name: str, length: int,
         raise ValueError(f"'{name}' must have shape [{num_segments + 1}] "
                          f"for {num_segments} graph(s), got "
                          f"{list(ptr.shape)}")
-    if not is_debug_enabled():
+    if not (is_debug_enabled() if values is None else values):
         return ptr
     if int(ptr[0]) != 0 or int(ptr[-1]) != length:
         raise ValueError(f"'{name}' must start at 0 and end at the number of "

@@ -135,3 +135,17 @@ def test_bad_input():
     with pytest.raises(TypeError, match="'batch' must be an integer"):
         radius_graph(pos, 1.0, batch.float())
     assert radius_graph(pos[:0], 1.0).shape == (2, 0)
+
+
+def test_positional_order_matches_torch_cluster():
+    # torch_cluster.radius_graph(x, r, batch, loop, max_num_neighbors)
+    pos = torch.tensor([[0.0, 0, 0], [0.5, 0, 0], [0.9, 0, 0]])
+    batch = torch.zeros(3, dtype=torch.long)
+    with_loops = radius_graph(pos, 1.0, batch, True, 1)
+    assert with_loops.size(1) == 3  # one neighbour each: itself (nearest)
+    assert (with_loops[0] == with_loops[1]).all()
+    if remul_typing.WITH_TORCH_CLUSTER:
+        ref = remul_typing.torch_cluster.radius_graph(pos, 1.0, batch, True,
+                                                      8)
+        assert edge_set(radius_graph(pos, 1.0, batch, True, 8)) == \
+            edge_set(ref)

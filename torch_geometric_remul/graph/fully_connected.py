@@ -60,7 +60,9 @@ def fully_connected_graph(
     device = None
     if ptr is not None:
         check_tensor(ptr, 'ptr')
-        check_ptr(ptr, 'ptr', int(ptr[-1]) if ptr.numel() > 0 else 0)
+        # the edge count depends on the values anyway: always check them
+        check_ptr(ptr, 'ptr', int(ptr[-1]) if ptr.numel() > 0 else 0,
+                  values=True)
         ptr = ptr.long()
     elif isinstance(batch, Batch):
         ptr = batch.ptr.long()

@@ -13,7 +13,7 @@ from torch_geometric_remul.graph._common import (check_pos,
 
 
 def radius_graph(pos: Tensor, r: float, batch: Optional[Tensor] = None,
-                 max_num_neighbors: int = 32, loop: bool = False) -> Tensor:
+                 loop: bool = False, max_num_neighbors: int = 32) -> Tensor:
     r"""Connects every pair of nodes of the same graph whose distance is
     strictly smaller than ``r``.
 
@@ -29,7 +29,9 @@ def radius_graph(pos: Tensor, r: float, batch: Optional[Tensor] = None,
     otherwise a vectorised native search over dense per-graph distance
     blocks (chunked to bound memory). Both return the same edge set
     whenever no node has more than ``max_num_neighbors`` neighbours within
-    ``r``.
+    ``r``. The arguments come in the order of
+    :func:`torch_cluster.radius_graph` (``pos, r, batch, loop,
+    max_num_neighbors``), so positional calls mean the same on both.
 
     If a target has more neighbours, at most ``max_num_neighbors`` are
     kept on both paths; *which* ones depends on the path: the native path
@@ -44,10 +46,10 @@ def radius_graph(pos: Tensor, r: float, batch: Optional[Tensor] = None,
         r (float): The cut-off radius (exclusive).
         batch (torch.Tensor, optional): Sorted graph index of each node
             ``[N]``, as in a PyG ``Batch``. (default: one graph)
-        max_num_neighbors (int, optional): Maximum number of neighbours
-            (sources) per target. (default: ``32``)
         loop (bool, optional): Whether to include self-loops ``i -> i``.
             (default: ``False``)
+        max_num_neighbors (int, optional): Maximum number of neighbours
+            (sources) per target. (default: ``32``)
 
     Returns:
         torch.Tensor: ``edge_index`` of shape ``[2, E]`` (``torch.long``).
