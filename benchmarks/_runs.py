@@ -41,8 +41,9 @@ def run_all(configs: List[Dict], seeds: Sequence[int], common: Dict,
             test = _finished(values)
             if test is None:
                 t0 = time.perf_counter()
+                # an unfinished run of an interrupted benchmark starts over
                 test = train(TrainConfig(**values), progress=False,
-                             log=lambda s: None).test
+                             log=lambda s: None, overwrite=True).test
                 test['wall_seconds'] = time.perf_counter() - t0
                 note = ''
             else:

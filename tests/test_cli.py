@@ -37,3 +37,40 @@ def test_module_entry_point():
                          cwd=ROOT)
     assert res.returncode == 0
     assert __version__ in res.stdout
+
+
+@pytest.mark.parametrize('args,message', [
+    (['--samples', '0'], '--samples must be >= 1 (got 0)'),
+    (['--graphs', '0'], '--graphs must be >= 1 (got 0)'),
+    (['--group', 'XYZ'], "--group must be one of SO3"),
+])
+def test_check_options_are_checked_first(tmp_path, capsys, args, message):
+    # checked before the run is even looked at (it does not exist here)
+    assert main(['check', str(tmp_path / 'run')] + args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f'remul check: error: {message}')
+    assert err.count('\n') == 1 and 'Traceback' not in err
+
+
+def test_train_interrupted_before_training_starts(tmp_path, capsys,
+                                                  monkeypatch):
+    import torch_geometric_remul.train.loop as loop
+
+    def interrupted(config):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, '_load_task', interrupted)
+    run = tmp_path / 'run'
+    assert main(['train', '--no-progress', '--data-root',
+                 str(tmp_path / 'data'), '--run-dir', str(run)]) == 130
+    assert 'interrupted before training started' in capsys.readouterr().err
+    assert not run.exists()
+
+
+def test_train_help_states_the_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(['train', '--help'])
+    out = ' '.join(capsys.readouterr().out.split())
+    for text in ('--overwrite', 'only --epochs and --data-root may change',
+                 'default: remul', 'default: 0.01', 'default: data'):
+        assert text in out, text

@@ -40,6 +40,7 @@ PAGES = {
     'torch_geometric_remul.debug': 'debug.rst',
     'torch_geometric_remul.testing': 'testing.rst',
     'torch_geometric_remul.layout': 'layout.rst',
+    'torch_geometric_remul.roles': 'roles.rst',
 }
 
 CONSTANT = 'a constant, described on its API page (no behaviour to show)'
@@ -59,6 +60,9 @@ EXEMPT = {
     ('torch_geometric_remul.transforms', 'TRANSLATION_KEY'): CONSTANT,
     ('torch_geometric_remul', 'testing'): SUBPACKAGE,
     ('torch_geometric_remul.layout', 'LEVELS'): CONSTANT,
+    ('torch_geometric_remul.roles', 'INPUT_ROLES'): CONSTANT,
+    ('torch_geometric_remul.roles', 'OUTPUT_ROLES'): CONSTANT,
+    ('torch_geometric_remul.group', 'DEFAULT_GROUP'): CONSTANT,
     ('torch_geometric_remul.nn', 'models'): SUBPACKAGE,
     ('torch_geometric_remul.nn', 'weighting'): SUBPACKAGE,
     ('torch_geometric_remul.nn.models', 'OUTPUTS'): CONSTANT,
@@ -68,6 +72,7 @@ EXEMPT = {
     ('torch_geometric_remul.typing', 'WITH_TORCH_SCATTER'): CONSTANT,
     ('torch_geometric_remul.typing', 'WITH_TORCH_CLUSTER'): CONSTANT,
     ('torch_geometric_remul.typing', 'WITH_CPU_KERNEL'): CONSTANT,
+    ('torch_geometric_remul.typing', 'WITH_TRITON'): CONSTANT,
     ('torch_geometric_remul.typing', 'OptTensor'): ALIAS,
     ('torch_geometric_remul.typing', 'PairTensor'): ALIAS,
     ('torch_geometric_remul.train', 'TASKS'): CONSTANT,
@@ -96,7 +101,7 @@ def has_example(obj) -> bool:
 def test_every_public_subpackage_has_a_page():
     found = {'torch_geometric_remul', 'torch_geometric_remul.typing',
              'torch_geometric_remul.debug', 'torch_geometric_remul.testing',
-             'torch_geometric_remul.layout'}
+             'torch_geometric_remul.layout', 'torch_geometric_remul.roles'}
     for info in pkgutil.walk_packages(torch_geometric_remul.__path__,
                                       'torch_geometric_remul.'):
         parts = info.name.split('.')

@@ -111,23 +111,67 @@ def _rank_tag() -> str:
     return ''
 
 
+#: The ``remul train`` options that are fields of the configuration.
+TRAIN_FIELDS = ('task', 'model', 'loss', 'alpha', 'beta', 'weighting',
+                'epsilon', 'mode', 'group', 'fused', 'epochs', 'batch_size',
+                'lr', 'hidden', 'layers', 'num_train', 'num_val', 'num_test',
+                'eval_graphs', 'eval_samples', 'seed', 'data_root', 'run_dir',
+                'molecule', 'source')
+
+
+def _error_text(error: BaseException) -> str:
+    """One line for an error: an OS error's reason and path, else its
+    message."""
+    if isinstance(error, OSError) and error.strerror:
+        from torch_geometric_remul.train.rundir import describe_os_error
+        return describe_os_error(error)
+    return str(error)
+
+
+def _same_path(a: str, b: str) -> bool:
+    import os.path as osp
+    return osp.realpath(a) == osp.realpath(b)
+
+
 def train_command(args: argparse.Namespace) -> int:
     """Trains a model (REMUL by default) and prints a short result table."""
-    from torch_geometric_remul.train import TrainConfig, TrainingError, train
+    from torch_geometric_remul.train import (TrainConfig, TrainingError,
+                                             read_config, resume_config,
+                                             train)
     from torch_geometric_remul.train.distributed import PeerFailure
-    fields = ('task', 'model', 'loss', 'alpha', 'beta', 'weighting',
-              'epsilon', 'mode', 'group', 'fused', 'epochs', 'batch_size',
-              'lr', 'hidden', 'layers', 'num_train', 'num_val', 'num_test',
-              'eval_graphs', 'eval_samples', 'seed', 'data_root', 'run_dir',
-              'molecule', 'source')
-    config = TrainConfig(**{k: getattr(args, k) for k in fields})
+
+    # The options given on the command line (the others are None): a new
+    # run fills the rest from the defaults, a resumed run from its config.
+    given = {k: getattr(args, k) for k in TRAIN_FIELDS
+             if getattr(args, k) is not None}
     try:
         if args.resume is None:
-            config = config.resolved()  # report bad options before any work
+            # every option is checked before any data is read or simulated
+            config = TrainConfig(**given).resolved()
+        else:
+            if args.overwrite:
+                raise ValueError('--overwrite cannot be combined with '
+                                 '--resume (a resumed run continues in its '
+                                 'own directory)')
+            run_dir = given.pop('run_dir', None)
+            if run_dir is not None and not _same_path(run_dir, args.resume):
+                raise ValueError(f'--run-dir cannot be combined with '
+                                 f'--resume: the run continues in '
+                                 f'{args.resume}')
+            # refuses the options that differ from the run's configuration
+            resume_config(read_config(args.resume), given)[0].resolved()
+            config = TrainConfig(epochs=given.get('epochs'),
+                                 data_root=given.get('data_root'))
         result = train(config, resume_from=args.resume,
-                       progress=not args.no_progress)
-    except (ValueError, FileNotFoundError, TrainingError, PeerFailure) as e:
-        print(f'remul train: error{_rank_tag()}: {e}', file=sys.stderr)
+                       progress=not args.no_progress,
+                       overwrite=args.overwrite)
+    except KeyboardInterrupt:
+        print(f'remul train: interrupted{_rank_tag()} before training '
+              f'started', file=sys.stderr)
+        return 130
+    except (ValueError, OSError, TrainingError, PeerFailure) as e:
+        print(f'remul train: error{_rank_tag()}: {_error_text(e)}',
+              file=sys.stderr)
         return 1
     if result.interrupted:
         return 130
@@ -149,7 +193,7 @@ def train_command(args: argparse.Namespace) -> int:
 def _restore(args: argparse.Namespace, command: str):
     """``(config, spec, model, dataset)`` of ``args.run`` or ``None`` after
     printing the error."""
-    from torch_geometric_remul.train import restore_model
+    from torch_geometric_remul.train import TrainingError, restore_model
     try:
         config, spec, model = restore_model(args.run,
                                             data_root=args.data_root)
@@ -157,8 +201,8 @@ def _restore(args: argparse.Namespace, command: str):
             raise ValueError(f"--split ood exists for the gravity task only "
                              f"(this run's task is {config.task!r})")
         return config, spec, model, spec.load(args.split)
-    except (ValueError, FileNotFoundError) as e:
-        print(f'remul {command}: error: {e}', file=sys.stderr)
+    except (ValueError, OSError, TrainingError) as e:
+        print(f'remul {command}: error: {_error_text(e)}', file=sys.stderr)
         return None
 
 
@@ -182,13 +226,25 @@ def check_command(args: argparse.Namespace) -> int:
     """Equivariance metrics (E, E', relative) of a trained run."""
     from torch_geometric.loader import DataLoader
 
+    from torch_geometric_remul.group import GROUPS
     from torch_geometric_remul.metrics import equivariance_error
+    problem = None
+    if args.samples < 1:
+        problem = f'--samples must be >= 1 (got {args.samples})'
+    elif args.graphs < 1:
+        problem = f'--graphs must be >= 1 (got {args.graphs})'
+    elif args.group is not None and args.group.upper() not in GROUPS:
+        problem = (f"--group must be one of {', '.join(GROUPS)} (got "
+                   f"{args.group!r})")
+    if problem is not None:  # before the run or any data is read
+        print(f'remul check: error: {problem}', file=sys.stderr)
+        return 1
     restored = _restore(args, 'check')
     if restored is None:
         return 1
     config, spec, model, dataset = restored
     dataset = dataset[:min(args.graphs, len(dataset))]
-    group = args.group or config.group
+    group = (args.group or config.group).upper()
     err = equivariance_error(
         model, DataLoader(dataset, batch_size=config.batch_size),
         output=spec.output, points=spec.points, vectors=spec.vectors,
@@ -202,8 +258,19 @@ def check_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def build_kernels_command(args: argparse.Namespace) -> int:
+    """Builds the kernels of :mod:`torch_geometric_remul._kernels` ahead of
+    time; exits 1 when the CPU kernel is enabled but cannot be built."""
+    from torch_geometric_remul._kernels import _cpu, build_kernels
+    status = build_kernels(timeout=args.timeout)
+    print(f'CPU kernel (C, cache {_cpu.cache_dir()}): {status["cpu"]}')
+    print(f'CUDA kernel (Triton): {status["triton"]}')
+    ok = status['cpu'] == 'ready' or status['cpu'].startswith('disabled')
+    return 0 if ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from torch_geometric_remul.train.config import (LOSSES, TASKS,
+    from torch_geometric_remul.train.config import (LOSSES, MODES, TASKS,
                                                     WEIGHTINGS)
     parser = argparse.ArgumentParser(
         prog='remul', description='Relaxed equivariance via multitask '
@@ -218,22 +285,34 @@ def build_parser() -> argparse.ArgumentParser:
         '--nproc_per_node=2 -m torch_geometric_remul train ...), it trains '
         'with DistributedDataParallel: gloo on CPU, NCCL on GPU; see '
         'docs/distributed.md.')
-    p.add_argument('--task', default='nbody', choices=TASKS)
-    p.add_argument('--model', default='gnn',
+    # Every option of the configuration defaults to None here, so that the
+    # options given explicitly are known (a resumed run refuses those that
+    # differ from its configuration); None means the default of
+    # TrainConfig, stated in the help.
+    p.add_argument('--task', default=None, choices=TASKS,
+                   help='default: nbody')
+    p.add_argument('--model', default=None,
                    help='mlp, gnn, transformer, egnn or segnn (default: gnn)')
-    p.add_argument('--loss', default='remul', choices=LOSSES,
+    p.add_argument('--loss', default=None, choices=LOSSES,
                    help='plain: MSE only; augment: MSE on randomly '
-                   'transformed inputs; remul: task + beta * equivariance')
-    p.add_argument('--alpha', type=float, default=1.0)
-    p.add_argument('--beta', type=float, default=1.0)
-    p.add_argument('--weighting', default='constant', choices=WEIGHTINGS)
-    p.add_argument('--epsilon', type=float, default=0.01,
-                   help="target E' for --weighting target")
-    p.add_argument('--mode', default='target',
-                   choices=('target', 'consistency'))
+                   'transformed inputs; remul: task + beta * equivariance '
+                   '(default: remul)')
+    p.add_argument('--alpha', type=float, default=None,
+                   help='weight of the task loss, a finite number >= 0 '
+                   '(default: 1)')
+    p.add_argument('--beta', type=float, default=None,
+                   help='weight of the equivariance loss, a finite number '
+                   '>= 0 (default: 1)')
+    p.add_argument('--weighting', default=None, choices=WEIGHTINGS,
+                   help='default: constant')
+    p.add_argument('--epsilon', type=float, default=None,
+                   help="target E' for --weighting target, > 0 (default: "
+                   "0.01)")
+    p.add_argument('--mode', default=None, choices=MODES,
+                   help='default: target')
     p.add_argument('--group', default=None,
                    help='SO3, O3, SE3, E3, SO2 or T3 (default: per task)')
-    p.add_argument('--fused', action='store_true',
+    p.add_argument('--fused', action='store_true', default=None,
                    help='one forward pass on clean + transformed graphs '
                    '(always on when training with several processes)')
     for name, kind in (('epochs', int), ('batch-size', int), ('lr', float),
@@ -244,25 +323,39 @@ def build_parser() -> argparse.ArgumentParser:
             help_ = ('the global batch size: under torchrun each of the K '
                      'processes takes batch-size / K graphs per step (must '
                      'be divisible by K); default: per task')
+        if name == 'epochs':
+            help_ = ('default: per task; with --resume, the new total (may '
+                     'extend the run)')
         p.add_argument(f'--{name}', type=kind, default=None, help=help_)
-    p.add_argument('--eval-graphs', type=int, default=200,
+    p.add_argument('--eval-graphs', type=int, default=None,
                    help="graphs used for E' each epoch (default: 200)")
-    p.add_argument('--eval-samples', type=int, default=20)
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--data-root', default='data')
-    p.add_argument('--molecule', default='aspirin',
+    p.add_argument('--eval-samples', type=int, default=None,
+                   help='default: 20')
+    p.add_argument('--seed', type=int, default=None, help='default: 0')
+    p.add_argument('--data-root', default=None,
+                   help='where the data are cached or simulated (default: '
+                   'data); may change with --resume')
+    p.add_argument('--molecule', default=None,
                    help='md17: aspirin, benzene, ethanol, malonaldehyde, '
-                   'naphthalene, salicylic_acid, toluene or uracil')
+                   'naphthalene, salicylic_acid, toluene or uracil '
+                   '(default: aspirin)')
     p.add_argument('--source', default=None,
                    help="md17: auto (MD17, then rMD17 files under "
                    "DATA_ROOT/md17), md17, rmd17, or standin (a labelled "
                    "classical RDKit stand-in, generated on first use); "
                    "mocap: files (ASF/AMC or BVH under DATA_ROOT/mocap/raw) "
-                   "or proxy (a labelled synthetic proxy)")
+                   "or proxy (a labelled synthetic proxy); the simulated "
+                   "tasks have no source")
     p.add_argument('--run-dir', default=None,
-                   help='default: runs/<task>-<model>-<loss>-<time>')
+                   help='default: runs/<task>-<model>-<loss>-<time>; a '
+                   'directory that holds another run is refused (see '
+                   '--resume and --overwrite)')
+    p.add_argument('--overwrite', action='store_true',
+                   help='replace the run found in --run-dir')
     p.add_argument('--resume', metavar='RUN', default=None,
-                   help='continue a run from its last checkpoint')
+                   help='continue a run from its last checkpoint, with its '
+                   'own configuration (only --epochs and --data-root may '
+                   'change)')
     p.add_argument('--no-progress', action='store_true')
     p.set_defaults(func=train_command)
 
@@ -291,6 +384,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help='number of graphs (default: 2000)')
     p.add_argument('--seed', type=int, default=0, help='random seed')
     p.set_defaults(func=demo)
+
+    p = sub.add_parser('build-kernels', help='compile the optional fused '
+                       'kernels now (C for CPU tensors, Triton for CUDA) so '
+                       'that no training step waits for a compiler')
+    p.add_argument('--timeout', type=float, default=130.0,
+                   help='seconds to wait for the C compiler (default: 130)')
+    p.set_defaults(func=build_kernels_command)
     return parser
 
 

@@ -68,3 +68,74 @@ def test_bad_input():
         equivariance_error(ExactPoint(), [])
     with pytest.raises(ValueError, match="'force' .* is missing"):
         equivariance_error(ExactPoint(), batch, vectors='force')
+
+
+def test_any_callable_model():
+    batch = make_batch([3, 4])
+    err = equivariance_error(lambda d: 2 * d.pos, batch, num_samples=3)
+    assert err.E_prime < 1e-10 and err.num_graphs == 2
+    err = equivariance_error(lambda d: d.pos + 1.0, batch, num_samples=3,
+                             generator=torch.Generator().manual_seed(0))
+    assert err.E_prime > 0.1  # a fixed offset is not rotation-equivariant
+    with pytest.raises(TypeError, match="'model' must be callable"):
+        equivariance_error(3, batch)
+
+
+def test_empty_graphs_excluded_and_counted():
+    graphs = make_batch([3, 4], extra=False).to_data_list()
+    empty = make_batch([0], extra=False).to_data_list()[0]
+    torch.manual_seed(0)
+
+    def model(data):  # under translations t, the error of a node is |t|
+        return 2 * data.pos
+
+    # translations only (drawn as randn(B, 3)), one sample, empty graphs
+    # last: the non-empty graphs draw the same elements in both batches
+    kw = dict(vectors='vel', num_samples=1, group='T3')
+    whole = equivariance_error(model, Batch.from_data_list(graphs),
+                               generator=torch.Generator().manual_seed(1),
+                               **kw)
+    with_empty = equivariance_error(
+        model, Batch.from_data_list(graphs + [empty, empty]),
+        generator=torch.Generator().manual_seed(1), **kw)
+    assert (whole.num_graphs, whole.num_empty) == (2, 0)
+    assert (with_empty.num_graphs, with_empty.num_empty) == (2, 2)
+    assert with_empty.as_dict()['num_empty'] == 2
+    for key in ('E', 'E_prime', 'E_rel', 'E_prime_rel'):
+        assert getattr(with_empty, key) == pytest.approx(
+            getattr(whole, key), rel=1e-12), key
+    # a single empty Data is excluded too; nothing left is an error
+    assert whole.E_prime > 0.1
+    exact = equivariance_error(ExactPoint(), [graphs[0], empty], **kw)
+    assert (exact.num_graphs, exact.num_empty) == (1, 1)
+    with pytest.raises(ValueError, match='no graph with nodes'):
+        equivariance_error(model, Batch.from_data_list([empty, empty]), **kw)
+
+
+def test_one_host_read_per_call():
+    from torch_geometric_remul.testing import count_syncs
+    graphs = make_batch([3, 4, 0, 5, 2, 6]).to_data_list()
+    batches = list(DataLoader(graphs, batch_size=2))  # collated beforehand
+    torch.manual_seed(0)
+    with count_syncs() as syncs:
+        err = equivariance_error(FreePoint(), batches, vectors='vel',
+                                 num_samples=4)
+    assert syncs.count == 1, syncs.report()
+    assert err.num_graphs == 5 and err.num_empty == 1
+
+
+def test_level_for_ambiguous_output_rows():
+    # 3 nodes in 3 graphs: node-level and graph-level outputs look alike
+    graphs = [make_batch([n], extra=False, seed=n).to_data_list()[0]
+              for n in (2, 0, 1)]
+    batch = Batch.from_data_list(graphs)
+
+    def double(data):
+        return 2 * data.pos
+
+    with pytest.raises(ValueError, match="model output.*several layouts"):
+        equivariance_error(double, batch)
+    err = equivariance_error(double, batch, level='node')
+    assert err.E_prime < 1e-10 and (err.num_graphs, err.num_empty) == (2, 1)
+    with pytest.raises(ValueError, match="'level'"):
+        equivariance_error(double, batch, level='atom')

@@ -4,6 +4,7 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.loader import DataLoader
 
 from tests.conftest import make_batch
+from torch_geometric_remul import debug
 from tests.nn.toy_models import (ExactPoint, FreePoint, FreeScalar,
                                  InvariantScalar)
 from torch_geometric_remul.group import RigidTransform
@@ -236,7 +237,7 @@ def test_bad_input():
     torch.manual_seed(8)
     model = FreePoint()
     loss_fn = RemulLoss(vectors='vel')
-    with pytest.raises(ValueError, match="'target' has 7 rows"):
+    with pytest.raises(ValueError, match=r"rows of 'target' \(7 rows\)"):
         loss_fn(model, batch, torch.randn(7, 3, dtype=F64))
     with pytest.raises(ValueError, match=r"'target' must have shape \[rows, 3\]"):
         loss_fn(model, batch, torch.randn(batch.num_nodes, 2, dtype=F64))
@@ -250,8 +251,11 @@ def test_bad_input():
         loss_fn(lambda d: d.pos[:, :2], batch, batch.y)
     with pytest.raises(TypeError, match='must return a Tensor'):
         loss_fn(lambda d: (d.pos, ), batch, batch.y)
-    with pytest.raises(FloatingPointError, match='non-finite'):
+    # the finiteness check reads the loss: debug mode only
+    with debug(), pytest.raises(FloatingPointError, match='non-finite'):
         loss_fn(lambda d: d.pos * float('nan'), batch, batch.y)
+    out = loss_fn(lambda d: d.pos * float('nan'), batch, batch.y)
+    assert torch.isnan(out.loss)
     with pytest.raises(ValueError, match="'mode'"):
         RemulLoss(mode='invariance')
     with pytest.raises(ValueError, match="'output'"):
@@ -360,3 +364,204 @@ def test_fused_equals_unfused_with_message_passing(name):
     assert torch.allclose(outs[0].loss, outs[1].loss, rtol=1e-10)
     assert torch.allclose(outs[0].prediction, outs[1].prediction,
                           rtol=1e-10, atol=1e-12)
+
+
+# Row layout from the collation metadata ####################################
+
+def _equal_counts_batch():
+    """3 nodes in 3 graphs (one empty): node- and graph-level row counts
+    coincide. ``u`` is a graph-level vector target, collated."""
+    g = torch.Generator().manual_seed(11)
+    graphs = [Data(pos=torch.randn(n, 3, generator=g, dtype=F64),
+                   vel=torch.randn(n, 3, generator=g, dtype=F64),
+                   u=torch.randn(1, 3, generator=g, dtype=F64))
+              for n in (2, 0, 1)]
+    batch = Batch.from_data_list(graphs)
+    assert batch.num_nodes == batch.num_graphs == 3
+    return batch
+
+
+def _sum_vel(data):  # exactly equivariant graph-level vector
+    from torch_geometric_remul.group import segment_sum
+    return segment_sum(data.vel, ptr=data.ptr)
+
+
+@pytest.mark.parametrize('fused', [False, True])
+def test_graph_level_target_when_nodes_equal_graphs(fused):
+    batch = _equal_counts_batch()
+    loss_fn = RemulLoss(output='vector', vectors='vel', fused=fused,
+                        generator=torch.Generator().manual_seed(0))
+    # batch.u is found by identity: graph-level from the metadata. For an
+    # equivariant model the moved output fits the moved target exactly as
+    # well as the clean one (rotations keep each graph's error norm)
+    out = loss_fn(_sum_vel, batch, batch.u)
+    assert torch.allclose(out.equi, out.task, rtol=1e-12)
+    assert float(out.error['absolute']) < 1e-12
+    # a free tensor with an ambiguous row count: a clear error...
+    with pytest.raises(ValueError, match=r"rows of 'target' \(3 rows\).*"
+                       r"several layouts.*level"):
+        loss_fn(_sum_vel, batch, batch.u.clone())
+    # ... unless its level is stated
+    stated = RemulLoss(output='vector', vectors='vel', fused=fused,
+                       level='graph',
+                       generator=torch.Generator().manual_seed(0))
+    out = stated(_sum_vel, batch, batch.u.clone())
+    assert torch.allclose(out.equi, out.task, rtol=1e-12)
+    assert 'level' in repr(stated)
+    consistency = RemulLoss(output='vector', vectors='vel', fused=fused,
+                            mode='consistency', alpha=0.0, level='graph')
+    assert float(consistency(_sum_vel, batch).equi) < 1e-24
+    with pytest.raises(ValueError, match="'level'"):
+        RemulLoss(level='nodes')
+
+
+def test_empty_graphs_excluded_from_batch_error():
+    # E' of the batch averages the graphs that have nodes: adding empty
+    # graphs does not dilute it
+    torch.manual_seed(9)
+    model = FreePoint()
+    g = torch.Generator().manual_seed(3)
+    graphs = [Data(pos=torch.randn(n, 3, generator=g, dtype=F64),
+                   vel=torch.randn(n, 3, generator=g, dtype=F64),
+                   y=torch.randn(n, 3, generator=g, dtype=F64))
+              for n in (3, 4, 0)]
+    full = Batch.from_data_list(graphs[:2])
+    padded = Batch.from_data_list([graphs[0], graphs[2], graphs[1],
+                                   graphs[2]])
+    T = RigidTransform.sample(2, generator=torch.Generator().manual_seed(1),
+                              dtype=F64)
+    T4 = T.index_select(torch.tensor([0, 0, 1, 1]))
+    loss_fn = RemulLoss(vectors='vel')
+    a = loss_fn(model, full, full.y, transforms=[T]).error
+    b = loss_fn(model, padded, padded.y, transforms=[T4]).error
+    for key in ('absolute', 'relative'):
+        assert torch.allclose(a[key], b[key], rtol=1e-12), key
+
+
+# No host-device synchronisation ###########################################
+
+def _sync_batch(num_graphs=100, seed=0):
+    """``num_graphs`` graphs of 3-7 nodes, fully connected, float32."""
+    g = torch.Generator().manual_seed(seed)
+    sizes = torch.randint(3, 8, (num_graphs, ), generator=g).tolist()
+    graphs = []
+    for n in sizes:
+        i = torch.arange(n)
+        ei = torch.stack(torch.meshgrid(i, i, indexing='ij')).reshape(2, -1)
+        pos = torch.randn(n, 3, generator=g)
+        vel = torch.randn(n, 3, generator=g)
+        graphs.append(Data(pos=pos, vel=vel, y=pos + 0.1 * vel,
+                           edge_index=ei[:, ei[0] != ei[1]]))
+    return Batch.from_data_list(graphs)
+
+
+_SYNC_BATCH = []
+
+
+def _weighting(name, model):
+    from torch_geometric_remul.nn.weighting import Schedule
+    if name == 'constant':
+        return Constant(1.0, 1.0)
+    if name == 'schedule':
+        return Schedule(beta_end=1.0, total_steps=10)
+    if name == 'gradnorm':
+        last = [m for m in model.modules()
+                if isinstance(m, torch.nn.Linear)][-1]
+        return GradNorm(last.parameters())
+    return TargetEquivariance(epsilon=0.01)
+
+
+@pytest.mark.parametrize('weighting', ['constant', 'schedule', 'gradnorm',
+                                       'target'])
+@pytest.mark.parametrize('mode', ['target', 'consistency'])
+@pytest.mark.parametrize('fused', [True, False])
+@pytest.mark.parametrize('name', ['gnn', 'transformer', 'egnn'])
+def test_step_makes_no_host_device_sync(name, fused, mode, weighting):
+    from torch_geometric_remul.nn.models import build_model
+    from torch_geometric_remul.testing import assert_no_syncs, count_syncs
+    if not _SYNC_BATCH:
+        _SYNC_BATCH.append(_sync_batch())
+    batch = _SYNC_BATCH[0]
+    torch.manual_seed(0)
+    model = build_model(name, vectors=('vel', ), hidden=8, layers=2)
+    loss_fn = RemulLoss(vectors='vel', mode=mode, fused=fused,
+                        weighting=_weighting(weighting, model),
+                        generator=torch.Generator().manual_seed(0))
+    for step in range(2):  # the first update initialises learned state
+        with count_syncs() as syncs:
+            out = loss_fn(model, batch, batch.y)
+            out.loss.backward()
+        assert_no_syncs(syncs, f'{name} {mode} {weighting} fused={fused} '
+                        f'step {step}')
+    assert torch.isfinite(out.loss)
+
+
+def test_fused_batch_built_without_reading_values():
+    from torch_geometric_remul.layout import row_layout
+    from torch_geometric_remul.nn._fuse import concat_copies
+    from torch_geometric_remul.testing import assert_no_syncs, count_syncs
+    batch = _sync_batch(6)
+    graphs = batch.to_data_list()
+    with count_syncs() as syncs:
+        fused = concat_copies([batch, batch, batch])
+    assert_no_syncs(syncs, 'concat_copies')
+    ref = Batch.from_data_list(graphs * 3)
+    assert fused.num_graphs == 18
+    for key in ('batch', 'ptr', 'edge_index', 'pos'):
+        assert torch.equal(fused[key], ref[key]), key
+    for key in ('pos', 'y', 'edge_index'):
+        assert torch.equal(fused._slice_dict[key], ref._slice_dict[key]), key
+    assert torch.equal(row_layout(fused, 'pos').ptr, ref.ptr)
+    single = Data(pos=torch.randn(4, 3))
+    two = concat_copies([single, single])
+    assert two.ptr.tolist() == [0, 4, 8] and two.num_graphs == 2
+
+
+# Meta device, dtypes ######################################################
+
+@pytest.mark.parametrize('name', ['gnn', 'transformer', 'egnn'])
+@pytest.mark.parametrize('fused', [False, True])
+def test_meta_device_forward(name, fused):
+    from torch_geometric_remul.nn.models import build_model
+    batch = _sync_batch(5).to('meta')
+    model = build_model(name, vectors=('vel', ), hidden=8,
+                        layers=1).to('meta')
+    loss_fn = RemulLoss(vectors='vel', fused=fused,
+                        weighting=_weighting('gradnorm', model)).to('meta')
+    out = loss_fn(model, batch, batch.y)
+    out.loss.backward()
+    assert out.loss.device.type == 'meta' and out.loss.shape == ()
+    assert out.equi.shape == () and out.task.shape == ()
+    assert out.prediction.shape == (batch.num_nodes, 3)
+    assert out.prediction.device.type == 'meta'
+    assert out.error['absolute'].device.type == 'meta'
+    assert out.alpha.device.type == 'meta'
+
+
+@pytest.mark.parametrize('dtype', [torch.long, torch.float64])
+def test_target_dtype_error_names_target(dtype):
+    batch = _sync_batch(3)
+    torch.manual_seed(0)
+    model = FreePoint(dtype=torch.float32)
+    target = batch.y.to(dtype)
+    for fused in (False, True):
+        with pytest.raises(TypeError, match=f"'target' has dtype {dtype} "
+                           f"but must be torch.float32"):
+            RemulLoss(vectors='vel', fused=fused)(model, batch, target)
+    # a model output of another dtype is named too
+    with pytest.raises(TypeError, match="model output on the clean batch "
+                       "has dtype torch.float64 but must be torch.float32"):
+        RemulLoss(vectors='vel', mode='consistency', alpha=0.0)(
+            lambda d: d.pos.double(), batch)
+
+
+def test_adaptive_weights_are_tensors_in_output():
+    batch = batch_with_target()
+    torch.manual_seed(7)
+    model = FreePoint()
+    out = RemulLoss(vectors='vel', weighting=GradNorm(
+        model.mlp[-1].parameters()))(model, batch, batch.y)
+    assert isinstance(out.alpha, torch.Tensor) and out.alpha.shape == ()
+    assert float(out.alpha) == 1.0 and float(out.beta) == 1.0
+    out = RemulLoss(vectors='vel', alpha=0.5)(model, batch, batch.y)
+    assert (out.alpha, out.beta) == (0.5, 1.0)

@@ -179,7 +179,7 @@ def two_ranks(tmp_path_factory, data_root):
             for process in context.processes:
                 process.kill()
             pytest.fail('the 2-process workers did not finish in 300 s')
-    ranks = [torch.load(tmp / f'rank{r}.pt', weights_only=False)
+    ranks = [torch.load(tmp / f'rank{r}.pt', weights_only=True)
              for r in range(2)]
     return ranks, tmp
 
@@ -326,10 +326,10 @@ def test_learned_weights_agree_across_ranks(two_ranks):
 def test_checkpoint_is_written_once_and_keeps_every_rank_generator(
         two_ranks):
     _, tmp = two_ranks
-    ckpt = torch.load(tmp / 'gradnorm' / 'checkpoint.pt', weights_only=False)
-    assert ckpt['world_size'] == 2 and len(ckpt['rank_states']) == 2
-    g0, g1 = (s['loss_generator'] for s in ckpt['rank_states'])
-    assert torch.equal(ckpt['loss_generator'], g0)
+    ckpt = torch.load(tmp / 'gradnorm' / 'checkpoint.pt', weights_only=True)
+    assert ckpt['world_size'] == 2 and len(ckpt['rank_rng']) == 2
+    g0, g1 = (s['loss_generator'] for s in ckpt['rank_rng'])
+    assert torch.equal(ckpt['rng']['loss_generator'], g0)
 
     def draws(state):
         generator = torch.Generator()
@@ -421,8 +421,8 @@ def test_resume_with_fewer_processes(two_ranks, data_root, tmp_path):
     assert any('written by 2 process(es), this run has 1' in line
                for line in lines)
     ckpt = torch.load(tmp_path / 'gradnorm' / 'checkpoint.pt',
-                      weights_only=False)
-    assert ckpt['world_size'] == 1 and 'rank_states' not in ckpt
+                      weights_only=True)
+    assert ckpt['world_size'] == 1 and 'rank_rng' not in ckpt
     assert ckpt['epoch'] == 4
 
 
@@ -476,5 +476,57 @@ def test_torchrun_two_processes(tmp_path, data_root):
     run = tmp_path / 'runs' / runs[0]
     ckpts = [p for p in tmp_path.rglob('checkpoint.pt')]
     assert ckpts == [run / 'checkpoint.pt']
-    ckpt = torch.load(ckpts[0], weights_only=False)
+    ckpt = torch.load(ckpts[0], weights_only=True)
     assert ckpt['world_size'] == 2 and ckpt['epoch'] == 1
+
+
+_KILL_RANK_1 = '''
+import os, signal
+import torch_geometric_remul.train.loop as loop
+_real, _calls = loop.train_step, []
+def train_step(*args, **kwargs):
+    _calls.append(1)
+    if os.environ.get('RANK') == '1' and len(_calls) == 6:
+        os.kill(os.getpid(), signal.SIGKILL)  # rank 1 is lost in epoch 3
+    return _real(*args, **kwargs)
+loop.train_step = train_step
+'''
+
+
+@pytest.mark.slow  # about 25 s: two torchrun launches' worth of start-up
+def test_lost_rank_stops_the_run_and_keeps_the_checkpoint(tmp_path,
+                                                          data_root):
+    """A rank killed (SIGKILL) during training: torchrun stops the other
+    rank instead of leaving it waiting, exits non-zero naming the lost
+    rank, and the checkpoint of the last completed epoch resumes."""
+    hook = tmp_path / 'hook'
+    hook.mkdir()
+    (hook / 'sitecustomize.py').write_text(_KILL_RANK_1)
+    run = tmp_path / 'run'
+    args = [_torchrun(), '--nnodes=1', '--nproc_per_node=2',
+            '--rdzv-backend=static', '--master-addr=127.0.0.1',
+            f'--master-port={free_port()}', '--monitor-interval=0.5', '-m',
+            'torch_geometric_remul', 'train', '--epochs', '4', '--data-root',
+            data_root, '--no-progress', '--run-dir', str(run)]
+    for key, value in TINY.items():
+        args += [f'--{key.replace("_", "-")}', str(value)]
+    env = dict(os.environ, OMP_NUM_THREADS='1',
+               PYTHONPATH=os.pathsep.join([str(hook)] + sys.path))
+    loopback_only(env)
+    for name in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR',
+                 'MASTER_PORT'):
+        env.pop(name, None)
+    t0 = time.monotonic()
+    proc = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=240)
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert 'exitcode  : -9' in proc.stderr or 'SIGKILL' in proc.stderr, \
+        proc.stderr
+    assert time.monotonic() - t0 < 200
+    # 2 steps per epoch on each rank: killed in the second step of epoch 3
+    # (rank 0 has written the checkpoint of epoch 2 before the first)
+    ckpt = torch.load(run / 'checkpoint.pt', weights_only=True)
+    assert ckpt['epoch'] == 2 and ckpt['world_size'] == 2
+    assert not [p for p in os.listdir(run) if p.endswith('.tmp')]
+    res = train(TrainConfig(), resume_from=str(run), **QUIET)
+    assert [row['epoch'] for row in res.history] == [1, 2, 3, 4]

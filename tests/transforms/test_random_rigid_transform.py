@@ -153,9 +153,12 @@ def test_functional_name_and_repr():
     t = RandomRigidTransform('so2', vectors=['vel', 'force'], axis='y')
     assert repr(t) == ("RandomRigidTransform(group='SO2', points=['pos'], "
                        "vectors=['vel', 'force'], axis='y')")
-    assert repr(RandomRigidTransform(translation_std=0.5)) == (
+    assert repr(RandomRigidTransform('SE3', translation_std=0.5)) == (
         "RandomRigidTransform(group='SE3', points=['pos'], "
         "translation_std=0.5)")
+    # one default group for the transform, the loss and the metrics
+    assert repr(RandomRigidTransform()) == (
+        "RandomRigidTransform(group='SO3', points=['pos'])")
     from torch.utils.data.datapipes.datapipe import IterDataPipe
     assert 'random_rigid_transform' in IterDataPipe.functions
     assert 'center_per_graph' in IterDataPipe.functions
@@ -164,7 +167,7 @@ def test_functional_name_and_repr():
 def test_matches_group_layer_when_reseeded():
     # The transform draws exactly RigidTransform.sample(B, group, ...).
     batch = make_batch([2, 3, 4])
-    out = RandomRigidTransform(vectors='vel', translation_std=0.3,
+    out = RandomRigidTransform('SE3', vectors='vel', translation_std=0.3,
                                generator=torch.Generator().manual_seed(8))(
                                    batch)
     Tr = RigidTransform.sample(3, 'SE3', translation_std=0.3,
@@ -291,3 +294,22 @@ def test_transforms_on_a_batch_make_no_host_sync(native):
     assert_no_syncs(syncs, 'RandomRigidTransform + CenterPerGraph')
     assert torch.allclose(back.vel, batch.vel, atol=1e-5)
     assert torch.allclose(back.u, batch.u, atol=1e-5)
+
+
+def test_roles_and_sampler_objects_are_shortcut_equivalent():
+    from torch_geometric_remul.group import RigidSampler
+    from torch_geometric_remul.roles import Roles
+    batch = make_batch([2, 3, 4])
+    a = RandomRigidTransform('E3', vectors='vel', translation_std=0.2,
+                             generator=torch.Generator().manual_seed(3))
+    b = RandomRigidTransform(
+        roles=Roles(vectors='vel', output='vector'),
+        sampler=RigidSampler('E3', translation_std=0.2,
+                             generator=torch.Generator().manual_seed(3)))
+    assert repr(a) == repr(b)
+    oa, ob = a(batch), b(batch)
+    assert torch.equal(oa.pos, ob.pos) and torch.equal(oa.vel, ob.vel)
+    with pytest.raises(ValueError, match="either 'roles' or 'vectors'"):
+        RandomRigidTransform(vectors='vel', roles=Roles())
+    with pytest.raises(ValueError, match="either 'sampler' or 'group'"):
+        RandomRigidTransform('SE3', sampler=RigidSampler())

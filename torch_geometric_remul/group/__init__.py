@@ -4,6 +4,7 @@ from .rotations import (ROTATION_GROUPS, axis_angle_to_matrix,
                         euler_to_matrix, quaternion_to_matrix,
                         random_rotations, rotation_angle)
 from .rigid import GROUPS, RigidTransform
+from .sampler import DEFAULT_GROUP, RigidSampler
 from .segment import (batch_to_ptr, broadcast_to_rows, center, ptr_to_batch,
                       segment_mean, segment_sum, uniform_segment_size)
 
@@ -11,6 +12,8 @@ __all__ = [
     'GROUPS',
     'ROTATION_GROUPS',
     'RigidTransform',
+    'RigidSampler',
+    'DEFAULT_GROUP',
     'random_rotations',
     'quaternion_to_matrix',
     'axis_angle_to_matrix',

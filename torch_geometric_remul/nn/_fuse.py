@@ -3,7 +3,19 @@ few attributes, so that a model sees them in one forward pass."""
 from typing import Sequence
 
 import torch
+from torch import Tensor
 from torch_geometric.data import Batch, Data
+
+from torch_geometric_remul.group.segment import batch_to_ptr, ptr_to_batch
+
+
+def _stack_offsets(ptr: Tensor, K: int, total) -> Tensor:
+    """CSR offsets of ``K`` copies of the segments of ``ptr`` whose rows
+    number ``total`` per copy (an ``int`` or a 1-element tensor), by
+    arithmetic only (no value is read)."""
+    parts = [ptr[:-1] + k * total for k in range(K)]
+    parts.append(ptr[-1:] + (K - 1) * total)
+    return torch.cat(parts)
 
 
 def concat_copies(batches: Sequence[Data]) -> Batch:
@@ -11,16 +23,21 @@ def concat_copies(batches: Sequence[Data]) -> Batch:
     attribute shapes; values may differ) into one ``Batch`` of ``K * B``
     graphs: copy ``k`` owns graphs ``k * B ... (k + 1) * B - 1`` and rows
     ``k * N ... (k + 1) * N - 1`` of every node-level attribute. Edge
-    indices are offset like :meth:`Batch.from_data_list` would."""
+    indices are offset like :meth:`Batch.from_data_list` would.
+
+    ``batch``, ``ptr`` and the collation metadata (``_slice_dict``, so that
+    :func:`torch_geometric_remul.layout.row_layout` works on the result) are
+    built by arithmetic on those of the first copy: no tensor value is read
+    (no host-device synchronisation)."""
     first = batches[0]
     K = len(batches)
+    N = first.num_nodes
     if isinstance(first, Batch):
         B = first.num_graphs
-        batch_vec = first.batch
+        batch_vec = first.batch if 'batch' in first else None
+        ptr = first.ptr if 'ptr' in first else None
     else:
-        B = 1
-        batch_vec = None
-    N = first.num_nodes
+        B, batch_vec, ptr = 1, None, None
     out = {}
     for key in first.keys():
         if key in ('batch', 'ptr'):
@@ -45,12 +62,21 @@ def concat_copies(batches: Sequence[Data]) -> Batch:
             out[key] = torch.cat(parts, dim=dim)
     device = first[first.keys()[0]].device if first.keys() else None
     if batch_vec is None:
-        batch_vec = torch.zeros(N, dtype=torch.long, device=device)
+        if ptr is not None:
+            batch_vec = ptr_to_batch(ptr, N)
+        else:
+            batch_vec = torch.zeros(N, dtype=torch.long, device=device)
+    if ptr is None:
+        ptr = (batch_to_ptr(batch_vec, B) if isinstance(first, Batch) else
+               torch.arange(2, device=device) * N)
     out['batch'] = torch.cat([batch_vec + k * B for k in range(K)])
-    counts = torch.bincount(batch_vec, minlength=B).repeat(K)
-    ptr = counts.new_zeros(K * B + 1)
-    torch.cumsum(counts, 0, out=ptr[1:])
-    out['ptr'] = ptr
+    out['ptr'] = _stack_offsets(ptr, K, N)
     fused = Batch(**out)
     fused._num_graphs = K * B
+    slices = getattr(first, '_slice_dict', None)
+    if isinstance(first, Batch) and slices:
+        fused._slice_dict = {
+            key: _stack_offsets(s, K, s[-1:]) if isinstance(s, Tensor) and
+            s.dim() == 1 and s.numel() == B + 1 else s
+            for key, s in slices.items()}
     return fused

@@ -6,17 +6,19 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
+from torch_geometric_remul.debug import is_debug_enabled
 from torch_geometric_remul.group import GROUPS, RigidTransform
 from torch_geometric_remul.group.rotations import AxisLike, normalize_group
-from torch_geometric_remul.metrics.roles import (act, check_role,
-                                                 per_graph_mean, row_norms,
-                                                 rows_layout)
+from torch_geometric_remul.layout import RowLayout, check_data, graph_layout
+from torch_geometric_remul.metrics.roles import (act, check_level,
+                                                 check_role, nonempty_graphs,
+                                                 output_layout,
+                                                 per_graph_mean, row_norms)
 from torch_geometric_remul.nn._fuse import concat_copies
 from torch_geometric_remul.nn.weighting import Constant, Weighting
+from torch_geometric_remul.nn.weighting.base import WeightLike
 from torch_geometric_remul.transforms._roles import (as_key_tuple,
-                                                     check_data,
-                                                     check_disjoint,
-                                                     graph_layout)
+                                                     check_disjoint)
 from torch_geometric_remul.transforms.functional import apply_rigid_transform
 
 Keys = Union[str, Sequence[str]]
@@ -51,15 +53,33 @@ class RemulOutput:
     task: Optional[Tensor]
     #: Equivariance loss, averaged over the ``num_samples`` group elements.
     equi: Tensor
-    #: Weight of the task loss used for this step.
-    alpha: float
-    #: Weight of the equivariance loss used for this step.
-    beta: float
-    #: This batch's :math:`E'` (``{'absolute', 'relative'}``, detached),
-    #: when the clean prediction was computed.
+    #: Weight of the task loss used for this step: a Python float for
+    #: :class:`~torch_geometric_remul.nn.weighting.Constant` and
+    #: :class:`~torch_geometric_remul.nn.weighting.Schedule`, a 0-dim tensor
+    #: for weightings that learn on the device (``GradNorm``). Reading a
+    #: tensor (``float(out.alpha)``) waits for the device: do it only where
+    #: you log.
+    alpha: WeightLike
+    #: Weight of the equivariance loss used for this step (a float or a
+    #: 0-dim tensor, as :attr:`alpha`; a tensor for ``GradNorm`` and
+    #: ``TargetEquivariance``).
+    beta: WeightLike
+    #: This batch's :math:`E'` (``{'absolute', 'relative'}``, detached
+    #: 0-dim tensors, averaged over the graphs that have nodes), when the
+    #: clean prediction was computed.
     error: Optional[Dict[str, Tensor]] = None
     #: The model's output on the clean batch (``None`` when not computed).
     prediction: Optional[Tensor] = None
+
+
+def _weighted(weight: WeightLike, loss: Tensor) -> Tensor:
+    """``weight * loss``; a tensor weight is cast to the loss's dtype (a
+    0-dim host tensor multiplies a device tensor without a copy)."""
+    if isinstance(weight, Tensor):
+        weight = weight.to(dtype=loss.dtype)
+        if weight.device != loss.device and weight.device.type != 'cpu':
+            weight = weight.to(loss.device)
+    return weight * loss
 
 
 class RemulLoss(torch.nn.Module):
@@ -98,6 +118,21 @@ class RemulLoss(torch.nn.Module):
     training mode (``loss_fn.train()``, the default) with gradients enabled;
     their state is part of ``state_dict()``.
 
+    A step makes no host-device synchronisation (it never reads a tensor
+    value on the host): whether the task loss is computed is decided from
+    the configuration (it is skipped only when ``alpha`` is the Python
+    number ``0``, e.g. ``Constant(0.0, beta)``), adaptive weights stay on
+    the device (:attr:`RemulOutput.alpha`/``beta`` may be 0-dim tensors),
+    and checks that read values run only in debug mode
+    (:func:`torch_geometric_remul.debug`).
+
+    Which rows of the target and of the model output belong to which graph
+    is read from the Batch's collation metadata when the target is a
+    collated attribute (``target=batch.y``), otherwise from ``level``, or
+    from the row count when only one layout fits (a count that matches
+    both the number of nodes and of graphs is an error that asks for
+    ``level``).
+
     Args:
         task_loss (callable, optional): :math:`\ell(\text{input}, \text{target})`.
             (default: :class:`torch.nn.MSELoss`)
@@ -130,8 +165,17 @@ class RemulLoss(torch.nn.Module):
             (default: ``task_loss``).
         detach_reference (bool, optional): In ``"consistency"`` mode, stop
             gradients through :math:`f(x)`. (default: ``True``)
-        check_finite (bool, optional): Raise :class:`FloatingPointError` on a
-            non-finite loss. (default: ``True``)
+        check_finite (bool, optional): In debug mode
+            (:func:`torch_geometric_remul.debug`), raise
+            :class:`FloatingPointError` on a non-finite loss. The check reads
+            the loss on the host, so it is skipped outside debug mode; a
+            training loop should keep its own device-side non-finite flag
+            and read it where it logs. (default: ``True``)
+        level (str, optional): Row level of the target and the model
+            output, ``"node"``, ``"graph"`` (or ``"edge"``), for tensors
+            that are not collated attributes of the batch; needed only when
+            the row count is ambiguous (as many nodes as graphs).
+            (default: ``None``: from the collation metadata or the shape)
 
     Example:
 
@@ -171,6 +215,7 @@ class RemulLoss(torch.nn.Module):
         equi_loss: Optional[LossFn] = None,
         detach_reference: bool = True,
         check_finite: bool = True,
+        level: Optional[str] = None,
     ):
         super().__init__()
         self.task_loss = task_loss if task_loss is not None else \
@@ -217,6 +262,7 @@ class RemulLoss(torch.nn.Module):
         self.fused = bool(fused)
         self.detach_reference = bool(detach_reference)
         self.check_finite = bool(check_finite)
+        self.level = check_level(level)
 
     # Helpers ###############################################################
 
@@ -245,21 +291,31 @@ class RemulLoss(torch.nn.Module):
                                  f"{T.num_graphs}")
         return [T.to(dtype=dtype, device=device) for T in transforms]
 
-    def _check_target(self, target, N: int, B: int, node_ptr):
+    def _check_target(self, target, batch: Data, dtype, device,
+                      source: str) -> RowLayout:
         if not isinstance(target, Tensor):
             raise TypeError(f"'target' must be a torch.Tensor (got "
                             f"{type(target).__name__})")
-        ptr = rows_layout(target.size(0) if target.dim() else -1, N, B,
-                          node_ptr, "'target'", target.device)
-        if self.output != 'scalar' and (target.dim() != 2 or
-                                        target.size(-1) != 3):
-            raise ValueError(f"'target' must have shape [rows, 3] for "
-                             f"output='{self.output}' (got "
-                             f"{list(target.shape)})")
-        return ptr
+        if self.output != 'scalar':
+            if target.dim() != 2 or target.size(-1) != 3:
+                raise ValueError(f"'target' must have shape [rows, 3] for "
+                                 f"output='{self.output}' (got "
+                                 f"{list(target.shape)})")
+            # the target moves with the batch: same dtype and device
+            if target.dtype != dtype:
+                raise TypeError(
+                    f"'target' has dtype {target.dtype} but must be {dtype}, "
+                    f"the dtype of {source}: an output='{self.output}' "
+                    f"target is moved by the same group elements (convert "
+                    f"it, e.g. target.to({dtype}))")
+            if device is not None and target.device != device:
+                raise ValueError(f"'target' is on {target.device} but "
+                                 f"{source} is on {device}")
+        return output_layout(batch, target, "'target'", self.level,
+                             self.__class__.__name__)
 
-    @staticmethod
-    def _check_output(y, reference_shape, name: str) -> Tensor:
+    def _check_output(self, y, reference_shape, name: str, dtype,
+                      source: str) -> Tensor:
         if not isinstance(y, Tensor):
             raise TypeError(f"the model must return a Tensor (got "
                             f"{type(y).__name__})")
@@ -267,6 +323,11 @@ class RemulLoss(torch.nn.Module):
             raise ValueError(f"the model output on the {name} batch has "
                              f"shape {list(y.shape)} but {list(reference_shape)} "
                              f"was expected (the target's shape)")
+        if self.output != 'scalar' and y.dtype != dtype:
+            raise TypeError(f"the model output on the {name} batch has dtype "
+                            f"{y.dtype} but must be {dtype}, the dtype of "
+                            f"{source} (an output='{self.output}' output is "
+                            f"moved by the same group elements)")
         return y
 
     def _forward_model(self, model, batch: Data, moved: List[Data],
@@ -305,30 +366,40 @@ class RemulLoss(torch.nn.Module):
                 these group elements (one per graph, ``num_samples`` of them)
                 instead of sampling.
         """
-        check_data(batch, self.__class__.__name__)
+        owner = self.__class__.__name__
+        check_data(batch, owner)
         if not callable(model):
             raise TypeError("'model' must be callable: model(data) -> Tensor")
-        B, node_ptr = graph_layout(batch)
-        N = batch.num_nodes
+        B, _ = graph_layout(batch)
         alpha, beta = self.weighting.weights()
-        need_task = alpha != 0 or self.weighting.needs_clean
+        # decided from the configuration, never by reading a tensor: only a
+        # Python-number alpha of 0 (e.g. Constant(0, beta)) skips the task
+        alpha_is_zero = not isinstance(alpha, Tensor) and alpha == 0
+        need_task = not alpha_is_zero or self.weighting.needs_clean
         need_clean = need_task or self.mode == 'consistency'
         if target is None and (self.mode == 'target' or need_task):
             raise ValueError(
                 "'target' is required (mode='target', or alpha > 0); for "
                 "label-free training use mode='consistency' with alpha=0")
-        target_ptr = None
-        if target is not None:
-            target_ptr = self._check_target(target, N, B, node_ptr)
 
-        ref = batch[self.points[0]] if self.points else None
-        if ref is None and (self.vectors or self.pseudovectors):
-            key = (self.vectors + self.pseudovectors)[0]
-            ref = batch[key] if key in batch else None
-        dtype = ref.dtype if isinstance(ref, Tensor) else (
-            target.dtype if target is not None else
-            torch.get_default_dtype())
-        device = ref.device if isinstance(ref, Tensor) else None
+        ref_key = self.points[0] if self.points else None
+        if ref_key is None and (self.vectors or self.pseudovectors):
+            ref_key = (self.vectors + self.pseudovectors)[0]
+        ref = batch[ref_key] if ref_key is not None and ref_key in batch \
+            else None
+        if isinstance(ref, Tensor):
+            dtype, device = ref.dtype, ref.device
+            source = f"the batch ('data.{ref_key}')"
+        else:
+            dtype = target.dtype if isinstance(target, Tensor) and \
+                target.is_floating_point() else torch.get_default_dtype()
+            device = None
+            source = 'the group elements'
+        target_layout = None
+        if target is not None:
+            target_layout = self._check_target(target, batch, dtype, device,
+                                               source)
+
         Ts = self._transforms(transforms, B, dtype, device)
         moved = [apply_rigid_transform(batch, T, self.points, self.vectors,
                                        self.pseudovectors) for T in Ts]
@@ -337,59 +408,75 @@ class RemulLoss(torch.nn.Module):
                                                  need_clean)
         shape = target.shape if target is not None else None
         if clean is not None:
-            self._check_output(clean, shape, 'clean')
+            self._check_output(clean, shape, 'clean', dtype, source)
             shape = clean.shape
         for y_g in transformed:
-            self._check_output(y_g, shape, 'transformed')
-        out_ptr = target_ptr if target_ptr is not None else rows_layout(
-            transformed[0].size(0), N, B, node_ptr, 'the model output',
-            transformed[0].device)
+            self._check_output(y_g, shape, 'transformed', dtype, source)
+        layout = target_layout if target_layout is not None else \
+            output_layout(batch, transformed[0], 'the model output',
+                          self.level, owner)
 
         task = self.task_loss(clean, target) if need_task else None
         if self.mode == 'target':
-            refs = [act(T, target, self.output, out_ptr) for T in Ts]
+            refs = [act(T, target, self.output, layout) for T in Ts]
         else:
             base = clean.detach() if self.detach_reference else clean
-            refs = [act(T, base, self.output, out_ptr) for T in Ts]
+            refs = [act(T, base, self.output, layout) for T in Ts]
         equi = torch.stack([self.equi_loss(y_g, r)
                             for y_g, r in zip(transformed, refs)]).mean()
 
         error = None
         if clean is not None:
-            error = self._batch_error(clean.detach(), transformed, Ts,
-                                      out_ptr)
-        loss = beta * equi if task is None else alpha * task + beta * equi
-        if self.check_finite and not bool(torch.isfinite(loss.detach())):
-            parts = {'task': task, 'equi': equi}
-            bad = [k for k, v in parts.items()
-                   if v is not None and not bool(torch.isfinite(v.detach()))]
-            raise FloatingPointError(
-                f"RemulLoss: non-finite loss ({loss.item()}); non-finite "
-                f"parts: {', '.join(bad) or 'weights'} (alpha={alpha}, "
-                f"beta={beta}). Check the learning rate and the inputs.")
+            error = self._batch_error(batch, clean.detach(), transformed, Ts,
+                                      layout, B)
+        loss = _weighted(beta, equi)
+        if task is not None:
+            loss = _weighted(alpha, task) + loss
+        if self.check_finite and is_debug_enabled():
+            self._debug_check_finite(loss, task, equi, alpha, beta)
         if self.training and torch.is_grad_enabled():
             self.weighting.update(task, equi, error)
         return RemulOutput(loss=loss, task=task, equi=equi, alpha=alpha,
                            beta=beta, error=error, prediction=clean)
 
+    @staticmethod
+    def _debug_check_finite(loss: Tensor, task: Optional[Tensor],
+                            equi: Tensor, alpha, beta) -> None:
+        if loss.device.type == 'meta' or bool(torch.isfinite(
+                loss.detach()).all()):
+            return
+        parts = {'task': task, 'equi': equi}
+        bad = [k for k, v in parts.items()
+               if v is not None and not bool(torch.isfinite(v.detach()).all())]
+        raise FloatingPointError(
+            f"RemulLoss: non-finite loss ({loss.detach().tolist()}); "
+            f"non-finite parts: {', '.join(bad) or 'weights'} "
+            f"(alpha={float(alpha)}, beta={float(beta)}). Check the learning "
+            f"rate and the inputs.")
+
     @torch.no_grad()
-    def _batch_error(self, clean: Tensor, transformed: List[Tensor],
-                     Ts: List[RigidTransform], ptr: Tensor):
-        absolute = clean.new_zeros(())
-        relative = clean.new_zeros(())
-        norm = per_graph_mean(row_norms(clean), ptr).clamp(
+    def _batch_error(self, batch: Data, clean: Tensor,
+                     transformed: List[Tensor], Ts: List[RigidTransform],
+                     layout: RowLayout, B: int):
+        # E' over the graphs that have nodes (an empty graph has no error to
+        # measure); the count stays on the device
+        keep = nonempty_graphs(batch, clean.device).to(clean.dtype)
+        count = keep.sum().clamp(min=1)
+        norm = per_graph_mean(row_norms(clean), layout, B).clamp(
             min=torch.finfo(clean.dtype).tiny)
+        e = clean.new_zeros(B)
         for y_g, T in zip(transformed, Ts):
-            e = per_graph_mean(
-                row_norms(y_g.detach() - act(T, clean, self.output, ptr)),
-                ptr)
-            absolute += e.mean()
-            relative += (e / norm).mean()
-        k = len(Ts)
-        return {'absolute': absolute / k, 'relative': relative / k}
+            e = e + per_graph_mean(
+                row_norms(y_g.detach() - act(T, clean, self.output, layout)),
+                layout, B)
+        e = e * keep / len(Ts)
+        return {'absolute': e.sum() / count,
+                'relative': (e / norm).sum() / count}
 
     def extra_repr(self) -> str:
         args = [f'output={self.output!r}', f'points={list(self.points)}']
+        if self.level is not None:
+            args.append(f'level={self.level!r}')
         if self.vectors:
             args.append(f'vectors={list(self.vectors)}')
         if self.pseudovectors:

@@ -8,7 +8,8 @@ from torch_geometric.data import Data
 from torch_geometric.transforms import BaseTransform, Compose
 
 from torch_geometric_remul.transforms import CenterPerGraph
-from torch_geometric_remul.train.config import TrainConfig
+from torch_geometric_remul.train.config import (DEFAULT_DATA_ROOT, SOURCES,
+                                                TrainConfig)
 
 
 @dataclass
@@ -36,9 +37,13 @@ class TaskSpec:
     load: Callable[[str], Any] = field(default=None, repr=False)
 
 
+def _data_root(config: TrainConfig) -> str:
+    return config.data_root or DEFAULT_DATA_ROOT
+
+
 def _nbody(config: TrainConfig) -> TaskSpec:
     from torch_geometric_remul.datasets import ChargedParticles
-    root = osp.join(config.data_root, 'charged')
+    root = osp.join(_data_root(config), 'charged')
     # Centre every graph (the paper removes translations by centring); the
     # target moves with the same shift so the task is unchanged.
     center = CenterPerGraph(points=('pos', 'y'))
@@ -58,7 +63,7 @@ def _nbody(config: TrainConfig) -> TaskSpec:
 
 def _gravity(config: TrainConfig) -> TaskSpec:
     from torch_geometric_remul.datasets import Gravity
-    root = osp.join(config.data_root, 'gravity')
+    root = osp.join(_data_root(config), 'gravity')
     center = CenterPerGraph(points=('pos', 'y'), weight='mass')
 
     def load(split):
@@ -86,8 +91,9 @@ class AtomOneHot(BaseTransform):
         z = data.z
         index = table[z.clamp(max=max(ELEMENTS))]
         if bool((z > max(ELEMENTS)).any()) or bool((index < 0).any()):
-            raise ValueError(f"AtomOneHot: atomic numbers {sorted(set(z.tolist()))}"
-                             f" outside the supported elements {ELEMENTS}")
+            found = sorted(set(z.tolist()))
+            raise ValueError(f"AtomOneHot: atomic numbers {found} outside "
+                             f"the supported elements {ELEMENTS}")
         data.atom = torch.nn.functional.one_hot(index, len(ELEMENTS)).float()
         return data
 
@@ -95,7 +101,7 @@ class AtomOneHot(BaseTransform):
 def _md17(config: TrainConfig) -> TaskSpec:
     from torch_geometric_remul.datasets import (MD17Trajectories,
                                                 generate_md17_standin)
-    root = osp.join(config.data_root, 'md17')
+    root = osp.join(_data_root(config), 'md17')
     source = config.source or 'auto'
     if source == 'standin':
         # a labelled classical stand-in (RDKit MMFF94), made on first use
@@ -122,11 +128,11 @@ def _mocap(config: TrainConfig) -> TaskSpec:
                                                 generate_mocap_proxy)
     source = config.source or 'files'
     if source == 'proxy':
-        root = osp.join(config.data_root, 'mocap-proxy')
+        root = osp.join(_data_root(config), 'mocap-proxy')
         if not osp.isdir(osp.join(root, 'raw')):
             generate_mocap_proxy(osp.join(root, 'raw'), seed=config.seed)
     elif source == 'files':
-        root = osp.join(config.data_root, 'mocap')
+        root = osp.join(_data_root(config), 'mocap')
     else:
         raise ValueError(f"'source' for the mocap task must be 'files' or "
                          f"'proxy' (got {source!r})")
@@ -162,4 +168,8 @@ def task_spec(config: TrainConfig) -> TaskSpec:
             f"task {config.task!r} is not available from the command line "
             f"yet (available: {', '.join(sorted(_BUILDERS))}); its dataset "
             f"class can be used directly from torch_geometric_remul.datasets")
+    if SOURCES.get(config.task) is None and config.source is not None:
+        raise ValueError(f"'source' is not an option of the {config.task} "
+                         f"task: its data are simulated (got "
+                         f"{config.source!r})")
     return _BUILDERS[config.task](config)

@@ -1,16 +1,15 @@
 r"""Moving the declared attributes of a ``Data``/``Batch`` by a given
 :class:`~torch_geometric_remul.group.RigidTransform`."""
 import copy
-from typing import Dict, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 from torch import Tensor
 from torch_geometric.data import Data
 
 from torch_geometric_remul.group.rigid import RigidTransform
 from torch_geometric_remul.layout import check_data, graph_layout, row_layout
-from torch_geometric_remul.transforms._roles import (as_key_tuple,
-                                                     check_disjoint, get_xyz,
-                                                     iter_roles)
+from torch_geometric_remul.roles import Roles
+from torch_geometric_remul.transforms._roles import get_xyz
 
 Keys = Union[str, Sequence[str]]
 
@@ -34,8 +33,10 @@ def declared_values(data: Data, roles: Sequence[Tuple[str, str]],
 
 
 def apply_rigid_transform(data: Data, transform: RigidTransform,
-                          points: Keys = ('pos', ), vectors: Keys = (),
-                          pseudovectors: Keys = ()) -> Data:
+                          points: Optional[Keys] = None,
+                          vectors: Optional[Keys] = None,
+                          pseudovectors: Optional[Keys] = None, *,
+                          roles: Optional[Roles] = None) -> Data:
     r"""Returns a shallow copy of ``data`` in which every declared attribute
     is moved by ``transform`` (one group element per graph): points
     :math:`R x + t`, vectors :math:`R v`, pseudovectors
@@ -49,6 +50,8 @@ def apply_rigid_transform(data: Data, transform: RigidTransform,
             (default: ``"pos"``)
         vectors (str or [str], optional): Vector attributes.
         pseudovectors (str or [str], optional): Pseudovector attributes.
+        roles (Roles, optional): The declared attributes, instead of
+            ``points``/``vectors``/``pseudovectors``.
 
     Example:
 
@@ -65,14 +68,10 @@ def apply_rigid_transform(data: Data, transform: RigidTransform,
     if not isinstance(transform, RigidTransform):
         raise TypeError(f"'transform' must be a RigidTransform (got "
                         f"{type(transform).__name__})")
-    points = as_key_tuple(points, 'points')
-    vectors = as_key_tuple(vectors, 'vectors')
-    pseudovectors = as_key_tuple(pseudovectors, 'pseudovectors')
-    check_disjoint(points=points, vectors=vectors,
-                   pseudovectors=pseudovectors)
-    roles = list(iter_roles(points, vectors, pseudovectors))
-    values = declared_values(data, roles, owner)
-    return _move(copy.copy(data), transform, roles, values, owner)
+    inputs = Roles.resolve(roles, owner, points=points, vectors=vectors,
+                           pseudovectors=pseudovectors).inputs
+    values = declared_values(data, inputs, owner)
+    return _move(copy.copy(data), transform, inputs, values, owner)
 
 
 def _move(data: Data, transform: RigidTransform, roles, values,

@@ -5,13 +5,11 @@ from torch_geometric.data import Data
 from torch_geometric.data.datapipes import functional_transform
 from torch_geometric.transforms import BaseTransform
 
-from torch_geometric_remul.group.rigid import GROUPS, RigidTransform
-from torch_geometric_remul.group.rotations import AxisLike, normalize_group
-from torch_geometric_remul._checks import check_translation_std
+from torch_geometric_remul.group.rigid import RigidTransform
+from torch_geometric_remul.group.rotations import AxisLike
+from torch_geometric_remul.group.sampler import RigidSampler
 from torch_geometric_remul.layout import check_data, graph_layout
-from torch_geometric_remul.transforms._roles import (as_key_tuple,
-                                                     check_disjoint,
-                                                     iter_roles)
+from torch_geometric_remul.roles import Roles
 from torch_geometric_remul.transforms.functional import (_move,
                                                          declared_values)
 
@@ -42,11 +40,19 @@ class RandomRigidTransform(BaseTransform):
     Node-level and graph-level attributes are both supported (a graph-level
     vector has one row per graph). Input tensors are never modified.
 
+    The attributes and their roles can be given as a
+    :class:`~torch_geometric_remul.roles.Roles` (``roles=``, shared with the
+    loss and the metrics) or with the keywords ``points``/``vectors``/
+    ``pseudovectors``; the group and its options as a
+    :class:`~torch_geometric_remul.group.RigidSampler` (``sampler=``) or with
+    the keywords ``group``/``translation_std``/``axis``/``generator``.
+
     Args:
-        group (str, optional): ``"SE3"``, ``"E3"``, ``"SO3"``, ``"O3"``,
+        group (str, optional): ``"SO3"``, ``"O3"``, ``"SE3"``, ``"E3"``,
             ``"SO2"`` or ``"T3"`` (see
             :meth:`~torch_geometric_remul.group.RigidTransform.sample`).
-            (default: ``"SE3"``)
+            (default: ``"SO3"``, as everywhere in the package; ``"SE3"``
+            adds random translations)
         points (str or [str], optional): Attributes that transform as points.
             (default: ``"pos"``)
         vectors (str or [str], optional): Attributes that transform as
@@ -65,6 +71,10 @@ class RandomRigidTransform(BaseTransform):
             ``data.rigid_translation`` (``[B, 3]``), composed with any
             transform recorded earlier; :func:`stored_transform` reads it
             back. (default: ``False``)
+        roles (Roles, optional): The declared attributes, instead of
+            ``points``/``vectors``/``pseudovectors``.
+        sampler (RigidSampler, optional): The group and its options,
+            instead of ``group``/``translation_std``/``axis``/``generator``.
 
     Example:
 
@@ -79,46 +89,49 @@ class RandomRigidTransform(BaseTransform):
     """
     def __init__(
         self,
-        group: str = 'SE3',
-        points: Keys = ('pos', ),
-        vectors: Keys = (),
-        pseudovectors: Keys = (),
-        translation_std: float = 1.0,
-        axis: AxisLike = 2,
+        group: Optional[str] = None,
+        points: Optional[Keys] = None,
+        vectors: Optional[Keys] = None,
+        pseudovectors: Optional[Keys] = None,
+        translation_std: Optional[float] = None,
+        axis: Optional[AxisLike] = None,
         generator: Optional[torch.Generator] = None,
         store: bool = False,
+        *,
+        roles: Optional[Roles] = None,
+        sampler: Optional[RigidSampler] = None,
     ) -> None:
-        self.group = normalize_group(group, tuple(GROUPS))
-        self.points = as_key_tuple(points, 'points')
-        self.vectors = as_key_tuple(vectors, 'vectors')
-        self.pseudovectors = as_key_tuple(pseudovectors, 'pseudovectors')
-        check_disjoint(points=self.points, vectors=self.vectors,
-                       pseudovectors=self.pseudovectors)
-        if not (self.points or self.vectors or self.pseudovectors):
+        owner = self.__class__.__name__
+        self.roles = Roles.resolve(roles, owner, points=points,
+                                   vectors=vectors,
+                                   pseudovectors=pseudovectors)
+        if not self.roles.inputs:
             raise ValueError("RandomRigidTransform needs at least one "
                              "attribute in 'points', 'vectors' or "
                              "'pseudovectors'")
-        if generator is not None and not isinstance(generator,
-                                                    torch.Generator):
-            raise TypeError(f"'generator' must be a torch.Generator (got "
-                            f"{type(generator).__name__})")
-        self.translation_std = check_translation_std(translation_std)
-        self.axis = axis
-        self.generator = generator
+        self.sampler = RigidSampler.resolve(
+            sampler, owner, group=group, translation_std=translation_std,
+            axis=axis, generator=generator)
         self.store = bool(store)
+
+    # the declaration, readable as attributes
+    points = property(lambda self: self.roles.points)
+    vectors = property(lambda self: self.roles.vectors)
+    pseudovectors = property(lambda self: self.roles.pseudovectors)
+    group = property(lambda self: self.sampler.group)
+    translation_std = property(lambda self: self.sampler.translation_std)
+    axis = property(lambda self: self.sampler.axis)
+    generator = property(lambda self: self.sampler.generator)
 
     def forward(self, data: Data) -> Data:
         owner = self.__class__.__name__
         check_data(data, owner)
-        roles = list(iter_roles(self.points, self.vectors,
-                                self.pseudovectors))
+        roles = self.roles.inputs
         values = declared_values(data, roles, owner)
         first = values[roles[0][0]]
         num_graphs, _ = graph_layout(data)
-        T = RigidTransform.sample(num_graphs, self.group,
-                                  translation_std=self.translation_std,
-                                  axis=self.axis, generator=self.generator,
-                                  dtype=first.dtype, device=first.device)
+        T = self.sampler.sample(num_graphs, dtype=first.dtype,
+                                device=first.device)
         data = _move(data, T, roles, values, owner)
 
         if self.store:
@@ -135,7 +148,7 @@ class RandomRigidTransform(BaseTransform):
             args.append(f'vectors={list(self.vectors)}')
         if self.pseudovectors:
             args.append(f'pseudovectors={list(self.pseudovectors)}')
-        if GROUPS[self.group][1]:
+        if self.sampler.translates:
             args.append(f'translation_std={self.translation_std}')
         if self.group == 'SO2':
             args.append(f'axis={self.axis!r}')

@@ -3,6 +3,8 @@ import torch
 from torch_geometric.data import Data
 
 from tests.nn.models._helpers import NBODY, assert_not_mutated, nbody_batch
+from torch_geometric_remul import debug
+from torch_geometric_remul.testing import assert_no_syncs, count_syncs
 from torch_geometric_remul.nn.models import EGNN, GNN, BaseModel
 from torch_geometric_remul.nn.models.base import ModelInputs
 
@@ -95,17 +97,26 @@ def test_wrong_shapes_and_widths():
     bad.edge_index = bad.edge_index[0]
     with pytest.raises(ValueError, match=r"shape \[2, num_edges\]"):
         small_gnn()(bad)
+
+def test_edge_index_values_checked_in_debug_mode():
+    # reading edge_index values waits for the device: debug mode only
     bad = nbody_batch()
     bad.edge_index = bad.edge_index.clone()
     bad.edge_index[0, 0] = 99
-    with pytest.raises(ValueError, match="node indices in"):
+    with debug(), pytest.raises(ValueError, match="node indices in"):
         small_gnn()(bad)
     bad = nbody_batch()
     bad.edge_index = torch.cat([bad.edge_index, torch.tensor([[0], [5]])],
                                dim=1)
     bad.edge_attr = torch.cat([bad.edge_attr, bad.edge_attr[:1]])
-    with pytest.raises(ValueError, match="connects nodes of different"):
+    with debug(), pytest.raises(ValueError, match="connects nodes of "
+                                "different"):
         small_gnn()(bad)
+    # outside debug mode the forward pass reads nothing (and the cross-graph
+    # edge is the caller's responsibility)
+    with count_syncs() as syncs:
+        small_gnn()(bad)
+    assert_no_syncs(syncs, 'GNN forward outside debug mode')
 
 
 def test_wrong_dtypes():
@@ -182,3 +193,43 @@ def test_input_not_mutated_and_repr():
     assert "vectors=('vel',)" in text and 'out_dim=2' in text
     assert isinstance(model, BaseModel)
     assert model.out_channels == 2 and model.uses_edges()
+
+
+def test_inverse_degree_counts_without_bincount():
+    from torch_geometric_remul.nn.models.base import inverse_degree
+    dst = torch.tensor([0, 0, 2, 0, 2])
+    like = torch.zeros(1, dtype=torch.float64)
+    with count_syncs() as syncs:
+        out = inverse_degree(dst, 4, like)
+    assert_no_syncs(syncs, 'inverse_degree')
+    assert out.dtype == torch.float64
+    assert out.view(-1).tolist() == [1 / 3, 1.0, 0.5, 1.0]
+
+
+@pytest.mark.parametrize('name', ['gnn', 'transformer', 'egnn'])
+def test_forward_backward_on_a_batch_reads_nothing(name):
+    from torch_geometric_remul.nn.models import build_model
+    batch = nbody_batch([3, 7, 1, 0, 5])
+    kw = dict(max_num_nodes=7) if name == 'transformer' else {}
+    torch.manual_seed(0)
+    model = build_model(name, hidden=8, layers=2, **NBODY, **kw).double()
+    with count_syncs() as syncs:
+        model(batch).sum().backward()
+    assert_no_syncs(syncs, f'{name} forward + backward')
+
+
+def test_batch_without_batch_vector_and_value_checks_in_debug():
+    batch = nbody_batch()
+    inputs = small_gnn().read_inputs(batch)
+    del batch.batch
+    again = small_gnn().read_inputs(batch)  # rebuilt from ptr
+    assert torch.equal(again.batch, inputs.batch)
+    # a plain Data with an unsorted batch vector: checked in debug mode
+    data = Data(pos=torch.randn(3, 3, dtype=torch.float64),
+                vel=torch.randn(3, 3, dtype=torch.float64),
+                charge=torch.randn(3, 1, dtype=torch.float64),
+                edge_index=torch.tensor([[0], [1]]),
+                edge_attr=torch.ones(1, 1, dtype=torch.float64),
+                batch=torch.tensor([1, 0, 1]))
+    with debug(), pytest.raises(ValueError, match="must be sorted"):
+        small_gnn()(data)

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from torch_geometric.data import Batch
 
 from tests.nn.models._helpers import (DTYPES, VARIABLE_SIZES,
                                       check_forward_pass, check_gradients,
@@ -7,8 +8,10 @@ from tests.nn.models._helpers import (DTYPES, VARIABLE_SIZES,
                                       check_not_equivariant_at_init,
                                       check_seeded, model_factory,
                                       nbody_batch)
+from torch_geometric_remul import debug
 from torch_geometric_remul.nn.models import (OUTPUTS, Transformer,
                                              TransformerBlock)
+from torch_geometric_remul.testing import assert_no_syncs, count_syncs
 
 NODE_ONLY = dict(vectors=('vel', ), scalars=('charge', ), scalar_dim=1)
 
@@ -94,3 +97,56 @@ def test_block_masks_fully():
     y = x.clone()
     y[:, 2:] = torch.randn(1, 2, 8)  # change tokens 2, 3 only
     assert torch.allclose(block(y, mask)[:, :2], out[:, :2], atol=1e-6)
+
+
+@pytest.mark.parametrize('edges', [True, False])
+def test_max_num_nodes_same_output_and_no_device_read(edges):
+    kw = {} if edges else dict(NODE_ONLY, edge_scalars=(),
+                               edge_scalar_dim=0)
+    torch.manual_seed(0)
+    default = make('point', **kw)
+    fixed = make('point', max_num_nodes=9, **kw)
+    fixed.load_state_dict(default.state_dict())
+    batch = nbody_batch(VARIABLE_SIZES)  # largest graph: 7 nodes
+    with count_syncs() as syncs:
+        out = fixed(batch)
+    assert_no_syncs(syncs, 'Transformer(max_num_nodes=9) forward')
+    assert torch.allclose(out, default(batch), atol=1e-12)
+    assert 'max_num_nodes=9' in repr(fixed)
+
+
+def test_padding_size_read_from_host_metadata_only():
+    # without max_num_nodes the padding is the largest graph, read from the
+    # Batch's collation metadata (host memory), never from the device
+    torch.manual_seed(0)
+    model = make('point')
+    batch = nbody_batch(VARIABLE_SIZES)
+    assert batch._slice_dict['pos'].device.type == 'cpu'
+    with count_syncs() as syncs:
+        out = model(batch)
+    assert_no_syncs(syncs, 'Transformer forward on a collated Batch')
+    # a Batch built by hand, without that metadata: ptr is read instead
+    bare = Batch(**{k: v for k, v in batch.items()})
+    bare._num_graphs = batch.num_graphs
+    with count_syncs() as syncs:
+        again = model(bare)
+    assert syncs.count == 1 and '_padding_size' in syncs.events[0].location
+    assert torch.equal(out, again)
+
+
+def test_graph_larger_than_max_num_nodes():
+    torch.manual_seed(0)
+    model = make('vector', max_num_nodes=5)
+    batch = nbody_batch(VARIABLE_SIZES)  # a graph of 7 nodes
+    out = model(batch)
+    big = slice(int(batch.ptr[1]), int(batch.ptr[2]))  # the 7-node graph
+    # its 2 nodes beyond the padding are NaN (a non-finite loss follows),
+    # every other row is finite
+    bad = ~torch.isfinite(out).all(-1)
+    assert int(bad.sum()) == 2
+    assert bad[big].tolist() == [False] * 5 + [True] * 2
+    with debug(), pytest.raises(ValueError, match="has 7 nodes but "
+                                "'max_num_nodes' is 5"):
+        model(batch)
+    with pytest.raises(ValueError, match="'max_num_nodes' must be >= 1"):
+        Transformer(max_num_nodes=0)

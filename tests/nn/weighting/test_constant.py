@@ -11,3 +11,12 @@ def test_constant():
     assert 'alpha=0.5' in repr(w)
     with pytest.raises(ValueError, match="'beta'"):
         Constant(1.0, -1.0)
+
+
+@pytest.mark.parametrize('kw', [dict(alpha=float('nan')),
+                                dict(beta=float('inf')), dict(alpha=-0.5),
+                                dict(beta='1')])
+def test_rejects_non_finite_and_negative(kw):
+    name = next(iter(kw))
+    with pytest.raises(ValueError, match=f"'{name}'"):
+        Constant(**kw)

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from torch_geometric_remul.nn.weighting import GradNorm
+from torch_geometric_remul.testing import assert_no_syncs, count_syncs
 
 
 def test_moves_toward_balanced_gradient_norms():
@@ -52,3 +53,30 @@ def test_state_dict_roundtrip_and_errors():
             (out**2).mean(), (out**2).mean())
     with pytest.raises(ValueError, match='autograd graph'):
         gn.update(torch.tensor(1.0), torch.tensor(1.0))
+
+
+@pytest.mark.parametrize('kw,name', [
+    (dict(alpha=float('inf')), 'alpha'), (dict(beta=float('nan')), 'beta'),
+    (dict(alpha=-1.0), 'alpha'), (dict(lr=float('inf')), 'lr'),
+    (dict(asymmetry=float('nan')), 'asymmetry'),
+])
+def test_rejects_non_finite_or_negative_arguments(kw, name):
+    with pytest.raises(ValueError, match=f"'{name}' must be a finite"):
+        GradNorm(torch.nn.Linear(2, 1).parameters(), **kw)
+
+
+def test_state_on_device_and_update_without_host_read():
+    layer = torch.nn.Linear(3, 1)
+    gn = GradNorm(layer.parameters(), lr=0.1)
+    x = torch.randn(8, 3)
+    for _ in range(2):  # the first update records the initial losses
+        out = layer(x)
+        with count_syncs() as syncs:
+            alpha, beta = gn.weights()
+            gn.update((out**2).mean(), 3 * out.abs().mean())
+        assert_no_syncs(syncs, 'GradNorm.weights + update')
+    # weights are 0-dim tensors, copies: the update did not change them
+    assert isinstance(alpha, torch.Tensor) and alpha.shape == ()
+    a2, b2 = gn.weights()
+    assert (float(alpha), float(beta)) != (float(a2), float(b2))
+    assert torch.isfinite(gn.initial_losses).all()

@@ -3,7 +3,9 @@ import math
 import pytest
 import torch
 
+from torch_geometric_remul import debug
 from torch_geometric_remul.nn.weighting import Schedule
+from torch_geometric_remul.testing import assert_no_syncs, count_syncs
 
 
 def run(s, steps):
@@ -43,3 +45,53 @@ def test_bad_args():
         Schedule(total_steps=0)
     with pytest.raises(TypeError, match="'fn'"):
         Schedule(fn=3)
+
+
+@pytest.mark.parametrize('kw,name', [
+    (dict(beta_end=-5), 'beta_end'), (dict(alpha=-1), 'alpha'),
+    (dict(beta_start=float('nan')), 'beta_start'),
+    (dict(beta_end=float('inf')), 'beta_end'),
+])
+def test_rejects_negative_or_non_finite_weights(kw, name):
+    with pytest.raises(ValueError, match=f"'{name}' must be a finite number"):
+        Schedule(**kw)
+
+
+def test_fn_results_are_validated():
+    s = Schedule(fn=lambda step: -0.5 * step)
+    assert s.weights() == (1.0, 0.0)
+    run(s, 1)
+    with pytest.raises(ValueError, match="the beta that 'fn' returned at "
+                       "step 1 must be a finite number >= 0"):
+        s.weights()
+    pair = Schedule(fn=lambda step: (float('nan'), 1.0))
+    with pytest.raises(ValueError, match="the alpha that 'fn' returned"):
+        pair.weights()
+    with pytest.raises(ValueError, match="beta or \\(alpha, beta\\)"):
+        Schedule(fn=lambda step: (1.0, 2.0, 3.0)).weights()
+
+
+def test_fn_tensor_results_checked_in_debug_mode_only():
+    s = Schedule(fn=lambda step: torch.tensor(-1.0))
+    with count_syncs() as syncs:
+        alpha, beta = s.weights()
+    assert_no_syncs(syncs, 'Schedule.weights with a tensor-valued fn')
+    assert alpha == 1.0 and beta.shape == ()
+    with debug(), pytest.raises(ValueError, match="'fn' returned at step 0 "
+                                "must be a finite number >= 0"):
+        s.weights()
+    with pytest.raises(ValueError, match='floating-point scalar'):
+        Schedule(fn=lambda step: torch.ones(2)).weights()
+
+
+def test_step_counter_on_host_and_restored():
+    s = Schedule(beta_end=1.0, total_steps=10)
+    with count_syncs() as syncs:
+        for _ in range(4):
+            s.update(None, torch.tensor(0.0))
+            s.weights()
+    assert_no_syncs(syncs, 'Schedule.update/weights')
+    assert int(s.step) == 4 and s.weights() == (1.0, 0.4)
+    t = Schedule(beta_end=1.0, total_steps=10)
+    t.load_state_dict(s.state_dict())
+    assert t.weights() == (1.0, 0.4)

@@ -14,8 +14,10 @@ from torch import Tensor
 from torch_geometric.data import Batch, Data
 
 from torch_geometric_remul._checks import check_disjoint, check_keys
-from torch_geometric_remul.group.segment import (batch_to_ptr, segment_mean,
-                                                 segment_sum)
+from torch_geometric_remul.debug import is_debug_enabled
+from torch_geometric_remul.group.segment import (batch_to_ptr, ptr_to_batch,
+                                                 segment_mean, segment_sum)
+from torch_geometric_remul.layout import graph_layout
 
 #: The output kinds: ``"point"`` (``[N, 3]``, input position plus a
 #: predicted displacement), ``"vector"`` (``[N, 3]``) and ``"scalar"``
@@ -208,6 +210,12 @@ class BaseModel(torch.nn.Module):
     def read_inputs(self, data: Data) -> ModelInputs:
         r"""Validates and assembles the declared attributes of ``data``.
 
+        Shapes, dtypes and devices are always checked. Checks of values
+        (``edge_index`` within range and inside graphs, ``batch`` sorted,
+        ``ptr`` consistent with ``batch``) read the device, so they run only
+        in debug mode (:func:`torch_geometric_remul.debug`): a forward pass
+        on a ``Batch`` makes no host-device synchronisation.
+
         Raises:
             TypeError: ``data`` is not a ``Data``/``Batch``, or an attribute
                 has a wrong dtype (not floating point, or not the dtype of
@@ -315,24 +323,31 @@ class BaseModel(torch.nn.Module):
     def _layout(data: Data, N: int, owner: str, device: torch.device
                 ) -> Tuple[Tensor, Tensor, int]:
         batch = data.batch if 'batch' in data else None
+        if batch is not None:
+            if not isinstance(batch, Tensor) or batch.dtype not in (
+                    torch.long, torch.int32):
+                raise TypeError(f"{owner}: 'data.batch' must be an integer "
+                                f"tensor (torch.long)")
+            if batch.dim() != 1 or batch.numel() != N:
+                raise ValueError(f"{owner}: 'data.batch' must have shape "
+                                 f"[{N}] (got {list(batch.shape)})")
+        if isinstance(data, Batch):
+            # ptr (or batch), checked against each other in debug mode
+            num_graphs, ptr = graph_layout(data)
+            if batch is None:
+                batch = ptr_to_batch(ptr, N)
+            return batch, ptr, num_graphs
         if batch is None:
             batch = torch.zeros(N, dtype=torch.long, device=device)
-            ptr = torch.tensor([0, N], dtype=torch.long, device=device)
+            ptr = torch.arange(2, device=device) * N
             return batch, ptr, 1
-        if not isinstance(batch, Tensor) or batch.dtype not in (torch.long,
-                                                                torch.int32):
-            raise TypeError(f"{owner}: 'data.batch' must be an integer "
-                            f"tensor (torch.long)")
-        if batch.dim() != 1 or batch.numel() != N:
-            raise ValueError(f"{owner}: 'data.batch' must have shape [{N}] "
-                             f"(got {list(batch.shape)})")
-        if isinstance(data, Batch):
-            num_graphs = data.num_graphs
-        else:
-            num_graphs = int(batch.max()) + 1 if N > 0 else 1
+        # a plain Data carrying a batch vector: the number of graphs is
+        # only known from its values (a read; a Batch needs none)
+        num_graphs = int(batch.max()) + 1 if N > 0 else 1
         ptr = data.ptr if 'ptr' in data else None
         if ptr is None:
-            if N > 1 and bool((batch[1:] < batch[:-1]).any()):
+            if is_debug_enabled() and N > 1 and bool(
+                    (batch[1:] < batch[:-1]).any()):
                 raise ValueError(f"{owner}: 'data.batch' must be sorted "
                                  f"(nodes of a graph contiguous)")
             ptr = batch_to_ptr(batch, num_graphs)
@@ -354,8 +369,13 @@ class BaseModel(torch.nn.Module):
         if edge_index.dim() != 2 or edge_index.size(0) != 2:
             raise ValueError(f"{owner}: 'data.edge_index' must have shape "
                              f"[2, num_edges] (got {list(edge_index.shape)})")
+        if edge_index.device != batch.device:
+            raise ValueError(f"{owner}: 'data.edge_index' is on "
+                             f"{edge_index.device} but the positions are on "
+                             f"{batch.device}")
         edge_index = edge_index.long()
-        if edge_index.numel() > 0:
+        if is_debug_enabled() and edge_index.numel() > 0 and \
+                edge_index.device.type != 'meta':
             lo, hi = int(edge_index.min()), int(edge_index.max())
             if lo < 0 or hi >= N:
                 raise ValueError(f"{owner}: 'data.edge_index' holds node "
@@ -419,9 +439,12 @@ def mlp(in_channels: int, hidden: int, out_channels: int,
 def inverse_degree(dst: Tensor, num_nodes: int, like: Tensor) -> Tensor:
     r"""``1 / max(deg_i, 1)`` ``[num_nodes, 1]`` in the dtype of ``like``,
     for the in-degrees counted from the edge targets ``dst``: the
-    normalisation of a mean over incoming edges."""
-    deg = torch.bincount(dst, minlength=num_nodes).clamp_(min=1)
-    return deg.to(like.dtype).reciprocal().unsqueeze(-1)
+    normalisation of a mean over incoming edges. Counted by a scatter of
+    ones into ``num_nodes`` slots (unlike :func:`torch.bincount`, no
+    host-device synchronisation)."""
+    ones = torch.ones(dst.numel(), dtype=like.dtype, device=dst.device)
+    deg = like.new_zeros(num_nodes).index_add_(0, dst.long(), ones)
+    return deg.clamp_(min=1).reciprocal().unsqueeze(-1)
 
 
 def node_features(inputs: ModelInputs) -> Tensor:

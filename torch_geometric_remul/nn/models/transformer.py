@@ -4,9 +4,9 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch_geometric.data import Data
-from torch_geometric.utils import to_dense_batch
+from torch_geometric.data import Batch, Data
 
+from torch_geometric_remul.debug import is_debug_enabled
 from torch_geometric_remul.nn.models.base import (BaseModel, ModelInputs,
                                                   _int, mlp, node_features)
 
@@ -92,6 +92,16 @@ class Transformer(BaseModel):
     small batch (one graph of 200 nodes plus seven of 5: 3.6 ms against
     15.6 ms padded), where padding wastes most of the dense block.
 
+    The padding size of ``"padded"`` is a shape, so it must be known on
+    the host. With ``max_num_nodes`` given it is that number, and a forward
+    pass reads nothing from the device; a graph with more nodes gets NaN
+    outputs for its extra nodes (caught by the non-finite checks of a
+    training loop; in debug mode, :func:`torch_geometric_remul.debug`, a
+    :class:`ValueError`). Otherwise it is the largest graph of the batch,
+    read from the ``Batch``'s collation metadata, which PyG keeps on the
+    host (no wait for the device on a GPU); only a ``Batch`` built by hand
+    without that metadata makes the model read ``ptr`` from the device.
+
     Args:
         hidden (int, optional): Token width. (default: ``128``)
         layers (int, optional): Number of Transformer blocks.
@@ -99,6 +109,9 @@ class Transformer(BaseModel):
         heads (int, optional): Attention heads. (default: ``8``)
         attention (str, optional): ``"padded"`` or ``"block"``, see above.
             (default: ``"padded"``)
+        max_num_nodes (int, optional): Padding size of ``"padded"``
+            attention, the largest number of nodes a graph may have (e.g.
+            5 for N-body); see above. (default: ``None``: per batch)
         **kwargs: The input/output declaration of
             :class:`~torch_geometric_remul.nn.models.base.BaseModel`.
 
@@ -113,7 +126,8 @@ class Transformer(BaseModel):
     requires_edges = False
 
     def __init__(self, *, hidden: int = 128, layers: int = 4, heads: int = 8,
-                 attention: str = 'padded', **kwargs):
+                 attention: str = 'padded',
+                 max_num_nodes: Optional[int] = None, **kwargs):
         super().__init__(**kwargs)
         self.hidden = _int(hidden, 'hidden', 1)
         self.layers = _int(layers, 'layers', 1)
@@ -122,6 +136,8 @@ class Transformer(BaseModel):
             raise ValueError(f"'attention' must be one of {ATTENTIONS} "
                              f"(got {attention!r})")
         self.attention = attention
+        self.max_num_nodes = (None if max_num_nodes is None else
+                              _int(max_num_nodes, 'max_num_nodes', 1))
         self.embed = torch.nn.Linear(self.node_feature_dim, self.hidden)
         self.blocks = torch.nn.ModuleList(
             TransformerBlock(self.hidden, self.heads)
@@ -140,29 +156,73 @@ class Transformer(BaseModel):
         inputs = self.read_inputs(data)
         h = self.embed(node_features(inputs))
         if self.attention == 'padded':
-            h = self._padded(h, inputs)
+            h = self._padded(h, inputs, self._padding_size(data, inputs))
         else:
             h = self._block(h, inputs)
         return self.assemble_output(self.norm(h), inputs, self.head)
 
-    def _padded(self, h: Tensor, inputs: ModelInputs) -> Tensor:
-        B = inputs.num_graphs
-        x, valid = to_dense_batch(h, inputs.batch, batch_size=B)
-        n = x.size(1)
+    def _padding_size(self, data: Data, inputs: ModelInputs) -> int:
+        r"""The number of token slots per graph for ``"padded"``."""
+        N, B = inputs.pos.size(0), inputs.num_graphs
+        if self.max_num_nodes is not None:
+            return self.max_num_nodes
+        if B == 1:
+            return N
+        slices = getattr(data, '_slice_dict', None) if isinstance(
+            data, Batch) else None
+        s = slices.get(self.points) if isinstance(slices, dict) else None
+        if isinstance(s, Tensor) and s.device.type == 'cpu' and \
+                s.dim() == 1 and s.numel() == B + 1:
+            # PyG's collation metadata lives in host memory: reading it
+            # (through numpy, which refuses device tensors) makes no device
+            # wait
+            offsets = s.numpy()
+            if int(offsets[-1]) == N:
+                return int((offsets[1:] - offsets[:-1]).max())
+        # no (or stale) host-side metadata: read ptr on the device
+        return int(inputs.ptr.diff().max()) if B > 0 else 0
+
+    def _padded(self, h: Tensor, inputs: ModelInputs, n: int) -> Tensor:
+        B, (N, D) = inputs.num_graphs, h.shape
+        if N == 0 or n == 0:
+            return h
+        batch = inputs.batch.long()
+        local = torch.arange(N, device=h.device) - inputs.ptr[batch]
+        slot = batch * n + local
+        if self.max_num_nodes is not None:
+            # nodes beyond the padding go to a trash slot, read back as NaN
+            fits = local < n
+            if is_debug_enabled() and h.device.type != 'meta' and \
+                    not bool(fits.all()):
+                raise ValueError(
+                    f"{type(self).__name__}: a graph has "
+                    f"{int(inputs.ptr.diff().max())} nodes but "
+                    f"'max_num_nodes' is {n}")
+            slot = torch.where(fits, slot, B * n)
+        x = h.new_zeros(B * n + 1, D).index_copy(0, slot, h)
+        valid = torch.zeros(B * n + 1, dtype=torch.bool,
+                            device=h.device).index_fill_(0, slot, True)
+        x, valid = x[:B * n].view(B, n, D), valid[:B * n].view(B, n)
         # padded query rows attend to themselves, so no row is all-masked
         eye = torch.eye(n, dtype=torch.bool, device=h.device)
         mask = (valid[:, None, :] | eye).unsqueeze(1)  # [B, 1, n, n]
         biases = None
         if self.edge_bias is not None:
             src, dst = inputs.edge_index
-            local = torch.arange(h.size(0), device=h.device) - \
-                inputs.ptr[inputs.batch]
-            slot = (inputs.batch[dst] * n + local[dst]) * n + local[src]
-            biases = self._bias_slots(inputs.edge_scalars, slot, B * n * n)
+            pair = (slot[dst] * n + local[src]).clamp(max=B * n * n)
+            if self.max_num_nodes is not None:
+                # an edge touching a node beyond the padding: trash slot
+                pair = torch.where((local[src] < n) & (local[dst] < n),
+                                   pair, B * n * n)
+            biases = self._bias_slots(inputs.edge_scalars, pair,
+                                      B * n * n + 1)[:B * n * n]
             biases = biases.view(B, n, n, self.layers, self.heads)
         for i, block in enumerate(self.blocks):
             x = block(x, self._mask(mask, biases, i))
-        return x[valid]
+        out = x.reshape(B * n, D)
+        if self.max_num_nodes is not None:
+            out = torch.cat([out, out.new_full((1, D), float('nan'))])
+        return out.index_select(0, slot)
 
     def _block(self, h: Tensor, inputs: ModelInputs) -> Tensor:
         N = h.size(0)
@@ -193,9 +253,11 @@ class Transformer(BaseModel):
         return bias.masked_fill(~mask, float('-inf'))
 
     def extra_repr(self) -> str:
+        extra = (f'max_num_nodes={self.max_num_nodes}, '
+                 if self.max_num_nodes is not None else '')
         return (f'hidden={self.hidden}, layers={self.layers}, '
                 f'heads={self.heads}, attention={self.attention!r}, ' +
-                super().extra_repr())
+                extra + super().extra_repr())
 
 
 __all__ = ['Transformer', 'TransformerBlock']

@@ -4,7 +4,7 @@ import torch
 from torch import Tensor
 
 from torch_geometric_remul._dist import all_reduce_mean
-from torch_geometric_remul.nn.weighting.base import Weighting
+from torch_geometric_remul.nn.weighting.base import Weighting, check_weight
 
 
 class GradNorm(Weighting):
@@ -25,6 +25,10 @@ class GradNorm(Weighting):
     averaged over ranks first, so every rank computes the same weights.
 
     This costs two extra backward passes restricted to :math:`W` per step.
+    Everything stays on the device: the norms, the loss ratios and the
+    weights are tensors, and :meth:`weights` returns 0-dim ``float64``
+    tensors (read them, e.g. with ``float()``, only where you log: each
+    read waits for the device).
 
     Args:
         shared_parameters (iterable of torch.nn.Parameter): The parameters
@@ -33,15 +37,17 @@ class GradNorm(Weighting):
             (default: ``1.5``)
         lr (float, optional): Step size of the weight update.
             (default: ``0.025``)
-        alpha (float, optional): Initial :math:`\alpha`. (default: ``1.0``)
-        beta (float, optional): Initial :math:`\beta`. (default: ``1.0``)
+        alpha (float, optional): Initial :math:`\alpha`, finite and
+            :math:`> 0`. (default: ``1.0``)
+        beta (float, optional): Initial :math:`\beta`, finite and
+            :math:`> 0`. (default: ``1.0``)
 
     Example:
 
         >>> layer = torch.nn.Linear(3, 3)
         >>> weighting = GradNorm(layer.parameters())
-        >>> weighting.weights()
-        (1.0, 1.0)
+        >>> [float(w) for w in weighting.weights()]
+        [1.0, 1.0]
     """
     needs_graph = True
     needs_clean = True
@@ -57,11 +63,10 @@ class GradNorm(Weighting):
                              "model.last_layer.parameters())")
         if not any(p.requires_grad for p in params):
             raise ValueError("'shared_parameters' must require gradients")
-        if lr <= 0 or asymmetry < 0:
-            raise ValueError(f"'lr' must be > 0 and 'asymmetry' >= 0 (got "
-                             f"lr={lr}, asymmetry={asymmetry})")
-        if alpha <= 0 or beta <= 0:
-            raise ValueError("initial 'alpha' and 'beta' must be > 0")
+        lr = check_weight(lr, 'lr', positive=True)
+        asymmetry = check_weight(asymmetry, 'asymmetry')
+        alpha = check_weight(alpha, 'alpha', positive=True)
+        beta = check_weight(beta, 'beta', positive=True)
         # A plain list: these parameters belong to the model, not to us.
         self._shared = [p for p in params if p.requires_grad]
         self.asymmetry, self.lr = float(asymmetry), float(lr)
@@ -74,8 +79,10 @@ class GradNorm(Weighting):
         self.register_buffer('grad_norms', torch.full(
             (2, ), float('nan'), dtype=torch.float64))
 
-    def weights(self) -> Tuple[float, float]:
-        return float(self.w[0]), float(self.w[1])
+    def weights(self) -> Tuple[Tensor, Tensor]:
+        # a copy: update() changes self.w in place after the step used it
+        w = self.w.detach().clone()
+        return w[0], w[1]
 
     def _norm(self, loss: Tensor) -> Tensor:
         grads = torch.autograd.grad(loss, self._shared, retain_graph=True,
@@ -86,7 +93,7 @@ class GradNorm(Weighting):
             raise ValueError("GradNorm: the loss does not depend on "
                              "'shared_parameters'; pass a layer that both "
                              "losses flow through (e.g. the output layer)")
-        return torch.stack(sq).sum().sqrt().cpu()
+        return torch.stack(sq).sum().sqrt()
 
     def update(self, task: Optional[Tensor], equi: Tensor,
                error: Optional[Tensor] = None) -> None:
@@ -98,13 +105,19 @@ class GradNorm(Weighting):
                              "(call RemulLoss in training mode with "
                              "gradients enabled)")
         g = torch.stack([self._norm(task), self._norm(equi)])
-        losses = torch.stack([task.detach().double().cpu(),
-                              equi.detach().double().cpu()])
-        g = all_reduce_mean(g.to(self.w.device)).to(torch.float64)
-        losses = all_reduce_mean(losses.to(self.w.device)).to(torch.float64)
+        losses = torch.stack([task.detach().double(),
+                              equi.detach().double()])
+        # the state follows the losses' device (once), so that no step
+        # copies between devices
+        self._follow(losses.device)
+        g = all_reduce_mean(g).to(torch.float64)
+        losses = all_reduce_mean(losses).to(torch.float64)
         self.grad_norms.copy_(g)
-        if torch.isnan(self.initial_losses).any():
-            self.initial_losses.copy_(losses.clamp(min=1e-30))
+        # the first update records the initial losses (selected on the
+        # device: no read of the state)
+        self.initial_losses.copy_(torch.where(
+            torch.isnan(self.initial_losses), losses.clamp(min=1e-30),
+            self.initial_losses))
         ratio = losses / self.initial_losses
         ratio = ratio / ratio.mean().clamp(min=1e-30)
         G = self.w * g

@@ -4,9 +4,12 @@ from typing import Callable, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-from torch_geometric_remul.nn.weighting.base import Weighting
+from torch_geometric_remul.nn.weighting.base import (WeightLike, Weighting,
+                                                     check_weight,
+                                                     check_weight_value)
 
-ScheduleFn = Callable[[int], Union[float, Tuple[float, float]]]
+ScheduleFn = Callable[[int], Union[WeightLike, Tuple[WeightLike,
+                                                     WeightLike]]]
 
 
 class Schedule(Weighting):
@@ -16,8 +19,16 @@ class Schedule(Weighting):
     ``beta_end`` afterwards. Alternatively ``fn(step)`` returns ``beta`` or
     ``(alpha, beta)`` for any schedule.
 
-    The step counter advances once per training step and is part of the
-    state dict.
+    The step counter advances once per training step. It is kept on the
+    host as a Python ``int`` (so the weights are Python floats and no step
+    reads the device) and mirrored in the ``step`` buffer of the state
+    dict, from which :meth:`load_state_dict` restores it.
+
+    Weights must be finite and non-negative: the arguments are checked at
+    construction, and what ``fn`` returns at every step (a Python number at
+    once; a tensor only in debug mode, see
+    :func:`torch_geometric_remul.debug`, since reading it would stall the
+    device).
 
     Args:
         beta_end (float, optional): Final :math:`\beta`. (default: ``1.0``)
@@ -28,7 +39,8 @@ class Schedule(Weighting):
             (default: ``"linear"``)
         alpha (float, optional): Constant :math:`\alpha`. (default: ``1.0``)
         fn (callable, optional): ``step -> beta`` or
-            ``step -> (alpha, beta)``; overrides the ramp arguments.
+            ``step -> (alpha, beta)`` (``step`` an ``int``); overrides the
+            ramp arguments.
 
     Example:
 
@@ -45,24 +57,36 @@ class Schedule(Weighting):
         if kind not in ('linear', 'cosine'):
             raise ValueError(f"'kind' must be 'linear' or 'cosine' "
                              f"(got {kind!r})")
-        if total_steps < 1:
-            raise ValueError(f"'total_steps' must be >= 1 "
-                             f"(got {total_steps})")
+        if isinstance(total_steps, bool) or not isinstance(
+                total_steps, int) or total_steps < 1:
+            raise ValueError(f"'total_steps' must be an int >= 1 "
+                             f"(got {total_steps!r})")
         if fn is not None and not callable(fn):
             raise TypeError("'fn' must be callable (step -> beta or "
                             "(alpha, beta))")
-        self.beta_start, self.beta_end = float(beta_start), float(beta_end)
+        self.beta_start = check_weight(beta_start, 'beta_start')
+        self.beta_end = check_weight(beta_end, 'beta_end')
+        self.alpha = check_weight(alpha, 'alpha')
         self.total_steps, self.kind = int(total_steps), kind
-        self.alpha, self.fn = float(alpha), fn
+        self.fn = fn
+        self._step = 0
         self.register_buffer('step', torch.zeros((), dtype=torch.long))
 
-    def weights(self) -> Tuple[float, float]:
-        step = int(self.step)
+    def weights(self) -> Tuple[WeightLike, WeightLike]:
+        step = self._step
         if self.fn is not None:
             out = self.fn(step)
             if isinstance(out, tuple):
-                return float(out[0]), float(out[1])
-            return self.alpha, float(out)
+                if len(out) != 2:
+                    raise ValueError(f"Schedule: 'fn' must return beta or "
+                                     f"(alpha, beta), got a tuple of "
+                                     f"{len(out)}")
+                return (check_weight_value(out[0], f"the alpha that 'fn' "
+                                           f"returned at step {step}"),
+                        check_weight_value(out[1], f"the beta that 'fn' "
+                                           f"returned at step {step}"))
+            return self.alpha, check_weight_value(
+                out, f"the beta that 'fn' returned at step {step}")
         frac = min(step / self.total_steps, 1.0)
         if self.kind == 'cosine':
             frac = 0.5 * (1 - math.cos(math.pi * frac))
@@ -71,4 +95,11 @@ class Schedule(Weighting):
 
     def update(self, task: Optional[Tensor], equi: Tensor,
                error: Optional[Tensor] = None) -> None:
-        self.step += 1
+        self._step += 1
+        self.step.fill_(self._step)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        # restoring a checkpoint (not a training step) may read the buffer
+        if self.step.device.type != 'meta':
+            self._step = int(self.step)

@@ -5,7 +5,9 @@ import torch
 from torch import Tensor
 
 from torch_geometric_remul._dist import all_reduce_mean
-from torch_geometric_remul.nn.weighting.base import Weighting
+from torch_geometric_remul.nn.weighting.base import (Weighting,
+                                                     check_weight,
+                                                     format_weight)
 
 
 class TargetEquivariance(Weighting):
@@ -37,6 +39,10 @@ class TargetEquivariance(Weighting):
     directly and reaches small targets (see ``docs/remul_loss.md`` for a
     measurement on N-body).
 
+    The multiplier and the running error stay on the device: :meth:`weights`
+    returns ``alpha`` as a Python float and ``beta`` as a 0-dim ``float64``
+    tensor (read it, e.g. with ``float()``, only where you log).
+
     Args:
         epsilon (float): Target :math:`E'` (absolute, or relative to the
             output norm when ``relative=True``).
@@ -56,7 +62,7 @@ class TargetEquivariance(Weighting):
 
         >>> w = TargetEquivariance(epsilon=0.01, lr=0.5)
         >>> w.update(None, torch.tensor(0.0), error=torch.tensor(0.1))
-        >>> w.weights()[1] > 1.0
+        >>> float(w.weights()[1]) > 1.0
         True
     """
     needs_clean = True
@@ -66,17 +72,20 @@ class TargetEquivariance(Weighting):
                  beta_min: float = 1e-4, beta_max: float = 1e4,
                  relative: bool = False):
         super().__init__()
-        if not epsilon > 0:
-            raise ValueError(f"'epsilon' must be > 0 (got {epsilon})")
-        if not 0 <= momentum < 1:
+        epsilon = check_weight(epsilon, 'epsilon', positive=True)
+        lr = check_weight(lr, 'lr', positive=True)
+        alpha = check_weight(alpha, 'alpha')
+        beta = check_weight(beta, 'beta', positive=True)
+        beta_min = check_weight(beta_min, 'beta_min', positive=True)
+        beta_max = check_weight(beta_max, 'beta_max', positive=True)
+        momentum = check_weight(momentum, 'momentum')
+        if not momentum < 1:
             raise ValueError(f"'momentum' must be in [0, 1) (got "
                              f"{momentum})")
-        if not 0 < beta_min <= beta <= beta_max:
-            raise ValueError("expected 0 < beta_min <= beta <= beta_max")
-        if lr <= 0:
-            raise ValueError(f"'lr' must be > 0 (got {lr})")
-        self.epsilon, self.lr, self.alpha = float(epsilon), float(lr), float(
-            alpha)
+        if not beta_min <= beta <= beta_max:
+            raise ValueError(f"expected beta_min <= beta <= beta_max (got "
+                             f"{beta_min}, {beta}, {beta_max})")
+        self.epsilon, self.lr, self.alpha = epsilon, lr, alpha
         self.momentum, self.relative = float(momentum), bool(relative)
         self.log_beta_min, self.log_beta_max = math.log(beta_min), math.log(
             beta_max)
@@ -85,8 +94,8 @@ class TargetEquivariance(Weighting):
         self.register_buffer('running_error', torch.tensor(
             float('nan'), dtype=torch.float64))
 
-    def weights(self) -> Tuple[float, float]:
-        return self.alpha, math.exp(float(self.log_beta))
+    def weights(self) -> Tuple[float, Tensor]:
+        return self.alpha, self.log_beta.exp()
 
     def update(self, task: Optional[Tensor], equi: Tensor,
                error: Optional[Tensor] = None) -> None:
@@ -97,13 +106,17 @@ class TargetEquivariance(Weighting):
                 "computed (alpha > 0 or mode='consistency')")
         if isinstance(error, dict):
             error = error['relative' if self.relative else 'absolute']
-        err = all_reduce_mean(torch.as_tensor(error, dtype=torch.float64)
-                              .to(self.log_beta.device))
-        if torch.isnan(self.running_error):
-            self.running_error.copy_(err)
-        else:
-            self.running_error.mul_(self.momentum).add_(
-                (1 - self.momentum) * err)
+        if isinstance(error, Tensor):
+            # the state follows the device of the losses (once)
+            self._follow(error.device)
+        err = all_reduce_mean(torch.as_tensor(
+            error, dtype=torch.float64, device=self.log_beta.device))
+        # the first update starts the average (chosen on the device: no
+        # read of the state)
+        smoothed = self.momentum * self.running_error + (
+            1 - self.momentum) * err
+        self.running_error.copy_(torch.where(
+            torch.isnan(self.running_error), err, smoothed))
         # relative violation, clipped so that beta changes by at most a
         # factor exp(lr) per step however far the error is from epsilon
         violation = ((self.running_error - self.epsilon) /
@@ -113,5 +126,6 @@ class TargetEquivariance(Weighting):
             self.log_beta_min, self.log_beta_max))
 
     def extra_repr(self) -> str:
-        return (f'epsilon={self.epsilon:g}, beta={self.weights()[1]:.4g}, '
-                f'running_error={float(self.running_error):.4g}')
+        return (f'epsilon={self.epsilon:g}, '
+                f'beta={format_weight(self.weights()[1])}, '
+                f'running_error={format_weight(self.running_error)}')

@@ -1,0 +1,210 @@
+r"""The checkpoint format of ``remul train`` and its safe loading.
+
+A checkpoint is a :func:`torch.save` of a dictionary that holds only
+tensors, numbers, strings, ``None`` and lists/tuples/dicts of them, so that
+it loads with ``torch.load(..., weights_only=True)``: unpickling never
+constructs arbitrary objects, and a hostile file cannot run code (it is
+refused with a :class:`~torch_geometric_remul.train.RunDirectoryError`
+naming the file).
+
+Random generator states are stored in that form too (:func:`rng_state` and
+:func:`set_rng_state`): PyTorch's CPU and CUDA generators as byte tensors,
+Python's :mod:`random` and NumPy's global generator as integer tensors plus
+plain numbers, and the loss's generator as a byte tensor.
+"""
+import pickle
+import random
+import zipfile
+from typing import Any, Dict, Optional
+
+import torch
+
+#: Version of the checkpoint layout (absent in the first layout, which
+#: stored the loss and CPU generator states at the top level only).
+FORMAT = 2
+
+
+class RunDirectoryError(ValueError):
+    r"""A run directory, or a file in it, is missing, damaged, unsafe, or
+    in the way of a new run. The message names the file and says what to
+    do.
+
+    Example:
+
+        >>> try:
+        ...     raise RunDirectoryError('runs/a/checkpoint.pt is damaged')
+        ... except ValueError as e:
+        ...     print(e)
+        runs/a/checkpoint.pt is damaged
+    """
+
+
+def _python_state() -> Dict[str, Any]:
+    version, internal, gauss = random.getstate()
+    return {'version': int(version),
+            'internal': torch.tensor(internal, dtype=torch.int64),
+            'gauss_next': gauss}
+
+
+def _set_python_state(state: Dict[str, Any]) -> None:
+    internal = tuple(int(v) for v in state['internal'].tolist())
+    random.setstate((int(state['version']), internal, state['gauss_next']))
+
+
+def _numpy_state() -> Optional[Dict[str, Any]]:
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover - numpy comes with torch_geometric
+        return None
+    name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    return {'name': str(name),
+            'keys': torch.from_numpy(keys.astype(np.int64)),
+            'pos': int(pos), 'has_gauss': int(has_gauss),
+            'cached_gaussian': float(cached)}
+
+
+def _set_numpy_state(state: Optional[Dict[str, Any]]) -> None:
+    if state is None:
+        return
+    import numpy as np
+    keys = state['keys'].numpy().astype(np.uint32)
+    np.random.set_state((state['name'], keys, state['pos'],
+                         state['has_gauss'], state['cached_gaussian']))
+
+
+def rng_state(loss_generator: Optional[torch.Generator] = None,
+              device: Optional[torch.device] = None) -> Dict[str, Any]:
+    r"""This process's random generator states, in a form that loads with
+    ``weights_only=True``.
+
+    Args:
+        loss_generator (torch.Generator, optional): The loss's generator.
+        device (torch.device, optional): A CUDA device whose default
+            generator is saved too.
+
+    Example:
+
+        >>> state = rng_state()
+        >>> a = torch.rand(3)
+        >>> set_rng_state(state)
+        >>> torch.equal(torch.rand(3), a)
+        True
+    """
+    state = {
+        'torch': torch.get_rng_state(),
+        'python': _python_state(),
+        'numpy': _numpy_state(),
+        'loss_generator': (loss_generator.get_state()
+                           if loss_generator is not None else None),
+        'cuda': None,
+    }
+    if device is not None and device.type == 'cuda':
+        state['cuda'] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: Dict[str, Any],
+                  loss_generator: Optional[torch.Generator] = None,
+                  device: Optional[torch.device] = None) -> None:
+    r"""Restores the generator states saved by :func:`rng_state` (those
+    present in ``state``; the first checkpoint layout held the CPU and loss
+    generators only).
+
+    Args:
+        state (dict): From :func:`rng_state`.
+        loss_generator (torch.Generator, optional): Receives the saved state
+            of the loss's generator.
+        device (torch.device, optional): A CUDA device whose default
+            generator receives the saved CUDA state.
+    """
+    torch.set_rng_state(state['torch'])
+    if state.get('python') is not None:
+        _set_python_state(state['python'])
+    _set_numpy_state(state.get('numpy'))
+    if loss_generator is not None and state.get('loss_generator') is not None:
+        loss_generator.set_state(state['loss_generator'])
+    if (device is not None and device.type == 'cuda'
+            and state.get('cuda') is not None):
+        torch.cuda.set_rng_state(state['cuda'], device)
+
+
+def upgrade(checkpoint: Dict[str, Any]) -> Dict[str, Any]:
+    r"""A checkpoint of the first layout in the current one (``rng`` for
+    rank 0, ``rank_rng`` for every rank of a multi-process run)."""
+    if 'rng' in checkpoint:
+        return checkpoint
+    out = dict(checkpoint)
+
+    def convert(old):
+        return {'torch': old['torch_rng'],
+                'loss_generator': old.get('loss_generator')}
+
+    out['rng'] = convert(checkpoint)
+    if 'rank_states' in checkpoint:
+        out['rank_rng'] = [convert(s) for s in checkpoint['rank_states']]
+    return out
+
+
+#: Keys every checkpoint holds, and their types.
+REQUIRED = {'model': dict, 'optimizer': dict, 'loss': dict, 'epoch': int,
+            'step': int, 'history': list}
+
+
+def load_checkpoint(path: str) -> Dict[str, Any]:
+    r"""Loads a checkpoint written by ``remul train`` with
+    ``torch.load(..., weights_only=True)``.
+
+    Raises:
+        RunDirectoryError: Naming ``path``, when it is missing, unreadable,
+            damaged (empty, truncated, not a checkpoint), or holds objects
+            other than tensors and plain values (it was not written by
+            ``remul train``, or was tampered with: nothing in it is run).
+    """
+    try:
+        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    except FileNotFoundError:
+        raise RunDirectoryError(f'{path} not found') from None
+    except pickle.UnpicklingError as e:
+        if 'Weights only load failed' in str(e):
+            raise RunDirectoryError(
+                f'{path} was refused: it holds objects other than tensors '
+                f'and plain values, which a checkpoint written by remul '
+                f'train never does (it may have been tampered with); '
+                f'nothing in it was run') from None
+        raise RunDirectoryError(f'{path} is damaged (not a checkpoint: '
+                                f'{e})') from None
+    except IsADirectoryError:
+        raise RunDirectoryError(f'{path} is a directory, not a checkpoint '
+                                f'file') from None
+    except PermissionError as e:
+        raise RunDirectoryError(f'cannot read {path}: {e.strerror}') \
+            from None
+    except EOFError:
+        raise RunDirectoryError(f'{path} is damaged (empty or cut '
+                                f'short)') from None
+    except (RuntimeError, OSError, KeyError, ValueError, TypeError,
+            AttributeError, IndexError, zipfile.BadZipFile,
+            UnicodeDecodeError) as e:
+        # truncated zip archives (RuntimeError from the stream reader),
+        # garbage (KeyError/ValueError from the legacy unpickler), ...
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ''
+        raise RunDirectoryError(
+            f'{path} is damaged ({type(e).__name__}'
+            + (f': {first[:200]}' if first else '') + ')') from None
+    if not isinstance(checkpoint, dict):
+        raise RunDirectoryError(f'{path} is damaged (holds a '
+                                f'{type(checkpoint).__name__}, not a '
+                                f'checkpoint dictionary)')
+    for key, kind in REQUIRED.items():
+        if not isinstance(checkpoint.get(key), kind):
+            raise RunDirectoryError(
+                f'{path} is damaged or not a remul checkpoint (no valid '
+                f'{key!r} entry)')
+    if 'rng' not in checkpoint and 'torch_rng' not in checkpoint:
+        raise RunDirectoryError(f'{path} is damaged or not a remul '
+                                f'checkpoint (no random generator states)')
+    return upgrade(checkpoint)
+
+
+__all__ = ['FORMAT', 'RunDirectoryError', 'load_checkpoint', 'rng_state',
+           'set_rng_state', 'upgrade']

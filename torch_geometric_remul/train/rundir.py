@@ -1,0 +1,291 @@
+r"""Run directories of ``remul train``: reading them back with clear errors,
+refusing to overwrite one, and leaving nothing behind when a new run fails
+before its first checkpoint.
+
+A run directory holds :data:`RUN_FILES` (and the plots). A new run
+
+* checks, before any data is read or simulated, that its directory can be
+  created and does not hold another run (:func:`check_new_run_dir`);
+* creates the directory and writes ``config.json`` only once training
+  starts (:class:`RunFiles`);
+* removes what it created if it fails or is interrupted before writing its
+  first checkpoint (nothing that existed before is ever removed).
+"""
+import json
+import os
+import os.path as osp
+from typing import Any, Dict, List, Optional, Tuple
+
+from torch_geometric_remul._io import atomic_write_text
+from torch_geometric_remul.train.checkpoint import (RunDirectoryError,
+                                                    load_checkpoint)
+from torch_geometric_remul.train.config import TrainConfig
+
+CONFIG = 'config.json'
+CHECKPOINT = 'checkpoint.pt'
+#: The files a run writes (besides its plots).
+RUN_FILES = (CONFIG, CHECKPOINT, 'metrics.json', 'metrics.csv',
+             'results.json')
+PLOTS = ('loss.png', 'equivariance.png')
+
+
+def describe_os_error(error: OSError) -> str:
+    r"""A one-line description of ``error``: the reason and the path."""
+    reason = error.strerror or str(error) or type(error).__name__
+    if error.filename is not None:
+        return f'{reason}: {error.filename}'
+    return reason
+
+
+def _restart_hint(run_dir: str) -> str:
+    config = osp.join(run_dir, CONFIG)
+    return (f"start it again with: remul train --run-dir {run_dir} "
+            f"--overwrite (and the run's options, see {config})")
+
+
+def read_config(run_dir: str) -> TrainConfig:
+    r"""The validated configuration in ``run_dir/config.json``.
+
+    Raises:
+        RunDirectoryError: Naming the directory or the file, when the
+            directory does not exist, is not a run directory, or its
+            ``config.json`` cannot be read, is not valid JSON or does not
+            hold a valid configuration.
+
+    Example:
+
+        >>> import os, tempfile
+        >>> run = tempfile.mkdtemp()
+        >>> with open(os.path.join(run, 'config.json'), 'w') as f:
+        ...     _ = f.write('{"epochs": 3,')
+        >>> try:
+        ...     read_config(run)
+        ... except RunDirectoryError as e:
+        ...     print(str(e).replace(run, 'RUN').split(':')[0])
+        RUN/config.json is damaged (not valid JSON
+    """
+    path = osp.join(run_dir, CONFIG)
+    if not osp.exists(run_dir):
+        raise RunDirectoryError(f"{run_dir} not found: no such run "
+                                f"directory")
+    if not osp.isdir(run_dir):
+        raise RunDirectoryError(f"{run_dir} is a file, not a run directory "
+                                f"written by 'remul train'")
+    if not osp.lexists(path):
+        if osp.lexists(osp.join(run_dir, CHECKPOINT)):
+            raise RunDirectoryError(f"{path} not found: the run directory "
+                                    f"is damaged (it has a checkpoint but "
+                                    f"no configuration)")
+        raise RunDirectoryError(f"{path} not found: is {run_dir!r} a run "
+                                f"directory written by 'remul train'?")
+    try:
+        with open(path, 'rb') as f:
+            raw = f.read()
+    except OSError as e:
+        raise RunDirectoryError(f"cannot read {path}: "
+                                f"{e.strerror or e}") from None
+    if not raw.strip():
+        raise RunDirectoryError(f"{path} is damaged (empty)")
+    try:
+        values = json.loads(raw.decode('utf-8'))
+    except UnicodeDecodeError:
+        raise RunDirectoryError(f"{path} is damaged (not UTF-8 text)") \
+            from None
+    except json.JSONDecodeError as e:
+        raise RunDirectoryError(f"{path} is damaged (not valid JSON: "
+                                f"{e.msg} at line {e.lineno}, column "
+                                f"{e.colno})") from None
+    if not isinstance(values, dict):
+        raise RunDirectoryError(f"{path} is damaged (holds a JSON "
+                                f"{type(values).__name__}, not an object)")
+    try:
+        return TrainConfig.from_dict(values).resolved()
+    except (TypeError, ValueError) as e:
+        raise RunDirectoryError(f"{path} does not hold a valid "
+                                f"configuration: {e}") from None
+
+
+def load_run(run_dir: str) -> Tuple[TrainConfig, Dict[str, Any]]:
+    r"""``(config, checkpoint)`` of a run directory; the checkpoint is
+    loaded with ``weights_only=True`` (see
+    ``torch_geometric_remul.train.checkpoint.load_checkpoint``).
+
+    Raises:
+        RunDirectoryError: Naming the file, when the directory is not a run
+            directory, a file is damaged or unsafe, or the run never reached
+            a checkpoint (it stopped during its first epoch).
+
+    Example:
+
+        >>> import tempfile
+        >>> from torch_geometric_remul.train import train
+        >>> root = tempfile.mkdtemp()
+        >>> config = TrainConfig(num_train=8, num_val=4, num_test=4, epochs=1,
+        ...                      hidden=8, layers=1, batch_size=4,
+        ...                      eval_graphs=4, eval_samples=2,
+        ...                      data_root=root, run_dir=root + '/run')
+        >>> result = train(config, progress=False, log=lambda line: None)
+        >>> saved, checkpoint = load_run(result.run_dir)
+        >>> saved.epochs, checkpoint['epoch']
+        (1, 1)
+    """
+    config = read_config(run_dir)
+    path = osp.join(run_dir, CHECKPOINT)
+    if not osp.lexists(path):
+        raise RunDirectoryError(
+            f"{path} not found: the run in {run_dir} never reached a "
+            f"checkpoint (it stopped before the end of its first epoch), so "
+            f"there is nothing to resume or evaluate; "
+            f"{_restart_hint(run_dir)}")
+    return config, load_checkpoint(path)
+
+
+def _nearest_existing(path: str) -> str:
+    path = osp.abspath(path)
+    while not osp.lexists(path):
+        parent = osp.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path
+
+
+def check_new_run_dir(run_dir: str, overwrite: bool = False) -> None:
+    r"""Checks, before any work, that a new run can be written to
+    ``run_dir``.
+
+    Args:
+        run_dir (str): The run directory.
+        overwrite (bool, optional): Allow a directory that holds another run
+            (its run files are replaced when the new run starts).
+            (default: ``False``)
+
+    Raises:
+        RunDirectoryError: When ``run_dir`` is a file or lies under one,
+            cannot be created or written, or holds another run (with
+            ``overwrite=False``): the message says how to resume it or
+            choose another directory.
+    """
+    if osp.lexists(run_dir):
+        if not osp.isdir(run_dir):
+            raise RunDirectoryError(f"the run directory {run_dir} is a "
+                                    f"file, not a directory")
+        found = [name for name in RUN_FILES
+                 if osp.lexists(osp.join(run_dir, name))]
+        if found and not overwrite:
+            if found == [CONFIG]:
+                raise RunDirectoryError(
+                    f"{run_dir} holds a run that never reached a checkpoint "
+                    f"(only {CONFIG}): pass --overwrite to start over in it, "
+                    f"or choose another --run-dir")
+            raise RunDirectoryError(
+                f"{run_dir} holds another run ({', '.join(found)}): continue "
+                f"it with 'remul train --resume {run_dir}', choose another "
+                f"--run-dir, or pass --overwrite to replace it")
+        if not os.access(run_dir, os.W_OK | os.X_OK):
+            raise RunDirectoryError(f"cannot write to the run directory "
+                                    f"{run_dir}: permission denied or "
+                                    f"read-only file system")
+        return
+    parent = _nearest_existing(run_dir)
+    if not osp.isdir(parent):
+        raise RunDirectoryError(f"cannot create the run directory "
+                                f"{run_dir}: {parent} is a file, not a "
+                                f"directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise RunDirectoryError(f"cannot create the run directory "
+                                f"{run_dir}: {parent} is not writable "
+                                f"(permission denied or read-only file "
+                                f"system)")
+
+
+class RunFiles:
+    r"""The files of one invocation of ``remul train`` in its run directory
+    (on the process that writes them): what it created, so that a run that
+    fails before its first checkpoint leaves nothing behind.
+
+    Args:
+        run_dir (str): The run directory.
+        resumed (bool, optional): The run continues from a checkpoint
+            (nothing is ever removed then). (default: ``False``)
+        overwrite (bool, optional): Replace the run files found in
+            ``run_dir`` when the run starts. (default: ``False``)
+    """
+    def __init__(self, run_dir: str, resumed: bool = False,
+                 overwrite: bool = False) -> None:
+        self.run_dir = run_dir
+        self.overwrite = overwrite
+        #: Whether ``run_dir`` holds a checkpoint (the run can be resumed).
+        self.checkpointed = resumed
+        self._created_dirs: List[str] = []
+        self._written: List[str] = []
+
+    def start(self, config: TrainConfig) -> None:
+        r"""Creates the run directory (and missing parents) and writes
+        ``config.json``; with ``overwrite``, first removes the previous
+        run's files."""
+        if self.checkpointed:
+            return
+        check_new_run_dir(self.run_dir, self.overwrite)  # nothing changed?
+        missing, path = [], osp.abspath(self.run_dir)
+        while not osp.lexists(path):
+            missing.append(path)
+            path = osp.dirname(path)
+        try:
+            os.makedirs(self.run_dir, exist_ok=True)
+        except OSError as e:
+            self._created_dirs = [d for d in reversed(missing)
+                                  if osp.isdir(d)]
+            self.abandon()
+            raise RunDirectoryError(f"cannot create the run directory "
+                                    f"{self.run_dir}: "
+                                    f"{describe_os_error(e)}") from None
+        self._created_dirs = list(reversed(missing))  # outermost first
+        if self.overwrite:
+            for name in RUN_FILES + PLOTS:
+                path = osp.join(self.run_dir, name)
+                if osp.isfile(path) or osp.islink(path):
+                    os.unlink(path)
+        self.write_text(CONFIG, config.to_json() + '\n')
+
+    def write_text(self, name: str, text: str) -> None:
+        r"""Writes ``run_dir/name`` atomically, remembering it."""
+        self.record(name)
+        atomic_write_text(osp.join(self.run_dir, name), text)
+
+    def record(self, name: str) -> None:
+        r"""Remembers that this invocation (re)writes ``run_dir/name``."""
+        if name not in self._written:
+            self._written.append(name)
+
+    def abandon(self) -> Optional[str]:
+        r"""Removes what this invocation created, if it never wrote a
+        checkpoint; returns a description of what was removed (``None``
+        when nothing was, or the run keeps its files)."""
+        if self.checkpointed:
+            return None
+        removed = []
+        for name in self._written:
+            path = osp.join(self.run_dir, name)
+            try:
+                os.unlink(path)
+                removed.append(name)
+            except OSError:
+                pass
+        run_dir, dir_removed = osp.abspath(self.run_dir), False
+        for directory in reversed(self._created_dirs):  # deepest first
+            try:
+                os.rmdir(directory)
+            except OSError:
+                break  # not empty (or not ours to remove): stop there
+            dir_removed = dir_removed or directory == run_dir
+        if dir_removed:
+            return f'the run directory {self.run_dir} was removed'
+        if removed:
+            return f"{', '.join(removed)} removed from {self.run_dir}"
+        return None
+
+
+__all__ = ['RUN_FILES', 'PLOTS', 'CONFIG', 'CHECKPOINT', 'RunFiles',
+           'check_new_run_dir', 'describe_os_error', 'load_run',
+           'read_config']
