@@ -12,8 +12,8 @@ from torch_geometric_remul.train import TrainConfig, restore_model, train
 RESULTS = osp.join(osp.dirname(osp.abspath(__file__)), 'results')
 
 #: sizes used by --quick (a smoke run of the whole pipeline)
-QUICK = dict(num_train=32, num_val=16, num_test=16, epochs=2, hidden=8,
-             layers=1, batch_size=16, eval_graphs=16, eval_samples=2)
+QUICK = dict(num_train=32, num_val=16, num_test=16, epochs=2, hidden_channels=8,
+             num_layers=1, batch_size=16, eval_graphs=16, eval_samples=2)
 
 #: metrics every run reports (``evaluate`` hooks may add more)
 METRICS = ('mse', 'E', 'E_prime', 'E_prime_rel', 'seconds_per_epoch')

@@ -102,7 +102,7 @@ MODELS = [
     ('GNN', 'gnn', {}),
     ('Transformer', 'transformer', {}),
     ('Transformer (paper)', 'transformer',
-     dict(hidden=384, layers=10, heads=8)),
+     dict(hidden_channels=384, num_layers=10, heads=8)),
     ('EGNN', 'egnn', {}),
     ('SEGNN', 'segnn', {}),
 ]
@@ -123,8 +123,8 @@ QUICK = dict(transform_graphs=200, transform_nodes=5, mixed_nodes=1000,
              graphs=(2, 3), sync_graphs=2, repeats=2, min_repeats=1,
              warmup=1, budget=0.05,
              # smaller models where their size only costs set-up time
-             sizes={'Transformer (paper)': dict(hidden=32, layers=2, heads=8),
-                    'SEGNN': dict(layers=1)})
+             sizes={'Transformer (paper)': dict(hidden_channels=32, num_layers=2, heads=8),
+                    'SEGNN': dict(num_layers=1)})
 
 
 # Timing ####################################################################

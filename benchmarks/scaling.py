@@ -59,7 +59,7 @@ def run(nproc: int, threads: int, args, data_root: str, run_dir: str,
     if args.batch_size is not None:
         cmd += ['--batch-size', str(args.batch_size)]
     if args.hidden is not None:
-        cmd += ['--hidden', str(args.hidden)]
+        cmd += ['--hidden-channels', str(args.hidden)]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     if 'lo' in {name for _, name in socket.if_nameindex()}:
         env['GLOO_SOCKET_IFNAME'] = 'lo'  # loopback only

@@ -13,7 +13,7 @@ It then continues the same run for one more epoch from its checkpoint, as
 Equivalent commands:
 
     remul train --epochs 2 --num-train 16 --num-val 8 --num-test 8 \\
-        --hidden 8 --layers 1 --batch-size 8 --eval-graphs 8 \\
+        --hidden-channels 8 --num-layers 1 --batch-size 8 --eval-graphs 8 \\
         --eval-samples 2 --data-root DATA --run-dir RUN_DIR
     remul train --resume RUN_DIR --epochs 3
 
@@ -29,7 +29,7 @@ from torch_geometric_remul.train import TrainConfig, train
 def main(work):
     config = TrainConfig(
         task='nbody', model='gnn', loss='remul', beta=1.0,
-        epochs=2, num_train=16, num_val=8, num_test=8, hidden=8, layers=1,
+        epochs=2, num_train=16, num_val=8, num_test=8, hidden_channels=8, num_layers=1,
         batch_size=8, eval_graphs=8, eval_samples=2,
         data_root=os.path.join(work, 'data'),
         run_dir=os.path.join(work, 'run'))

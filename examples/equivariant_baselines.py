@@ -46,7 +46,7 @@ def main(root):
     print(f"{'model':12s} {'parameters':>10s} {'E':>10s} {'E_prime':>10s}")
     for name in names:
         extra = dict(num_nodes=5) if name == 'mlp' else {}
-        model = build_model(name, hidden=32, layers=2, **INPUTS,
+        model = build_model(name, hidden_channels=32, num_layers=2, **INPUTS,
                             **extra).double()
         err = equivariance_error(model, batch, output='point', points='pos',
                                  vectors='vel', group='E3', num_samples=20,

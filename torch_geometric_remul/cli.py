@@ -114,7 +114,8 @@ def _rank_tag() -> str:
 #: The ``remul train`` options that are fields of the configuration.
 TRAIN_FIELDS = ('task', 'model', 'loss', 'alpha', 'beta', 'weighting',
                 'epsilon', 'mode', 'group', 'fused', 'epochs', 'batch_size',
-                'lr', 'hidden', 'layers', 'num_train', 'num_val', 'num_test',
+                'lr', 'hidden_channels', 'num_layers', 'num_train', 'num_val',
+                'num_test',
                 'eval_graphs', 'eval_samples', 'seed', 'data_root', 'run_dir',
                 'molecule', 'source')
 
@@ -316,8 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help='one forward pass on clean + transformed graphs '
                    '(always on when training with several processes)')
     for name, kind in (('epochs', int), ('batch-size', int), ('lr', float),
-                       ('hidden', int), ('layers', int), ('num-train', int),
-                       ('num-val', int), ('num-test', int)):
+                       ('hidden-channels', int), ('num-layers', int),
+                       ('num-train', int), ('num-val', int),
+                       ('num-test', int)):
         help_ = 'default: per task'
         if name == 'batch-size':
             help_ = ('the global batch size: under torchrun each of the K '

@@ -295,7 +295,7 @@ def test_training_with_remul_lowers_equivariance_error():
 
     def fit(beta):
         torch.manual_seed(0)
-        model = FreePoint(hidden=32, dtype=torch.float32)
+        model = FreePoint(hidden_channels=32, dtype=torch.float32)
         opt = torch.optim.Adam(model.parameters(), lr=1e-2)
         loss_fn = RemulLoss(vectors='vel', group='SO3', alpha=1.0,
                             beta=beta,
@@ -324,7 +324,7 @@ def test_egnn_exact_and_gnn_not(mode):
     batch = batch_with_target((3, 5, 4), seed=3)
     batch.edge_index = fully_connected_graph(batch)
     kw = dict(vectors=('vel', ), scalars=('charge', ), scalar_dim=1,
-              hidden=16, layers=2)
+              hidden_channels=16, num_layers=2)
     torch.manual_seed(0)
     egnn = build_model('egnn', **kw).double()
     gnn = build_model('gnn', **kw).double()
@@ -353,7 +353,7 @@ def test_fused_equals_unfused_with_message_passing(name):
     batch.edge_index = fully_connected_graph(batch)
     torch.manual_seed(0)
     model = build_model(name, vectors=('vel', ), scalars=('charge', ),
-                        scalar_dim=1, hidden=16, layers=2).double()
+                        scalar_dim=1, hidden_channels=16, num_layers=2).double()
     Ts = [RigidTransform.sample(4, 'SE3', generator=torch.Generator()
                                 .manual_seed(s), dtype=F64) for s in (1, 2)]
     outs = []
@@ -483,7 +483,7 @@ def test_step_makes_no_host_device_sync(name, fused, mode, weighting):
         _SYNC_BATCH.append(_sync_batch())
     batch = _SYNC_BATCH[0]
     torch.manual_seed(0)
-    model = build_model(name, vectors=('vel', ), hidden=8, layers=2)
+    model = build_model(name, vectors=('vel', ), hidden_channels=8, num_layers=2)
     loss_fn = RemulLoss(vectors='vel', mode=mode, fused=fused,
                         weighting=_weighting(weighting, model),
                         generator=torch.Generator().manual_seed(0))
@@ -524,8 +524,8 @@ def test_fused_batch_built_without_reading_values():
 def test_meta_device_forward(name, fused):
     from torch_geometric_remul.nn.models import build_model
     batch = _sync_batch(5).to('meta')
-    model = build_model(name, vectors=('vel', ), hidden=8,
-                        layers=1).to('meta')
+    model = build_model(name, vectors=('vel', ), hidden_channels=8,
+                        num_layers=1).to('meta')
     loss_fn = RemulLoss(vectors='vel', fused=fused,
                         weighting=_weighting('gradnorm', model)).to('meta')
     out = loss_fn(model, batch, batch.y)

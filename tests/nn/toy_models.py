@@ -20,7 +20,7 @@ class ExactPoint(torch.nn.Module):
 
 class FreePoint(torch.nn.Module):
     """Unconstrained point output: x + MLP([x, v])."""
-    def __init__(self, hidden=16, dtype=torch.float64):
+    def __init__(self, hidden_channels=16, dtype=torch.float64):
         super().__init__()
         self.mlp = torch.nn.Sequential(
             torch.nn.Linear(6, hidden, dtype=dtype), torch.nn.SiLU(),

@@ -178,7 +178,7 @@ def test_damaged_config_is_named(run_copy, capsys, damage, command):
 def test_checkpoint_of_another_model_is_named(run_copy, capsys):
     path = osp.join(run_copy, 'config.json')
     values = json.load(open(path))
-    values['hidden'] = 16  # the weights were saved for hidden = 8
+    values['hidden_channels'] = 16  # the weights were saved for 8
     json.dump(values, open(path, 'w'))
     for command in ('evaluate', 'train'):
         assert main(COMMANDS[command](str(run_copy))) == 1

@@ -24,7 +24,7 @@ def test_resolved_fills_defaults_and_canonical_names():
     ('group', 'XYZ', "'group' must be one of SO3"),
     ('mode', 'both', "'mode' must be one of target, consistency"),
     ('source', 'bogus', "'source' is not an option of the nbody task"),
-    ('layers', 0, "'layers' must be >= 1"),
+    ('num_layers', 0, "'num_layers' must be >= 1"),
 ])
 def test_resolved_rejects(field, value, message):
     with pytest.raises(ValueError, match=message):

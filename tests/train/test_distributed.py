@@ -28,7 +28,7 @@ from torch_geometric_remul.train import distributed as D
 pytestmark = pytest.mark.skipif(not dist.is_available(),
                                 reason='no torch.distributed')
 
-TINY = dict(num_train=16, num_val=8, num_test=8, hidden=8, layers=1,
+TINY = dict(num_train=16, num_val=8, num_test=8, hidden_channels=8, num_layers=1,
             batch_size=8, eval_graphs=8, eval_samples=2, lr=1e-3)
 QUIET = dict(progress=False, log=lambda s: None)
 #: name -> (config overrides, epochs) of the runs every rank takes part in

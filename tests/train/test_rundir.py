@@ -158,7 +158,8 @@ BAD_OPTIONS = {
                "'source' is not an option of the nbody task"),
     'mocap source': (['--task', 'mocap', '--source', 'bogus'],
                      "'source' for the mocap task must be one of"),
-    'hidden': (['--hidden', '0'], "'hidden' must be >= 1"),
+    'hidden_channels': (['--hidden-channels', '0'],
+                        "'hidden_channels' must be >= 1"),
     'eval samples': (['--eval-samples', '0'], "'eval_samples' must be"),
 }
 

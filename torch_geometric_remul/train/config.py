@@ -61,8 +61,8 @@ class TrainConfig:
     batch_size: Optional[int] = None
     lr: Optional[float] = None
     weight_decay: float = 1e-12
-    hidden: Optional[int] = None
-    layers: Optional[int] = None
+    hidden_channels: Optional[int] = None
+    num_layers: Optional[int] = None
     num_train: Optional[int] = None
     num_val: Optional[int] = None
     num_test: Optional[int] = None
@@ -123,8 +123,8 @@ class TrainConfig:
         values['group'] = values['group'].upper()
         out = TrainConfig(**values)
         for key in ('epochs', 'batch_size', 'num_train', 'num_val',
-                    'num_test', 'eval_graphs', 'eval_samples', 'hidden',
-                    'layers'):
+                    'num_test', 'eval_graphs', 'eval_samples',
+                    'hidden_channels', 'num_layers'):
             value = getattr(out, key)
             if value is not None and value < 1:
                 raise ValueError(f"'{key}' must be >= 1 (got {value})")
@@ -176,8 +176,8 @@ class TrainConfig:
 _STR = ('task', 'model', 'loss', 'weighting', 'mode', 'molecule')
 _OPTIONAL_STR = ('group', 'source', 'data_root', 'run_dir')
 _INT = ('seed', )
-_OPTIONAL_INT = ('epochs', 'batch_size', 'hidden', 'layers', 'num_train',
-                 'num_val', 'num_test')
+_OPTIONAL_INT = ('epochs', 'batch_size', 'hidden_channels', 'num_layers',
+                 'num_train', 'num_val', 'num_test')
 _POSITIVE_INT = ('eval_graphs', 'eval_samples')
 _FLOAT = ('alpha', 'beta', 'epsilon', 'weight_decay')
 _OPTIONAL_FLOAT = ('lr', )

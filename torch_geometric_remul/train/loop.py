@@ -71,7 +71,7 @@ class TrainResult:
         >>> import tempfile
         >>> root = tempfile.mkdtemp()
         >>> config = TrainConfig(num_train=8, num_val=4, num_test=4, epochs=1,
-        ...                      hidden=8, layers=1, batch_size=4,
+        ...                      hidden_channels=8, num_layers=1, batch_size=4,
         ...                      eval_graphs=4, eval_samples=2,
         ...                      data_root=root, run_dir=root + '/run')
         >>> result = train(config, progress=False, log=lambda line: None)
@@ -164,10 +164,10 @@ def build_loss(config: TrainConfig, spec: TaskSpec, model: torch.nn.Module,
 def _model(config: TrainConfig, spec: TaskSpec,
            example) -> torch.nn.Module:
     kwargs = dict(spec.model_kwargs)
-    if config.hidden is not None:
-        kwargs['hidden'] = config.hidden
-    if config.layers is not None:
-        kwargs['layers'] = config.layers
+    if config.hidden_channels is not None:
+        kwargs['hidden_channels'] = config.hidden_channels
+    if config.num_layers is not None:
+        kwargs['num_layers'] = config.num_layers
     if config.model == 'mlp':  # a fixed-size model: the task's graph size
         kwargs['num_nodes'] = example.num_nodes
     torch.manual_seed(config.seed)
@@ -229,7 +229,7 @@ def evaluate_split(model, dataset, spec: TaskSpec, config: TrainConfig,
         >>> import tempfile
         >>> root = tempfile.mkdtemp()
         >>> config = TrainConfig(num_train=8, num_val=4, num_test=4, epochs=1,
-        ...                      hidden=8, layers=1, batch_size=4,
+        ...                      hidden_channels=8, num_layers=1, batch_size=4,
         ...                      eval_graphs=4, eval_samples=2,
         ...                      data_root=root, run_dir=root + '/run')
         >>> result = train(config, progress=False, log=lambda line: None)
@@ -608,7 +608,7 @@ def train(config: TrainConfig, resume_from: Optional[str] = None,
         >>> import tempfile
         >>> root = tempfile.mkdtemp()
         >>> config = TrainConfig(num_train=8, num_val=4, num_test=4, epochs=1,
-        ...                      hidden=8, layers=1, batch_size=4,
+        ...                      hidden_channels=8, num_layers=1, batch_size=4,
         ...                      eval_graphs=4, eval_samples=2,
         ...                      data_root=root, run_dir=root + '/run')
         >>> result = train(config, progress=False, log=lambda line: None)
@@ -844,7 +844,7 @@ def restore_model(run_dir: str, data_root: Optional[str] = None):
         >>> import tempfile
         >>> root = tempfile.mkdtemp()
         >>> config = TrainConfig(num_train=8, num_val=4, num_test=4, epochs=1,
-        ...                      hidden=8, layers=1, batch_size=4,
+        ...                      hidden_channels=8, num_layers=1, batch_size=4,
         ...                      eval_graphs=4, eval_samples=2,
         ...                      data_root=root, run_dir=root + '/run')
         >>> result = train(config, progress=False, log=lambda line: None)

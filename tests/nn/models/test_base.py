@@ -10,7 +10,7 @@ from torch_geometric_remul.nn.models.base import ModelInputs
 
 
 def small_gnn(**kwargs):
-    kw = dict(NBODY, hidden=8, layers=1)
+    kw = dict(NBODY, hidden_channels=8, num_layers=1)
     kw.update(kwargs)
     return GNN(**kw).double()
 
@@ -67,7 +67,7 @@ def test_missing_attributes():
                        "fully_connected_graph"):
         small_gnn()(batch)
     with pytest.raises(ValueError, match="edge_index' is missing"):
-        EGNN(hidden=4, layers=1).double()(batch)
+        EGNN(hidden_channels=4, num_layers=1).double()(batch)
 
 
 def test_wrong_shapes_and_widths():
@@ -123,7 +123,7 @@ def test_wrong_dtypes():
     batch = nbody_batch()
     with pytest.raises(TypeError, match="'data.pos' has dtype torch.float64 "
                        "but the model parameters are torch.float32"):
-        GNN(**NBODY, hidden=4, layers=1)(batch)
+        GNN(**NBODY, hidden_channels=4, num_layers=1)(batch)
     bad = nbody_batch()
     bad.charge = bad.charge.float()
     with pytest.raises(TypeError, match="'data.charge' has dtype "
@@ -166,10 +166,10 @@ def test_bad_declarations():
         GNN(vectors=3)
     with pytest.raises(ValueError, match="'pool' must be one of"):
         GNN(output='scalar', pool='max')
-    with pytest.raises(ValueError, match="'hidden' must be >= 1"):
-        GNN(hidden=0)
-    with pytest.raises(TypeError, match="'layers' must be an int"):
-        GNN(layers=2.0)
+    with pytest.raises(ValueError, match="'hidden_channels' must be >= 1"):
+        GNN(hidden_channels=0)
+    with pytest.raises(TypeError, match="'num_layers' must be an int"):
+        GNN(num_layers=2.0)
 
 
 def test_pooling_sum_and_mean():
@@ -212,7 +212,7 @@ def test_forward_backward_on_a_batch_reads_nothing(name):
     batch = nbody_batch([3, 7, 1, 0, 5])
     kw = dict(max_num_nodes=7) if name == 'transformer' else {}
     torch.manual_seed(0)
-    model = build_model(name, hidden=8, layers=2, **NBODY, **kw).double()
+    model = build_model(name, hidden_channels=8, num_layers=2, **NBODY, **kw).double()
     with count_syncs() as syncs:
         model(batch).sum().backward()
     assert_no_syncs(syncs, f'{name} forward + backward')

@@ -11,7 +11,7 @@ from torch_geometric_remul.nn.models import EGNN, OUTPUTS, EGNNLayer
 
 TOL = 1e-9
 
-make = model_factory(EGNN, hidden=16, layers=3)
+make = model_factory(EGNN, hidden_channels=16, num_layers=3)
 
 
 @pytest.mark.parametrize('group', ['SE3', 'E3'])
@@ -61,7 +61,7 @@ def test_velocity_variant():
     # a single layer with phi_x = 0 predicts x + phi_v(h) v: check against
     # the formula with the layer's own phi_v
     torch.manual_seed(0)
-    model = make('point', layers=1)
+    model = make('point', num_layers=1)
     layer = model.convs[0]
     with torch.no_grad():
         layer.phi_x[-1].weight.zero_()

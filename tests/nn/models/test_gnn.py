@@ -8,7 +8,7 @@ from tests.nn.models._helpers import (DTYPES, check_forward_pass,
                                       model_factory, nbody_batch)
 from torch_geometric_remul.nn.models import GNN, GNNLayer, OUTPUTS
 
-make = model_factory(GNN, hidden=16, layers=2)
+make = model_factory(GNN, hidden_channels=16, num_layers=2)
 
 
 @pytest.mark.parametrize('dtype', DTYPES)

@@ -11,7 +11,7 @@ from torch_geometric_remul.nn.models import MLP, OUTPUTS
 
 SIZES = [5, 5, 5]
 
-make = model_factory(MLP, num_nodes=5, hidden=32, layers=3)
+make = model_factory(MLP, num_nodes=5, hidden_channels=32, num_layers=3)
 
 
 @pytest.mark.parametrize('dtype', DTYPES)

@@ -19,8 +19,8 @@ def test_available_models():
 def test_build_every_model_with_shared_keywords(name, cls):
     if name == 'segnn':
         pytest.importorskip('e3nn')
-    kw = dict(NBODY, output='scalar', out_dim=3, points='pos', layers=1)
-    kw['hidden'] = '4x0e+2x1o' if name == 'segnn' else 8
+    kw = dict(NBODY, output='scalar', out_dim=3, points='pos', num_layers=1)
+    kw['hidden_channels'] = '4x0e+2x1o' if name == 'segnn' else 8
     if name == 'mlp':
         kw['num_nodes'] = 4
     model = build_model(name.upper() if name == 'gnn' else name, **kw)
@@ -30,10 +30,10 @@ def test_build_every_model_with_shared_keywords(name, cls):
 
 
 def test_defaults():
-    assert GNN().hidden == 64 and GNN().layers == 4
-    assert EGNN().hidden == 64 and EGNN().layers == 4
+    assert GNN().hidden_channels == 64 and GNN().num_layers == 4
+    assert EGNN().hidden_channels == 64 and EGNN().num_layers == 4
     t = Transformer()
-    assert (t.hidden, t.layers, t.heads) == (128, 4, 8)
+    assert (t.hidden_channels, t.num_layers, t.heads) == (128, 4, 8)
 
 
 def test_unknown_name():

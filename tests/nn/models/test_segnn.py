@@ -20,7 +20,7 @@ TOL = 1e-9
 HIDDEN = '8x0e+4x1o+2x2e'
 
 
-make = model_factory(SEGNN, hidden=HIDDEN, layers=2, lmax_attr=2)
+make = model_factory(SEGNN, hidden_channels=HIDDEN, num_layers=2, lmax_attr=2)
 
 
 @pytest.fixture(scope='module')
@@ -54,7 +54,7 @@ def test_points_move_with_translations(models):
 
 def test_default_irreps_and_plain_inputs():
     torch.manual_seed(0)
-    model = SEGNN(layers=1).double()  # no vectors, scalars or edge scalars
+    model = SEGNN(num_layers=1).double()  # no vectors, scalars or edge scalars
     assert str(model.irreps_hidden) == '32x0e+10x1o'
     assert str(model.irreps_attr) == '1x0e+1x1o'
     batch = nbody_batch([4, 3])
@@ -66,7 +66,7 @@ def test_default_irreps_and_plain_inputs():
 def test_forward_dtypes(models, dtype):
     torch.manual_seed(0)
     model = models['scalar'] if dtype == torch.float64 else make(
-        'scalar', torch.float32, layers=1)
+        'scalar', torch.float32, num_layers=1)
     check_forward(model, nbody_batch(dtype=dtype), dtype)
 
 
@@ -82,7 +82,7 @@ def test_seeded():
     outs = []
     for seed in (0, 0, 1):
         torch.manual_seed(seed)
-        outs.append(make('vector', hidden='4x0e+2x1o', layers=1)(batch))
+        outs.append(make('vector', hidden_channels='4x0e+2x1o', num_layers=1)(batch))
     assert torch.equal(outs[0], outs[1])
     assert not torch.allclose(outs[0], outs[2])
 
@@ -90,10 +90,10 @@ def test_seeded():
 def test_balanced_irreps_and_bad_hidden():
     assert str(balanced_irreps(64, 1)) == '32x0e+10x1o'
     assert str(balanced_irreps(30, 2)) == '10x0e+3x1o+2x2e'
-    with pytest.raises(ValueError, match="'hidden' is not a valid irreps"):
-        SEGNN(hidden='8x0q')
-    with pytest.raises(ValueError, match=r"'hidden' needs even scalars"):
-        SEGNN(hidden='4x1o')
+    with pytest.raises(ValueError, match="'hidden_channels' is not a valid irreps"):
+        SEGNN(hidden_channels='8x0q')
+    with pytest.raises(ValueError, match=r"'hidden_channels' needs even scalars"):
+        SEGNN(hidden_channels='4x1o')
 
 
 def test_steerable_linear_gate():
@@ -106,7 +106,7 @@ def test_steerable_linear_gate():
 def test_models_import_without_e3nn():
     code = ("import sys; sys.modules['e3nn'] = None\n"
             "import torch_geometric_remul.nn.models as m\n"
-            "m.build_model('egnn', hidden=4, layers=1)\n"
+            "m.build_model('egnn', hidden_channels=4, num_layers=1)\n"
             "try:\n"
             "    m.build_model('segnn')\n"
             "except ImportError as e:\n"
@@ -121,12 +121,12 @@ def test_exact_after_dtype_round_trip_and_state_dict():
     # e3nn's Clebsch-Gordan buffers are kept exact through .float() and
     # .double() and through loading a float32 state dict
     torch.manual_seed(0)
-    model = make('vector', layers=1).float().double()
+    model = make('vector', num_layers=1).float().double()
     batch = nbody_batch([4, 3])
     err, _ = equivariance_error(model, batch, 'E3')
     assert err < TOL
     torch.manual_seed(1)
-    other = make('vector', layers=1, dtype=torch.float32)
+    other = make('vector', num_layers=1, dtype=torch.float32)
     model.load_state_dict(other.state_dict())
     err, _ = equivariance_error(model, batch, 'E3')
     assert err < TOL

@@ -15,7 +15,7 @@ from torch_geometric_remul.testing import assert_no_syncs, count_syncs
 
 NODE_ONLY = dict(vectors=('vel', ), scalars=('charge', ), scalar_dim=1)
 
-make = model_factory(Transformer, hidden=16, layers=2, heads=4)
+make = model_factory(Transformer, hidden_channels=16, num_layers=2, heads=4)
 
 
 @pytest.mark.parametrize('dtype', DTYPES)
@@ -79,9 +79,9 @@ def test_gradients_and_seed():
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match=r"'hidden' \(10\) must be divisible "
+    with pytest.raises(ValueError, match=r"'hidden_channels' \(10\) must be divisible "
                        r"by 'heads' \(4\)"):
-        Transformer(hidden=10, heads=4)
+        Transformer(hidden_channels=10, heads=4)
     with pytest.raises(ValueError, match="'attention' must be one of"):
         Transformer(attention='sparse')
 

@@ -115,7 +115,7 @@ class EGNN(BaseModel):
 
     Invariant node features are embedded from the declared scalars and the
     norms :math:`\|v_k\|` of the declared vectors (a learned constant if
-    there are none); positions are updated by ``layers``
+    there are none); positions are updated by ``num_layers``
     :class:`EGNNLayer` blocks over ``data.edge_index``, in which the
     declared vectors enter as :math:`\phi_v(h)\, v` and the declared edge
     scalars (e.g. :math:`q_i q_j`) as :math:`a_{ij}`. Outputs:
@@ -124,7 +124,7 @@ class EGNN(BaseModel):
     :math:`x^L - x^0`, ``"scalar"`` :math:`\mathrm{MLP}(\mathrm{pool}
     (h^L))` (invariant).
 
-    The defaults (``hidden=64``, ``layers=4``) are those of the EGNN N-body
+    The defaults (``hidden_channels=64``, ``num_layers=4``) are those of the EGNN N-body
     experiment.
 
     Args:
@@ -141,29 +141,29 @@ class EGNN(BaseModel):
         ...             charge=torch.randn(5, 1))
         >>> data.edge_index = fully_connected_graph(data)
         >>> model = EGNN(vectors=('vel',), scalars=('charge',), scalar_dim=1,
-        ...              hidden=16, layers=2)
+        ...              hidden_channels=16, num_layers=2)
         >>> model(data).shape
         torch.Size([5, 3])
     """
-    def __init__(self, *, hidden: int = 64, layers: int = 4, **kwargs):
+    def __init__(self, *, hidden_channels: int = 64, num_layers: int = 4, **kwargs):
         super().__init__(**kwargs)
-        self.hidden = _int(hidden, 'hidden', 1)
-        self.layers = _int(layers, 'layers', 1)
+        self.hidden_channels = _int(hidden_channels, 'hidden_channels', 1)
+        self.num_layers = _int(num_layers, 'num_layers', 1)
         in_dim = self.scalar_dim + self.num_vectors
         if in_dim > 0:
-            self.embed = torch.nn.Linear(in_dim, self.hidden)
+            self.embed = torch.nn.Linear(in_dim, self.hidden_channels)
             self.h0 = None
         else:
             self.embed = None
-            self.h0 = torch.nn.Parameter(torch.randn(self.hidden))
+            self.h0 = torch.nn.Parameter(torch.randn(self.hidden_channels))
         # point/vector outputs read positions only: the last feature
         # update would be unused
         self.convs = torch.nn.ModuleList(
-            EGNNLayer(self.hidden, self.edge_scalar_dim, self.num_vectors,
-                      update_features=(i < self.layers - 1
+            EGNNLayer(self.hidden_channels, self.edge_scalar_dim, self.num_vectors,
+                      update_features=(i < self.num_layers - 1
                                        or self.output == 'scalar'))
-            for i in range(self.layers))
-        self.head = (mlp(self.hidden, self.hidden, self.out_dim, 2)
+            for i in range(self.num_layers))
+        self.head = (mlp(self.hidden_channels, self.hidden_channels, self.out_dim, 2)
                      if self.output == 'scalar' else None)
 
     def forward(self, data: Data) -> Tensor:
@@ -187,7 +187,7 @@ class EGNN(BaseModel):
         return x if self.output == 'point' else x - pos
 
     def extra_repr(self) -> str:
-        return (f'hidden={self.hidden}, layers={self.layers}, ' +
+        return (f'hidden_channels={self.hidden_channels}, num_layers={self.num_layers}, ' +
                 super().extra_repr())
 
 

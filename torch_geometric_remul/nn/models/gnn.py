@@ -55,14 +55,15 @@ class GNN(BaseModel):
     features, so nothing ties the output to rotations or translations.
 
     Node features :math:`h^0 = W [x, v_1, \dots, s]` pass through
-    ``layers`` residual :class:`GNNLayer` blocks over ``data.edge_index``
+    ``num_layers`` residual :class:`GNNLayer` blocks over ``data.edge_index``
     (with the declared edge scalars as :math:`a_{ij}`). Outputs: ``"point"``
     :math:`x + \mathrm{MLP}(h)`, ``"vector"`` :math:`\mathrm{MLP}(h)`,
     ``"scalar"`` :math:`\mathrm{MLP}(\mathrm{pool}(h))`.
 
     Args:
-        hidden (int, optional): Node feature width. (default: ``64``)
-        layers (int, optional): Number of message-passing layers.
+        hidden_channels (int, optional): Node feature width.
+            (default: ``64``)
+        num_layers (int, optional): Number of message-passing layers.
             (default: ``4``)
         **kwargs: The input/output declaration of
             :class:`~torch_geometric_remul.nn.models.base.BaseModel`.
@@ -73,18 +74,18 @@ class GNN(BaseModel):
         >>> from torch_geometric_remul.graph import fully_connected_graph
         >>> data = Data(pos=torch.randn(4, 3), vel=torch.randn(4, 3))
         >>> data.edge_index = fully_connected_graph(data)
-        >>> GNN(vectors=('vel',), hidden=16, layers=2)(data).shape
+        >>> GNN(vectors=('vel',), hidden_channels=16, num_layers=2)(data).shape
         torch.Size([4, 3])
     """
-    def __init__(self, *, hidden: int = 64, layers: int = 4, **kwargs):
+    def __init__(self, *, hidden_channels: int = 64, num_layers: int = 4, **kwargs):
         super().__init__(**kwargs)
-        self.hidden = _int(hidden, 'hidden', 1)
-        self.layers = _int(layers, 'layers', 1)
-        self.embed = torch.nn.Linear(self.node_feature_dim, self.hidden)
+        self.hidden_channels = _int(hidden_channels, 'hidden_channels', 1)
+        self.num_layers = _int(num_layers, 'num_layers', 1)
+        self.embed = torch.nn.Linear(self.node_feature_dim, self.hidden_channels)
         self.convs = torch.nn.ModuleList(
-            GNNLayer(self.hidden, self.edge_scalar_dim)
-            for _ in range(self.layers))
-        self.head = mlp(self.hidden, self.hidden, self.out_channels, 2)
+            GNNLayer(self.hidden_channels, self.edge_scalar_dim)
+            for _ in range(self.num_layers))
+        self.head = mlp(self.hidden_channels, self.hidden_channels, self.out_channels, 2)
 
     def forward(self, data: Data) -> Tensor:
         r"""Returns ``[N, 3]`` (``"point"``/``"vector"``) or
@@ -96,7 +97,7 @@ class GNN(BaseModel):
         return self.assemble_output(h, inputs, self.head)
 
     def extra_repr(self) -> str:
-        return (f'hidden={self.hidden}, layers={self.layers}, ' +
+        return (f'hidden_channels={self.hidden_channels}, num_layers={self.num_layers}, ' +
                 super().extra_repr())
 
 

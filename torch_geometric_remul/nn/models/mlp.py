@@ -26,9 +26,9 @@ class MLP(BaseModel):
 
     Args:
         num_nodes (int): The fixed number of nodes of every graph.
-        hidden (int, optional): Width of the hidden layers.
+        hidden_channels (int, optional): Width of the hidden layers.
             (default: ``128``)
-        layers (int, optional): Number of linear layers. (default: ``4``)
+        num_layers (int, optional): Number of linear layers. (default: ``4``)
         **kwargs: The input/output declaration of
             :class:`~torch_geometric_remul.nn.models.base.BaseModel`
             (``output``, ``points``, ``vectors``, ``scalars``,
@@ -40,26 +40,26 @@ class MLP(BaseModel):
         >>> from torch_geometric.data import Batch, Data
         >>> graphs = [Data(pos=torch.randn(4, 3), vel=torch.randn(4, 3))
         ...           for _ in range(2)]
-        >>> model = MLP(num_nodes=4, vectors=('vel',), hidden=16)
+        >>> model = MLP(num_nodes=4, vectors=('vel',), hidden_channels=16)
         >>> model(Batch.from_data_list(graphs)).shape
         torch.Size([8, 3])
     """
     requires_edges = False
 
-    def __init__(self, num_nodes: Optional[int] = None, *, hidden: int = 128,
-                 layers: int = 4, **kwargs):
+    def __init__(self, num_nodes: Optional[int] = None, *, hidden_channels: int = 128,
+                 num_layers: int = 4, **kwargs):
         super().__init__(**kwargs)
         if num_nodes is None:
             raise ValueError("MLP needs 'num_nodes', the fixed number of "
                              "nodes of every graph (e.g. num_nodes=5 for "
                              "5-body systems)")
         self.num_nodes = _int(num_nodes, 'num_nodes', 1)
-        self.hidden = _int(hidden, 'hidden', 1)
-        self.layers = _int(layers, 'layers', 1)
+        self.hidden_channels = _int(hidden_channels, 'hidden_channels', 1)
+        self.num_layers = _int(num_layers, 'num_layers', 1)
         n = self.num_nodes
         in_dim = n * self.node_feature_dim + n * n * self.edge_scalar_dim
         out = self.out_dim if self.output == 'scalar' else n * 3
-        self.net = mlp(in_dim, self.hidden, out, self.layers)
+        self.net = mlp(in_dim, self.hidden_channels, out, self.num_layers)
 
     def forward(self, data: Data) -> Tensor:
         r"""Returns ``[N, 3]`` (``"point"``/``"vector"``) or
@@ -93,8 +93,8 @@ class MLP(BaseModel):
         return dense.reshape(B, n * n * F)
 
     def extra_repr(self) -> str:
-        return (f'num_nodes={self.num_nodes}, hidden={self.hidden}, '
-                f'layers={self.layers}, ' + super().extra_repr())
+        return (f'num_nodes={self.num_nodes}, hidden_channels={self.hidden_channels}, '
+                f'num_layers={self.num_layers}, ' + super().extra_repr())
 
 
 __all__ = ['MLP']

@@ -34,8 +34,8 @@ def build_model(name: str, **kwargs) -> BaseModel:
     r"""Builds the backbone called ``name`` (case-insensitive) with the
     keyword arguments of its constructor: the shared declaration
     ``output``, ``points``, ``vectors``, ``scalars``, ``scalar_dim``,
-    ``edge_scalars``, ``edge_scalar_dim``, ``out_dim``, plus ``hidden``,
-    ``layers`` and model-specific ones (``num_nodes`` for ``"mlp"``).
+    ``edge_scalars``, ``edge_scalar_dim``, ``out_dim``, plus ``hidden_channels``,
+    ``num_layers`` and model-specific ones (``num_nodes`` for ``"mlp"``).
 
     Args:
         name (str): One of :func:`available_models`.
@@ -43,7 +43,7 @@ def build_model(name: str, **kwargs) -> BaseModel:
 
     Example:
 
-        >>> model = build_model('egnn', vectors=('vel',), hidden=8, layers=1)
+        >>> model = build_model('egnn', vectors=('vel',), hidden_channels=8, num_layers=1)
         >>> type(model).__name__
         'EGNN'
     """

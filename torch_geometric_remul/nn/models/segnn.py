@@ -41,7 +41,7 @@ def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
 
 
 def balanced_irreps(hidden: int, lmax: int):
-    r"""Hidden irreps of about ``hidden`` dimensions spread evenly over the
+    r"""Hidden irreps of about ``hidden_channels`` dimensions spread evenly over the
     degrees ``l = 0..lmax``: ``max(1, hidden // ((lmax + 1) (2l + 1)))``
     copies of degree ``l`` with parity :math:`(-1)^l` (the parities that
     positions and spherical harmonics produce).
@@ -216,20 +216,21 @@ class SEGNN(BaseModel):
     displacement, ``"vector"`` a ``1o`` vector, ``"scalar"``
     :math:`\mathrm{MLP}(\mathrm{pool}(\cdot))` of ``0e`` node features.
 
-    Hidden irreps: ``hidden`` is either an irreps string (e.g.
+    Hidden irreps: ``hidden_channels`` is either an irreps string (e.g.
     ``"32x0e+10x1o"``) or an int spread evenly over degrees
     ``0..lmax_hidden`` by :func:`balanced_irreps`; the default
-    ``hidden=64, lmax_hidden=1`` gives ``32x0e+10x1o`` (62 dimensions) with
+    ``hidden_channels=64, lmax_hidden=1`` gives ``32x0e+10x1o`` (62
+    dimensions) with
     attributes ``1x0e+1x1o`` (``lmax_attr=1``), close to SEGNN's N-body
     setting (64 features, ``l <= 1``), with 4 layers.
 
     Args:
-        hidden (int or str, optional): Hidden irreps or their size.
+        hidden_channels (int or str, optional): Hidden irreps or their size.
             (default: ``64``)
-        layers (int, optional): Number of message-passing layers.
+        num_layers (int, optional): Number of message-passing layers.
             (default: ``4``)
         lmax_hidden (int, optional): Highest degree of the hidden irreps
-            when ``hidden`` is an int. (default: ``1``)
+            when ``hidden_channels`` is an int. (default: ``1``)
         lmax_attr (int, optional): Highest degree of the spherical-harmonic
             attributes. (default: ``1``)
         **kwargs: The input/output declaration of
@@ -241,19 +242,20 @@ class SEGNN(BaseModel):
         >>> from torch_geometric_remul.graph import fully_connected_graph
         >>> data = Data(pos=torch.randn(4, 3), vel=torch.randn(4, 3))
         >>> data.edge_index = fully_connected_graph(data)
-        >>> model = SEGNN(vectors=('vel',), hidden='8x0e+4x1o', layers=1)
+        >>> model = SEGNN(vectors=('vel',), hidden_channels='8x0e+4x1o',
+        ...               num_layers=1)
         >>> model(data).shape
         torch.Size([4, 3])
     """
-    def __init__(self, *, hidden: Union[int, str] = 64, layers: int = 4,
-                 lmax_hidden: int = 1, lmax_attr: int = 1, **kwargs):
+    def __init__(self, *, hidden_channels: Union[int, str] = 64,
+                 num_layers: int = 4, lmax_hidden: int = 1, lmax_attr: int = 1, **kwargs):
         super().__init__(**kwargs)
         dtype = torch.get_default_dtype()
         # e3nn computes its Clebsch-Gordan buffers in the default dtype:
         # build them in float64 and keep exact copies, so that the model is
         # equivariant to float64 precision after .double() (see _apply)
         with _default_dtype(torch.float64):
-            self._build(hidden, layers, lmax_hidden, lmax_attr)
+            self._build(hidden_channels, num_layers, lmax_hidden, lmax_attr)
         self._exact_buffers: Dict[str, Tensor] = {
             name: buf.detach().clone()
             for name, buf in self.named_buffers() if buf.is_floating_point()
@@ -262,24 +264,25 @@ class SEGNN(BaseModel):
             lambda module, _: module._restore_exact_buffers())
         self.to(dtype)
 
-    def _build(self, hidden, layers, lmax_hidden, lmax_attr) -> None:
+    def _build(self, hidden_channels, num_layers, lmax_hidden,
+               lmax_attr) -> None:
         o3, _ = _e3nn()
-        self.layers = _int(layers, 'layers', 1)
+        self.num_layers = _int(num_layers, 'num_layers', 1)
         self.lmax_hidden = _int(lmax_hidden, 'lmax_hidden', 0)
         self.lmax_attr = _int(lmax_attr, 'lmax_attr', 0)
-        if isinstance(hidden, str):
+        if isinstance(hidden_channels, str):
             try:
-                irreps_hidden = o3.Irreps(hidden)
+                irreps_hidden = o3.Irreps(hidden_channels)
             except (ValueError, AssertionError) as e:
-                raise ValueError(f"'hidden' is not a valid irreps string: "
-                                 f"{hidden!r} ({e})") from None
+                raise ValueError(f"'hidden_channels' is not a valid irreps string: "
+                                 f"{hidden_channels!r} ({e})") from None
         else:
-            irreps_hidden = balanced_irreps(_int(hidden, 'hidden', 1),
+            irreps_hidden = balanced_irreps(_int(hidden_channels, 'hidden_channels', 1),
                                             self.lmax_hidden)
         num_scalars = sum(m for m, ir in irreps_hidden
                           if ir.l == 0 and ir.p == 1)
         if num_scalars == 0:
-            raise ValueError(f"'hidden' needs even scalars (0e) "
+            raise ValueError(f"'hidden_channels' needs even scalars (0e) "
                              f"(got {irreps_hidden})")
         self.irreps_hidden = irreps_hidden
         self.irreps_attr = o3.Irreps.spherical_harmonics(self.lmax_attr)
@@ -292,7 +295,7 @@ class SEGNN(BaseModel):
                                      irreps_hidden)
         self.convs = torch.nn.ModuleList(
             SEGNNLayer(irreps_hidden, self.irreps_attr, self.edge_scalar_dim)
-            for _ in range(self.layers))
+            for _ in range(self.num_layers))
         self.pre_head = SteerableLinear(irreps_hidden, self.irreps_attr,
                                         irreps_hidden, gate=True)
         if self.output == 'scalar':
@@ -364,8 +367,8 @@ class SEGNN(BaseModel):
                                     self.head)
 
     def extra_repr(self) -> str:
-        return (f'hidden={self.irreps_hidden}, attr={self.irreps_attr}, '
-                f'layers={self.layers}, ' + super().extra_repr())
+        return (f'hidden_channels={self.irreps_hidden}, attr={self.irreps_attr}, '
+                f'num_layers={self.num_layers}, ' + super().extra_repr())
 
 
 __all__ = ['SEGNN', 'SEGNNLayer', 'SteerableLinear', 'balanced_irreps']

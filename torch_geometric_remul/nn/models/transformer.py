@@ -36,8 +36,8 @@ class TransformerBlock(torch.nn.Module):
     def __init__(self, width: int, heads: int, ffn_ratio: int = 2):
         super().__init__()
         if width % heads != 0:
-            raise ValueError(f"'hidden' ({width}) must be divisible by "
-                             f"'heads' ({heads})")
+            raise ValueError(f"'hidden_channels' ({width}) must be "
+                             f"divisible by 'heads' ({heads})")
         self.heads = heads
         self.norm1 = torch.nn.LayerNorm(width)
         self.qkv = torch.nn.Linear(width, 3 * width)
@@ -62,8 +62,8 @@ class Transformer(BaseModel):
     its position, declared vectors and scalars as plain numbers; attention
     is restricted to the nodes of the same graph.
 
-    ``layers`` pre-LayerNorm blocks of ``heads``-head self-attention and a
-    feed-forward network (``2 * hidden`` wide). Declared edge scalars (for
+    ``num_layers`` pre-LayerNorm blocks of ``heads``-head self-attention and a
+    feed-forward network (``2 * hidden_channels`` wide). Declared edge scalars (for
     which ``data.edge_index`` is read) enter as a learned additive
     per-head attention bias on the (target ``i``, source ``j``) pairs of
     the edges ``j -> i``.
@@ -72,9 +72,9 @@ class Transformer(BaseModel):
     (h))`. There is no positional encoding: apart from the coordinates in
     the features, the model is permutation equivariant.
 
-    The defaults (``hidden=128``, ``layers=4``, ``heads=8``) are sized for
+    The defaults (``hidden_channels=128``, ``num_layers=4``, ``heads=8``) are sized for
     CPU runs; the REMUL paper used 10 blocks, 384 wide, 8 heads on the
-    gravity task (``Transformer(hidden=384, layers=10, heads=8)``).
+    gravity task (``Transformer(hidden_channels=384, num_layers=10, heads=8)``).
 
     Attention masking (``attention=``): ``"padded"`` (default) pads each
     graph to the largest graph of the batch with
@@ -103,8 +103,8 @@ class Transformer(BaseModel):
     without that metadata makes the model read ``ptr`` from the device.
 
     Args:
-        hidden (int, optional): Token width. (default: ``128``)
-        layers (int, optional): Number of Transformer blocks.
+        hidden_channels (int, optional): Token width. (default: ``128``)
+        num_layers (int, optional): Number of Transformer blocks.
             (default: ``4``)
         heads (int, optional): Attention heads. (default: ``8``)
         attention (str, optional): ``"padded"`` or ``"block"``, see above.
@@ -119,18 +119,19 @@ class Transformer(BaseModel):
 
         >>> from torch_geometric.data import Batch, Data
         >>> graphs = [Data(pos=torch.randn(n, 3)) for n in (3, 5)]
-        >>> model = Transformer(hidden=16, layers=1, heads=2)
+        >>> model = Transformer(hidden_channels=16, num_layers=1, heads=2)
         >>> model(Batch.from_data_list(graphs)).shape
         torch.Size([8, 3])
     """
     requires_edges = False
 
-    def __init__(self, *, hidden: int = 128, layers: int = 4, heads: int = 8,
+    def __init__(self, *, hidden_channels: int = 128, num_layers: int = 4,
+                 heads: int = 8,
                  attention: str = 'padded',
                  max_num_nodes: Optional[int] = None, **kwargs):
         super().__init__(**kwargs)
-        self.hidden = _int(hidden, 'hidden', 1)
-        self.layers = _int(layers, 'layers', 1)
+        self.hidden_channels = _int(hidden_channels, 'hidden_channels', 1)
+        self.num_layers = _int(num_layers, 'num_layers', 1)
         self.heads = _int(heads, 'heads', 1)
         if attention not in ATTENTIONS:
             raise ValueError(f"'attention' must be one of {ATTENTIONS} "
@@ -138,17 +139,17 @@ class Transformer(BaseModel):
         self.attention = attention
         self.max_num_nodes = (None if max_num_nodes is None else
                               _int(max_num_nodes, 'max_num_nodes', 1))
-        self.embed = torch.nn.Linear(self.node_feature_dim, self.hidden)
+        self.embed = torch.nn.Linear(self.node_feature_dim, self.hidden_channels)
         self.blocks = torch.nn.ModuleList(
-            TransformerBlock(self.hidden, self.heads)
-            for _ in range(self.layers))
+            TransformerBlock(self.hidden_channels, self.heads)
+            for _ in range(self.num_layers))
         self.edge_bias = None
         if self.edge_scalar_dim > 0:
             self.edge_bias = torch.nn.Linear(self.edge_scalar_dim,
-                                             self.heads * self.layers,
+                                             self.heads * self.num_layers,
                                              bias=False)
-        self.norm = torch.nn.LayerNorm(self.hidden)
-        self.head = mlp(self.hidden, self.hidden, self.out_channels, 2)
+        self.norm = torch.nn.LayerNorm(self.hidden_channels)
+        self.head = mlp(self.hidden_channels, self.hidden_channels, self.out_channels, 2)
 
     def forward(self, data: Data) -> Tensor:
         r"""Returns ``[N, 3]`` (``"point"``/``"vector"``) or
@@ -216,7 +217,7 @@ class Transformer(BaseModel):
                                    pair, B * n * n)
             biases = self._bias_slots(inputs.edge_scalars, pair,
                                       B * n * n + 1)[:B * n * n]
-            biases = biases.view(B, n, n, self.layers, self.heads)
+            biases = biases.view(B, n, n, self.num_layers, self.heads)
         for i, block in enumerate(self.blocks):
             x = block(x, self._mask(mask, biases, i))
         out = x.reshape(B * n, D)
@@ -233,7 +234,7 @@ class Transformer(BaseModel):
             src, dst = inputs.edge_index
             biases = self._bias_slots(inputs.edge_scalars, dst * N + src,
                                       N * N)
-            biases = biases.view(1, N, N, self.layers, self.heads)
+            biases = biases.view(1, N, N, self.num_layers, self.heads)
         x = h.unsqueeze(0)
         for i, block in enumerate(self.blocks):
             x = block(x, self._mask(mask, biases, i))
@@ -255,7 +256,7 @@ class Transformer(BaseModel):
     def extra_repr(self) -> str:
         extra = (f'max_num_nodes={self.max_num_nodes}, '
                  if self.max_num_nodes is not None else '')
-        return (f'hidden={self.hidden}, layers={self.layers}, '
+        return (f'hidden_channels={self.hidden_channels}, num_layers={self.num_layers}, '
                 f'heads={self.heads}, attention={self.attention!r}, ' +
                 extra + super().extra_repr())
 
