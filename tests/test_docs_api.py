@@ -61,6 +61,7 @@ EXEMPT = {
     ('torch_geometric_remul', 'testing'): SUBPACKAGE,
     ('torch_geometric_remul.layout', 'LEVELS'): CONSTANT,
     ('torch_geometric_remul.roles', 'INPUT_ROLES'): CONSTANT,
+    ('torch_geometric_remul.testing', 'DEFAULT_TOLERANCES'): CONSTANT,
     ('torch_geometric_remul.roles', 'OUTPUT_ROLES'): CONSTANT,
     ('torch_geometric_remul.group', 'DEFAULT_GROUP'): CONSTANT,
     ('torch_geometric_remul.nn', 'models'): SUBPACKAGE,

@@ -1,5 +1,6 @@
-r"""Tools to test code built on :mod:`torch_geometric_remul`: count the
-host-device synchronisations a step makes.
+r"""Tools to test code built on :mod:`torch_geometric_remul`: check that a
+model is equivariant (:func:`assert_equivariant`), and count the
+host-device synchronisations a step makes (:func:`count_syncs`).
 
 On a GPU, every point where the host must read a value computed on the
 device (``.item()``, ``bool(t)``, ``int(t)``, ``float(t)``, ``.tolist()``,
@@ -26,7 +27,7 @@ Example:
 import collections
 import os
 import traceback
-from typing import Counter, List, NamedTuple, Optional
+from typing import Any, Callable, Counter, List, NamedTuple, Optional
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -213,4 +214,106 @@ def assert_no_syncs(counter: SyncCounter, what: Optional[str] = None) -> None:
         raise AssertionError(prefix + counter.report())
 
 
-__all__ = ['count_syncs', 'assert_no_syncs', 'SyncCounter', 'SyncEvent']
+#: Default ``(atol, rtol)`` of :func:`assert_equivariant` per dtype.
+DEFAULT_TOLERANCES = {
+    torch.float64: (1e-9, 1e-9),
+    torch.float32: (1e-4, 1e-4),
+    torch.float16: (1e-2, 1e-2),
+    torch.bfloat16: (5e-2, 5e-2),
+}
+
+
+def assert_equivariant(model: Callable[[Any], Any], data,
+                       output=None, points=None, vectors=None,
+                       pseudovectors=None, group: Optional[str] = None,
+                       num_samples: int = 8,
+                       atol: Optional[float] = None,
+                       rtol: Optional[float] = None, *, roles=None,
+                       sampler=None, generator=None, level=None) -> dict:
+    r"""Raises :class:`AssertionError` unless ``model`` is equivariant on
+    ``data`` within tolerance, for every declared output: the mean
+    distance :math:`E'` between :math:`f(\phi(g) x)` and
+    :math:`\rho(g) f(x)` over ``num_samples`` random group elements per
+    graph (:func:`~torch_geometric_remul.metrics.equivariance_error`) must
+    be at most ``atol``, or at most ``rtol`` relative to the output's norm.
+
+    Accepts any callable, with one output or several named ones (``output``
+    a mapping such as ``{"energy": "scalar", "forces": "vector"}``), and
+    models that differentiate with respect to their inputs (forces by
+    autograd). The declarations are the same as everywhere in the package:
+    ``roles=``/``sampler=`` or the shortcut keywords.
+
+    Args:
+        model (callable): ``model(data)`` -> Tensor or mapping of Tensors.
+        data (Data, Batch or iterable of them): Where to test.
+        output (str or dict, optional): Role(s) of the output(s).
+            (default: ``"point"``)
+        points (str or [str], optional): Input point attributes.
+            (default: ``"pos"``)
+        vectors (str or [str], optional): Input vector attributes.
+        pseudovectors (str or [str], optional): Input pseudovectors.
+        group (str, optional): The group to test. (default: ``"SO3"``)
+        num_samples (int, optional): Group elements per graph.
+            (default: ``8``)
+        atol (float, optional): Absolute tolerance on :math:`E'`.
+            (default: per dtype of the first declared input, see
+            :data:`DEFAULT_TOLERANCES`: ``1e-9`` for float64, ``1e-4`` for
+            float32)
+        rtol (float, optional): Tolerance on :math:`E'` relative to the
+            output norm. (default: per dtype, as ``atol``)
+        roles (Roles, optional): The declarations as one object.
+        sampler (RigidSampler, optional): The group as one object.
+        generator (torch.Generator, optional): For reproducible draws.
+        level (str, optional): Row level of an ambiguous output.
+
+    Returns:
+        dict: The measured errors per output name (``"output"`` for a single
+        output), as :class:`~torch_geometric_remul.metrics.EquivarianceError`.
+
+    Example:
+
+        >>> from torch_geometric.data import Data
+        >>> data = Data(pos=torch.randn(5, 3, dtype=torch.float64),
+        ...             vel=torch.randn(5, 3, dtype=torch.float64))
+        >>> _ = assert_equivariant(lambda d: d.pos + d.vel, data,
+        ...                        vectors='vel', group='SE3')
+        >>> assert_equivariant(lambda d: d.pos + 1.0, data, group='SE3')
+        Traceback (most recent call last):
+        ...
+        AssertionError: not equivariant under SE3: output: E' = ...
+    """
+    from torch_geometric_remul.group import RigidSampler
+    from torch_geometric_remul.metrics import equivariance_error
+    from torch_geometric_remul.roles import Roles
+    roles = Roles.resolve(roles, 'assert_equivariant', points=points,
+                          vectors=vectors, pseudovectors=pseudovectors,
+                          output=output)
+    sampler = RigidSampler.resolve(sampler, 'assert_equivariant',
+                                   group=group, generator=generator)
+    first = data if not isinstance(data, (list, tuple)) else data[0]
+    dtype = torch.get_default_dtype()
+    for key, _ in roles.inputs:
+        value = getattr(first, key, None)
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            dtype = value.dtype
+            break
+    d_atol, d_rtol = DEFAULT_TOLERANCES.get(dtype, (1e-4, 1e-4))
+    atol = d_atol if atol is None else float(atol)
+    rtol = d_rtol if rtol is None else float(rtol)
+    errors = equivariance_error(model, data, num_samples=num_samples,
+                                roles=roles, sampler=sampler, level=level)
+    if not roles.multi_output:
+        errors = {'output': errors}
+    failed = [f"{name}: E' = {e.E_prime:.3e} (relative {e.E_prime_rel:.3e})"
+              for name, e in errors.items()
+              if not (e.E_prime <= atol or e.E_prime_rel <= rtol)]
+    if failed:
+        raise AssertionError(
+            f"not equivariant under {sampler.group}: {'; '.join(failed)}; "
+            f"tolerance atol={atol:g} or rtol={rtol:g} ({dtype}, "
+            f"{num_samples} samples per graph)")
+    return errors
+
+
+__all__ = ['assert_equivariant', 'DEFAULT_TOLERANCES', 'count_syncs',
+           'assert_no_syncs', 'SyncCounter', 'SyncEvent']

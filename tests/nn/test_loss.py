@@ -565,3 +565,27 @@ def test_adaptive_weights_are_tensors_in_output():
     assert float(out.alpha) == 1.0 and float(out.beta) == 1.0
     out = RemulLoss(vectors='vel', alpha=0.5)(model, batch, batch.y)
     assert (out.alpha, out.beta) == (0.5, 1.0)
+
+
+def test_fused_batch_matches_from_data_list_and_separates():
+    from torch_geometric.data import Batch, Data
+
+    from torch_geometric_remul.nn._fuse import concat_copies
+    g = torch.Generator().manual_seed(0)
+    graphs = [Data(pos=torch.randn(n, 3, generator=g),
+                   edge_index=torch.randint(0, max(n, 1), (2, 2 * n),
+                                            generator=g),
+                   u=torch.randn(1, 3, generator=g)) for n in (3, 0, 2)]
+    batch = Batch.from_data_list(graphs)
+    other = batch.clone()
+    other.pos = other.pos + 1
+    fused = concat_copies([batch, other])
+    ref = Batch.from_data_list(graphs + other.to_data_list())
+    for key in ('pos', 'edge_index', 'u', 'batch', 'ptr'):
+        assert torch.equal(fused[key], ref[key]), key
+    assert fused.num_graphs == 6
+    parts = fused.to_data_list()
+    assert len(parts) == 6
+    for a, b in zip(parts, ref.to_data_list()):
+        assert torch.equal(a.pos, b.pos)
+        assert torch.equal(a.edge_index, b.edge_index)

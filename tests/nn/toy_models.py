@@ -23,8 +23,8 @@ class FreePoint(torch.nn.Module):
     def __init__(self, hidden_channels=16, dtype=torch.float64):
         super().__init__()
         self.mlp = torch.nn.Sequential(
-            torch.nn.Linear(6, hidden, dtype=dtype), torch.nn.SiLU(),
-            torch.nn.Linear(hidden, 3, dtype=dtype))
+            torch.nn.Linear(6, hidden_channels, dtype=dtype), torch.nn.SiLU(),
+            torch.nn.Linear(hidden_channels, 3, dtype=dtype))
 
     def forward(self, data):
         return data.pos + self.mlp(torch.cat([data.pos, data.vel], -1))

@@ -1,18 +1,20 @@
 r"""Label-free measures of how equivariant a model is."""
 from dataclasses import dataclass
-from typing import Callable, Iterable, Optional, Sequence, Union
+from typing import (Any, Callable, Dict, Iterable, Mapping, Optional,
+                    Sequence, Union)
 
 import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from torch_geometric_remul.group import RigidTransform
+from torch_geometric_remul.group import RigidSampler
 from torch_geometric_remul.group.rotations import AxisLike
 from torch_geometric_remul.layout import check_data, graph_layout
 from torch_geometric_remul.metrics.roles import (act, check_level,
-                                                 check_role, nonempty_graphs,
+                                                 nonempty_graphs,
                                                  output_layout,
                                                  per_graph_mean, row_norms)
+from torch_geometric_remul.roles import OutputLike, Roles
 from torch_geometric_remul.transforms.functional import apply_rigid_transform
 
 Keys = Union[str, Sequence[str]]
@@ -59,62 +61,95 @@ class EquivarianceError:
                     num_empty=self.num_empty)
 
 
-def _batch_errors(model, data: Data, output: str, points, vectors,
-                  pseudovectors, group: str, num_samples: int, generator,
-                  translation_std: float, axis, level):
-    """Per-graph values for one batch, on the device: (E, E', norm) each
-    ``[B]``, and which graphs have nodes (``[B]`` bool)."""
+def _outputs(y, roles: Roles, which: str) -> Dict[str, Tensor]:
+    """The model's output(s) as ``{name: detached tensor}``."""
+    if not roles.multi_output:
+        if not isinstance(y, Tensor):
+            raise TypeError(f"the model must return a Tensor (got "
+                            f"{type(y).__name__}); for named outputs "
+                            f"declare them, e.g. output={{'energy': "
+                            f"'scalar', 'forces': 'vector'}}")
+        y = {'output': y}
+    elif not isinstance(y, Mapping) or any(k not in y
+                                           for k in roles.outputs):
+        raise ValueError(f"the model must return a mapping with the outputs "
+                         f"{sorted(roles.outputs)} (got "
+                         f"{sorted(y) if isinstance(y, Mapping) else type(y).__name__} "
+                         f"on the {which} input)")
+    out = {}
+    for k in roles.outputs:
+        v = y[k]
+        name = 'the model output' + ('' if not roles.multi_output else
+                                     f' {k!r}')
+        if not isinstance(v, Tensor):
+            raise TypeError(f"{name} must be a Tensor (got "
+                            f"{type(v).__name__})")
+        if not v.is_floating_point():
+            raise TypeError(f"{name} must be floating point (got "
+                            f"{v.dtype})")
+        out[k] = v.detach()
+    return out
+
+
+def _batch_errors(model, data: Data, roles: Roles, sampler: RigidSampler,
+                  num_samples: int, level):
+    """Per output, per-graph values for one batch, on the device:
+    ``{name: (E, E', norm)}`` each ``[B]``, and which graphs have nodes
+    (``[B]`` bool)."""
     check_data(data, 'equivariance_error')
     num_graphs, _ = graph_layout(data)
-    y = model(data)
-    if not isinstance(y, Tensor):
-        raise TypeError(f"the model must return a Tensor (got "
-                        f"{type(y).__name__})")
-    if not y.is_floating_point():
-        raise TypeError(f"the model output must be floating point (got "
-                        f"{y.dtype})")
-    layout = output_layout(data, y, 'the model output', level,
-                           'equivariance_error')
-    mean_transformed_ref = torch.zeros_like(y)
-    mean_out = torch.zeros_like(y)
-    e_prime = y.new_zeros(num_graphs)
+    y = _outputs(model(data), roles, 'clean')
+    layouts = {k: output_layout(
+        data, v, 'the model output' + ('' if not roles.multi_output else
+                                       f' {k!r}'), level,
+        'equivariance_error') for k, v in y.items()}
+    first = next(iter(y.values()))
+    ref = data[roles.inputs[0][0]] if roles.inputs and \
+        roles.inputs[0][0] in data else first
+    mean_ref = {k: torch.zeros_like(v) for k, v in y.items()}
+    mean_out = {k: torch.zeros_like(v) for k, v in y.items()}
+    e_prime = {k: v.new_zeros(num_graphs) for k, v in y.items()}
     for _ in range(num_samples):
-        T = RigidTransform.sample(num_graphs, group,
-                                  translation_std=translation_std, axis=axis,
-                                  generator=generator, dtype=y.dtype,
-                                  device=y.device)
-        moved = apply_rigid_transform(data, T, points, vectors, pseudovectors)
-        y_g = model(moved)
-        if not isinstance(y_g, Tensor) or y_g.shape != y.shape:
-            raise ValueError(f"the model output changed shape under the "
-                             f"transform: {list(y.shape)} -> "
-                             f"{list(getattr(y_g, 'shape', []))}")
-        ref = act(T, y, output, layout)
-        e_prime += per_graph_mean(row_norms(y_g - ref), layout, num_graphs)
-        mean_transformed_ref += ref
-        mean_out += y_g
+        T = sampler.sample(num_graphs, dtype=ref.dtype, device=ref.device)
+        y_g = _outputs(model(apply_rigid_transform(data, T, roles=roles)),
+                       roles, 'transformed')
+        for k, role in roles.outputs.items():
+            if y_g[k].shape != y[k].shape:
+                raise ValueError(f"the model output {k!r} changed shape "
+                                 f"under the transform: {list(y[k].shape)} "
+                                 f"-> {list(y_g[k].shape)}")
+            moved_ref = act(T.to(dtype=y[k].dtype), y[k], role, layouts[k])
+            e_prime[k] += per_graph_mean(row_norms(y_g[k] - moved_ref),
+                                         layouts[k], num_graphs)
+            mean_ref[k] += moved_ref
+            mean_out[k] += y_g[k]
     M = float(num_samples)
-    e = per_graph_mean(row_norms((mean_transformed_ref - mean_out) / M),
-                       layout, num_graphs)
-    norm = per_graph_mean(row_norms(y), layout, num_graphs)
-    return e, e_prime / M, norm, nonempty_graphs(data, y.device)
+    out = {}
+    for k in roles.outputs:
+        e = per_graph_mean(row_norms((mean_ref[k] - mean_out[k]) / M),
+                           layouts[k], num_graphs)
+        norm = per_graph_mean(row_norms(y[k]), layouts[k], num_graphs)
+        out[k] = (e, e_prime[k] / M, norm)
+    return out, nonempty_graphs(data, first.device)
 
 
-@torch.no_grad()
 def equivariance_error(
-    model: Callable[[Data], Tensor],
+    model: Callable[[Data], Any],
     data_or_loader: Union[Data, Iterable[Data]],
-    output: str = 'point',
-    points: Keys = ('pos', ),
-    vectors: Keys = (),
-    pseudovectors: Keys = (),
-    group: str = 'SO3',
+    output: Optional[OutputLike] = None,
+    points: Optional[Keys] = None,
+    vectors: Optional[Keys] = None,
+    pseudovectors: Optional[Keys] = None,
+    group: Optional[str] = None,
     num_samples: int = 20,
     generator: Optional[torch.Generator] = None,
-    translation_std: float = 1.0,
-    axis: AxisLike = 2,
+    translation_std: Optional[float] = None,
+    axis: Optional[AxisLike] = None,
     level: Optional[str] = None,
-) -> EquivarianceError:
+    *,
+    roles: Optional[Roles] = None,
+    sampler: Optional[RigidSampler] = None,
+) -> Union[EquivarianceError, Dict[str, EquivarianceError]]:
     r"""Measures the learned equivariance of ``model`` without labels.
 
     With :math:`M` group elements :math:`g_1, \dots, g_M` sampled per graph
@@ -135,10 +170,21 @@ def equivariance_error(
     mean output norm :math:`\|f(x)\|` (for point outputs this norm depends
     on the frame: centre the data for comparable figures). For
     ``output="scalar"`` both measure invariance, :math:`\rho(g) = 1`.
-    An exactly equivariant model gives zeros up to rounding. A
-    :class:`torch.nn.Module` is evaluated in ``eval()`` mode (its mode is
-    restored afterwards); any other callable is called as it is. No
-    gradients are recorded.
+    An exactly equivariant model gives zeros up to rounding.
+
+    Any callable works. A :class:`torch.nn.Module` is evaluated in
+    ``eval()`` mode with its parameters' ``requires_grad`` switched off
+    (both restored afterwards), and gradients are *enabled*, so that a model
+    which differentiates with respect to its inputs (forces
+    :math:`-\partial E / \partial x` by autograd) works while no parameter
+    gradient is recorded. A model with several named outputs (``output`` a
+    mapping, e.g. ``{"energy": "scalar", "forces": "vector"}``) gets one
+    :class:`EquivarianceError` per output, in a dict.
+
+    The declarations can be given as ``roles=`` (a
+    :class:`~torch_geometric_remul.roles.Roles`) and ``sampler=`` (a
+    :class:`~torch_geometric_remul.group.RigidSampler`), shared with the
+    loss and the transforms, or with the keywords below.
 
     The sums stay on the device; the figures are read on the host once per
     call, at the end (one host-device synchronisation, whatever the number
@@ -149,9 +195,9 @@ def equivariance_error(
             :class:`torch.nn.Module`.
         data_or_loader (Data, Batch or iterable of them): What to measure on,
             e.g. a :class:`torch_geometric.loader.DataLoader`.
-        output (str, optional): Role of the output: ``"point"``,
-            ``"vector"``, ``"pseudovector"`` or ``"scalar"``.
-            (default: ``"point"``)
+        output (str or dict, optional): Role of the output: ``"point"``,
+            ``"vector"``, ``"pseudovector"`` or ``"scalar"``, or a mapping
+            output name -> role. (default: ``"point"``)
         points (str or [str], optional): Input point attributes.
             (default: ``"pos"``)
         vectors (str or [str], optional): Input vector attributes.
@@ -168,6 +214,10 @@ def equivariance_error(
         level (str, optional): Row level of the model output, ``"node"`` or
             ``"graph"``, when its row count alone is ambiguous (a batch with
             as many nodes as graphs). (default: ``None``: from the shape)
+        roles (Roles, optional): Instead of ``output``/``points``/
+            ``vectors``/``pseudovectors``.
+        sampler (RigidSampler, optional): Instead of ``group``/
+            ``translation_std``/``axis``/``generator``.
 
     Example:
 
@@ -180,8 +230,24 @@ def equivariance_error(
         >>> err = equivariance_error(Shift(), data, vectors='vel', group='SE3')
         >>> err.E_prime < 1e-12
         True
+        >>> def energy_forces(data):  # any callable, forces by autograd
+        ...     pos = data.pos.detach().requires_grad_()
+        ...     energy = (pos - pos.mean(0)).pow(2).sum().view(1, 1)
+        ...     forces = -torch.autograd.grad(energy.sum(), pos)[0]
+        ...     return {'energy': energy, 'forces': forces}
+        >>> errs = equivariance_error(
+        ...     energy_forces, data,
+        ...     output={'energy': 'scalar', 'forces': 'vector'})
+        >>> errs['energy'].E_prime < 1e-12, errs['forces'].E_prime < 1e-12
+        (True, True)
     """
-    check_role(output)
+    roles = Roles.resolve(roles, 'equivariance_error', points=points,
+                          vectors=vectors, pseudovectors=pseudovectors,
+                          output=output)
+    sampler = RigidSampler.resolve(sampler, 'equivariance_error',
+                                   group=group,
+                                   translation_std=translation_std,
+                                   axis=axis, generator=generator)
     check_level(level)
     if not callable(model):
         raise TypeError(f"'model' must be callable: model(data) -> Tensor "
@@ -192,39 +258,50 @@ def equivariance_error(
                          f"{num_samples!r})")
     batches = [data_or_loader] if isinstance(data_or_loader,
                                              Data) else data_or_loader
-    # a Module is switched to eval mode and restored; a plain callable has
-    # no mode
+    # a Module is evaluated in eval mode with its parameters frozen (so that
+    # a model differentiating w.r.t. its inputs, e.g. forces = -dE/dpos,
+    # works, and no parameter gradient is recorded); both are restored
     is_module = isinstance(model, torch.nn.Module)
     was_training = model.training if is_module else None
+    frozen = [p for p in model.parameters() if p.requires_grad] \
+        if is_module else []
     if is_module:
         model.eval()
-    # [E, E', E_rel, E'_rel, graphs with nodes, empty graphs], kept on the
-    # device of the outputs until the single read at the end
+    # per output: [E, E', E_rel, E'_rel, graphs with nodes, empty graphs],
+    # kept on the device until the single read at the end
     sums = None
-    seen = False
     try:
-        for data in batches:
-            e, ep, norm, keep = _batch_errors(
-                model, data, output, points, vectors, pseudovectors, group,
-                num_samples, generator, translation_std, axis, level)
-            seen = True
-            norm = norm.clamp(min=torch.finfo(norm.dtype).tiny)
-            w = keep.to(torch.float64)
-            e, ep, norm = e.double(), ep.double(), norm.double()
-            part = torch.stack([(e * w).sum(), (ep * w).sum(),
-                                (e / norm * w).sum(), (ep / norm * w).sum(),
-                                w.sum(), (1 - w).sum()])
-            sums = part if sums is None else sums + part.to(sums.device)
+        for p in frozen:
+            p.requires_grad_(False)
+        with torch.enable_grad():
+            for data in batches:
+                per_output, keep = _batch_errors(model, data, roles, sampler,
+                                                 num_samples, level)
+                w = keep.to(torch.float64)
+                rows = []
+                for e, ep, norm in per_output.values():
+                    norm = norm.clamp(min=torch.finfo(norm.dtype).tiny)
+                    e, ep, norm = e.double(), ep.double(), norm.double()
+                    rows.append(torch.stack([
+                        (e * w).sum(), (ep * w).sum(), (e / norm * w).sum(),
+                        (ep / norm * w).sum(), w.sum(), (1 - w).sum()]))
+                part = torch.stack(rows)
+                sums = part if sums is None else sums + part.to(sums.device)
     finally:
+        for p in frozen:
+            p.requires_grad_(True)
         if is_module:
             model.train(was_training)
-    if not seen:
+    if sums is None:
         raise ValueError("'data_or_loader' holds no graph")
-    E, Ep, Er, Epr, count, empty = sums.tolist()  # the one host read
-    count, empty = int(round(count)), int(round(empty))
-    if count == 0:
-        raise ValueError(f"'data_or_loader' holds no graph with nodes "
-                         f"({empty} empty graph(s)): there is no output to "
-                         f"measure")
-    return EquivarianceError(E / count, Ep / count, Er / count, Epr / count,
-                             count, empty)
+    results = {}
+    for k, row in zip(roles.outputs, sums.tolist()):  # the one host read
+        E, Ep, Er, Epr, count, empty = row
+        count, empty = int(round(count)), int(round(empty))
+        if count == 0:
+            raise ValueError(f"'data_or_loader' holds no graph with nodes "
+                             f"({empty} empty graph(s)): there is no output "
+                             f"to measure")
+        results[k] = EquivarianceError(E / count, Ep / count, Er / count,
+                                       Epr / count, count, empty)
+    return results if roles.multi_output else results['output']

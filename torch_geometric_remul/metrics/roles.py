@@ -12,16 +12,8 @@ from torch_geometric.data import Data
 from torch_geometric_remul.group import RigidTransform, segment_mean
 from torch_geometric_remul.layout import RowLayout, graph_layout, row_layout
 
-OUTPUT_ROLES = ('point', 'vector', 'pseudovector', 'scalar')
 #: Row levels a target or model output may declare.
 OUTPUT_LEVELS = ('node', 'edge', 'graph')
-
-
-def check_role(output: str) -> str:
-    if output not in OUTPUT_ROLES:
-        raise ValueError(f"'output' must be one of {', '.join(OUTPUT_ROLES)} "
-                         f"(got {output!r})")
-    return output
 
 
 def check_level(level: Optional[str], name: str = 'level') -> Optional[str]:
@@ -82,6 +74,6 @@ def nonempty_graphs(data: Data, device=None) -> Tensor:
     return node_ptr.diff().to(device) > 0
 
 
-__all__ = ['OUTPUT_ROLES', 'OUTPUT_LEVELS', 'check_role', 'check_level',
+__all__ = ['OUTPUT_LEVELS', 'check_level',
            'output_layout', 'act', 'row_norms', 'per_graph_mean',
            'nonempty_graphs']

@@ -72,11 +72,25 @@ def concat_copies(batches: Sequence[Data]) -> Batch:
     out['batch'] = torch.cat([batch_vec + k * B for k in range(K)])
     out['ptr'] = _stack_offsets(ptr, K, N)
     fused = Batch(**out)
+    # PyG's collation record, as Batch.from_data_list writes it, built by
+    # arithmetic on the first copy's (host memory): ``to_data_list()`` gives
+    # the K * B graphs, and row_layout() reads per-attribute offsets. (The
+    # public Batch.from_data_list would read every graph's offsets on the
+    # host - a synchronisation per graph on a GPU.)
     fused._num_graphs = K * B
     slices = getattr(first, '_slice_dict', None)
+    incs = getattr(first, '_inc_dict', None) or {}
     if isinstance(first, Batch) and slices:
         fused._slice_dict = {
             key: _stack_offsets(s, K, s[-1:]) if isinstance(s, Tensor) and
             s.dim() == 1 and s.numel() == B + 1 else s
             for key, s in slices.items()}
+        fused._inc_dict = {}
+        for key, inc in incs.items():
+            step = first.__inc__(key, first[key]) if key in first else 0
+            if isinstance(inc, Tensor) and isinstance(step, int):
+                fused._inc_dict[key] = torch.cat(
+                    [inc + k * step for k in range(K)])
+            else:
+                fused._inc_dict[key] = inc
     return fused

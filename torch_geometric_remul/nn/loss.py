@@ -1,29 +1,75 @@
 r"""The REMUL loss: task loss plus a learned-equivariance penalty."""
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import (Callable, Dict, List, Mapping, Optional, Sequence,
+                    Union)
 
 import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
 from torch_geometric_remul.debug import is_debug_enabled
-from torch_geometric_remul.group import GROUPS, RigidTransform
-from torch_geometric_remul.group.rotations import AxisLike, normalize_group
+from torch_geometric_remul.group import RigidSampler, RigidTransform
+from torch_geometric_remul.group.rotations import AxisLike
 from torch_geometric_remul.layout import RowLayout, check_data, graph_layout
 from torch_geometric_remul.metrics.roles import (act, check_level,
-                                                 check_role, nonempty_graphs,
+                                                 nonempty_graphs,
                                                  output_layout,
                                                  per_graph_mean, row_norms)
 from torch_geometric_remul.nn._fuse import concat_copies
 from torch_geometric_remul.nn.weighting import Constant, Weighting
-from torch_geometric_remul.nn.weighting.base import WeightLike
-from torch_geometric_remul.transforms._roles import (as_key_tuple,
-                                                     check_disjoint)
+from torch_geometric_remul.nn.weighting.base import WeightLike, check_weight
+from torch_geometric_remul.roles import OutputLike, Roles
 from torch_geometric_remul.transforms.functional import apply_rigid_transform
 
 Keys = Union[str, Sequence[str]]
 LossFn = Callable[[Tensor, Tensor], Tensor]
+LossLike = Union[LossFn, Mapping[str, LossFn]]
+OutputValue = Union[Tensor, Dict[str, Tensor]]
+TargetLike = Union[Tensor, Mapping[str, Tensor]]
 MODES = ('target', 'consistency')
+
+
+def _per_output(fn: LossLike, names: List[str], what: str,
+                multi: bool) -> Dict[str, LossFn]:
+    """One loss function per output name (a mapping, or one for all)."""
+    if isinstance(fn, Mapping):
+        if not multi:
+            raise TypeError(f"'{what}' may be a mapping only when 'output' "
+                            f"is (one loss per named output)")
+        missing = [k for k in names if k not in fn]
+        extra = [k for k in fn if k not in names]
+        if missing or extra:
+            raise ValueError(f"'{what}' must have the keys {sorted(names)} "
+                             f"(missing {missing}, unknown {extra})")
+        fns = {k: fn[k] for k in names}
+    else:
+        fns = {k: fn for k in names}
+    for k, f in fns.items():
+        if not callable(f):
+            where = f"'{what}'" if not multi else f"'{what}'[{k!r}]"
+            raise TypeError(f"{where} must be callable (input, target) -> "
+                            f"loss")
+    return fns
+
+
+def _output_weights(weights, names: List[str], multi: bool
+                    ) -> Dict[str, float]:
+    if weights is None:
+        return {k: 1.0 for k in names}
+    if not multi:
+        raise ValueError("'output_weights' needs several named outputs "
+                         "('output' as a mapping); for one output use "
+                         "'alpha'/'beta'")
+    if not isinstance(weights, Mapping):
+        raise TypeError(f"'output_weights' must be a mapping output name -> "
+                        f"weight (got {type(weights).__name__})")
+    unknown = [k for k in weights if k not in names]
+    if unknown:
+        raise ValueError(f"'output_weights' names unknown output(s) "
+                         f"{unknown} (declared: {sorted(names)})")
+    return {k: check_weight(weights.get(k, 1.0), 'output_weights',
+                            label=f"'output_weights[{k!r}]'")
+            for k in names}
 
 
 @dataclass
@@ -66,10 +112,16 @@ class RemulOutput:
     beta: WeightLike
     #: This batch's :math:`E'` (``{'absolute', 'relative'}``, detached
     #: 0-dim tensors, averaged over the graphs that have nodes), when the
-    #: clean prediction was computed.
+    #: clean prediction was computed. For a multi-output model the two
+    #: figures are averaged over the outputs, and each output's are under
+    #: ``"absolute/<name>"`` and ``"relative/<name>"``.
     error: Optional[Dict[str, Tensor]] = None
-    #: The model's output on the clean batch (``None`` when not computed).
-    prediction: Optional[Tensor] = None
+    #: The model's output on the clean batch (``None`` when not computed;
+    #: a dict for a multi-output model).
+    prediction: Optional[OutputValue] = None
+    #: For a multi-output model: each output's detached losses, keyed
+    #: ``"task/<name>"`` and ``"equi/<name>"`` (before ``output_weights``).
+    parts: Optional[Dict[str, Tensor]] = None
 
 
 def _weighted(weight: WeightLike, loss: Tensor) -> Tensor:
@@ -99,7 +151,17 @@ class RemulLoss(torch.nn.Module):
       gradients through :math:`f(x)` stopped by default.
 
     :math:`\rho(g)` acts on the target/output according to ``output``:
-    points :math:`R y + t`, vectors :math:`R y`, scalars unchanged. All group
+    points :math:`R y + t`, vectors :math:`R y`, scalars unchanged. A model
+    may return several named outputs: declare ``output`` as a mapping name
+    -> role (e.g. ``{"energy": "scalar", "forces": "vector"}``), pass the
+    target as a mapping with the same keys, and optionally one task loss per
+    output (``task_loss`` a mapping) and per-output weights
+    (``output_weights``, e.g. energy 1 and forces 100); the task and
+    equivariance losses are then the weighted sums over the outputs, and
+    :attr:`RemulOutput.parts` holds each output's terms. Models that compute
+    forces as :math:`-\partial E/\partial x` by autograd (with
+    ``create_graph=True`` while training) work on the clean and the moved
+    copies, fused or not. All group
     actions go through :class:`~torch_geometric_remul.group.RigidTransform`.
     Targets and outputs may be node-level (``[N, ...]``) or graph-level
     (``[B, ...]``); graphs of a batch may differ in size. The batch is never
@@ -134,10 +196,12 @@ class RemulLoss(torch.nn.Module):
     ``level``).
 
     Args:
-        task_loss (callable, optional): :math:`\ell(\text{input}, \text{target})`.
+        task_loss (callable or dict, optional): :math:`\ell(\text{input},
+            \text{target})`, or one per named output.
             (default: :class:`torch.nn.MSELoss`)
-        output (str, optional): Role of the model output and target:
-            ``"point"``, ``"vector"``, ``"pseudovector"`` or ``"scalar"``.
+        output (str or dict, optional): Role of the model output and
+            target: ``"point"``, ``"vector"``, ``"pseudovector"`` or
+            ``"scalar"``, or a mapping output name -> role.
             (default: ``"point"``)
         points (str or [str], optional): Input point attributes.
             (default: ``"pos"``)
@@ -145,7 +209,8 @@ class RemulLoss(torch.nn.Module):
             ``"vel"``).
         pseudovectors (str or [str], optional): Input pseudovectors.
         group (str, optional): ``"SO3"``, ``"O3"``, ``"SE3"``, ``"E3"``,
-            ``"SO2"`` or ``"T3"``. (default: ``"SO3"``)
+            ``"SO2"`` or ``"T3"``. (default: ``"SO3"``, the package's one
+            default, :data:`~torch_geometric_remul.group.DEFAULT_GROUP`)
         alpha (float, optional): Constant task weight. (default: ``1.0``)
         beta (float, optional): Constant equivariance weight.
             (default: ``1.0``)
@@ -171,6 +236,15 @@ class RemulLoss(torch.nn.Module):
             the loss on the host, so it is skipped outside debug mode; a
             training loop should keep its own device-side non-finite flag
             and read it where it logs. (default: ``True``)
+        roles (Roles, optional): The declarations (inputs and outputs) as
+            one :class:`~torch_geometric_remul.roles.Roles`, shared with the
+            transforms and the metrics, instead of ``output``/``points``/
+            ``vectors``/``pseudovectors``.
+        sampler (RigidSampler, optional): The group as one
+            :class:`~torch_geometric_remul.group.RigidSampler`, instead of
+            ``group``/``translation_std``/``axis``/``generator``.
+        output_weights (dict, optional): Weight of each named output in the
+            task and equivariance losses. (default: ``1`` each)
         level (str, optional): Row level of the target and the model
             output, ``"node"``, ``"graph"`` (or ``"edge"``), for tensors
             that are not collated attributes of the batch; needed only when
@@ -197,43 +271,48 @@ class RemulLoss(torch.nn.Module):
     """
     def __init__(
         self,
-        task_loss: Optional[LossFn] = None,
-        output: str = 'point',
-        points: Keys = ('pos', ),
-        vectors: Keys = (),
-        pseudovectors: Keys = (),
-        group: str = 'SO3',
+        task_loss: Optional[LossLike] = None,
+        output: Optional[OutputLike] = None,
+        points: Optional[Keys] = None,
+        vectors: Optional[Keys] = None,
+        pseudovectors: Optional[Keys] = None,
+        group: Optional[str] = None,
         alpha: float = 1.0,
         beta: float = 1.0,
         mode: str = 'target',
         num_samples: int = 1,
         weighting: Optional[Weighting] = None,
         fused: bool = False,
-        translation_std: float = 1.0,
-        axis: AxisLike = 2,
+        translation_std: Optional[float] = None,
+        axis: Optional[AxisLike] = None,
         generator: Optional[torch.Generator] = None,
-        equi_loss: Optional[LossFn] = None,
+        equi_loss: Optional[LossLike] = None,
         detach_reference: bool = True,
         check_finite: bool = True,
         level: Optional[str] = None,
+        *,
+        roles: Optional[Roles] = None,
+        sampler: Optional[RigidSampler] = None,
+        output_weights: Optional[Mapping[str, float]] = None,
     ):
         super().__init__()
-        self.task_loss = task_loss if task_loss is not None else \
-            torch.nn.MSELoss()
-        self.equi_loss = equi_loss if equi_loss is not None else \
-            self.task_loss
-        for name, fn in (('task_loss', self.task_loss),
-                         ('equi_loss', self.equi_loss)):
-            if not callable(fn):
-                raise TypeError(f"'{name}' must be callable (input, target) "
-                                f"-> loss")
-        self.output = check_role(output)
-        self.points = as_key_tuple(points, 'points')
-        self.vectors = as_key_tuple(vectors, 'vectors')
-        self.pseudovectors = as_key_tuple(pseudovectors, 'pseudovectors')
-        check_disjoint(points=self.points, vectors=self.vectors,
-                       pseudovectors=self.pseudovectors)
-        self.group = normalize_group(group, tuple(GROUPS))
+        owner = self.__class__.__name__
+        self.roles = Roles.resolve(roles, owner, points=points,
+                                   vectors=vectors,
+                                   pseudovectors=pseudovectors,
+                                   output=output)
+        self.sampler = RigidSampler.resolve(
+            sampler, owner, group=group, translation_std=translation_std,
+            axis=axis, generator=generator)
+        names = list(self.roles.outputs)
+        self.task_losses = _per_output(
+            task_loss if task_loss is not None else torch.nn.MSELoss(),
+            names, 'task_loss', self.roles.multi_output)
+        self.equi_losses = (self.task_losses if equi_loss is None else
+                            _per_output(equi_loss, names, 'equi_loss',
+                                        self.roles.multi_output))
+        self.output_weights = _output_weights(output_weights, names,
+                                              self.roles.multi_output)
         if mode not in MODES:
             raise ValueError(f"'mode' must be one of {', '.join(MODES)} "
                              f"(got {mode!r})")
@@ -253,30 +332,32 @@ class RemulLoss(torch.nn.Module):
             raise ValueError("pass 'alpha'/'beta' either as constants or to "
                              "the weighting, not both")
         self.weighting = weighting
-        if translation_std < 0:
-            raise ValueError(f"'translation_std' must be >= 0 "
-                             f"(got {translation_std})")
-        self.translation_std = float(translation_std)
-        self.axis = axis
-        self.generator = generator
         self.fused = bool(fused)
         self.detach_reference = bool(detach_reference)
         self.check_finite = bool(check_finite)
         self.level = check_level(level)
+
+    # the declarations, readable as attributes
+    output = property(lambda self: self.roles.output)
+    points = property(lambda self: self.roles.points)
+    vectors = property(lambda self: self.roles.vectors)
+    pseudovectors = property(lambda self: self.roles.pseudovectors)
+    group = property(lambda self: self.sampler.group)
+    translation_std = property(lambda self: self.sampler.translation_std)
+    axis = property(lambda self: self.sampler.axis)
+    generator = property(lambda self: self.sampler.generator)
+    #: the task loss of a single-output set-up
+    task_loss = property(lambda self: next(iter(self.task_losses.values())))
+    equi_loss = property(lambda self: next(iter(self.equi_losses.values())))
 
     # Helpers ###############################################################
 
     def _transforms(self, transforms, num_graphs: int, dtype,
                     device) -> List[RigidTransform]:
         if transforms is None:
-            return [
-                RigidTransform.sample(num_graphs, self.group,
-                                      translation_std=self.translation_std,
-                                      axis=self.axis,
-                                      generator=self.generator, dtype=dtype,
-                                      device=device)
-                for _ in range(self.num_samples)
-            ]
+            return [self.sampler.sample(num_graphs, dtype=dtype,
+                                        device=device)
+                    for _ in range(self.num_samples)]
         if isinstance(transforms, RigidTransform):
             transforms = [transforms]
         transforms = list(transforms)
@@ -291,77 +372,130 @@ class RemulLoss(torch.nn.Module):
                                  f"{T.num_graphs}")
         return [T.to(dtype=dtype, device=device) for T in transforms]
 
-    def _check_target(self, target, batch: Data, dtype, device,
-                      source: str) -> RowLayout:
-        if not isinstance(target, Tensor):
-            raise TypeError(f"'target' must be a torch.Tensor (got "
+    def _target_dict(self, target) -> Optional[Dict[str, Tensor]]:
+        if target is None:
+            return None
+        if not self.roles.multi_output:
+            if not isinstance(target, Tensor):
+                raise TypeError(f"'target' must be a torch.Tensor (got "
+                                f"{type(target).__name__})")
+            return {'output': target}
+        if not isinstance(target, Mapping):
+            raise TypeError(f"'target' must be a mapping with the outputs "
+                            f"{sorted(self.roles.outputs)} (got "
                             f"{type(target).__name__})")
-        if self.output != 'scalar':
+        missing = [k for k in self.roles.outputs if k not in target]
+        if missing:
+            raise ValueError(f"'target' lacks the output(s) {missing} "
+                             f"(declared: {sorted(self.roles.outputs)})")
+        for k in self.roles.outputs:
+            if not isinstance(target[k], Tensor):
+                raise TypeError(f"'target[{k!r}]' must be a torch.Tensor "
+                                f"(got {type(target[k]).__name__})")
+        return {k: target[k] for k in self.roles.outputs}
+
+    def _name(self, what: str, key: str) -> str:
+        return what if not self.roles.multi_output else f"{what}[{key!r}]"
+
+    def _check_target(self, key: str, target: Tensor, role: str,
+                      batch: Data, dtype, device, source: str) -> RowLayout:
+        name = self._name("'target'", key)
+        if role != 'scalar':
             if target.dim() != 2 or target.size(-1) != 3:
-                raise ValueError(f"'target' must have shape [rows, 3] for "
-                                 f"output='{self.output}' (got "
-                                 f"{list(target.shape)})")
+                raise ValueError(f"{name} must have shape [rows, 3] for "
+                                 f"role '{role}' (got {list(target.shape)})")
             # the target moves with the batch: same dtype and device
             if target.dtype != dtype:
                 raise TypeError(
-                    f"'target' has dtype {target.dtype} but must be {dtype}, "
-                    f"the dtype of {source}: an output='{self.output}' "
-                    f"target is moved by the same group elements (convert "
-                    f"it, e.g. target.to({dtype}))")
+                    f"{name} has dtype {target.dtype} but must be {dtype}, "
+                    f"the dtype of {source}: a '{role}' target is moved by "
+                    f"the same group elements (convert it, e.g. "
+                    f"target.to({dtype}))")
             if device is not None and target.device != device:
-                raise ValueError(f"'target' is on {target.device} but "
+                raise ValueError(f"{name} is on {target.device} but "
                                  f"{source} is on {device}")
-        return output_layout(batch, target, "'target'", self.level,
+        return output_layout(batch, target, name, self.level,
                              self.__class__.__name__)
 
-    def _check_output(self, y, reference_shape, name: str, dtype,
-                      source: str) -> Tensor:
-        if not isinstance(y, Tensor):
-            raise TypeError(f"the model must return a Tensor (got "
-                            f"{type(y).__name__})")
-        if reference_shape is not None and y.shape != reference_shape:
-            raise ValueError(f"the model output on the {name} batch has "
-                             f"shape {list(y.shape)} but {list(reference_shape)} "
-                             f"was expected (the target's shape)")
-        if self.output != 'scalar' and y.dtype != dtype:
-            raise TypeError(f"the model output on the {name} batch has dtype "
-                            f"{y.dtype} but must be {dtype}, the dtype of "
-                            f"{source} (an output='{self.output}' output is "
-                            f"moved by the same group elements)")
-        return y
+    def _output_dict(self, y, which: str) -> Dict[str, Tensor]:
+        if not self.roles.multi_output:
+            if not isinstance(y, Tensor):
+                raise TypeError(f"the model must return a Tensor (got "
+                                f"{type(y).__name__}); for a model that "
+                                f"returns named outputs declare them, e.g. "
+                                f"output={{'energy': 'scalar', 'forces': "
+                                f"'vector'}}")
+            return {'output': y}
+        if not isinstance(y, Mapping):
+            raise TypeError(f"the model must return a mapping with the "
+                            f"outputs {sorted(self.roles.outputs)} (got "
+                            f"{type(y).__name__} on the {which} batch)")
+        missing = [k for k in self.roles.outputs if k not in y]
+        if missing:
+            raise ValueError(f"the model output on the {which} batch lacks "
+                             f"{missing} (declared: "
+                             f"{sorted(self.roles.outputs)})")
+        for k in self.roles.outputs:
+            if not isinstance(y[k], Tensor):
+                raise TypeError(f"the model output {k!r} must be a Tensor "
+                                f"(got {type(y[k]).__name__})")
+        return {k: y[k] for k in self.roles.outputs}
+
+    def _check_outputs(self, y: Dict[str, Tensor], shapes, which: str,
+                       dtype, source: str) -> None:
+        for key, role in self.roles.outputs.items():
+            name = ('the model output' if not self.roles.multi_output else
+                    f'the model output {key!r}')
+            v = y[key]
+            if shapes is not None and v.shape != shapes[key]:
+                raise ValueError(f"{name} on the {which} batch has shape "
+                                 f"{list(v.shape)} but "
+                                 f"{list(shapes[key])} was expected (the "
+                                 f"target's shape)")
+            if role != 'scalar' and v.dtype != dtype:
+                raise TypeError(f"{name} on the {which} batch has dtype "
+                                f"{v.dtype} but must be {dtype}, the dtype "
+                                f"of {source} (a '{role}' output is moved "
+                                f"by the same group elements)")
 
     def _forward_model(self, model, batch: Data, moved: List[Data],
                        need_clean: bool):
         if not self.fused:
-            clean = model(batch) if need_clean else None
-            return clean, [model(m) for m in moved]
+            clean = (self._output_dict(model(batch), 'clean')
+                     if need_clean else None)
+            return clean, [self._output_dict(model(m), 'transformed')
+                           for m in moved]
         copies = ([batch] if need_clean else []) + moved
-        out = model(concat_copies(copies))
-        if not isinstance(out, Tensor):
-            raise TypeError(f"the model must return a Tensor (got "
-                            f"{type(out).__name__})")
-        if out.size(0) % len(copies) != 0:
-            raise ValueError(f"the model output on the fused batch has "
-                             f"{out.size(0)} rows, not a multiple of the "
-                             f"{len(copies)} stacked copies")
-        parts = list(out.chunk(len(copies), dim=0))
+        K = len(copies)
+        out = self._output_dict(model(concat_copies(copies)), 'fused')
+        chunks = {}
+        for key, value in out.items():
+            if value.dim() == 0 or value.size(0) % K != 0:
+                raise ValueError(
+                    f"the model output {key!r} on the fused batch has "
+                    f"shape {list(value.shape)}, whose rows are not a "
+                    f"multiple of the {K} stacked copies")
+            chunks[key] = value.chunk(K, dim=0)
+        parts = [{k: chunks[k][i] for k in out} for i in range(K)]
         clean = parts.pop(0) if need_clean else None
         return clean, parts
 
     # Forward ###############################################################
 
-    def forward(self, model: Callable[[Data], Tensor], batch: Data,
-                target: Optional[Tensor] = None,
+    def forward(self, model: Callable[[Data], OutputValue], batch: Data,
+                target: Optional[TargetLike] = None,
                 transforms: Optional[Sequence[RigidTransform]] = None
                 ) -> RemulOutput:
         r"""Computes the loss for one batch.
 
         Args:
-            model (callable): ``model(data) -> Tensor``.
+            model (callable): ``model(data) -> Tensor``, or a mapping of
+                named tensors when ``output`` is a mapping.
             batch (Data or Batch): The clean input.
-            target (torch.Tensor, optional): Node- or graph-level target
-                (required in ``"target"`` mode and whenever the task loss is
-                computed).
+            target (torch.Tensor or dict, optional): Node- or graph-level
+                target (a mapping with the declared output names for a
+                multi-output model). Required in ``"target"`` mode and
+                whenever the task loss is computed.
             transforms (RigidTransform or [RigidTransform], optional): Use
                 these group elements (one per graph, ``num_samples`` of them)
                 instead of sampling.
@@ -381,54 +515,67 @@ class RemulLoss(torch.nn.Module):
             raise ValueError(
                 "'target' is required (mode='target', or alpha > 0); for "
                 "label-free training use mode='consistency' with alpha=0")
+        targets = self._target_dict(target)
 
-        ref_key = self.points[0] if self.points else None
-        if ref_key is None and (self.vectors or self.pseudovectors):
-            ref_key = (self.vectors + self.pseudovectors)[0]
+        ref_key = self.roles.inputs[0][0] if self.roles.inputs else None
         ref = batch[ref_key] if ref_key is not None and ref_key in batch \
             else None
         if isinstance(ref, Tensor):
             dtype, device = ref.dtype, ref.device
             source = f"the batch ('data.{ref_key}')"
         else:
-            dtype = target.dtype if isinstance(target, Tensor) and \
-                target.is_floating_point() else torch.get_default_dtype()
+            floats = [t for t in (targets or {}).values()
+                      if t.is_floating_point()]
+            dtype = floats[0].dtype if floats else torch.get_default_dtype()
             device = None
             source = 'the group elements'
-        target_layout = None
-        if target is not None:
-            target_layout = self._check_target(target, batch, dtype, device,
-                                               source)
+        roles = self.roles.outputs
+        layouts = {}
+        if targets is not None:
+            layouts = {k: self._check_target(k, targets[k], roles[k], batch,
+                                             dtype, device, source)
+                       for k in roles}
 
         Ts = self._transforms(transforms, B, dtype, device)
-        moved = [apply_rigid_transform(batch, T, self.points, self.vectors,
-                                       self.pseudovectors) for T in Ts]
+        moved = [apply_rigid_transform(batch, T, roles=self.roles)
+                 for T in Ts]
 
         clean, transformed = self._forward_model(model, batch, moved,
                                                  need_clean)
-        shape = target.shape if target is not None else None
+        shapes = ({k: t.shape for k, t in targets.items()}
+                  if targets is not None else None)
         if clean is not None:
-            self._check_output(clean, shape, 'clean', dtype, source)
-            shape = clean.shape
+            self._check_outputs(clean, shapes, 'clean', dtype, source)
+            shapes = {k: v.shape for k, v in clean.items()}
         for y_g in transformed:
-            self._check_output(y_g, shape, 'transformed', dtype, source)
-        layout = target_layout if target_layout is not None else \
-            output_layout(batch, transformed[0], 'the model output',
-                          self.level, owner)
+            self._check_outputs(y_g, shapes, 'transformed', dtype, source)
+        for k in roles:
+            if k not in layouts:
+                layouts[k] = output_layout(
+                    batch, transformed[0][k],
+                    self._name('the model output', k), self.level, owner)
 
-        task = self.task_loss(clean, target) if need_task else None
-        if self.mode == 'target':
-            refs = [act(T, target, self.output, layout) for T in Ts]
-        else:
-            base = clean.detach() if self.detach_reference else clean
-            refs = [act(T, base, self.output, layout) for T in Ts]
-        equi = torch.stack([self.equi_loss(y_g, r)
-                            for y_g, r in zip(transformed, refs)]).mean()
+        parts: Dict[str, Tensor] = {}
+        task = None
+        if need_task:
+            for k in roles:
+                parts[f'task/{k}'] = self.task_losses[k](clean[k],
+                                                        targets[k])
+            task = self._combine(parts, 'task')
+        base = targets if self.mode == 'target' else {
+            k: (v.detach() if self.detach_reference else v)
+            for k, v in clean.items()}
+        for k, role in roles.items():
+            refs = [act(T, base[k], role, layouts[k]) for T in Ts]
+            parts[f'equi/{k}'] = torch.stack([
+                self.equi_losses[k](y_g[k], r)
+                for y_g, r in zip(transformed, refs)]).mean()
+        equi = self._combine(parts, 'equi')
 
         error = None
         if clean is not None:
-            error = self._batch_error(batch, clean.detach(), transformed, Ts,
-                                      layout, B)
+            error = self._batch_error(batch, clean, transformed, Ts,
+                                      layouts, B)
         loss = _weighted(beta, equi)
         if task is not None:
             loss = _weighted(alpha, task) + loss
@@ -436,8 +583,24 @@ class RemulLoss(torch.nn.Module):
             self._debug_check_finite(loss, task, equi, alpha, beta)
         if self.training and torch.is_grad_enabled():
             self.weighting.update(task, equi, error)
-        return RemulOutput(loss=loss, task=task, equi=equi, alpha=alpha,
-                           beta=beta, error=error, prediction=clean)
+        prediction = clean
+        if clean is not None and not self.roles.multi_output:
+            prediction = clean['output']
+        return RemulOutput(
+            loss=loss, task=task, equi=equi, alpha=alpha, beta=beta,
+            error=error, prediction=prediction,
+            parts=({k: v.detach() for k, v in parts.items()}
+                   if self.roles.multi_output else None))
+
+    def _combine(self, parts: Dict[str, Tensor], kind: str) -> Tensor:
+        """The (weighted) sum over outputs of one kind of loss."""
+        total = None
+        for k in self.roles.outputs:
+            term = parts[f'{kind}/{k}']
+            w = self.output_weights[k]
+            term = term if w == 1.0 else w * term
+            total = term if total is None else total + term
+        return total
 
     @staticmethod
     def _debug_check_finite(loss: Tensor, task: Optional[Tensor],
@@ -455,26 +618,43 @@ class RemulLoss(torch.nn.Module):
             f"rate and the inputs.")
 
     @torch.no_grad()
-    def _batch_error(self, batch: Data, clean: Tensor,
-                     transformed: List[Tensor], Ts: List[RigidTransform],
-                     layout: RowLayout, B: int):
+    def _batch_error(self, batch: Data, clean: Dict[str, Tensor],
+                     transformed: List[Dict[str, Tensor]],
+                     Ts: List[RigidTransform],
+                     layouts: Dict[str, RowLayout], B: int):
         # E' over the graphs that have nodes (an empty graph has no error to
-        # measure); the count stays on the device
-        keep = nonempty_graphs(batch, clean.device).to(clean.dtype)
-        count = keep.sum().clamp(min=1)
-        norm = per_graph_mean(row_norms(clean), layout, B).clamp(
-            min=torch.finfo(clean.dtype).tiny)
-        e = clean.new_zeros(B)
-        for y_g, T in zip(transformed, Ts):
-            e = e + per_graph_mean(
-                row_norms(y_g.detach() - act(T, clean, self.output, layout)),
-                layout, B)
-        e = e * keep / len(Ts)
-        return {'absolute': e.sum() / count,
-                'relative': (e / norm).sum() / count}
+        # measure); the count stays on the device. Several outputs: the
+        # figures are averaged over them, and given per output too.
+        per_output = {}
+        for k, role in self.roles.outputs.items():
+            y = clean[k].detach()
+            keep = nonempty_graphs(batch, y.device).to(y.dtype)
+            count = keep.sum().clamp(min=1)
+            norm = per_graph_mean(row_norms(y), layouts[k], B).clamp(
+                min=torch.finfo(y.dtype).tiny)
+            e = y.new_zeros(B)
+            for y_g, T in zip(transformed, Ts):
+                e = e + per_graph_mean(
+                    row_norms(y_g[k].detach() - act(T, y, role, layouts[k])),
+                    layouts[k], B)
+            e = e * keep / len(Ts)
+            per_output[k] = {'absolute': e.sum() / count,
+                             'relative': (e / norm).sum() / count}
+        if not self.roles.multi_output:
+            return per_output['output']
+        n = len(per_output)
+        error = {key: sum(v[key] for v in per_output.values()) / n
+                 for key in ('absolute', 'relative')}
+        for k, v in per_output.items():
+            error[f'absolute/{k}'] = v['absolute']
+            error[f'relative/{k}'] = v['relative']
+        return error
 
     def extra_repr(self) -> str:
         args = [f'output={self.output!r}', f'points={list(self.points)}']
+        if self.roles.multi_output and any(
+                w != 1.0 for w in self.output_weights.values()):
+            args.append(f'output_weights={self.output_weights}')
         if self.level is not None:
             args.append(f'level={self.level!r}')
         if self.vectors:

@@ -1,0 +1,33 @@
+import pytest
+import torch
+
+from torch_geometric_remul.group import (DEFAULT_GROUP, RigidSampler,
+                                         RigidTransform)
+
+
+def test_sampler_matches_rigid_transform_sample():
+    s = RigidSampler('E3', translation_std=0.3,
+                     generator=torch.Generator().manual_seed(4))
+    T = s.sample(5, dtype=torch.float64)
+    ref = RigidTransform.sample(5, 'E3', translation_std=0.3,
+                                generator=torch.Generator().manual_seed(4),
+                                dtype=torch.float64)
+    assert torch.equal(T.rotation, ref.rotation)
+    assert torch.equal(T.translation, ref.translation)
+    assert RigidSampler().group == DEFAULT_GROUP == 'SO3'
+    assert not RigidSampler().translates and s.translates
+    assert repr(RigidSampler('SO2', axis='x')) == \
+        "RigidSampler(group='SO2', axis='x')"
+
+
+def test_sampler_errors():
+    with pytest.raises(ValueError, match="'group' must be one of"):
+        RigidSampler('SU3')
+    with pytest.raises(ValueError, match="'translation_std'"):
+        RigidSampler('SE3', translation_std=float('nan'))
+    with pytest.raises(ValueError, match="'axis'"):
+        RigidSampler('SO2', axis=(0, 0, 0))  # checked at construction
+    with pytest.raises(TypeError, match="'generator'"):
+        RigidSampler(generator=1)
+    with pytest.raises(ValueError, match="either 'sampler' or 'group'"):
+        RigidSampler.resolve(RigidSampler(), 'f', group='SE3')
