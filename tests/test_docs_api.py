@@ -66,7 +66,6 @@ EXEMPT = {
     ('torch_geometric_remul.group', 'DEFAULT_GROUP'): CONSTANT,
     ('torch_geometric_remul.nn', 'models'): SUBPACKAGE,
     ('torch_geometric_remul.nn', 'weighting'): SUBPACKAGE,
-    ('torch_geometric_remul.nn.models', 'OUTPUTS'): CONSTANT,
     ('torch_geometric_remul.nn.models', 'MODELS'): CONSTANT,
     ('torch_geometric_remul.datasets', 'MD17_MOLECULES'): CONSTANT,
     ('torch_geometric_remul.datasets', 'STANDIN_SMILES'): CONSTANT,

@@ -10,6 +10,7 @@ device, so they run only in debug mode
 (:func:`torch_geometric_remul.debug`).
 """
 import math
+import numbers
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -146,3 +147,95 @@ def check_translation_std(value, name: str = 'translation_std') -> float:
         raise ValueError(f"'{name}' must be a finite number >= 0 "
                          f"(got {value})")
     return float(value)
+
+
+# Plain Python arguments (options, sizes, names) ############################
+# One family for every layer: the datasets, the graph builders, the
+# training configuration and the command line report bad options alike.
+
+
+def check_int(value, name: str, minimum: Optional[int] = None) -> int:
+    """An integer (``bool`` refused; NumPy integers accepted) that is at
+    least ``minimum`` when given, as a Python ``int``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"'{name}' must be an integer (got "
+                        f"{type(value).__name__} {value!r})")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"'{name}' must be >= {minimum} (got {value})")
+    return int(value)
+
+
+def check_real(value, name: str, minimum: Optional[float] = None,
+               strict: bool = False, why: str = '') -> float:
+    """A finite real number (``bool`` refused), ``> minimum`` when
+    ``strict`` else ``>= minimum`` when ``minimum`` is given, as a Python
+    ``float``; ``why`` is appended to the error message."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"'{name}' must be a number (got "
+                        f"{type(value).__name__} {value!r})")
+    value = float(value)
+    bound = '' if minimum is None else \
+        f" {'>' if strict else '>='} {minimum:g}"
+    if not math.isfinite(value) or (minimum is not None and (
+            value < minimum or (strict and value == minimum))):
+        raise ValueError(f"'{name}' must be a finite number{bound} (got "
+                         f"{value}){why}")
+    return value
+
+
+def check_interval(value, name: str,
+                   positive: bool = True) -> Tuple[float, float]:
+    """A pair ``(low, high)`` of finite numbers with ``low <= high`` (and
+    ``low > 0`` when ``positive``)."""
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise TypeError(f"'{name}' must be a pair (low, high) of numbers "
+                        f"(got {value!r})") from None
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi or (
+            positive and lo <= 0):
+        req = '0 < low <= high' if positive else 'low <= high'
+        raise ValueError(f"'{name}' must satisfy {req} (got ({lo}, {hi}))")
+    return lo, hi
+
+
+def check_str(value, name: str, optional: bool = False) -> Optional[str]:
+    """A string (or ``None`` when ``optional``)."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        expected = 'a string or None' if optional else 'a string'
+        raise TypeError(f"'{name}' must be {expected} (got "
+                        f"{type(value).__name__} {value!r})")
+    return value
+
+
+def check_bool(value, name: str) -> bool:
+    """A ``bool`` (``0``/``1`` refused: a flag is stated, not implied)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"'{name}' must be a bool (got "
+                        f"{type(value).__name__} {value!r})")
+    return value
+
+
+def check_choice(value, name: str, choices: Sequence[str],
+                 ignore_case: bool = False) -> str:
+    """One of the strings ``choices`` (with ``ignore_case``, the matching
+    choice as spelled in ``choices``)."""
+    check_str(value, name)
+    for choice in choices:
+        if value == choice or (ignore_case and
+                               value.lower() == choice.lower()):
+            return choice
+    raise ValueError(f"'{name}' must be one of {', '.join(choices)} "
+                     f"(got {value!r})")
+
+
+def check_positions(pos: Tensor, name: str = 'pos') -> Tensor:
+    """A floating-point ``[num_nodes, num_dims]`` tensor (any number of
+    dimensions, e.g. ``[N, 3]``)."""
+    check_float(pos, name)
+    if pos.dim() != 2 or pos.size(1) < 1:
+        raise ValueError(f"'{name}' must have shape [num_nodes, num_dims] "
+                         f"(e.g. [N, 3]), got {list(pos.shape)}")
+    return pos

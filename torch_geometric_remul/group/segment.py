@@ -92,6 +92,12 @@ def segment_counts(batch: Tensor, num_graphs: Optional[int] = None) -> Tensor:
                            0, batch, torch.ones_like(batch))
 
 
+def _scatter_ok(x: Tensor) -> bool:
+    """Whether to call torch-scatter (installed, enabled, and a real device:
+    its kernels have no meta-tensor implementation)."""
+    return remul_typing.WITH_TORCH_SCATTER and x.device.type != 'meta'
+
+
 def _resolve(x: Tensor, batch: Optional[Tensor], ptr: Optional[Tensor],
              num_graphs: Optional[int]) -> Tuple[Optional[Tensor],
                                                  Optional[Tensor], int]:
@@ -161,12 +167,12 @@ def _reduce(x: Tensor, batch: Optional[Tensor], ptr: Optional[Tensor],
     batch, ptr, B = _resolve(x, batch, ptr, num_graphs)
     rest = x.shape[1:]
     if ptr is not None:
-        if remul_typing.WITH_TORCH_SCATTER:
+        if _scatter_ok(x):
             return remul_typing.torch_scatter.segment_csr(
                 x, ptr.long(), reduce=reduce)
         count = ptr.diff()
         batch = ptr_to_batch(ptr, x.size(0))
-    elif remul_typing.WITH_TORCH_SCATTER:
+    elif _scatter_ok(x):
         return remul_typing.torch_scatter.scatter(x, batch.long(), dim=0,
                                                   dim_size=B, reduce=reduce)
     else:
@@ -195,7 +201,7 @@ def broadcast_to_rows(values: Tensor, batch: Optional[Tensor] = None,
     if ptr is not None:
         num_rows = int(ptr[-1]) if num_rows is None else num_rows
         check_ptr(ptr, 'ptr', num_rows, values.size(0))
-        if remul_typing.WITH_TORCH_SCATTER:
+        if _scatter_ok(values):
             return remul_typing.torch_scatter.gather_csr(values, ptr.long())
         return torch.repeat_interleave(values, ptr.diff(), dim=0,
                                        output_size=num_rows)

@@ -4,9 +4,9 @@ from torch_geometric.data import Data
 
 from tests.nn.models._helpers import NBODY, assert_not_mutated, nbody_batch
 from torch_geometric_remul import debug
-from torch_geometric_remul.testing import assert_no_syncs, count_syncs
 from torch_geometric_remul.nn.models import EGNN, GNN, BaseModel
 from torch_geometric_remul.nn.models.base import ModelInputs
+from torch_geometric_remul.testing import assert_no_syncs, count_syncs
 
 
 def small_gnn(**kwargs):
@@ -146,7 +146,7 @@ def test_bad_declarations():
         GNN(output='points')
     with pytest.raises(ValueError, match="'scalars' and 'scalar_dim' "
                        "disagree"):
-        GNN(scalars=('charge', ))
+        GNN(scalars=('charge', ), scalar_dim=0)
     with pytest.raises(ValueError, match="'edge_scalars' and "
                        "'edge_scalar_dim' disagree"):
         GNN(edge_scalar_dim=2)
@@ -212,7 +212,8 @@ def test_forward_backward_on_a_batch_reads_nothing(name):
     batch = nbody_batch([3, 7, 1, 0, 5])
     kw = dict(max_num_nodes=7) if name == 'transformer' else {}
     torch.manual_seed(0)
-    model = build_model(name, hidden_channels=8, num_layers=2, **NBODY, **kw).double()
+    model = build_model(name, hidden_channels=8, num_layers=2, **NBODY,
+                        **kw).double()
     with count_syncs() as syncs:
         model(batch).sum().backward()
     assert_no_syncs(syncs, f'{name} forward + backward')
@@ -224,12 +225,298 @@ def test_batch_without_batch_vector_and_value_checks_in_debug():
     del batch.batch
     again = small_gnn().read_inputs(batch)  # rebuilt from ptr
     assert torch.equal(again.batch, inputs.batch)
-    # a plain Data with an unsorted batch vector: checked in debug mode
+    # a plain Data is one graph (as for the transforms and the loss:
+    # torch_geometric_remul.layout); a batch vector naming several graphs
+    # is refused in debug mode, and read nowhere outside it
     data = Data(pos=torch.randn(3, 3, dtype=torch.float64),
                 vel=torch.randn(3, 3, dtype=torch.float64),
                 charge=torch.randn(3, 1, dtype=torch.float64),
                 edge_index=torch.tensor([[0], [1]]),
-                edge_attr=torch.ones(1, 1, dtype=torch.float64),
-                batch=torch.tensor([1, 0, 1]))
-    with debug(), pytest.raises(ValueError, match="must be sorted"):
-        small_gnn()(data)
+                edge_attr=torch.ones(1, 1, dtype=torch.float64))
+    model = small_gnn(output='scalar')
+    alone = model(data)
+    assert alone.shape == (1, 1)
+    data.batch = torch.zeros(3, dtype=torch.long)
+    with debug():
+        assert torch.equal(model(data), alone)
+    data.batch = torch.tensor([0, 1, 1])
+    with debug(), pytest.raises(ValueError, match="a plain Data is one "
+                                "graph.*Batch.from_data_list"):
+        model(data)
+    with count_syncs() as syncs:
+        out = model(data)
+    assert_no_syncs(syncs, 'forward on a plain Data')
+    assert torch.equal(out, alone)
+    data.batch = torch.zeros(2, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"'data.batch' must have shape "
+                       r"\[3\]"):
+        model(data)
+
+
+# roles= ####################################################################
+
+from torch_geometric_remul.nn.models import MODELS, build_model  # noqa: E402
+from torch_geometric_remul.roles import Roles  # noqa: E402
+
+#: Small constructor arguments per model name (SEGNN needs e3nn).
+SMALL = {
+    'mlp': dict(num_nodes=4, hidden_channels=8, num_layers=2),
+    'gnn': dict(hidden_channels=8, num_layers=2),
+    'transformer': dict(hidden_channels=8, num_layers=2, heads=2),
+    'egnn': dict(hidden_channels=8, num_layers=2),
+    'segnn': dict(hidden_channels='4x0e+2x1o', num_layers=1),
+}
+LAZY = dict(scalars='charge', edge_scalars='edge_attr')  # widths inferred
+
+
+def small(name, **kwargs):
+    if name == 'segnn':
+        pytest.importorskip('e3nn')
+    return build_model(name, **SMALL[name], **kwargs)
+
+
+@pytest.mark.parametrize('name', list(MODELS))
+def test_roles_declare_what_the_shortcuts_declare(name):
+    batch = nbody_batch([4, 4])
+    roles = Roles(vectors='vel', output='vector')
+    torch.manual_seed(0)
+    a = small(name, roles=roles, **NBODY_NO_VECTORS).double()
+    torch.manual_seed(0)
+    b = small(name, vectors=('vel', ), output='vector',
+              **NBODY_NO_VECTORS).double()
+    assert a.roles == b.roles == roles
+    assert (a.output, a.points, a.vectors) == ('vector', ('pos', ), ('vel', ))
+    assert torch.equal(a(batch), b(batch))
+
+
+NBODY_NO_VECTORS = {k: v for k, v in NBODY.items() if k != 'vectors'}
+
+
+def test_roles_first_point_is_the_position():
+    batch = nbody_batch()
+    batch.y = batch.pos + 1.0
+    torch.manual_seed(0)
+    model = small_gnn(vectors=None, roles=Roles(points=('pos', 'y'),
+                                                vectors='vel'))
+    assert model.position_key == 'pos' and model.points == ('pos', 'y')
+    torch.manual_seed(0)
+    plain = small_gnn()
+    assert torch.equal(model(batch), plain(batch))  # 'y' is not read
+    torch.manual_seed(0)
+    other = small_gnn(points=('x', 'pos'))
+    with pytest.raises(ValueError, match="'x' .*declared in 'points'"):
+        other(batch)
+
+
+def test_roles_errors():
+    roles = Roles(vectors='vel')
+    with pytest.raises(ValueError, match="GNN: pass either 'roles' or "
+                       "'vectors', not both"):
+        GNN(roles=roles, vectors='vel')
+    with pytest.raises(ValueError, match="pass either 'roles' or 'output'"):
+        GNN(roles=roles, output='point')
+    with pytest.raises(TypeError, match="'roles' must be a Roles"):
+        GNN(roles={'vectors': 'vel'})
+    with pytest.raises(ValueError, match="these backbones return one "
+                       "tensor.*'energy'"):
+        GNN(output={'energy': 'scalar', 'forces': 'vector'})
+    with pytest.raises(ValueError, match="GNN reads no pseudovector inputs "
+                       r"\(got pseudovectors=\['omega'\]\)"):
+        GNN(roles=Roles(pseudovectors='omega'))
+    with pytest.raises(ValueError, match="needs a position attribute"):
+        GNN(points=())
+    with pytest.raises(ValueError, match="'charge' is declared both in "
+                       "'points' and in 'scalars'"):
+        GNN(points=('pos', 'charge'), scalars='charge')
+    with pytest.raises(ValueError, match="EGNN: 'output' must be one of "
+                       "point, vector, scalar .*'pseudovector'.*polar"):
+        EGNN(output='pseudovector')
+
+
+@pytest.mark.parametrize('name', ['mlp', 'gnn', 'transformer'])
+def test_unconstrained_pseudovector_output(name):
+    # a pseudovector output is [N, 3] like a vector (no position added)
+    torch.manual_seed(0)
+    model = small(name, output='pseudovector', **LAZY).double()
+    batch = nbody_batch([4, 4])
+    out = model(batch)
+    assert out.shape == (8, 3) and model.out_channels == 3
+    torch.manual_seed(0)
+    vector = small(name, output='vector', **LAZY).double()
+    assert torch.equal(out, vector(batch))
+
+
+# Input widths inferred from the data ########################################
+
+@pytest.mark.parametrize('name', list(MODELS))
+def test_lazy_widths_equal_given_widths(name):
+    # under the same seed, a model whose widths are inferred at the first
+    # call has the parameters of one built with the widths given
+    batch = nbody_batch([4, 4])
+    torch.manual_seed(0)
+    eager = small(name, **NBODY).double()
+    assert eager.is_initialized
+    torch.manual_seed(0)
+    lazy = small(name, vectors='vel', **LAZY).double()
+    assert not lazy.is_initialized and lazy.scalar_dim is None
+    assert len(list(lazy.parameters())) == 0
+    assert 'uninitialized' in repr(lazy)
+    torch.rand(5)  # draws between construction and the first call
+    out = lazy(batch)  # builds (float64: .double() was recorded)
+    assert lazy.is_initialized
+    assert (lazy.scalar_dim, lazy.edge_scalar_dim) == (1, 1)
+    assert all(p.dtype == torch.float64 for p in lazy.parameters())
+    ref = eager.state_dict()
+    assert lazy.state_dict().keys() == ref.keys()
+    for key, value in lazy.state_dict().items():
+        assert torch.equal(value, ref[key]), key
+    assert torch.equal(out, eager(batch))
+
+
+def test_initialize_builds_without_training_and_keeps_the_rng():
+    batch = nbody_batch()
+    torch.manual_seed(0)
+    model = GNN(vectors='vel', **LAZY, hidden_channels=8, num_layers=1)
+    before = torch.rand(3)
+    torch.manual_seed(0)
+    model = GNN(vectors='vel', **LAZY, hidden_channels=8,
+                num_layers=1).double()
+    with count_syncs() as syncs:
+        assert model.initialize(batch) is model  # shapes only
+    assert_no_syncs(syncs, 'GNN.initialize')
+    # building drew from the state saved at construction, not the global
+    # one, which is where it was
+    assert torch.equal(torch.rand(3), before)
+    assert all(p.grad is None for p in model.parameters())
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)  # afterwards
+    loss = model(batch).square().mean()
+    loss.backward()
+    optimizer.step()
+    # the data are checked against the inferred widths from then on
+    bad = nbody_batch()
+    bad.charge = torch.cat([bad.charge, bad.charge], dim=-1)
+    with pytest.raises(ValueError, match=r"'charge': 2\) have total width 2, "
+                       r"expected scalar_dim=1 \(inferred from the data at "
+                       r"the first call\)"):
+        model(bad)
+    with pytest.raises(TypeError, match="expects a torch_geometric.data"):
+        GNN(**LAZY).initialize(batch.pos)
+
+
+@pytest.mark.parametrize('name', ['gnn', 'transformer', 'egnn'])
+def test_first_call_builds_without_reading_the_device(name):
+    batch = nbody_batch([3, 7, 1, 0, 5])
+    kw = dict(max_num_nodes=7) if name == 'transformer' else {}
+    model = small(name, vectors='vel', **LAZY, **kw).double()
+    with count_syncs() as syncs:
+        model(batch).sum().backward()
+    assert_no_syncs(syncs, f'first (initialising) {name} forward+backward')
+
+
+def test_only_the_missing_width_is_inferred():
+    batch = nbody_batch()
+    model = small_gnn(edge_scalar_dim=None)
+    assert model.scalar_dim == 1 and not model.is_initialized
+    model(batch)
+    assert model.edge_scalar_dim == 1
+    # a given width is checked against the data on the initialising call
+    model = small_gnn(scalar_dim=2, edge_scalar_dim=None)
+    with pytest.raises(ValueError, match=r"'charge': 1\) have total width 1, "
+                       r"expected scalar_dim=2$"):
+        model(batch)
+    assert not model.is_initialized
+    # nothing declared: nothing to infer, built at once
+    assert GNN(hidden_channels=4, num_layers=1).is_initialized
+
+
+def test_uninitialised_model_refuses_state_and_reset():
+    batch = nbody_batch()
+    torch.manual_seed(0)
+    source = small_gnn()
+    lazy = GNN(**dict(NBODY, scalar_dim=None, edge_scalar_dim=None),
+               hidden_channels=8, num_layers=1)
+    with pytest.raises(RuntimeError, match=r"GNN.load_state_dict\(\): the "
+                       r"model is not initialised: scalar_dim and "
+                       r"edge_scalar_dim will be inferred.*model.initialize"):
+        lazy.load_state_dict(source.state_dict())
+    with pytest.raises(RuntimeError, match=r"reset_parameters\(\): the model "
+                       r"is not initialised"):
+        lazy.reset_parameters()
+    with pytest.raises(RuntimeError, match="'scalar_dim' is not known yet"):
+        lazy.node_feature_dim
+    # inside a parent module too
+    parent = torch.nn.Sequential(lazy)
+    with pytest.raises(RuntimeError, match="not initialised"):
+        parent.load_state_dict({'0.' + k: v for k, v in
+                                source.state_dict().items()})
+    lazy.double().initialize(batch)
+    lazy.load_state_dict(source.state_dict())
+    assert torch.equal(lazy(batch), source(batch))
+
+
+def test_reset_parameters_in_place():
+    batch = nbody_batch()
+    torch.manual_seed(0)
+    model = small_gnn()
+    params = list(model.parameters())
+    before = model(batch)
+    torch.manual_seed(5)
+    model.reset_parameters()
+    assert [id(p) for p in model.parameters()] == [id(p) for p in params]
+    assert all(p.dtype == torch.float64 for p in params)
+    assert not torch.allclose(model(batch), before)
+    torch.manual_seed(5)
+    fresh = small_gnn()  # the same draws as a model built now
+    assert torch.equal(model(batch), fresh(batch))
+
+
+def test_subclass_builds_after_its_whole_constructor():
+    class Wider(GNN):
+        def __init__(self, extra, **kwargs):
+            super().__init__(**kwargs)
+            self.extra = extra  # set after GNN's constructor returned
+
+        def build_layers(self):
+            super().build_layers()
+            self.lin = torch.nn.Linear(self.scalar_dim, self.extra)
+
+    eager = Wider(3, **NBODY, hidden_channels=4, num_layers=1)
+    assert eager.lin.out_features == 3
+    lazy = Wider(3, vectors='vel', **LAZY, hidden_channels=4, num_layers=1)
+    lazy.double().initialize(nbody_batch())
+    assert lazy.lin.in_features == 1 and lazy.lin.weight.dtype == \
+        torch.float64
+
+
+def test_width_dependent_layers_outside_build_layers():
+    class Early(BaseModel):  # builds in __init__: needs the widths given
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.lin = torch.nn.Linear(self.node_feature_dim, 3)
+
+    assert Early(scalars='charge', scalar_dim=1).lin.in_features == 4
+    with pytest.raises(RuntimeError, match="create the layers that depend "
+                       r"on it in build_layers\(\), or pass scalar_dim"):
+        Early(scalars='charge')
+
+
+def test_built_under_inference_mode_then_trained():
+    batch = nbody_batch()
+    model = GNN(vectors='vel', **LAZY, hidden_channels=4,
+                num_layers=1).double()
+    with torch.inference_mode():
+        model(batch)
+    model(batch).sum().backward()  # not inference tensors
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_lazy_build_follows_the_device_of_the_model():
+    # .to(device) before the first call is recorded (meta stands in for a
+    # GPU): the layers are built on the CPU, then moved there
+    batch = nbody_batch().to('meta')
+    model = EGNN(vectors='vel', **LAZY, hidden_channels=4,
+                 num_layers=1).to('meta', torch.float64)
+    out = model(batch)
+    assert out.device.type == 'meta' and out.shape == (batch.num_nodes, 3)
+    assert {p.device.type for p in model.parameters()} == {'meta'}
+    assert {p.dtype for p in model.parameters()} == {torch.float64}

@@ -1,29 +1,34 @@
 import pytest
 import torch
 
-from tests.nn.models._helpers import (DTYPES, check_forward_pass,
-                                      check_gradients,
-                                      check_not_equivariant_at_init,
-                                      check_seeded, check_variable_sizes,
-                                      model_factory, nbody_batch)
-from torch_geometric_remul.nn.models import GNN, GNNLayer, OUTPUTS
+from tests.nn.models._helpers import (
+    DTYPES,
+    check_forward_pass,
+    check_gradients,
+    check_not_equivariant_at_init,
+    check_seeded,
+    check_variable_sizes,
+    model_factory,
+    nbody_batch,
+)
+from torch_geometric_remul.nn.models import GNN, GNNLayer
 
 make = model_factory(GNN, hidden_channels=16, num_layers=2)
 
 
 @pytest.mark.parametrize('dtype', DTYPES)
-@pytest.mark.parametrize('output', OUTPUTS)
+@pytest.mark.parametrize('output', GNN.supported_outputs)
 def test_forward(output, dtype):
     # point outputs: input position + a non-zero displacement
     check_forward_pass(make, output, dtype)
 
 
-@pytest.mark.parametrize('output', OUTPUTS)
+@pytest.mark.parametrize('output', GNN.supported_outputs)
 def test_not_equivariant(output):
     check_not_equivariant_at_init(make, output)
 
 
-@pytest.mark.parametrize('output', OUTPUTS)
+@pytest.mark.parametrize('output', GNN.supported_outputs)
 def test_variable_sizes_graphs_independent(output):
     check_variable_sizes(make, output)
 

@@ -2,12 +2,17 @@ import pytest
 import torch
 from torch_geometric.data import Batch
 
-from tests.nn.models._helpers import (DTYPES, NBODY, check_forward_pass,
-                                      check_gradients,
-                                      check_not_equivariant_at_init,
-                                      check_seeded, model_factory,
-                                      nbody_batch)
-from torch_geometric_remul.nn.models import MLP, OUTPUTS
+from tests.nn.models._helpers import (
+    DTYPES,
+    NBODY,
+    check_forward_pass,
+    check_gradients,
+    check_not_equivariant_at_init,
+    check_seeded,
+    model_factory,
+    nbody_batch,
+)
+from torch_geometric_remul.nn.models import MLP
 
 SIZES = [5, 5, 5]
 
@@ -15,12 +20,12 @@ make = model_factory(MLP, num_nodes=5, hidden_channels=32, num_layers=3)
 
 
 @pytest.mark.parametrize('dtype', DTYPES)
-@pytest.mark.parametrize('output', OUTPUTS)
+@pytest.mark.parametrize('output', MLP.supported_outputs)
 def test_forward(output, dtype):
     check_forward_pass(make, output, dtype, SIZES)
 
 
-@pytest.mark.parametrize('output', OUTPUTS)
+@pytest.mark.parametrize('output', MLP.supported_outputs)
 def test_not_equivariant(output):
     check_not_equivariant_at_init(make, output, SIZES)
 
@@ -80,7 +85,21 @@ def test_fixed_size():
         MLP(num_nodes=0)
     model = make('point')
     with pytest.raises(ValueError, match=r"MLP\(num_nodes=5\) flattens graphs "
-                       r"of exactly 5 nodes.*graph 1 has 4 nodes"):
+                       r"of exactly 5 nodes.*14 nodes in 3 graph"):
         model(nbody_batch([5, 4, 5]))
+    # equal totals, unequal graphs: found in debug mode (a value read)
+    from torch_geometric_remul import debug
+    with debug(), pytest.raises(ValueError, match="graph 1 has 4 nodes"):
+        model(nbody_batch([5, 4, 6]))
     with pytest.raises(ValueError, match="exactly 5 nodes"):
         model(nbody_batch([6]))
+
+
+def test_forward_backward_makes_no_host_sync():
+    from torch_geometric_remul.testing import assert_no_syncs, count_syncs
+    model = make('point')
+    batch = nbody_batch([5, 5, 5])
+    model(batch).sum().backward()
+    with count_syncs() as syncs:
+        model(batch).sum().backward()
+    assert_no_syncs(syncs, 'MLP forward + backward')

@@ -1,10 +1,17 @@
 import pytest
-import torch
 
 from tests.nn.models._helpers import NBODY, nbody_batch
-from torch_geometric_remul.nn.models import (EGNN, GNN, MLP, MODELS, SEGNN,
-                                             BaseModel, Transformer,
-                                             available_models, build_model)
+from torch_geometric_remul.nn.models import (
+    EGNN,
+    GNN,
+    MLP,
+    MODELS,
+    SEGNN,
+    BaseModel,
+    Transformer,
+    available_models,
+    build_model,
+)
 
 
 def test_available_models():

@@ -1,28 +1,30 @@
 r"""The shared model interface: declared inputs, their validation and
-assembly, output kinds and per-graph pooling.
+assembly, lazily inferred input widths, output roles and per-graph pooling.
 
 Every backbone of :mod:`torch_geometric_remul.nn.models` derives from
 :class:`BaseModel`, which reads the declared attributes of a PyG
 ``Data``/``Batch`` into one :class:`ModelInputs` record, so that no model
 repeats the checks.
 """
-import numbers
+import copy
+import functools
+from collections import OrderedDict
 from typing import Callable, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
-from torch_geometric.data import Batch, Data
+from torch_geometric.data import Data
 
-from torch_geometric_remul._checks import check_disjoint, check_keys
+from torch_geometric_remul._checks import check_disjoint, check_int, check_keys
 from torch_geometric_remul.debug import is_debug_enabled
-from torch_geometric_remul.group.segment import (batch_to_ptr, ptr_to_batch,
-                                                 segment_mean, segment_sum)
-from torch_geometric_remul.layout import graph_layout
+from torch_geometric_remul.group.segment import (
+    ptr_to_batch,
+    segment_mean,
+    segment_sum,
+)
+from torch_geometric_remul.layout import check_data, graph_layout
+from torch_geometric_remul.roles import OUTPUT_ROLES, Roles
 
-#: The output kinds: ``"point"`` (``[N, 3]``, input position plus a
-#: predicted displacement), ``"vector"`` (``[N, 3]``) and ``"scalar"``
-#: (graph-level ``[B, out_dim]``).
-OUTPUTS = ('point', 'vector', 'scalar')
 POOLINGS = ('sum', 'mean')
 
 KeysLike = Union[str, Sequence[str], None]
@@ -52,7 +54,7 @@ class ModelInputs(NamedTuple):
         >>> data = Data(pos=torch.randn(4, 3), vel=torch.randn(4, 3),
         ...             charge=torch.ones(4, 1))
         >>> data.edge_index = fully_connected_graph(data)
-        >>> model = GNN(vectors=('vel',), scalars=('charge',), scalar_dim=1)
+        >>> model = GNN(vectors='vel', scalars='charge')
         >>> inputs = model.read_inputs(data)
         >>> inputs.vectors.shape, inputs.scalars.shape, inputs.num_graphs
         (torch.Size([4, 1, 3]), torch.Size([4, 1]), 1)
@@ -67,39 +69,80 @@ class ModelInputs(NamedTuple):
     num_graphs: int
 
 
-def _int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"'{name}' must be an int (got "
-                        f"{type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"'{name}' must be >= {minimum} (got {value})")
-    return int(value)
+def _builds_after_init(init: Callable) -> Callable:
+    r"""Wraps a model's ``__init__`` so that, once the outermost constructor
+    of a subclass chain has returned, the model builds its layers (when the
+    input widths are known) or defers them to the first call."""
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        depth = self.__dict__.get('_init_depth', 0)
+        self.__dict__['_init_depth'] = depth + 1
+        try:
+            init(self, *args, **kwargs)
+        finally:
+            self.__dict__['_init_depth'] = depth
+        if depth == 0:
+            del self.__dict__['_init_depth']
+            self._build_or_defer()
+    return __init__
 
 
 class BaseModel(torch.nn.Module):
     r"""Base class of the REMUL backbones: ``model(data) -> Tensor``.
 
-    Subclasses call :meth:`read_inputs` at the start of ``forward``
-    and build their output from the returned :class:`ModelInputs`.
+    **Roles.** What the model reads and returns is declared once, as a
+    :class:`~torch_geometric_remul.roles.Roles` (``roles=``), the same
+    object that :class:`~torch_geometric_remul.nn.RemulLoss`, the metrics
+    and the transforms accept; ``points=``, ``vectors=`` and ``output=`` are
+    shortcuts for it (give either ``roles`` or the shortcuts, not both).
+    The model's positions are the first declared point (``roles.points[0]``,
+    ``"pos"`` by default); further points (such as a target declared as a
+    point for the loss) are not read by the model. Declared vectors are
+    node inputs. The backbones read no pseudovector inputs and return one
+    tensor, so ``roles.pseudovectors`` must be empty and ``roles.output``
+    a single role.
+
+    **Input widths.** ``scalar_dim`` and ``edge_scalar_dim`` (the total
+    widths of the declared scalars) are inferred from the data when left
+    ``None``, as PyG's lazy ``in_channels=-1``: the layers that depend on
+    them are built at the first call (or by :meth:`initialize` on an
+    example batch), reading tensor shapes only. Create the optimizer after
+    that, as with PyG's lazy modules (an uninitialised model has no
+    parameters). A lazily built model has the same parameters as one built
+    with the widths given, under the same random seed: the layers are
+    drawn from the random state saved at construction. Given widths are
+    built at once and checked against the data at every call.
+
+    Subclasses create their layers in :meth:`build_layers` (run once the
+    constructor has returned and the widths are known), call
+    :meth:`read_inputs` at the start of ``forward`` and build their output
+    from the returned :class:`ModelInputs`.
 
     Args:
-        output (str, optional): ``"point"`` (node-level ``[N, 3]``: the
-            input position plus a predicted displacement), ``"vector"``
-            (node-level ``[N, 3]``) or ``"scalar"`` (graph-level
-            ``[B, out_dim]`` from per-graph pooling). (default: ``"point"``)
-        points (str, optional): The input position attribute ``[N, 3]``.
-            (default: ``"pos"``)
-        vectors (str or sequence of str, optional): Node vector attributes
-            ``[N, 3]`` such as ``("vel",)``. (default: ``()``)
+        roles (Roles, optional): The declaration of input points/vectors
+            and of the output role. (default: ``Roles()``: positions
+            ``"pos"``, output ``"point"``)
+        output (str, optional): Shortcut for ``roles.output``: ``"point"``
+            (node-level ``[N, 3]``: the input position plus a predicted
+            displacement), ``"vector"`` or ``"pseudovector"`` (node-level
+            ``[N, 3]``) or ``"scalar"`` (graph-level ``[B, out_dim]`` from
+            per-graph pooling); see :attr:`supported_outputs`.
+            (default: ``"point"``)
+        points (str or sequence of str, optional): Shortcut for
+            ``roles.points``; the first is the position attribute
+            ``[N, 3]``. (default: ``"pos"``)
+        vectors (str or sequence of str, optional): Shortcut for
+            ``roles.vectors``: node vector attributes ``[N, 3]`` such as
+            ``"vel"``. (default: none)
         scalars (str or sequence of str, optional): Node scalar attributes,
             each ``[N]`` or ``[N, k]``, concatenated. (default: ``()``)
         scalar_dim (int, optional): Total width of the concatenated node
-            scalars. (default: ``0``)
+            scalars. (default: ``None``: inferred from the data)
         edge_scalars (str or sequence of str, optional): Edge attributes,
             each ``[E]`` or ``[E, k]``, e.g. ``("edge_attr",)`` holding
             :math:`q_i q_j`. (default: ``()``)
         edge_scalar_dim (int, optional): Total width of the edge scalars.
-            (default: ``0``)
+            (default: ``None``: inferred from the data)
         out_dim (int, optional): Output width, only for
             ``output="scalar"``. (default: ``1``)
         pool (str, optional): Per-graph pooling for ``output="scalar"``:
@@ -108,74 +151,147 @@ class BaseModel(torch.nn.Module):
 
     Example:
 
-        A backbone of one's own: a linear map of the plain node features.
+        A backbone of one's own: a linear map of the plain node features,
+        whose width is known once the data has been seen.
 
         >>> from torch_geometric.data import Data
+        >>> from torch_geometric_remul.roles import Roles
         >>> class Linear(BaseModel):
         ...     requires_edges = False
-        ...     def __init__(self, **kwargs):
-        ...         super().__init__(**kwargs)
+        ...     def build_layers(self):
         ...         self.lin = torch.nn.Linear(self.node_feature_dim,
         ...                                    self.out_channels)
         ...     def forward(self, data):
         ...         inputs = self.read_inputs(data)
         ...         return self.assemble_output(node_features(inputs),
         ...                                     inputs, self.lin)
-        >>> model = Linear(vectors=('vel',))
-        >>> data = Data(pos=torch.randn(4, 3), vel=torch.randn(4, 3))
+        >>> data = Data(pos=torch.randn(4, 3), vel=torch.randn(4, 3),
+        ...             charge=torch.randn(4, 2))
+        >>> model = Linear(roles=Roles(vectors='vel'), scalars='charge')
+        >>> model.is_initialized  # scalar_dim is inferred at the first call
+        False
+        >>> model.initialize(data).scalar_dim, model.node_feature_dim
+        (2, 8)
+        >>> optimizer = torch.optim.Adam(model.parameters())  # afterwards
         >>> model(data).shape  # "point": pos + a predicted displacement
         torch.Size([4, 3])
-        >>> Linear(output='scalar', out_dim=2)(data).shape  # per graph
+        >>> Linear(output='scalar', out_dim=2, scalars='charge',
+        ...        scalar_dim=2)(data).shape  # per graph; built at once
         torch.Size([1, 2])
     """
     #: Whether :meth:`read_inputs` requires ``data.edge_index``.
     requires_edges: bool = True
+    #: The output roles this backbone can return (a subset of
+    #: :data:`~torch_geometric_remul.roles.OUTPUT_ROLES`).
+    supported_outputs: Tuple[str, ...] = OUTPUT_ROLES
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if '__init__' in cls.__dict__:
+            cls.__init__ = _builds_after_init(cls.__dict__['__init__'])
 
     def __init__(
         self,
         *,
-        output: str = 'point',
-        points: str = 'pos',
-        vectors: KeysLike = (),
+        roles: Optional[Roles] = None,
+        output: Optional[str] = None,
+        points: KeysLike = None,
+        vectors: KeysLike = None,
         scalars: KeysLike = (),
-        scalar_dim: int = 0,
+        scalar_dim: Optional[int] = None,
         edge_scalars: KeysLike = (),
-        edge_scalar_dim: int = 0,
+        edge_scalar_dim: Optional[int] = None,
         out_dim: int = 1,
         pool: str = 'sum',
     ):
         super().__init__()
-        if output not in OUTPUTS:
-            raise ValueError(f"'output' must be one of {OUTPUTS} "
-                             f"(got {output!r})")
-        if not isinstance(points, str):
-            raise TypeError(f"'points' must be the name of the position "
-                            f"attribute (got {type(points).__name__})")
-        self.output = output
-        self.points = points
-        self.vectors = check_keys(vectors, 'vectors')
+        owner = type(self).__name__
+        roles = Roles.resolve(roles, owner, points=points, vectors=vectors,
+                              output=output)
+        if roles.multi_output:
+            raise ValueError(
+                f"{owner}: 'output' must be a single role: these backbones "
+                f"return one tensor (got the mapping {roles.output!r}); "
+                f"wrap the model in a module that returns the named "
+                f"outputs to use a mapping")
+        if roles.output not in self.supported_outputs:
+            raise ValueError(
+                f"{owner}: 'output' must be one of "
+                f"{', '.join(self.supported_outputs)} (got "
+                f"{roles.output!r}){self._unsupported_output_hint()}")
+        if roles.pseudovectors:
+            raise ValueError(
+                f"{owner} reads no pseudovector inputs (got "
+                f"pseudovectors={list(roles.pseudovectors)}); declare them "
+                f"in the roles of the loss or transform only, or give the "
+                f"model a Roles without them (roles.replace("
+                f"pseudovectors=()))")
+        if not roles.points:
+            raise ValueError(f"{owner} needs a position attribute: "
+                             f"'points' is empty")
+        self.roles = roles
         self.scalars = check_keys(scalars, 'scalars')
         self.edge_scalars = check_keys(edge_scalars, 'edge_scalars')
-        self.scalar_dim = _int(scalar_dim, 'scalar_dim', 0)
-        self.edge_scalar_dim = _int(edge_scalar_dim, 'edge_scalar_dim', 0)
-        self.out_dim = _int(out_dim, 'out_dim', 1)
-        if output != 'scalar' and self.out_dim != 1:
+        self.scalar_dim = self._width(scalar_dim, self.scalars, 'scalar')
+        self.edge_scalar_dim = self._width(edge_scalar_dim,
+                                           self.edge_scalars, 'edge_scalar')
+        self.out_dim = check_int(out_dim, 'out_dim', 1)
+        if self.output != 'scalar' and self.out_dim != 1:
             raise ValueError(f"'out_dim' is only used with output='scalar' "
-                             f"(output={output!r} always gives [N, 3])")
+                             f"(output={self.output!r} always gives "
+                             f"[N, 3])")
         if pool not in POOLINGS:
             raise ValueError(f"'pool' must be one of {POOLINGS} "
                              f"(got {pool!r})")
         self.pool = pool
-        for keys, dim, name in ((self.scalars, self.scalar_dim, 'scalar'),
-                                (self.edge_scalars, self.edge_scalar_dim,
-                                 'edge_scalar')):
-            if bool(keys) != (dim > 0):
-                raise ValueError(
-                    f"'{name}s' and '{name}_dim' disagree: {len(keys)} "
-                    f"attribute(s) {keys} declared with total width {dim}; "
-                    f"declare attributes together with their total width")
-        check_disjoint(points=(points, ), vectors=self.vectors,
+        check_disjoint(points=roles.points, vectors=roles.vectors,
                        scalars=self.scalars)
+        # follows .to()/.double()/.cuda() while the layers are not built, so
+        # that they are built where the model is
+        self.register_buffer('_like', torch.empty(0), persistent=False)
+        self._initialized = False
+        self._inferred: Tuple[str, ...] = ()
+        self._rng_state: Optional[Tensor] = None
+
+    @staticmethod
+    def _width(value, keys: Tuple[str, ...], name: str) -> Optional[int]:
+        if value is None:
+            return None if keys else 0
+        width = check_int(value, f'{name}_dim', 0)
+        if bool(keys) != (width > 0):
+            raise ValueError(
+                f"'{name}s' and '{name}_dim' disagree: {len(keys)} "
+                f"attribute(s) {keys} declared with total width {width}; "
+                f"declare attributes together with their total width (or "
+                f"leave '{name}_dim' out to infer it from the data)")
+        return width
+
+    def _unsupported_output_hint(self) -> str:
+        return ''
+
+    # The declaration ########################################################
+
+    @property
+    def output(self) -> str:
+        r"""The output role (``roles.output``)."""
+        return self.roles.output
+
+    @property
+    def points(self) -> Tuple[str, ...]:
+        r"""The declared points (``roles.points``); the model reads the
+        first, :attr:`position_key`."""
+        return self.roles.points
+
+    @property
+    def position_key(self) -> str:
+        r"""The attribute holding the input positions (``roles.points[0]``).
+        """
+        return self.roles.points[0]
+
+    @property
+    def vectors(self) -> Tuple[str, ...]:
+        r"""The declared node vectors (``roles.vectors``)."""
+        return self.roles.vectors
 
     # Shapes ################################################################
 
@@ -186,7 +302,14 @@ class BaseModel(torch.nn.Module):
     @property
     def node_feature_dim(self) -> int:
         r"""The width ``3 + 3 V + scalar_dim`` of the plain node features
-        (positions, ``V`` vectors and the scalars)."""
+        (positions, ``V`` vectors and the scalars); known once
+        ``scalar_dim`` is (given, or inferred at initialisation)."""
+        if self.scalar_dim is None:
+            raise RuntimeError(
+                f"{type(self).__name__}: 'scalar_dim' is not known yet (it "
+                f"is inferred from the data at the first call); create the "
+                f"layers that depend on it in build_layers(), or pass "
+                f"scalar_dim")
         return 3 + 3 * self.num_vectors + self.scalar_dim
 
     @property
@@ -199,22 +322,122 @@ class BaseModel(torch.nn.Module):
         r"""Whether ``forward`` reads ``data.edge_index``."""
         return self.requires_edges or bool(self.edge_scalars)
 
+    # Lazy initialisation ###################################################
+
+    def build_layers(self) -> None:
+        r"""Creates the layers of the model. Called once the input widths
+        (:attr:`scalar_dim`, :attr:`edge_scalar_dim`) are known: right
+        after construction when they are given, else at the first call or
+        at :meth:`initialize`. Subclasses override it (the base class has
+        no layers)."""
+
+    @property
+    def is_initialized(self) -> bool:
+        r"""Whether the layers are built (the input widths are known)."""
+        return self._initialized
+
+    def initialize(self, data: Data) -> 'BaseModel':
+        r"""Builds the layers from an example ``Data``/``Batch`` without
+        training: the widths of the declared scalars and edge scalars are
+        read from its shapes (no tensor value is read). Create the
+        optimizer afterwards. On an initialised model, checks the data
+        against the model's widths. Returns the model.
+
+        Example:
+
+            >>> from torch_geometric.data import Data
+            >>> from torch_geometric_remul.nn.models import Transformer
+            >>> data = Data(pos=torch.randn(3, 3), atom=torch.randn(3, 4))
+            >>> model = Transformer(scalars='atom', hidden_channels=8,
+            ...                     num_layers=1, heads=2)
+            >>> len(list(model.parameters()))  # nothing built yet
+            0
+            >>> model.initialize(data).scalar_dim
+            4
+            >>> optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        """
+        with torch.no_grad():
+            self.read_inputs(data)
+        return self
+
+    def reset_parameters(self) -> None:
+        r"""Draws new initial values for the parameters made by
+        :meth:`build_layers` (from the global random state), in place: an
+        optimizer created before keeps working.
+
+        Raises:
+            RuntimeError: The model is not initialised yet.
+        """
+        if not self._initialized:
+            raise RuntimeError(self._not_initialized('reset_parameters()'))
+        fresh = copy.copy(self)
+        fresh._parameters = OrderedDict()
+        fresh._buffers = OrderedDict()
+        fresh._modules = OrderedDict()
+        fresh.build_layers()
+        self.load_state_dict(fresh.state_dict(), strict=False)
+
+    def _not_initialized(self, what: str) -> str:
+        lazy = [f"{name}_dim" for name, dim in
+                (('scalar', self.scalar_dim),
+                 ('edge_scalar', self.edge_scalar_dim)) if dim is None]
+        return (f"{type(self).__name__}.{what}: the model is not initialised: "
+                f"{' and '.join(lazy)} will be inferred from the data, so "
+                f"its layers do not exist yet. Call model.initialize("
+                f"example_batch) (or run one forward pass) first, or pass "
+                f"{' and '.join(lazy)} to the constructor")
+
+    def _build_or_defer(self) -> None:
+        if self.scalar_dim is None or self.edge_scalar_dim is None:
+            # the layers are drawn later from the random state of now, so
+            # that they equal those of a model built with the widths given
+            self._rng_state = torch.random.get_rng_state()
+            return
+        self._build()
+
+    def _build(self) -> None:
+        deferred = self._rng_state is not None
+        where = dict(device=self._like.device, dtype=self._like.dtype)
+        # parameters, even when first built under torch.inference_mode()
+        with torch.inference_mode(False):
+            if deferred:
+                with torch.random.fork_rng(devices=[]):
+                    torch.random.set_rng_state(self._rng_state)
+                    self.build_layers()
+                # built on the CPU: move to where the model is
+                self.to(**where)
+            else:
+                self.build_layers()
+        self._rng_state = None
+        self._initialized = True
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        if not self._initialized and any(
+                key.startswith(prefix) for key in state_dict):
+            raise RuntimeError(self._not_initialized('load_state_dict()'))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     # Input assembly ########################################################
 
-    def _reference(self) -> Optional[Tensor]:
+    def _reference(self) -> Tensor:
         for p in self.parameters():
             if p.is_floating_point():
                 return p
-        return None
+        return self._like
 
     def read_inputs(self, data: Data) -> ModelInputs:
-        r"""Validates and assembles the declared attributes of ``data``.
+        r"""Validates and assembles the declared attributes of ``data``;
+        on an uninitialised model, infers the missing input widths from
+        their shapes and builds the layers.
 
         Shapes, dtypes and devices are always checked. Checks of values
-        (``edge_index`` within range and inside graphs, ``batch`` sorted,
-        ``ptr`` consistent with ``batch``) read the device, so they run only
-        in debug mode (:func:`torch_geometric_remul.debug`): a forward pass
-        on a ``Batch`` makes no host-device synchronisation.
+        (``edge_index`` within range and inside graphs, ``ptr`` consistent
+        with ``batch``, a plain ``Data`` holding one graph) read the device,
+        so they run only in debug mode (:func:`torch_geometric_remul.debug`):
+        a forward pass makes no host-device synchronisation. Which nodes
+        belong to which graph comes from
+        :func:`torch_geometric_remul.layout.graph_layout`: a ``Batch``'s
+        collation, and one graph for a plain ``Data``.
 
         Raises:
             TypeError: ``data`` is not a ``Data``/``Batch``, or an attribute
@@ -224,35 +447,34 @@ class BaseModel(torch.nn.Module):
                 with edges) is missing or has a wrong shape or width.
         """
         owner = type(self).__name__
-        if not isinstance(data, Data):
-            raise TypeError(f"{owner} expects a torch_geometric.data.Data or "
-                            f"Batch (got {type(data).__name__})")
-        pos = self._attr(data, self.points, 'points', owner)
+        check_data(data, owner)
+        key = self.position_key
+        pos = self._attr(data, key, 'points', owner)
         if pos.dim() != 2 or pos.size(1) != 3:
-            raise ValueError(f"{owner}: 'data.{self.points}' (points) must "
-                             f"have shape [num_nodes, 3] (got "
+            raise ValueError(f"{owner}: 'data.{key}' (points) must have "
+                             f"shape [num_nodes, 3] (got "
                              f"{list(pos.shape)})")
         ref = self._reference()
-        if ref is not None and pos.dtype != ref.dtype:
-            raise TypeError(f"{owner}: 'data.{self.points}' has dtype "
-                            f"{pos.dtype} but the model parameters are "
-                            f"{ref.dtype}; convert one of them (e.g. "
+        if pos.dtype != ref.dtype:
+            raise TypeError(f"{owner}: 'data.{key}' has dtype {pos.dtype} "
+                            f"but the model parameters are {ref.dtype}; "
+                            f"convert one of them (e.g. "
                             f"model.to({pos.dtype}))")
         N = pos.size(0)
 
         vectors = []
-        for key in self.vectors:
-            v = self._attr(data, key, 'vectors', owner, like=pos)
+        for name in self.vectors:
+            v = self._attr(data, name, 'vectors', owner, like=pos)
             if v.dim() != 2 or tuple(v.shape) != (N, 3):
-                raise ValueError(f"{owner}: 'data.{key}' (vectors) must have "
-                                 f"shape [{N}, 3] (got {list(v.shape)})")
+                raise ValueError(f"{owner}: 'data.{name}' (vectors) must "
+                                 f"have shape [{N}, 3] (got "
+                                 f"{list(v.shape)})")
             vectors.append(v)
         vectors = (torch.stack(vectors, dim=1) if vectors else
                    pos.new_zeros(N, 0, 3))
 
-        scalars = self._concat(data, self.scalars, self.scalar_dim, N,
-                               'scalars', 'scalar_dim', 'num_nodes', owner,
-                               pos)
+        scalars = self._concat(data, self.scalars, 'scalar', N, 'num_nodes',
+                               owner, pos)
 
         batch, ptr, num_graphs = self._layout(data, N, owner, pos.device)
 
@@ -261,9 +483,18 @@ class BaseModel(torch.nn.Module):
             edge_index = self._edge_index(data, N, batch, owner)
             E = edge_index.size(1)
             edge_scalars = self._concat(data, self.edge_scalars,
-                                        self.edge_scalar_dim, E,
-                                        'edge_scalars', 'edge_scalar_dim',
-                                        'num_edges', owner, pos)
+                                        'edge_scalar', E, 'num_edges', owner,
+                                        pos)
+        if not self._initialized:
+            inferred = []
+            if self.scalar_dim is None:
+                self.scalar_dim = scalars.size(1)
+                inferred.append('scalar')
+            if self.edge_scalar_dim is None:
+                self.edge_scalar_dim = edge_scalars.size(1)
+                inferred.append('edge_scalar')
+            self._inferred = tuple(inferred)
+            self._build()
         return ModelInputs(pos, vectors, scalars, edge_index, edge_scalars,
                            batch, ptr, num_graphs)
 
@@ -294,9 +525,10 @@ class BaseModel(torch.nn.Module):
                                  f"{like.device}")
         return value
 
-    def _concat(self, data: Data, keys: Tuple[str, ...], width: int,
-                rows: int, role: str, width_name: str, rows_name: str,
-                owner: str, pos: Tensor) -> Tensor:
+    def _concat(self, data: Data, keys: Tuple[str, ...], name: str,
+                rows: int, rows_name: str, owner: str, pos: Tensor) -> Tensor:
+        role = f'{name}s'
+        width = getattr(self, f'{name}_dim')
         parts = []
         total = 0
         for key in keys:
@@ -309,12 +541,14 @@ class BaseModel(torch.nn.Module):
                                  f"({rows_name}), got {list(value.shape)}")
             total += value.size(1)
             parts.append(value)
-        if total != width:
+        if width is not None and total != width:
             widths = ', '.join(f"'{k}': {p.size(1)}"
                                for k, p in zip(keys, parts))
+            how = (' (inferred from the data at the first call)'
+                   if name in self._inferred else '')
             raise ValueError(f"{owner}: the concatenated {role} ({widths}) "
                              f"have total width {total}, expected "
-                             f"{width_name}={width}")
+                             f"{name}_dim={width}{how}")
         if not parts:
             return pos.new_zeros(rows, 0)
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
@@ -331,27 +565,21 @@ class BaseModel(torch.nn.Module):
             if batch.dim() != 1 or batch.numel() != N:
                 raise ValueError(f"{owner}: 'data.batch' must have shape "
                                  f"[{N}] (got {list(batch.shape)})")
-        if isinstance(data, Batch):
-            # ptr (or batch), checked against each other in debug mode
-            num_graphs, ptr = graph_layout(data)
+        # ptr (or batch) of a Batch, checked against each other in debug
+        # mode; a plain Data is one graph
+        num_graphs, ptr = graph_layout(data)
+        if ptr is not None:
             if batch is None:
                 batch = ptr_to_batch(ptr, N)
             return batch, ptr, num_graphs
-        if batch is None:
-            batch = torch.zeros(N, dtype=torch.long, device=device)
-            ptr = torch.arange(2, device=device) * N
-            return batch, ptr, 1
-        # a plain Data carrying a batch vector: the number of graphs is
-        # only known from its values (a read; a Batch needs none)
-        num_graphs = int(batch.max()) + 1 if N > 0 else 1
-        ptr = data.ptr if 'ptr' in data else None
-        if ptr is None:
-            if is_debug_enabled() and N > 1 and bool(
-                    (batch[1:] < batch[:-1]).any()):
-                raise ValueError(f"{owner}: 'data.batch' must be sorted "
-                                 f"(nodes of a graph contiguous)")
-            ptr = batch_to_ptr(batch, num_graphs)
-        return batch, ptr, num_graphs
+        if batch is not None and is_debug_enabled() and N > 0 and \
+                batch.device.type != 'meta' and bool((batch != 0).any()):
+            raise ValueError(f"{owner}: a plain Data is one graph, but its "
+                             f"'batch' vector names several graphs; collate "
+                             f"graphs with Batch.from_data_list")
+        batch = torch.zeros(N, dtype=torch.long, device=device)
+        ptr = torch.arange(2, device=device) * N
+        return batch, ptr, 1
 
     @staticmethod
     def _edge_index(data: Data, N: int, batch: Tensor, owner: str) -> Tensor:
@@ -400,7 +628,8 @@ class BaseModel(torch.nn.Module):
         r"""The declared output from node rows ``h`` ``[N, F]`` and a
         ``head`` (identity if ``None``): ``head(pool(h))`` ``[B, out_dim]``
         for ``"scalar"``; otherwise ``y = head(h)`` ``[N, 3]``, returned as
-        ``pos + y`` for ``"point"`` and as ``y`` for ``"vector"``."""
+        ``pos + y`` for ``"point"`` and as ``y`` for ``"vector"`` and
+        ``"pseudovector"``."""
         if self.output == 'scalar':
             h = self.pool_graphs(h, inputs)
             return h if head is None else head(h)
@@ -410,7 +639,7 @@ class BaseModel(torch.nn.Module):
     def extra_repr(self) -> str:
         parts = [f'output={self.output!r}', f'points={self.points!r}']
         if self.vectors:
-            parts.append(f'vectors={self.vectors}')
+            parts.append(f'vectors={self.vectors!r}')
         if self.scalars:
             parts.append(f'scalars={self.scalars}, '
                          f'scalar_dim={self.scalar_dim}')
@@ -419,7 +648,12 @@ class BaseModel(torch.nn.Module):
                          f'edge_scalar_dim={self.edge_scalar_dim}')
         if self.output == 'scalar':
             parts.append(f'out_dim={self.out_dim}, pool={self.pool!r}')
+        if not self._initialized:
+            parts.append('uninitialized')
         return ', '.join(parts)
+
+
+BaseModel.__init__ = _builds_after_init(BaseModel.__init__)
 
 
 def mlp(in_channels: int, hidden: int, out_channels: int,
@@ -455,5 +689,5 @@ def node_features(inputs: ModelInputs) -> Tensor:
                       inputs.scalars], dim=-1)
 
 
-__all__ = ['BaseModel', 'ModelInputs', 'OUTPUTS', 'mlp', 'node_features',
+__all__ = ['BaseModel', 'ModelInputs', 'POOLINGS', 'mlp', 'node_features',
            'inverse_degree']

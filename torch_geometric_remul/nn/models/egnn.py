@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import Data
 
-from torch_geometric_remul.nn.models.base import (BaseModel, _int,
-                                                  inverse_degree, mlp)
+from torch_geometric_remul._checks import check_int
+from torch_geometric_remul.nn.models.base import BaseModel, inverse_degree, mlp
 from torch_geometric_remul.nn.models.pair_linear import PairLinear
 
 
@@ -124,12 +124,15 @@ class EGNN(BaseModel):
     :math:`x^L - x^0`, ``"scalar"`` :math:`\mathrm{MLP}(\mathrm{pool}
     (h^L))` (invariant).
 
-    The defaults (``hidden_channels=64``, ``num_layers=4``) are those of the EGNN N-body
-    experiment.
+    The defaults (``hidden_channels=64``, ``num_layers=4``) are those of the
+    EGNN N-body experiment.
+
+    EGNN's vector outputs are polar (built from position differences and
+    the input vectors), so it offers no ``"pseudovector"`` output.
 
     Args:
-        hidden (int, optional): Feature width. (default: ``64``)
-        layers (int, optional): Number of layers. (default: ``4``)
+        hidden_channels (int, optional): Feature width. (default: ``64``)
+        num_layers (int, optional): Number of layers. (default: ``4``)
         **kwargs: The input/output declaration of
             :class:`~torch_geometric_remul.nn.models.base.BaseModel`.
 
@@ -140,15 +143,21 @@ class EGNN(BaseModel):
         >>> data = Data(pos=torch.randn(5, 3), vel=torch.randn(5, 3),
         ...             charge=torch.randn(5, 1))
         >>> data.edge_index = fully_connected_graph(data)
-        >>> model = EGNN(vectors=('vel',), scalars=('charge',), scalar_dim=1,
-        ...              hidden_channels=16, num_layers=2)
+        >>> model = EGNN(vectors='vel', scalars='charge', hidden_channels=16,
+        ...              num_layers=2)
         >>> model(data).shape
         torch.Size([5, 3])
     """
-    def __init__(self, *, hidden_channels: int = 64, num_layers: int = 4, **kwargs):
+    supported_outputs = ('point', 'vector', 'scalar')
+
+    def __init__(self, *, hidden_channels: int = 64, num_layers: int = 4,
+                 **kwargs):
         super().__init__(**kwargs)
-        self.hidden_channels = _int(hidden_channels, 'hidden_channels', 1)
-        self.num_layers = _int(num_layers, 'num_layers', 1)
+        self.hidden_channels = check_int(hidden_channels, 'hidden_channels',
+                                         1)
+        self.num_layers = check_int(num_layers, 'num_layers', 1)
+
+    def build_layers(self) -> None:
         in_dim = self.scalar_dim + self.num_vectors
         if in_dim > 0:
             self.embed = torch.nn.Linear(in_dim, self.hidden_channels)
@@ -159,12 +168,18 @@ class EGNN(BaseModel):
         # point/vector outputs read positions only: the last feature
         # update would be unused
         self.convs = torch.nn.ModuleList(
-            EGNNLayer(self.hidden_channels, self.edge_scalar_dim, self.num_vectors,
+            EGNNLayer(self.hidden_channels, self.edge_scalar_dim,
+                      self.num_vectors,
                       update_features=(i < self.num_layers - 1
                                        or self.output == 'scalar'))
             for i in range(self.num_layers))
-        self.head = (mlp(self.hidden_channels, self.hidden_channels, self.out_dim, 2)
+        self.head = (mlp(self.hidden_channels, self.hidden_channels,
+                         self.out_dim, 2)
                      if self.output == 'scalar' else None)
+
+    def _unsupported_output_hint(self) -> str:
+        return ("; EGNN's vector outputs are polar vectors: use SEGNN or an "
+                "unconstrained backbone for a pseudovector output")
 
     def forward(self, data: Data) -> Tensor:
         r"""Returns ``[N, 3]`` (``"point"``/``"vector"``) or
@@ -187,7 +202,8 @@ class EGNN(BaseModel):
         return x if self.output == 'point' else x - pos
 
     def extra_repr(self) -> str:
-        return (f'hidden_channels={self.hidden_channels}, num_layers={self.num_layers}, ' +
+        return (f'hidden_channels={self.hidden_channels}, '
+                f'num_layers={self.num_layers}, ' +
                 super().extra_repr())
 
 

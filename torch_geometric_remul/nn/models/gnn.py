@@ -7,8 +7,8 @@ from torch import Tensor
 from torch_geometric.data import Data
 from torch_geometric.nn import MessagePassing
 
-from torch_geometric_remul.nn.models.base import (BaseModel, _int, mlp,
-                                                  node_features)
+from torch_geometric_remul._checks import check_int
+from torch_geometric_remul.nn.models.base import BaseModel, mlp, node_features
 from torch_geometric_remul.nn.models.pair_linear import PairLinear
 
 
@@ -77,15 +77,21 @@ class GNN(BaseModel):
         >>> GNN(vectors=('vel',), hidden_channels=16, num_layers=2)(data).shape
         torch.Size([4, 3])
     """
-    def __init__(self, *, hidden_channels: int = 64, num_layers: int = 4, **kwargs):
+    def __init__(self, *, hidden_channels: int = 64, num_layers: int = 4,
+                 **kwargs):
         super().__init__(**kwargs)
-        self.hidden_channels = _int(hidden_channels, 'hidden_channels', 1)
-        self.num_layers = _int(num_layers, 'num_layers', 1)
-        self.embed = torch.nn.Linear(self.node_feature_dim, self.hidden_channels)
+        self.hidden_channels = check_int(hidden_channels, 'hidden_channels',
+                                         1)
+        self.num_layers = check_int(num_layers, 'num_layers', 1)
+
+    def build_layers(self) -> None:
+        self.embed = torch.nn.Linear(self.node_feature_dim,
+                                     self.hidden_channels)
         self.convs = torch.nn.ModuleList(
             GNNLayer(self.hidden_channels, self.edge_scalar_dim)
             for _ in range(self.num_layers))
-        self.head = mlp(self.hidden_channels, self.hidden_channels, self.out_channels, 2)
+        self.head = mlp(self.hidden_channels, self.hidden_channels,
+                        self.out_channels, 2)
 
     def forward(self, data: Data) -> Tensor:
         r"""Returns ``[N, 3]`` (``"point"``/``"vector"``) or
@@ -97,7 +103,8 @@ class GNN(BaseModel):
         return self.assemble_output(h, inputs, self.head)
 
     def extra_repr(self) -> str:
-        return (f'hidden_channels={self.hidden_channels}, num_layers={self.num_layers}, ' +
+        return (f'hidden_channels={self.hidden_channels}, '
+                f'num_layers={self.num_layers}, ' +
                 super().extra_repr())
 
 

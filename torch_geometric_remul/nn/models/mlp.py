@@ -5,8 +5,14 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from torch_geometric_remul.nn.models.base import (BaseModel, ModelInputs,
-                                                  _int, mlp, node_features)
+from torch_geometric_remul._checks import check_int
+from torch_geometric_remul.debug import is_debug_enabled
+from torch_geometric_remul.nn.models.base import (
+    BaseModel,
+    ModelInputs,
+    mlp,
+    node_features,
+)
 
 
 class MLP(BaseModel):
@@ -31,9 +37,8 @@ class MLP(BaseModel):
         num_layers (int, optional): Number of linear layers. (default: ``4``)
         **kwargs: The input/output declaration of
             :class:`~torch_geometric_remul.nn.models.base.BaseModel`
-            (``output``, ``points``, ``vectors``, ``scalars``,
-            ``scalar_dim``, ``edge_scalars``, ``edge_scalar_dim``,
-            ``out_dim``).
+            (``roles`` or ``output``/``points``/``vectors``, ``scalars``,
+            ``edge_scalars``, their widths, ``out_dim``, ``pool``).
 
     Example:
 
@@ -46,16 +51,20 @@ class MLP(BaseModel):
     """
     requires_edges = False
 
-    def __init__(self, num_nodes: Optional[int] = None, *, hidden_channels: int = 128,
+    def __init__(self, num_nodes: Optional[int] = None, *,
+                 hidden_channels: int = 128,
                  num_layers: int = 4, **kwargs):
         super().__init__(**kwargs)
         if num_nodes is None:
             raise ValueError("MLP needs 'num_nodes', the fixed number of "
                              "nodes of every graph (e.g. num_nodes=5 for "
                              "5-body systems)")
-        self.num_nodes = _int(num_nodes, 'num_nodes', 1)
-        self.hidden_channels = _int(hidden_channels, 'hidden_channels', 1)
-        self.num_layers = _int(num_layers, 'num_layers', 1)
+        self.num_nodes = check_int(num_nodes, 'num_nodes', 1)
+        self.hidden_channels = check_int(hidden_channels, 'hidden_channels',
+                                         1)
+        self.num_layers = check_int(num_layers, 'num_layers', 1)
+
+    def build_layers(self) -> None:
         n = self.num_nodes
         in_dim = n * self.node_feature_dim + n * n * self.edge_scalar_dim
         out = self.out_dim if self.output == 'scalar' else n * 3
@@ -66,8 +75,16 @@ class MLP(BaseModel):
         ``[B, out_dim]`` (``"scalar"``)."""
         inputs = self.read_inputs(data)
         B, n = inputs.num_graphs, self.num_nodes
+        N = inputs.pos.size(0)
+        if N != B * n:  # a shape: free
+            raise ValueError(
+                f"MLP(num_nodes={n}) flattens graphs of exactly {n} nodes, "
+                f"but the batch has {N} nodes in {B} graph(s); use a GNN, "
+                f"Transformer, EGNN or SEGNN for graphs of varying size")
         counts = inputs.ptr.diff()
-        if bool((counts != n).any()):
+        # equal totals can still hide unequal graphs: reading the sizes is a
+        # host-device synchronisation, so it is checked in debug mode
+        if is_debug_enabled() and bool((counts != n).any()):
             bad = (counts != n).nonzero().flatten()
             first = int(bad[0])
             raise ValueError(
@@ -93,7 +110,8 @@ class MLP(BaseModel):
         return dense.reshape(B, n * n * F)
 
     def extra_repr(self) -> str:
-        return (f'num_nodes={self.num_nodes}, hidden_channels={self.hidden_channels}, '
+        return (f'num_nodes={self.num_nodes}, '
+                f'hidden_channels={self.hidden_channels}, '
                 f'num_layers={self.num_layers}, ' + super().extra_repr())
 
 

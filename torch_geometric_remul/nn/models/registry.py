@@ -32,10 +32,12 @@ def available_models() -> List[str]:
 
 def build_model(name: str, **kwargs) -> BaseModel:
     r"""Builds the backbone called ``name`` (case-insensitive) with the
-    keyword arguments of its constructor: the shared declaration
-    ``output``, ``points``, ``vectors``, ``scalars``, ``scalar_dim``,
-    ``edge_scalars``, ``edge_scalar_dim``, ``out_dim``, plus ``hidden_channels``,
-    ``num_layers`` and model-specific ones (``num_nodes`` for ``"mlp"``).
+    keyword arguments of its constructor: the shared declaration ``roles``
+    (or its shortcuts ``output``, ``points``, ``vectors``), ``scalars``,
+    ``edge_scalars`` (their widths ``scalar_dim``/``edge_scalar_dim`` are
+    inferred from the data unless given), ``out_dim``, ``pool``, plus
+    ``hidden_channels``, ``num_layers`` and model-specific ones
+    (``num_nodes`` for ``"mlp"``).
 
     Args:
         name (str): One of :func:`available_models`.
@@ -43,9 +45,12 @@ def build_model(name: str, **kwargs) -> BaseModel:
 
     Example:
 
-        >>> model = build_model('egnn', vectors=('vel',), hidden_channels=8, num_layers=1)
-        >>> type(model).__name__
-        'EGNN'
+        >>> from torch_geometric_remul.roles import Roles
+        >>> roles = Roles(vectors='vel', output='point')  # as for the loss
+        >>> model = build_model('egnn', roles=roles, hidden_channels=8,
+        ...                     num_layers=1)
+        >>> type(model).__name__, model.vectors
+        ('EGNN', ('vel',))
     """
     if not isinstance(name, str):
         raise TypeError(f"'name' must be a str (got {type(name).__name__})")

@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import Data
 
+from torch_geometric_remul._checks import check_int
 from torch_geometric_remul.group.segment import center
-from torch_geometric_remul.nn.models.base import (BaseModel, _int,
-                                                  inverse_degree, mlp)
+from torch_geometric_remul.nn.models.base import BaseModel, inverse_degree, mlp
 
 
 def _e3nn():
@@ -41,7 +41,7 @@ def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
 
 
 def balanced_irreps(hidden: int, lmax: int):
-    r"""Hidden irreps of about ``hidden_channels`` dimensions spread evenly over the
+    r"""Hidden irreps of about ``hidden`` dimensions spread evenly over the
     degrees ``l = 0..lmax``: ``max(1, hidden // ((lmax + 1) (2l + 1)))``
     copies of degree ``l`` with parity :math:`(-1)^l` (the parities that
     positions and spherical harmonics produce).
@@ -53,9 +53,9 @@ def balanced_irreps(hidden: int, lmax: int):
     """
     o3, _ = _e3nn()
     parts = []
-    for l in range(lmax + 1):
-        mul = max(1, hidden // ((lmax + 1) * (2 * l + 1)))
-        parts.append((mul, (l, (-1)**l)))
+    for degree in range(lmax + 1):
+        mul = max(1, hidden // ((lmax + 1) * (2 * degree + 1)))
+        parts.append((mul, (degree, (-1)**degree)))
     return o3.Irreps(parts)
 
 
@@ -213,7 +213,9 @@ class SEGNN(BaseModel):
     lengths and the declared edge scalars enter the messages as ``0e``.
 
     Outputs: ``"point"`` the input position plus a predicted ``1o``
-    displacement, ``"vector"`` a ``1o`` vector, ``"scalar"``
+    displacement, ``"vector"`` a ``1o`` vector, ``"pseudovector"`` a ``1e``
+    vector (:math:`w \mapsto \det(R) R w`, e.g. from the cross products
+    of ``1o`` features with ``1o`` attributes), ``"scalar"``
     :math:`\mathrm{MLP}(\mathrm{pool}(\cdot))` of ``0e`` node features.
 
     Hidden irreps: ``hidden_channels`` is either an irreps string (e.g.
@@ -248,44 +250,65 @@ class SEGNN(BaseModel):
         torch.Size([4, 3])
     """
     def __init__(self, *, hidden_channels: Union[int, str] = 64,
-                 num_layers: int = 4, lmax_hidden: int = 1, lmax_attr: int = 1, **kwargs):
+                 num_layers: int = 4, lmax_hidden: int = 1,
+                 lmax_attr: int = 1, **kwargs):
         super().__init__(**kwargs)
+        o3, _ = _e3nn()
+        self.num_layers = check_int(num_layers, 'num_layers', 1)
+        self.lmax_hidden = check_int(lmax_hidden, 'lmax_hidden', 0)
+        self.lmax_attr = check_int(lmax_attr, 'lmax_attr', 0)
+        if isinstance(hidden_channels, str):
+            try:
+                irreps_hidden = o3.Irreps(hidden_channels)
+            except (ValueError, AssertionError) as e:
+                raise ValueError(f"'hidden_channels' is not a valid irreps "
+                                 f"string: {hidden_channels!r} ({e})"
+                                 ) from None
+        else:
+            irreps_hidden = balanced_irreps(
+                check_int(hidden_channels, 'hidden_channels', 1),
+                self.lmax_hidden)
+        self.num_scalars = sum(m for m, ir in irreps_hidden
+                               if ir.l == 0 and ir.p == 1)
+        if self.num_scalars == 0:
+            raise ValueError(f"'hidden_channels' needs even scalars (0e) "
+                             f"(got {irreps_hidden})")
+        self.irreps_hidden = irreps_hidden
+        self.irreps_attr = o3.Irreps.spherical_harmonics(self.lmax_attr)
+        self.irreps_out = {'point': o3.Irreps('1x1o'),
+                           'vector': o3.Irreps('1x1o'),
+                           'pseudovector': o3.Irreps('1x1e'),
+                           'scalar': o3.Irreps(f'{self.num_scalars}x0e')
+                           }[self.output]
+        target = self.irreps_out[0].ir
+        if not any(target in ir1 * ir2 for _, ir1 in irreps_hidden
+                   for _, ir2 in self.irreps_attr):
+            raise ValueError(
+                f"SEGNN cannot give a {self.output} output ({target}): no "
+                f"product of the hidden irreps {irreps_hidden} with the "
+                f"attributes {self.irreps_attr} contains it; use hidden "
+                f"irreps with 1o and lmax_attr >= 1")
+        self._exact_buffers: Dict[str, Tensor] = {}
+        self.register_load_state_dict_post_hook(
+            lambda module, _: module._restore_exact_buffers())
+
+    def build_layers(self) -> None:
         dtype = torch.get_default_dtype()
         # e3nn computes its Clebsch-Gordan buffers in the default dtype:
         # build them in float64 and keep exact copies, so that the model is
         # equivariant to float64 precision after .double() (see _apply)
         with _default_dtype(torch.float64):
-            self._build(hidden_channels, num_layers, lmax_hidden, lmax_attr)
-        self._exact_buffers: Dict[str, Tensor] = {
+            self._build_float64()
+        self._exact_buffers = {
             name: buf.detach().clone()
-            for name, buf in self.named_buffers() if buf.is_floating_point()
+            for name, buf in self.named_buffers()
+            if buf.is_floating_point() and name != '_like'
         }
-        self.register_load_state_dict_post_hook(
-            lambda module, _: module._restore_exact_buffers())
         self.to(dtype)
 
-    def _build(self, hidden_channels, num_layers, lmax_hidden,
-               lmax_attr) -> None:
+    def _build_float64(self) -> None:
         o3, _ = _e3nn()
-        self.num_layers = _int(num_layers, 'num_layers', 1)
-        self.lmax_hidden = _int(lmax_hidden, 'lmax_hidden', 0)
-        self.lmax_attr = _int(lmax_attr, 'lmax_attr', 0)
-        if isinstance(hidden_channels, str):
-            try:
-                irreps_hidden = o3.Irreps(hidden_channels)
-            except (ValueError, AssertionError) as e:
-                raise ValueError(f"'hidden_channels' is not a valid irreps string: "
-                                 f"{hidden_channels!r} ({e})") from None
-        else:
-            irreps_hidden = balanced_irreps(_int(hidden_channels, 'hidden_channels', 1),
-                                            self.lmax_hidden)
-        num_scalars = sum(m for m, ir in irreps_hidden
-                          if ir.l == 0 and ir.p == 1)
-        if num_scalars == 0:
-            raise ValueError(f"'hidden_channels' needs even scalars (0e) "
-                             f"(got {irreps_hidden})")
-        self.irreps_hidden = irreps_hidden
-        self.irreps_attr = o3.Irreps.spherical_harmonics(self.lmax_attr)
+        irreps_hidden = self.irreps_hidden
         num_inv = self.scalar_dim + self.num_vectors
         irreps_in = o3.Irreps(f'{self.num_vectors + 1}x1o')
         if num_inv > 0:
@@ -298,13 +321,12 @@ class SEGNN(BaseModel):
             for _ in range(self.num_layers))
         self.pre_head = SteerableLinear(irreps_hidden, self.irreps_attr,
                                         irreps_hidden, gate=True)
+        self.readout = SteerableLinear(irreps_hidden, self.irreps_attr,
+                                       self.irreps_out)
         if self.output == 'scalar':
-            self.readout = SteerableLinear(irreps_hidden, self.irreps_attr,
-                                           f'{num_scalars}x0e')
-            self.head = mlp(num_scalars, num_scalars, self.out_dim, 2)
+            self.head = mlp(self.num_scalars, self.num_scalars, self.out_dim,
+                            2)
         else:
-            self.readout = SteerableLinear(irreps_hidden, self.irreps_attr,
-                                           '1x1o')
             self.head = None
             # start with small displacements (as EGNN's coordinate MLP):
             # the component-normalised tensor products otherwise predict
@@ -367,7 +389,8 @@ class SEGNN(BaseModel):
                                     self.head)
 
     def extra_repr(self) -> str:
-        return (f'hidden_channels={self.irreps_hidden}, attr={self.irreps_attr}, '
+        return (f'hidden_channels={self.irreps_hidden}, '
+                f'attr={self.irreps_attr}, '
                 f'num_layers={self.num_layers}, ' + super().extra_repr())
 
 

@@ -6,9 +6,14 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import Batch, Data
 
+from torch_geometric_remul._checks import check_int
 from torch_geometric_remul.debug import is_debug_enabled
-from torch_geometric_remul.nn.models.base import (BaseModel, ModelInputs,
-                                                  _int, mlp, node_features)
+from torch_geometric_remul.nn.models.base import (
+    BaseModel,
+    ModelInputs,
+    mlp,
+    node_features,
+)
 
 ATTENTIONS = ('padded', 'block')
 
@@ -63,8 +68,8 @@ class Transformer(BaseModel):
     is restricted to the nodes of the same graph.
 
     ``num_layers`` pre-LayerNorm blocks of ``heads``-head self-attention and a
-    feed-forward network (``2 * hidden_channels`` wide). Declared edge scalars (for
-    which ``data.edge_index`` is read) enter as a learned additive
+    feed-forward network (``2 * hidden_channels`` wide). Declared edge
+    scalars (for which ``data.edge_index`` is read) enter as a learned additive
     per-head attention bias on the (target ``i``, source ``j``) pairs of
     the edges ``j -> i``.
     Outputs: ``"point"`` :math:`x + \mathrm{MLP}(h)`, ``"vector"``
@@ -72,9 +77,10 @@ class Transformer(BaseModel):
     (h))`. There is no positional encoding: apart from the coordinates in
     the features, the model is permutation equivariant.
 
-    The defaults (``hidden_channels=128``, ``num_layers=4``, ``heads=8``) are sized for
-    CPU runs; the REMUL paper used 10 blocks, 384 wide, 8 heads on the
-    gravity task (``Transformer(hidden_channels=384, num_layers=10, heads=8)``).
+    The defaults (``hidden_channels=128``, ``num_layers=4``, ``heads=8``) are
+    sized for CPU runs; the REMUL paper used 10 blocks, 384 wide, 8 heads on
+    the gravity task
+    (``Transformer(hidden_channels=384, num_layers=10, heads=8)``).
 
     Attention masking (``attention=``): ``"padded"`` (default) pads each
     graph to the largest graph of the batch with
@@ -130,16 +136,23 @@ class Transformer(BaseModel):
                  attention: str = 'padded',
                  max_num_nodes: Optional[int] = None, **kwargs):
         super().__init__(**kwargs)
-        self.hidden_channels = _int(hidden_channels, 'hidden_channels', 1)
-        self.num_layers = _int(num_layers, 'num_layers', 1)
-        self.heads = _int(heads, 'heads', 1)
+        self.hidden_channels = check_int(hidden_channels, 'hidden_channels',
+                                         1)
+        self.num_layers = check_int(num_layers, 'num_layers', 1)
+        self.heads = check_int(heads, 'heads', 1)
+        if self.hidden_channels % self.heads != 0:
+            raise ValueError(f"'hidden_channels' ({self.hidden_channels}) "
+                             f"must be divisible by 'heads' ({self.heads})")
         if attention not in ATTENTIONS:
             raise ValueError(f"'attention' must be one of {ATTENTIONS} "
                              f"(got {attention!r})")
         self.attention = attention
         self.max_num_nodes = (None if max_num_nodes is None else
-                              _int(max_num_nodes, 'max_num_nodes', 1))
-        self.embed = torch.nn.Linear(self.node_feature_dim, self.hidden_channels)
+                              check_int(max_num_nodes, 'max_num_nodes', 1))
+
+    def build_layers(self) -> None:
+        self.embed = torch.nn.Linear(self.node_feature_dim,
+                                     self.hidden_channels)
         self.blocks = torch.nn.ModuleList(
             TransformerBlock(self.hidden_channels, self.heads)
             for _ in range(self.num_layers))
@@ -149,7 +162,8 @@ class Transformer(BaseModel):
                                              self.heads * self.num_layers,
                                              bias=False)
         self.norm = torch.nn.LayerNorm(self.hidden_channels)
-        self.head = mlp(self.hidden_channels, self.hidden_channels, self.out_channels, 2)
+        self.head = mlp(self.hidden_channels, self.hidden_channels,
+                        self.out_channels, 2)
 
     def forward(self, data: Data) -> Tensor:
         r"""Returns ``[N, 3]`` (``"point"``/``"vector"``) or
@@ -171,7 +185,7 @@ class Transformer(BaseModel):
             return N
         slices = getattr(data, '_slice_dict', None) if isinstance(
             data, Batch) else None
-        s = slices.get(self.points) if isinstance(slices, dict) else None
+        s = slices.get(self.position_key) if isinstance(slices, dict) else None
         if isinstance(s, Tensor) and s.device.type == 'cpu' and \
                 s.dim() == 1 and s.numel() == B + 1:
             # PyG's collation metadata lives in host memory: reading it
@@ -256,7 +270,8 @@ class Transformer(BaseModel):
     def extra_repr(self) -> str:
         extra = (f'max_num_nodes={self.max_num_nodes}, '
                  if self.max_num_nodes is not None else '')
-        return (f'hidden_channels={self.hidden_channels}, num_layers={self.num_layers}, '
+        return (f'hidden_channels={self.hidden_channels}, '
+                f'num_layers={self.num_layers}, '
                 f'heads={self.heads}, attention={self.attention!r}, ' +
                 extra + super().extra_repr())
 
