@@ -26,7 +26,7 @@ class GradNorm(Weighting):
 
     This costs two extra backward passes restricted to :math:`W` per step.
     Everything stays on the device: the norms, the loss ratios and the
-    weights are tensors, and :meth:`weights` returns 0-dim ``float64``
+    weights are tensors, and ``weights()`` returns 0-dim ``float64``
     tensors (read them, e.g. with ``float()``, only where you log: each
     read waits for the device).
 

@@ -39,7 +39,7 @@ class TargetEquivariance(Weighting):
     directly and reaches small targets (see ``docs/remul_loss.md`` for a
     measurement on N-body).
 
-    The multiplier and the running error stay on the device: :meth:`weights`
+    The multiplier and the running error stay on the device: ``weights()``
     returns ``alpha`` as a Python float and ``beta`` as a 0-dim ``float64``
     tensor (read it, e.g. with ``float()``, only where you log).
 
