@@ -91,7 +91,7 @@ def _caller() -> str:
 
 
 class SyncCounter(TorchDispatchMode):
-    r"""The dispatch mode behind :func:`count_syncs`. Its :attr:`events`
+    r"""The dispatch mode behind :func:`count_syncs`. Its ``events``
     list every synchronisation point seen; :attr:`count` and :attr:`ops`
     summarise them.
 

@@ -99,7 +99,7 @@ class RemulOutput:
     task: Optional[Tensor]
     #: Equivariance loss, averaged over the ``num_samples`` group elements.
     equi: Tensor
-    #: Weight of the task loss used for this step: a Python float for
+    #: Weight of the task loss used for this step; a Python float for
     #: :class:`~torch_geometric_remul.nn.weighting.Constant` and
     #: :class:`~torch_geometric_remul.nn.weighting.Schedule`, a 0-dim tensor
     #: for weightings that learn on the device (``GradNorm``). Reading a
@@ -119,7 +119,7 @@ class RemulOutput:
     #: The model's output on the clean batch (``None`` when not computed;
     #: a dict for a multi-output model).
     prediction: Optional[OutputValue] = None
-    #: For a multi-output model: each output's detached losses, keyed
+    #: For a multi-output model, each output's detached losses, keyed
     #: ``"task/<name>"`` and ``"equi/<name>"`` (before ``output_weights``).
     parts: Optional[Dict[str, Tensor]] = None
 

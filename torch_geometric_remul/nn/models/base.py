@@ -326,7 +326,7 @@ class BaseModel(torch.nn.Module):
 
     def build_layers(self) -> None:
         r"""Creates the layers of the model. Called once the input widths
-        (:attr:`scalar_dim`, :attr:`edge_scalar_dim`) are known: right
+        (``scalar_dim``, ``edge_scalar_dim``) are known: right
         after construction when they are given, else at the first call or
         at :meth:`initialize`. Subclasses override it (the base class has
         no layers)."""

@@ -22,7 +22,7 @@ class Schedule(Weighting):
     The step counter advances once per training step. It is kept on the
     host as a Python ``int`` (so the weights are Python floats and no step
     reads the device) and mirrored in the ``step`` buffer of the state
-    dict, from which :meth:`load_state_dict` restores it.
+    dict, from which ``load_state_dict`` restores it.
 
     Weights must be finite and non-negative: the arguments are checked at
     construction, and what ``fn`` returns at every step (a Python number at
