@@ -11,11 +11,14 @@ VENV ?= .venv
 TORCH_VERSION ?= 2.13.0
 TORCH_SPEC ?= torch==$(TORCH_VERSION)
 PYTEST_ARGS ?=
+# The linter of `make lint` and .ci/run (configured in ruff.toml), pinned so
+# that a new release's rules do not fail CI unannounced.
+RUFF_SPEC ?= ruff==0.17.6
 
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: train demo test test-native venv accel bench results docs clean
+.PHONY: train demo test test-native lint venv accel bench results docs clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +36,10 @@ $(VENV)/.accel: $(VENV)/.installed
 	$(PIP) install --no-build-isolation torch-scatter torch-cluster
 	touch $@
 
+$(VENV)/.ruff: $(VENV)/bin/python
+	$(PIP) install --quiet "$(RUFF_SPEC)"
+	touch $@
+
 venv: $(VENV)/.installed
 
 accel: $(VENV)/.accel
@@ -43,8 +50,13 @@ train: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(PY) -m torch_geometric_remul demo
 
-test: $(VENV)/.accel
+test: $(VENV)/.accel $(VENV)/.ruff
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# pycodestyle, pyflakes and import order (ruff.toml); .ci/run runs it after
+# the tests.
+lint: $(VENV)/.ruff
+	$(VENV)/bin/ruff check .
 
 # The whole suite with the accelerators disabled.
 test-native: $(VENV)/.installed

@@ -13,12 +13,17 @@ install_requires = [
     # No upper bound: pin the build you want (CPU or CUDA) before installing.
     'torch>=2.3',
     'torch_geometric>=2.5',
-    'networkx',
     'numpy',
+    # the progress bar of `remul train`
+    'tqdm',
 ]
 
 extras_require = {
-    'test': ['pytest', 'hypothesis', 'scipy', 'e3nn', 'rdkit'],
+    # triton: its interpreter (TRITON_INTERPRET=1) runs the CUDA kernel's
+    # tests on CPU tensors (a ~290 MB wheel, ~1 GB installed; Linux only).
+    'test': ['pytest', 'hypothesis', 'scipy', 'e3nn', 'rdkit',
+             "triton; platform_system == 'Linux' and "
+             "platform_machine in 'x86_64 aarch64'"],
     # Optional accelerators; they compile against the installed torch, so
     # install them with `pip install --no-build-isolation torch-scatter
     # torch-cluster` once torch is in place.

@@ -12,8 +12,9 @@ from torch_geometric_remul.train import TrainConfig, restore_model, train
 RESULTS = osp.join(osp.dirname(osp.abspath(__file__)), 'results')
 
 #: sizes used by --quick (a smoke run of the whole pipeline)
-QUICK = dict(num_train=32, num_val=16, num_test=16, epochs=2, hidden_channels=8,
-             num_layers=1, batch_size=16, eval_graphs=16, eval_samples=2)
+QUICK = dict(num_train=32, num_val=16, num_test=16, epochs=2,
+             hidden_channels=8, num_layers=1, batch_size=16, eval_graphs=16,
+             eval_samples=2)
 
 #: metrics every run reports (``evaluate`` hooks may add more)
 METRICS = ('mse', 'E', 'E_prime', 'E_prime_rel', 'seconds_per_epoch')
@@ -124,11 +125,11 @@ def bar_plot(rows: List[Dict], title: str,
              series: Sequence = (('mse', 'test MSE'), ),
              xlabel: str = 'test MSE', label_key: str = 'label',
              log: bool = False) -> Callable:
-    """``plot(plt) -> figure`` for :func:`write_outputs`: horizontal bars,
+    """``plot(figures) -> figure`` for :func:`write_outputs`: horizontal bars,
     one group per row, one bar per ``(key, legend)`` in ``series``, with the
     standard deviation over seeds (``<key>_std``) as error bars."""
-    def plot(plt):
-        fig, ax = plt.subplots(figsize=(8, 4))
+    def plot(figures):
+        fig, ax = figures.subplots(figsize=(8, 4))
         height = 0.8 / len(series)
         for k, (key, legend) in enumerate(series):
             offset = (k - (len(series) - 1) / 2) * height
@@ -152,7 +153,7 @@ def bar_plot(rows: List[Dict], title: str,
 def write_outputs(name: str, payload: Dict, table: str,
                   plot=None, directory: str = RESULTS) -> List[str]:
     """Writes ``<directory>/<name>.json`` and ``.md``, and ``.png`` when
-    ``plot(plt) -> figure`` is given and matplotlib is installed
+    ``plot(figures) -> figure`` is given and matplotlib is installed
     (``directory`` defaults to ``benchmarks/results``; ``--quick`` runs
     write to their temporary directory instead)."""
     os.makedirs(directory, exist_ok=True)
@@ -164,13 +165,24 @@ def write_outputs(name: str, payload: Dict, table: str,
         f.write(table)
     if plot is not None:
         try:
-            import matplotlib
-            matplotlib.use('Agg')
-            import matplotlib.pyplot as plt
+            from matplotlib.figure import Figure
         except ImportError:
             return paths
-        fig = plot(plt)
+        fig = plot(Figures(Figure))
         paths.append(osp.join(directory, f'{name}.png'))
         fig.savefig(paths[-1], dpi=100)
-        plt.close(fig)
     return paths
+
+
+class Figures:
+    """What the ``plot`` callbacks of :func:`write_outputs` draw with:
+    ``subplots`` as in :mod:`matplotlib.pyplot`, but on a
+    :class:`matplotlib.figure.Figure` of its own (no backend is selected and
+    no pyplot state is touched, also when a test imports this module)."""
+
+    def __init__(self, figure_class):
+        self._figure_class = figure_class
+
+    def subplots(self, *args, figsize=None, **kwargs):
+        fig = self._figure_class(figsize=figsize)
+        return fig, fig.subplots(*args, **kwargs)

@@ -108,8 +108,8 @@ def main(argv=None):
         table += text
     print('\n' + table)
 
-    def plot(plt):
-        fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    def plot(figures):
+        fig, (left, right) = figures.subplots(1, 2, figsize=(11, 4.2))
         # beta = 0 has no place on a log axis: draw it one decade below the
         # smallest positive beta
         betas = sorted(set(args.betas))

@@ -21,11 +21,9 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _timing import (interleaved_median, keep_freed_memory,  # noqa: E402
-                     machine_description)
-
 from torch_geometric.data import Batch  # noqa: E402
 
+from _timing import interleaved_median, keep_freed_memory, machine_description  # noqa: E402
 from torch_geometric_remul.nn import RemulLoss  # noqa: E402
 from torch_geometric_remul.nn.models import build_model  # noqa: E402
 
@@ -52,7 +50,6 @@ def nbody_batch(num_graphs: int, n: int, seed: int = 0) -> Batch:
                  edge_index=edge_index,
                  edge_attr=charge[edge_index[0]] * charge[edge_index[1]],
                  batch=batch, ptr=ptr)
-    data._num_graphs = num_graphs
     return data
 
 

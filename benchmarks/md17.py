@@ -59,10 +59,12 @@ from _runs import QUICK, markdown_table, run_all, write_outputs  # noqa
 from _timing import machine_description  # noqa: E402
 
 from torch_geometric_remul.datasets import (  # noqa: E402
-    MD17_MOLECULES, MD17Trajectories, generate_md17_standin)
-from torch_geometric_remul.datasets._md17_files import (  # noqa: E402
-    candidate_paths, canonical_molecule, missing_file_message)
-from torch_geometric_remul.datasets.md17 import _peek_standin  # noqa: E402
+    MD17_MOLECULES,
+    MD17Trajectories,
+    canonical_molecule,
+    find_md17_file,
+    generate_md17_standin,
+)
 
 CONFIGS = [
     dict(label='GNN plain', model='gnn', loss='plain'),
@@ -99,16 +101,15 @@ def resolve_source(root: str, molecule: str, source: str):
     ``molecule`` (``'md17'`` or ``'rmd17'``), or ``'standin'``."""
     if source == 'standin':
         return 'standin', 'stand-in requested'
-    searched = [p for _, p in candidate_paths(root, molecule, source)]
-    for kind, path in candidate_paths(root, molecule, source):
-        if osp.isfile(path) and not _peek_standin(path):
-            return kind, f'{kind} file {path}'
-    if source == 'auto':
+    try:
+        kind, path = find_md17_file(root, molecule, source, standin=False)
+    except FileNotFoundError:
+        if source != 'auto':
+            raise
         return 'standin', (f'no MD17/rMD17 file under '
                            f'{osp.join(root, molecule, "raw")}: falling back '
                            f'to the {STANDIN_LABEL}')
-    raise FileNotFoundError(missing_file_message(root, molecule, source,
-                                                 searched))
+    return kind, f'{kind} file {path}'
 
 
 def standin_frames(common) -> int:
@@ -198,9 +199,9 @@ def main(argv=None):
     table = '\n'.join(tables)
     print('\n' + table)
 
-    def plot(plt):
+    def plot(figures):
         labels = [c['label'] for c in configs]
-        fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(molecules)), 4.5))
+        fig, ax = figures.subplots(figsize=(max(6, 1.3 * len(molecules)), 4.5))
         width = 0.8 / len(labels)
         x = np.arange(len(molecules))
         for k, label in enumerate(labels):

@@ -28,13 +28,10 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _timing import (interleaved_median, keep_freed_memory,  # noqa: E402
-                     machine_description)
-
 from torch_geometric.data import Batch  # noqa: E402
 
-from torch_geometric_remul.graph import (fully_connected_graph,  # noqa: E402
-                                         radius_graph)
+from _timing import interleaved_median, keep_freed_memory, machine_description  # noqa: E402
+from torch_geometric_remul.graph import fully_connected_graph, radius_graph  # noqa: E402
 from torch_geometric_remul.nn.models import build_model  # noqa: E402
 
 MODELS = [  # (label, registry name, extra kwargs)
@@ -54,7 +51,6 @@ def make_batch(num_graphs, num_nodes, seed=0):
     ptr = torch.arange(num_graphs + 1) * num_nodes
     data = Batch(pos=torch.randn(N, 3, generator=g),
                  vel=torch.randn(N, 3, generator=g), batch=batch, ptr=ptr)
-    data._num_graphs = num_graphs
     return data
 
 

@@ -35,11 +35,10 @@ import tempfile
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _runs import write_outputs  # noqa: E402
-from _timing import (interleaved_median, keep_freed_memory,  # noqa: E402
-                     machine_description)
 from models import md17, nbody, num_params  # noqa: E402
 
+from _runs import write_outputs  # noqa: E402
+from _timing import interleaved_median, keep_freed_memory, machine_description  # noqa: E402
 from torch_geometric_remul.nn import RemulLoss  # noqa: E402
 from torch_geometric_remul.nn.models import build_model  # noqa: E402
 
@@ -184,8 +183,8 @@ def main(argv=None):
     text += '\nGoals:\n' + goals(rows)
     print('\n' + text)
 
-    def plot(plt):
-        fig, ax = plt.subplots(figsize=(8, 4))
+    def plot(figures):
+        fig, ax = figures.subplots(figsize=(8, 4))
         shown = [r for r in rows if r['model'] != 'SEGNN']
         names = [f'{r["workload"]}/{r["graphs"]}\n{r["model"]}'
                  for r in shown]

@@ -29,8 +29,8 @@ from torch_geometric_remul.train import TrainConfig, train
 def main(work):
     config = TrainConfig(
         task='nbody', model='gnn', loss='remul', beta=1.0,
-        epochs=2, num_train=16, num_val=8, num_test=8, hidden_channels=8, num_layers=1,
-        batch_size=8, eval_graphs=8, eval_samples=2,
+        epochs=2, num_train=16, num_val=8, num_test=8, hidden_channels=8,
+        num_layers=1, batch_size=8, eval_graphs=8, eval_samples=2,
         data_root=os.path.join(work, 'data'),
         run_dir=os.path.join(work, 'run'))
     result = train(config, progress=False)

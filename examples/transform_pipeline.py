@@ -22,9 +22,11 @@ from torch_geometric.transforms import Compose, RandomRotate
 
 from torch_geometric_remul.datasets import ChargedParticles
 from torch_geometric_remul.group import center
-from torch_geometric_remul.transforms import (CenterPerGraph,
-                                              RandomRigidTransform,
-                                              stored_transform)
+from torch_geometric_remul.transforms import (
+    CenterPerGraph,
+    RandomRigidTransform,
+    stored_transform,
+)
 
 
 def velocity_geometry(batch):

@@ -40,9 +40,9 @@ def test_module_entry_point():
 
 
 @pytest.mark.parametrize('args,message', [
-    (['--samples', '0'], '--samples must be >= 1 (got 0)'),
-    (['--graphs', '0'], '--graphs must be >= 1 (got 0)'),
-    (['--group', 'XYZ'], "--group must be one of SO3"),
+    (['--samples', '0'], "'--samples' must be >= 1 (got 0)"),
+    (['--graphs', '0'], "'--graphs' must be >= 1 (got 0)"),
+    (['--group', 'XYZ'], "'--group' must be one of SO3"),
 ])
 def test_check_options_are_checked_first(tmp_path, capsys, args, message):
     # checked before the run is even looked at (it does not exist here)
@@ -59,7 +59,7 @@ def test_train_interrupted_before_training_starts(tmp_path, capsys,
     def interrupted(config):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(loop, '_load_task', interrupted)
+    monkeypatch.setattr(loop, 'load_task', interrupted)
     run = tmp_path / 'run'
     assert main(['train', '--no-progress', '--data-root',
                  str(tmp_path / 'data'), '--run-dir', str(run)]) == 130

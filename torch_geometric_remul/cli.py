@@ -34,8 +34,10 @@ def demo(args: argparse.Namespace) -> int:
     import torch_geometric.transforms as T
 
     from torch_geometric_remul.group import rotation_angle
-    from torch_geometric_remul.transforms import (RandomRigidTransform,
-                                                  stored_transform)
+    from torch_geometric_remul.transforms import (
+        RandomRigidTransform,
+        stored_transform,
+    )
 
     print(f'torch_geometric_remul {__version__} demo: per-graph rigid '
           f'transforms')
@@ -111,13 +113,92 @@ def _rank_tag() -> str:
     return ''
 
 
-#: The ``remul train`` options that are fields of the configuration.
-TRAIN_FIELDS = ('task', 'model', 'loss', 'alpha', 'beta', 'weighting',
-                'epsilon', 'mode', 'group', 'fused', 'epochs', 'batch_size',
-                'lr', 'hidden_channels', 'num_layers', 'num_train', 'num_val',
-                'num_test',
-                'eval_graphs', 'eval_samples', 'seed', 'data_root', 'run_dir',
-                'molecule', 'source')
+#: The ``remul train`` options that set fields of the configuration:
+#: ``(field, type or action, help)``. Their defaults are not written here:
+#: the help appends them from ``torch_geometric_remul.train.config``, the
+#: one place they are stated (the per-task ones in the epilog's table).
+TRAIN_OPTIONS = (
+    ('task', str, 'the task'),
+    ('model', str, 'the backbone: mlp, gnn, transformer, egnn or segnn'),
+    ('loss', str, 'plain: MSE only; augment: MSE on randomly transformed '
+     'inputs; remul: task + beta * equivariance'),
+    ('alpha', float, 'weight of the task loss, a finite number >= 0'),
+    ('beta', float, 'weight of the equivariance loss, a finite number >= 0'),
+    ('weighting', str, 'how the weights evolve (remul loss)'),
+    ('epsilon', float, "target E' for --weighting target, > 0"),
+    ('mode', str, 'target: l(f(gx), g y); consistency: l(f(gx), g f(x))'),
+    ('group', str, 'SO3, O3, SE3, E3, SO2 or T3'),
+    ('fused', argparse.BooleanOptionalAction,
+     'one forward pass on clean + transformed graphs (always on when '
+     'training with several processes)'),
+    ('epochs', int, 'with --resume, the new total (may extend the run)'),
+    ('batch_size', int, 'the global batch size: under torchrun each of the '
+     'K processes takes batch-size / K graphs per step (must be divisible '
+     'by K)'),
+    ('lr', float, 'learning rate of Adam'),
+    ('weight_decay', float, 'weight decay of Adam'),
+    ('hidden_channels', int, 'width of the model'),
+    ('num_layers', int, 'depth of the model'),
+    ('num_train', int, 'training graphs'),
+    ('num_val', int, 'validation graphs'),
+    ('num_test', int, 'test graphs'),
+    ('eval_graphs', int, "graphs used for E' each epoch"),
+    ('eval_samples', int, "group elements per graph for E'"),
+    ('seed', int, 'seed of the data, the weights and the group elements'),
+    ('data_root', str, 'where the data are cached or simulated; may change '
+     'with --resume'),
+    ('molecule', str, 'md17: aspirin, benzene, ethanol, malonaldehyde, '
+     'naphthalene, salicylic_acid, toluene or uracil'),
+    ('source', str, 'md17: auto (MD17, then rMD17 files under '
+     'DATA_ROOT/md17), md17, rmd17, or standin (a labelled classical RDKit '
+     'stand-in, generated on first use); mocap: files (ASF/AMC or BVH under '
+     'DATA_ROOT/mocap/raw) or proxy (a labelled synthetic proxy); the '
+     'simulated tasks have no source'),
+    ('run_dir', str, 'a directory that holds another run is refused (see '
+     '--resume and --overwrite)'),
+)
+TRAIN_FIELDS = tuple(name for name, _, _ in TRAIN_OPTIONS)
+
+
+def _default_text(name: str) -> str:
+    """The default of a ``remul train`` option, for its help."""
+    from torch_geometric_remul.train.config import (
+        DEFAULT_DATA_ROOT,
+        TASK_DEFAULTS,
+        defaults,
+    )
+    per_task = {key for values in TASK_DEFAULTS.values() for key in values}
+    if name in per_task or name == 'source':
+        return 'per task, see below'
+    special = {'hidden_channels': "the model's own",
+               'num_layers': "the model's own",
+               'data_root': DEFAULT_DATA_ROOT,
+               'run_dir': 'runs/<task>-<model>-<loss>-<time>'}
+    if name in special:
+        return special[name]
+    value = defaults()[name]
+    if isinstance(value, bool):
+        return 'on' if value else 'off'
+    if isinstance(value, float):
+        return f'{value:g}'
+    return str(value)
+
+
+def _task_defaults_table() -> str:
+    """The per-task defaults, as a table for the epilog of ``--help``."""
+    from torch_geometric_remul.train.config import TASKS, defaults
+    keys = ['epochs', 'batch_size', 'lr', 'num_train', 'num_val',
+            'num_test', 'group', 'source']
+    rows = [['task'] + [k.replace('_', '-') for k in keys]]
+    for task in TASKS:
+        values = defaults(task)
+        rows.append([task] + [('-' if values[k] is None else f'{values[k]:g}'
+                               if isinstance(values[k], float) else
+                               str(values[k])) for k in keys])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return '\n'.join('  ' + '  '.join(cell.ljust(w) for cell, w in
+                                       zip(row, widths)).rstrip()
+                      for row in rows)
 
 
 def _error_text(error: BaseException) -> str:
@@ -136,24 +217,37 @@ def _same_path(a: str, b: str) -> bool:
 
 def train_command(args: argparse.Namespace) -> int:
     """Trains a model (REMUL by default) and prints a short result table."""
-    from torch_geometric_remul.train import (TrainConfig, TrainingError,
-                                             read_config, resume_config,
-                                             train)
+    from torch_geometric_remul.train import (
+        TrainConfig,
+        TrainingError,
+        load_config,
+        read_config,
+        resume_config,
+        train,
+    )
     from torch_geometric_remul.train.distributed import PeerFailure
 
     # The options given on the command line (the others are None): a new
-    # run fills the rest from the defaults, a resumed run from its config.
+    # run fills the rest from --config, then from the defaults; a resumed
+    # run from its own configuration.
     given = {k: getattr(args, k) for k in TRAIN_FIELDS
              if getattr(args, k) is not None}
     try:
         if args.resume is None:
             # every option is checked before any data is read or simulated
-            config = TrainConfig(**given).resolved()
+            if args.config is not None:
+                config = load_config(args.config, given)
+            else:
+                config = TrainConfig(**given).resolved()
         else:
             if args.overwrite:
                 raise ValueError('--overwrite cannot be combined with '
                                  '--resume (a resumed run continues in its '
                                  'own directory)')
+            if args.config is not None:
+                raise ValueError('--config cannot be combined with --resume '
+                                 '(a resumed run continues with its own '
+                                 'configuration)')
             run_dir = given.pop('run_dir', None)
             if run_dir is not None and not _same_path(run_dir, args.resume):
                 raise ValueError(f'--run-dir cannot be combined with '
@@ -170,7 +264,8 @@ def train_command(args: argparse.Namespace) -> int:
         print(f'remul train: interrupted{_rank_tag()} before training '
               f'started', file=sys.stderr)
         return 130
-    except (ValueError, OSError, TrainingError, PeerFailure) as e:
+    except (ValueError, TypeError, OSError, TrainingError,
+            PeerFailure) as e:
         print(f'remul train: error{_rank_tag()}: {_error_text(e)}',
               file=sys.stderr)
         return 1
@@ -227,30 +322,27 @@ def check_command(args: argparse.Namespace) -> int:
     """Equivariance metrics (E, E', relative) of a trained run."""
     from torch_geometric.loader import DataLoader
 
+    from torch_geometric_remul._checks import check_choice, check_int
     from torch_geometric_remul.group import GROUPS
     from torch_geometric_remul.metrics import equivariance_error
-    problem = None
-    if args.samples < 1:
-        problem = f'--samples must be >= 1 (got {args.samples})'
-    elif args.graphs < 1:
-        problem = f'--graphs must be >= 1 (got {args.graphs})'
-    elif args.group is not None and args.group.upper() not in GROUPS:
-        problem = (f"--group must be one of {', '.join(GROUPS)} (got "
-                   f"{args.group!r})")
-    if problem is not None:  # before the run or any data is read
-        print(f'remul check: error: {problem}', file=sys.stderr)
+    try:  # before the run or any data is read
+        check_int(args.samples, '--samples', minimum=1)
+        check_int(args.graphs, '--graphs', minimum=1)
+        group = None if args.group is None else check_choice(
+            args.group, '--group', GROUPS, ignore_case=True)
+    except ValueError as e:
+        print(f'remul check: error: {e}', file=sys.stderr)
         return 1
     restored = _restore(args, 'check')
     if restored is None:
         return 1
     config, spec, model, dataset = restored
     dataset = dataset[:min(args.graphs, len(dataset))]
-    group = (args.group or config.group).upper()
+    group = group or config.group
     err = equivariance_error(
         model, DataLoader(dataset, batch_size=config.batch_size),
-        output=spec.output, points=spec.points, vectors=spec.vectors,
-        group=group, num_samples=args.samples, axis=spec.axis,
-        generator=torch.Generator().manual_seed(args.seed))
+        roles=spec.roles, group=group, num_samples=args.samples,
+        axis=spec.axis, generator=torch.Generator().manual_seed(args.seed))
     print(f'{args.run}: equivariance under {group} on {err.num_graphs} '
           f'{args.split} graphs, {args.samples} samples each')
     print(_table([('E', f'{err.E:.4g}'), ("E'", f'{err.E_prime:.4g}'),
@@ -270,9 +362,21 @@ def build_kernels_command(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _train_epilog() -> str:
+    return ('per-task defaults (--task):\n' + _task_defaults_table() +
+            '\n\nLaunched by torchrun (e.g. torchrun --nproc_per_node=2 -m '
+            'torch_geometric_remul\ntrain ...), it trains with '
+            'DistributedDataParallel: gloo on CPU, NCCL on GPU;\nsee '
+            'docs/distributed.md.')
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from torch_geometric_remul.train.config import (LOSSES, MODES, TASKS,
-                                                    WEIGHTINGS)
+    from torch_geometric_remul.train.config import (
+        LOSSES,
+        MODES,
+        TASKS,
+        WEIGHTINGS,
+    )
     parser = argparse.ArgumentParser(
         prog='remul', description='Relaxed equivariance via multitask '
         'learning (REMUL) for PyTorch Geometric.')
@@ -282,83 +386,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         'train', help='train a model (default: REMUL on the simulated '
-        'charged N-body task)', epilog='Launched by torchrun (e.g. torchrun '
-        '--nproc_per_node=2 -m torch_geometric_remul train ...), it trains '
-        'with DistributedDataParallel: gloo on CPU, NCCL on GPU; see '
-        'docs/distributed.md.')
+        'charged N-body task)',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_train_epilog())
     # Every option of the configuration defaults to None here, so that the
-    # options given explicitly are known (a resumed run refuses those that
-    # differ from its configuration); None means the default of
-    # TrainConfig, stated in the help.
-    p.add_argument('--task', default=None, choices=TASKS,
-                   help='default: nbody')
-    p.add_argument('--model', default=None,
-                   help='mlp, gnn, transformer, egnn or segnn (default: gnn)')
-    p.add_argument('--loss', default=None, choices=LOSSES,
-                   help='plain: MSE only; augment: MSE on randomly '
-                   'transformed inputs; remul: task + beta * equivariance '
-                   '(default: remul)')
-    p.add_argument('--alpha', type=float, default=None,
-                   help='weight of the task loss, a finite number >= 0 '
-                   '(default: 1)')
-    p.add_argument('--beta', type=float, default=None,
-                   help='weight of the equivariance loss, a finite number '
-                   '>= 0 (default: 1)')
-    p.add_argument('--weighting', default=None, choices=WEIGHTINGS,
-                   help='default: constant')
-    p.add_argument('--epsilon', type=float, default=None,
-                   help="target E' for --weighting target, > 0 (default: "
-                   "0.01)")
-    p.add_argument('--mode', default=None, choices=MODES,
-                   help='default: target')
-    p.add_argument('--group', default=None,
-                   help='SO3, O3, SE3, E3, SO2 or T3 (default: per task)')
-    p.add_argument('--fused', action='store_true', default=None,
-                   help='one forward pass on clean + transformed graphs '
-                   '(always on when training with several processes)')
-    for name, kind in (('epochs', int), ('batch-size', int), ('lr', float),
-                       ('hidden-channels', int), ('num-layers', int),
-                       ('num-train', int), ('num-val', int),
-                       ('num-test', int)):
-        help_ = 'default: per task'
-        if name == 'batch-size':
-            help_ = ('the global batch size: under torchrun each of the K '
-                     'processes takes batch-size / K graphs per step (must '
-                     'be divisible by K); default: per task')
-        if name == 'epochs':
-            help_ = ('default: per task; with --resume, the new total (may '
-                     'extend the run)')
-        p.add_argument(f'--{name}', type=kind, default=None, help=help_)
-    p.add_argument('--eval-graphs', type=int, default=None,
-                   help="graphs used for E' each epoch (default: 200)")
-    p.add_argument('--eval-samples', type=int, default=None,
-                   help='default: 20')
-    p.add_argument('--seed', type=int, default=None, help='default: 0')
-    p.add_argument('--data-root', default=None,
-                   help='where the data are cached or simulated (default: '
-                   'data); may change with --resume')
-    p.add_argument('--molecule', default=None,
-                   help='md17: aspirin, benzene, ethanol, malonaldehyde, '
-                   'naphthalene, salicylic_acid, toluene or uracil '
-                   '(default: aspirin)')
-    p.add_argument('--source', default=None,
-                   help="md17: auto (MD17, then rMD17 files under "
-                   "DATA_ROOT/md17), md17, rmd17, or standin (a labelled "
-                   "classical RDKit stand-in, generated on first use); "
-                   "mocap: files (ASF/AMC or BVH under DATA_ROOT/mocap/raw) "
-                   "or proxy (a labelled synthetic proxy); the simulated "
-                   "tasks have no source")
-    p.add_argument('--run-dir', default=None,
-                   help='default: runs/<task>-<model>-<loss>-<time>; a '
-                   'directory that holds another run is refused (see '
-                   '--resume and --overwrite)')
+    # options given explicitly are known: they override --config, and a
+    # resumed run refuses those that differ from its configuration.
+    choices = dict(task=TASKS, loss=LOSSES, weighting=WEIGHTINGS,
+                   mode=MODES)
+    for name, kind, help_ in TRAIN_OPTIONS:
+        flag = '--' + name.replace('_', '-')
+        help_ = f'{help_} (default: {_default_text(name)})'
+        if kind is argparse.BooleanOptionalAction:
+            p.add_argument(flag, action=kind, default=None, help=help_)
+        else:
+            p.add_argument(flag, type=kind, default=None, help=help_,
+                           choices=choices.get(name))
+    p.add_argument('--config', metavar='PATH', default=None,
+                   help='start from the options in PATH: the config.json of '
+                   'an earlier run or a hand-written JSON file (YAML with '
+                   'PyYAML) of the same keys; the options given here '
+                   'override it. A run\'s own config.json starts a new run '
+                   '(see --run-dir), it never continues or replaces that '
+                   'one')
     p.add_argument('--overwrite', action='store_true',
                    help='replace the run found in --run-dir')
     p.add_argument('--resume', metavar='RUN', default=None,
                    help='continue a run from its last checkpoint, with its '
                    'own configuration (only --epochs and --data-root may '
                    'change)')
-    p.add_argument('--no-progress', action='store_true')
+    p.add_argument('--no-progress', action='store_true',
+                   help='do not show the progress bar')
     p.set_defaults(func=train_command)
 
     for name, func, help_ in (

@@ -6,10 +6,12 @@ import torch
 
 import torch_geometric_remul.datasets.charged as charged_mod
 from tests.datasets._helpers import check_nbody_graph
-from torch_geometric_remul.datasets import (ChargedParticles, charged_energy,
-                                            num_charged_frames,
-                                            simulate_charged)
-
+from torch_geometric_remul.datasets import (
+    ChargedParticles,
+    charged_energy,
+    num_charged_frames,
+    simulate_charged,
+)
 
 # Simulator ##################################################################
 

@@ -8,7 +8,6 @@ import torch_geometric_remul.datasets.gravity as gravity_mod
 from tests.datasets._helpers import check_nbody_graph
 from torch_geometric_remul.datasets import Gravity, simulate_gravity
 
-
 # Simulator ##################################################################
 
 @pytest.fixture(scope='module')

@@ -4,14 +4,19 @@ import warnings
 import numpy as np
 import pytest
 
-from torch_geometric_remul.datasets import (MD17Trajectories,
-                                            generate_md17_standin,
-                                            simulate_md17_standin)
+from torch_geometric_remul.datasets import (
+    MD17Trajectories,
+    generate_md17_standin,
+    simulate_md17_standin,
+)
 
 pytest.importorskip('rdkit')
 
 from torch_geometric_remul.datasets.md17_standin import (  # noqa: E402
-    ACCEL_UNIT, KB_KCAL, STANDIN_SMILES)
+    ACCEL_UNIT,
+    KB_KCAL,
+    STANDIN_SMILES,
+)
 
 MASS = {1: 1.008, 6: 12.011, 7: 14.007, 8: 15.999}
 FORMULAS = {'ethanol': {6: 2, 1: 6, 8: 1}, 'uracil': {6: 4, 1: 4, 7: 2,

@@ -5,9 +5,11 @@ import pytest
 import torch
 
 import torch_geometric_remul.datasets.mocap as mocap_mod
-from torch_geometric_remul.datasets import (MotionCapture,
-                                            asf_amc_positions,
-                                            generate_mocap_proxy)
+from torch_geometric_remul.datasets import (
+    MotionCapture,
+    asf_amc_positions,
+    generate_mocap_proxy,
+)
 
 SMALL = dict(delta_frame=10, num_train=12, num_val=6, num_test=6)
 

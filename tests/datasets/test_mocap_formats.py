@@ -3,8 +3,12 @@ import math
 import numpy as np
 import pytest
 
-from torch_geometric_remul.datasets import (asf_amc_positions, read_amc,
-                                            read_asf, read_bvh)
+from torch_geometric_remul.datasets import (
+    asf_amc_positions,
+    read_amc,
+    read_asf,
+    read_bvh,
+)
 
 ASF = """# a hand-written two-bone skeleton
 :version 1.10

@@ -1,8 +1,11 @@
 import numpy as np
 
-from torch_geometric_remul.datasets import (asf_amc_positions,
-                                            generate_mocap_proxy, read_asf,
-                                            walking_proxy_angles)
+from torch_geometric_remul.datasets import (
+    asf_amc_positions,
+    generate_mocap_proxy,
+    read_asf,
+    walking_proxy_angles,
+)
 
 
 def test_files_are_labelled(tmp_path):

@@ -1,12 +1,12 @@
-import os
-
 import pytest
 import torch
 
-from torch_geometric_remul.datasets._utils import (atomic_write, cache_name,
-                                                   full_edge_index,
-                                                   radius_edge_index,
-                                                   split_rng)
+from torch_geometric_remul.datasets._utils import (
+    cache_name,
+    full_edge_index,
+    radius_edge_index,
+    split_rng,
+)
 
 
 @pytest.mark.parametrize('n', [1, 2, 5])
@@ -38,18 +38,3 @@ def test_split_rng_independent_per_split():
     assert (a == split_rng(0, 'train').random(4)).all()
     assert not (a == split_rng(0, 'val').random(4)).any()
     assert not (a == split_rng(1, 'train').random(4)).any()
-
-
-def test_atomic_write_leaves_no_partial_file(tmp_path):
-    path = tmp_path / 'sub' / 'f.bin'
-    atomic_write(str(path), lambda f: f.write(b'abc'))
-    assert path.read_bytes() == b'abc'
-
-    def fail(f):
-        f.write(b'partial')
-        raise RuntimeError('interrupted')
-
-    with pytest.raises(RuntimeError):
-        atomic_write(str(path), fail)
-    assert path.read_bytes() == b'abc'  # the old content survives
-    assert os.listdir(path.parent) == ['f.bin']  # no temp file left

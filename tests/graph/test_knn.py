@@ -2,8 +2,13 @@ import pytest
 import torch
 
 import torch_geometric_remul.typing as remul_typing
-from tests.graph._helpers import (check_within_graphs, edge_set, need_cluster,
-                                  random_graphs, reference_knn)
+from tests.graph._helpers import (
+    check_within_graphs,
+    edge_set,
+    need_cluster,
+    random_graphs,
+    reference_knn,
+)
 from torch_geometric_remul.graph import knn_graph
 
 

@@ -7,8 +7,8 @@ import os.path as osp
 from torch_geometric_remul.train import TrainConfig
 
 #: A configuration that trains in about a second.
-TINY = dict(num_train=16, num_val=8, num_test=8, hidden_channels=8, num_layers=1,
-            batch_size=8, eval_graphs=8, eval_samples=2)
+TINY = dict(num_train=16, num_val=8, num_test=8, hidden_channels=8,
+            num_layers=1, batch_size=8, eval_graphs=8, eval_samples=2)
 
 
 def make_config(run_dir, data_root, **kw) -> TrainConfig:

@@ -12,10 +12,17 @@ import torch
 
 from tests.train._helpers import one_line_error, quiet
 from torch_geometric_remul.cli import main
-from torch_geometric_remul.train import (RunDirectoryError, TrainConfig,
-                                         load_run, train)
-from torch_geometric_remul.train.checkpoint import (load_checkpoint,
-                                                    rng_state, set_rng_state)
+from torch_geometric_remul.train import (
+    RunDirectoryError,
+    TrainConfig,
+    load_run,
+    train,
+)
+from torch_geometric_remul.train.checkpoint import (
+    load_checkpoint,
+    rng_state,
+    set_rng_state,
+)
 
 #: The three commands that read a run's checkpoint.
 COMMANDS = {

@@ -1,8 +1,23 @@
+import dataclasses
+import json
 import math
+import sys
 
 import pytest
+import torch
 
-from torch_geometric_remul.train import TrainConfig, resume_config
+from tests.train._helpers import one_line_error
+from torch_geometric_remul.cli import main
+from torch_geometric_remul.train import (
+    TASK_DEFAULTS,
+    TASKS,
+    ConfigFileError,
+    TrainConfig,
+    defaults,
+    load_config,
+    read_config_file,
+    resume_config,
+)
 
 
 def test_resolved_fills_defaults_and_canonical_names():
@@ -63,3 +78,132 @@ def test_resume_config_names_every_conflict():
     assert '--seed' not in message  # the same value as the run's
     with pytest.raises(ValueError, match='fewer than the 3 epochs'):
         resume_config(saved, {'epochs': 2}, done_epochs=3)
+
+
+# One source of defaults ####################################################
+
+
+def test_defaults_are_the_resolved_values_of_every_task():
+    for task in TASKS:
+        resolved = TrainConfig(task=task).resolved()
+        stated = defaults(task)
+        for key, value in dataclasses.asdict(resolved).items():
+            if key in ('model', 'group'):  # canonical spelling
+                value = value.lower()
+                stated[key] = stated[key].lower()
+            assert stated[key] == value, (task, key)
+        for key, value in TASK_DEFAULTS[task].items():
+            assert getattr(resolved, key) == value
+    # what every task shares is what the dataclass says
+    assert defaults()['beta'] == TrainConfig().beta
+    assert defaults()['epochs'] is None  # per task
+
+
+def test_help_shows_the_per_task_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(['train', '--help'])
+    out = capsys.readouterr().out
+    table = out.split('per-task defaults')[1]
+    for task, values in TASK_DEFAULTS.items():
+        row = next(line.split() for line in table.splitlines()
+                   if line.split()[:1] == [task])
+        assert row[1:4] == [str(values['epochs']),
+                            str(values['batch_size']), f"{values['lr']:g}"]
+        assert values['group'] in row
+    flat = ' '.join(out.split())
+    assert '--beta BETA weight of the equivariance loss, a finite number ' \
+        '>= 0 (default: 1)' in flat
+    assert '--lr LR learning rate of Adam (default: per task' in flat
+
+
+# Configuration files ########################################################
+
+
+def _write(path, values):
+    path.write_text(json.dumps(values))
+    return str(path)
+
+
+def test_load_config_file_with_overrides(tmp_path):
+    path = _write(tmp_path / 'c.json', {'task': 'gravity', 'beta': 3.0,
+                                        'run_dir': str(tmp_path / 'x')})
+    config = load_config(path, {'beta': 5.0, 'lr': None, 'epochs': 2})
+    assert (config.task, config.beta, config.epochs) == ('gravity', 5.0, 2)
+    assert config.lr == TASK_DEFAULTS['gravity']['lr']  # not in the file
+    assert config.run_dir == str(tmp_path / 'x')  # a hand-written run_dir
+    # a run's own config.json never points the new run at that run
+    run = tmp_path / 'run'
+    run.mkdir()
+    own = _write(run / 'config.json', {'run_dir': str(run)})
+    assert load_config(own).run_dir is None
+    assert load_config(own, {'run_dir': 'elsewhere'}).run_dir == 'elsewhere'
+
+
+@pytest.mark.parametrize('text,message', [
+    ('', 'is not a valid configuration file (empty)'),
+    ('{"task": "nbody",', 'not valid JSON'),
+    ('[1, 2]', 'holds a JSON list, not an object'),
+    ('{"colour": "blue"}', "unknown config field(s): ['colour']"),
+    ('{"lr": "fast"}', "'lr' must be a number"),
+    ('{"task": "qm9"}', "'task' must be one of"),
+])
+def test_config_file_errors_name_the_file(tmp_path, text, message):
+    path = tmp_path / 'c.json'
+    path.write_text(text)
+    with pytest.raises((TypeError, ValueError)) as info:
+        load_config(str(path))
+    assert str(path) in str(info.value) and message in str(info.value)
+    with pytest.raises(FileNotFoundError, match='nope.json not found'):
+        read_config_file(str(tmp_path / 'nope.json'))
+
+
+def test_yaml_config_file(tmp_path, monkeypatch):
+    path = tmp_path / 'c.yaml'
+    path.write_text('task: gravity\nbeta: 2.5\n')
+    try:
+        import yaml  # noqa: F401
+        assert load_config(str(path)).beta == 2.5
+    except ImportError:
+        pass
+    monkeypatch.setitem(sys.modules, 'yaml', None)  # PyYAML missing
+    with pytest.raises(ConfigFileError, match='needs PyYAML'):
+        read_config_file(str(path))
+
+
+def test_rerun_from_config_json_is_bit_exact(finished, tmp_path, capsys):
+    """A finished run's config.json, run again into a new directory,
+    reproduces its metrics and weights bit for bit."""
+    again = tmp_path / 'again'
+    args = ['train', '--no-progress', '--config',
+            str(finished / 'config.json'), '--run-dir', str(again)]
+    assert main(args) == 0
+    capsys.readouterr()
+    first = json.loads((finished / 'metrics.json').read_text())
+    second = json.loads((again / 'metrics.json').read_text())
+    assert len(first) == len(second) == 1
+    for a, b in zip(first, second):
+        a.pop('epoch_seconds'), b.pop('epoch_seconds')
+        assert a == b
+    test = [json.loads((run / 'results.json').read_text())['test']
+            for run in (finished, again)]
+    for key in ('mse', 'E', 'E_prime', 'E_prime_rel'):
+        assert test[0][key] == test[1][key], key
+    weights = [torch.load(run / 'checkpoint.pt', weights_only=True)['model']
+               for run in (finished, again)]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    saved = json.loads((again / 'config.json').read_text())
+    assert saved['run_dir'] == str(again)
+    # the original run is untouched, and --config does not resume
+    assert main(args[:-2] + ['--resume', str(finished)]) == 1
+    assert '--config cannot be combined with --resume' in \
+        capsys.readouterr().err
+
+
+def test_config_file_errors_are_one_line(tmp_path, capsys):
+    path = tmp_path / 'c.json'
+    path.write_text('{"beta": -1}')
+    assert main(['train', '--config', str(path), '--no-progress']) == 1
+    line = one_line_error(capsys.readouterr().err)
+    assert str(path) in line and "'beta' must be a finite number >= 0" in line
+    assert main(['train', '--config', str(tmp_path / 'nope.json')]) == 1
+    assert 'nope.json not found' in one_line_error(capsys.readouterr().err)

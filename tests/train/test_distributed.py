@@ -20,16 +20,20 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch_geometric.data import Batch
 
-import torch_geometric_remul.train.loop as loop
 from torch_geometric_remul.nn.weighting import GradNorm, TargetEquivariance
-from torch_geometric_remul.train import TrainConfig, train
+from torch_geometric_remul.train import (
+    TrainConfig,
+    build_task_model,
+    task_spec,
+    train,
+)
 from torch_geometric_remul.train import distributed as D
 
 pytestmark = pytest.mark.skipif(not dist.is_available(),
                                 reason='no torch.distributed')
 
-TINY = dict(num_train=16, num_val=8, num_test=8, hidden_channels=8, num_layers=1,
-            batch_size=8, eval_graphs=8, eval_samples=2, lr=1e-3)
+TINY = dict(num_train=16, num_val=8, num_test=8, hidden_channels=8,
+            num_layers=1, batch_size=8, eval_graphs=8, eval_samples=2, lr=1e-3)
 QUIET = dict(progress=False, log=lambda s: None)
 #: name -> (config overrides, epochs) of the runs every rank takes part in
 RUNS = {
@@ -68,9 +72,9 @@ def first_step_grads(config, rank, world):
     """Gradients of the plain MSE after one backward pass on this rank's
     piece of the first global batch (float64, through DDP when world > 1)."""
     config = config.resolved()
-    spec = loop.task_spec(config)
+    spec = task_spec(config)
     train_ds = spec.load('train')
-    model = loop._model(config, spec, train_ds[0]).double()
+    model = build_task_model(config, spec, train_ds[0]).double()
     order = torch.Generator().manual_seed(config.seed * 100003)
     indices = D.epoch_batches(len(train_ds), config.batch_size, order)[0]
     own, share = D.shard(indices, rank, world)

@@ -5,16 +5,30 @@ import pytest
 import torch
 from torch_geometric.data import Batch
 
+import torch_geometric_remul.train.build as build
 import torch_geometric_remul.train.loop as loop
-from tests.train._helpers import (TINY, make_config, one_line_error, quiet,
-                                  tiny_args)
+from tests.train._helpers import (
+    TINY,
+    make_config,
+    one_line_error,
+    quiet,
+    tiny_args,
+)
 from torch_geometric_remul import debug, is_debug_enabled
 from torch_geometric_remul.cli import main
 from torch_geometric_remul.testing import assert_no_syncs, count_syncs
-from torch_geometric_remul.train import (EpochStats, TrainConfig,
-                                         TrainingError, build_loss,
-                                         last_layer_parameters, restore_model,
-                                         task_spec, train, train_step)
+from torch_geometric_remul.train import (
+    EpochStats,
+    TrainConfig,
+    TrainingError,
+    build_loss,
+    build_task_model,
+    last_layer_parameters,
+    restore_model,
+    task_spec,
+    train,
+    train_step,
+)
 
 
 def config(tmp_path, data_root, **kw):
@@ -112,7 +126,7 @@ def test_gradnorm_starts_from_the_given_weights(tmp_path, data_root):
 def _nan_model(monkeypatch, at_steps):
     """Makes the model's output NaN during the given (1-based) training
     steps, counted by the loop's calls of ``train_step``."""
-    real_build, real_step = loop.build_model, loop.train_step
+    real_build, real_step = build.build_model, loop.train_step
     current = {'step': 0}
 
     def counting_step(*args, **kwargs):
@@ -132,7 +146,7 @@ def _nan_model(monkeypatch, at_steps):
         model.forward = forward
         return model
 
-    monkeypatch.setattr(loop, 'build_model', nan_model)
+    monkeypatch.setattr(build, 'build_model', nan_model)
     monkeypatch.setattr(loop, 'train_step', counting_step)
     return current
 
@@ -214,7 +228,7 @@ def test_training_step_makes_no_host_sync(data_root, model, loss,
                       **TINY).resolved()
     spec = task_spec(cfg)
     dataset = spec.load('train')
-    net = loop._model(cfg, spec, dataset[0])
+    net = build_task_model(cfg, spec, dataset[0])
     loss_fn = build_loss(cfg, spec, net, steps_per_epoch=2)
     batch = Batch.from_data_list([dataset[i] for i in range(8)])
     stats = EpochStats()
@@ -264,7 +278,7 @@ def test_bad_data_fails_in_the_first_step_naming_the_field(
         tmp_path, data_root, monkeypatch, capsys):
     # a graph whose edges point past its nodes: caught by the library's
     # value-reading checks, on in the first steps
-    real = loop._load_task
+    real = loop.load_task
 
     def broken(cfg):
         spec, (train_ds, val_ds, test_ds) = real(cfg)
@@ -273,7 +287,7 @@ def test_bad_data_fails_in_the_first_step_naming_the_field(
             data.edge_index = data.edge_index + 100
         return spec, (graphs, val_ds, test_ds)
 
-    monkeypatch.setattr(loop, '_load_task', broken)
+    monkeypatch.setattr(loop, 'load_task', broken)
     run = tmp_path / 'run'
     assert main(tiny_args(data_root, run_dir=str(run))) == 1
     line = one_line_error(capsys.readouterr().err)

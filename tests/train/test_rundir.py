@@ -12,11 +12,20 @@ import pytest
 import torch
 
 import torch_geometric_remul.train.loop as loop
-from tests.train._helpers import (make_config, one_line_error, quiet,
-                                  snapshot, tiny_args)
+from tests.train._helpers import (
+    make_config,
+    one_line_error,
+    quiet,
+    snapshot,
+    tiny_args,
+)
 from torch_geometric_remul.cli import main
-from torch_geometric_remul.train import (RunDirectoryError, TrainConfig,
-                                         TrainingError, train)
+from torch_geometric_remul.train import (
+    RunDirectoryError,
+    TrainConfig,
+    TrainingError,
+    train,
+)
 from torch_geometric_remul.train.rundir import RUN_FILES
 
 

@@ -3,15 +3,34 @@ r"""Datasets: N-body systems (charged particles, gravity), MD17 trajectories
 synthetic proxy). Every dataset yields
 ``Data(pos, vel, <scalars>, y, edge_index, ...)`` with ``pos``/``y`` points
 and ``vel`` a vector."""
-from .charged import (ChargedParticles, ChargedSimulation, charged_energy,
-                      num_charged_frames, simulate_charged)
+from .charged import (
+                      ChargedParticles,
+                      ChargedSimulation,
+                      charged_energy,
+                      num_charged_frames,
+                      simulate_charged,
+)
 from .gravity import Gravity, GravitySimulation, simulate_gravity
-from .md17 import MD17_MOLECULES, MD17Trajectories
-from .md17_standin import (STANDIN_SMILES, generate_md17_standin,
-                           simulate_md17_standin)
+from .md17 import (
+    MD17_MOLECULES,
+    MD17Trajectories,
+    canonical_molecule,
+    find_md17_file,
+)
+from .md17_standin import (
+                      STANDIN_SMILES,
+                      generate_md17_standin,
+                      simulate_md17_standin,
+)
 from .mocap import MotionCapture
-from .mocap_formats import (AsfSkeleton, MocapClip, asf_amc_positions,
-                            read_amc, read_asf, read_bvh)
+from .mocap_formats import (
+                      AsfSkeleton,
+                      MocapClip,
+                      asf_amc_positions,
+                      read_amc,
+                      read_asf,
+                      read_bvh,
+)
 from .mocap_proxy import generate_mocap_proxy, walking_proxy_angles
 
 __all__ = [
@@ -25,6 +44,8 @@ __all__ = [
     'simulate_gravity',
     'MD17_MOLECULES',
     'MD17Trajectories',
+    'canonical_molecule',
+    'find_md17_file',
     'STANDIN_SMILES',
     'simulate_md17_standin',
     'generate_md17_standin',

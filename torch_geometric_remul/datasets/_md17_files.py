@@ -7,6 +7,8 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
+from torch_geometric_remul._checks import check_str
+
 #: canonical name -> (official MD17 file, official rMD17 file, PyG name,
 #: chemical formula as {atomic number: count})
 MOLECULES: Dict[str, Tuple[str, str, str, Dict[int, int]]] = {
@@ -44,11 +46,19 @@ _SYMBOLS = {1: 'H', 6: 'C', 7: 'N', 8: 'O'}
 
 
 def canonical_molecule(molecule: str) -> str:
-    r"""Maps ``"Salicylic acid"``, ``"salicylic-acid"``, ``"salicylic"``
-    etc. to the canonical key of :data:`MOLECULES`."""
-    if not isinstance(molecule, str):
-        raise TypeError(f"'molecule' must be a string (got "
-                        f"{type(molecule).__name__})")
+    r"""The canonical name (one of ``MD17_MOLECULES``) of an MD17 molecule
+    given as ``"Salicylic acid"``, ``"salicylic-acid"``, ``"salicylic"``,
+    ``"md17_ethanol"`` etc.
+
+    Raises:
+        ValueError: For a molecule that is not one of the eight.
+
+    Example:
+
+        >>> canonical_molecule('Salicylic acid')
+        'salicylic_acid'
+    """
+    check_str(molecule, 'molecule')
     key = molecule.strip().lower().replace('-', '_').replace(' ', '_')
     if key == 'salicylic':
         key = 'salicylic_acid'

@@ -1,17 +1,26 @@
-r"""Helpers shared by the datasets: graphs, seeds, cache file names and atomic
-writes. Private: the public names live in the dataset modules."""
+r"""Helpers shared by the datasets: graphs, split sizes, seeds, cache file
+names and collated files (argument checks live in
+``torch_geometric_remul._checks``). Private: the public names live in the
+dataset modules."""
 import hashlib
 import os
 import os.path as osp
-from typing import (Any, Callable, Dict, Iterable, List, Optional, Sequence,
-                    Tuple)
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Optional,
+)
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch_geometric.data import Data, InMemoryDataset
 
-from torch_geometric_remul._io import atomic_write  # noqa: F401 (re-export)
+from torch_geometric_remul._checks import check_int
+from torch_geometric_remul._io import atomic_write
 
 #: Bumped whenever the layout of a processed file changes, so that caches
 #: written by an older version are regenerated rather than misread.
@@ -44,63 +53,20 @@ def radius_edge_index(pos: Tensor, cutoff: float) -> Tensor:
 
 # Arguments ##################################################################
 
-def check_split(split: str, allowed: Sequence[str]) -> str:
-    if split not in allowed:
-        raise ValueError(f"'split' must be one of {list(allowed)} "
-                         f"(got {split!r})")
-    return split
-
-
-def check_count(value: Any, name: str, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"'{name}' must be an integer (got "
-                        f"{type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"'{name}' must be >= {minimum} (got {value})")
-    return int(value)
-
-
 def split_sizes(split: str, num_train: Any, num_val: Any, num_test: Any,
                 unit: str = 'sample') -> Dict[str, int]:
     r"""Validated ``{'train', 'val', 'test'}`` sizes; the size of ``split``
     (``'ood'`` reads the test size) must be at least one."""
     sizes = {
-        'train': check_count(num_train, 'num_train'),
-        'val': check_count(num_val, 'num_val'),
-        'test': check_count(num_test, 'num_test'),
+        'train': check_int(num_train, 'num_train', minimum=0),
+        'val': check_int(num_val, 'num_val', minimum=0),
+        'test': check_int(num_test, 'num_test', minimum=0),
     }
     base = 'test' if split == 'ood' else split
     if sizes[base] < 1:
         raise ValueError(f"the {split!r} split needs at least one {unit} "
                          f"(got num_{base}={sizes[base]})")
     return sizes
-
-
-def check_positive(value: Any, name: str, strict: bool = True) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"'{name}' must be a number (got "
-                        f"{type(value).__name__})") from None
-    if not np.isfinite(value) or value < 0 or (strict and value == 0):
-        bound = '> 0' if strict else '>= 0'
-        raise ValueError(f"'{name}' must be finite and {bound} "
-                         f"(got {value})")
-    return value
-
-
-def check_range(value: Any, name: str, positive: bool = True
-                ) -> Tuple[float, float]:
-    try:
-        lo, hi = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise TypeError(f"'{name}' must be a pair (low, high) of numbers "
-                        f"(got {value!r})") from None
-    if not (np.isfinite(lo) and np.isfinite(hi)) or lo > hi or (
-            positive and lo <= 0):
-        req = '0 < low <= high' if positive else 'low <= high'
-        raise ValueError(f"'{name}' must satisfy {req} (got ({lo}, {hi}))")
-    return lo, hi
 
 
 # Seeds ######################################################################

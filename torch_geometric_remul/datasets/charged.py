@@ -5,14 +5,20 @@ from typing import Callable, List, NamedTuple, Optional
 import numpy as np
 from torch_geometric.data import Data, InMemoryDataset
 
+from torch_geometric_remul._checks import (
+    check_choice,
+    check_int,
+    check_real,
+)
 from torch_geometric_remul.datasets._utils import (
-    split_sizes, apply_pre, cache_name,
-                                                   check_count,
-                                                   check_positive,
-                                                   check_split,
-                                                   full_edge_index,
-                                                   save_data_list,
-                                                   split_rng, to_float)
+    apply_pre,
+    cache_name,
+    full_edge_index,
+    save_data_list,
+    split_rng,
+    split_sizes,
+    to_float,
+)
 
 
 class ChargedSimulation(NamedTuple):
@@ -130,19 +136,18 @@ def simulate_charged(
         >>> sim.steps.tolist()
         [100, 200, 300, 400]
     """
-    num_sims = check_count(num_sims, 'num_sims')
-    num_particles = check_count(num_particles, 'num_particles', 2)
-    num_steps = check_count(num_steps, 'num_steps')
-    sample_every = check_count(sample_every, 'sample_every', 1)
-    dt = check_positive(dt, 'dt')
-    loc_std = check_positive(loc_std, 'loc_std')
-    vel_norm = check_positive(vel_norm, 'vel_norm', strict=False)
-    interaction_strength = check_positive(interaction_strength,
-                                          'interaction_strength',
-                                          strict=False)
+    num_sims = check_int(num_sims, 'num_sims', minimum=0)
+    num_particles = check_int(num_particles, 'num_particles', minimum=2)
+    num_steps = check_int(num_steps, 'num_steps', minimum=0)
+    sample_every = check_int(sample_every, 'sample_every', minimum=1)
+    dt = check_real(dt, 'dt', minimum=0, strict=True)
+    loc_std = check_real(loc_std, 'loc_std', minimum=0, strict=True)
+    vel_norm = check_real(vel_norm, 'vel_norm', minimum=0)
+    interaction_strength = check_real(interaction_strength,
+                                      'interaction_strength', minimum=0)
     if max_force is None:
         max_force = 0.1 / dt
-    max_force = check_positive(max_force, 'max_force')
+    max_force = check_real(max_force, 'max_force', minimum=0, strict=True)
     rng = np.random.default_rng(seed)
     return _simulate(rng, num_sims, num_particles, num_steps, sample_every,
                      dt, loc_std, vel_norm, interaction_strength,
@@ -164,15 +169,15 @@ def _simulate(rng: np.random.Generator, S: int, N: int, num_steps: int,
     # block, which makes the force evaluation about 2x faster than [S, N, 3].
     x = np.ascontiguousarray(pos0.transpose(2, 1, 0))
     v = np.ascontiguousarray(vel0.transpose(2, 1, 0))
-    I, J = np.triu_indices(N, 1)
-    P = I.size
-    qq = np.ascontiguousarray((charge[:, I] * charge[:, J]).T) * strength
+    ia, ja = np.triu_indices(N, 1)  # the pairs i < j
+    P = ia.size
+    qq = np.ascontiguousarray((charge[:, ia] * charge[:, ja]).T) * strength
     incidence = np.zeros((N, P))  # F_i = sum_p incidence[i, p] * f_p
-    incidence[I, np.arange(P)] = 1.0
-    incidence[J, np.arange(P)] = -1.0
+    incidence[ia, np.arange(P)] = 1.0
+    incidence[ja, np.arange(P)] = -1.0
 
     def force(x: np.ndarray) -> np.ndarray:
-        d = x[:, I, :] - x[:, J, :]  # [3, P, S], x_i - x_j for i < j
+        d = x[:, ia, :] - x[:, ja, :]  # [3, P, S], x_i - x_j for i < j
         r2 = d[0] * d[0]
         r2 += d[1] * d[1]
         r2 += d[2] * d[2]
@@ -230,10 +235,10 @@ def charged_energy(pos: np.ndarray, vel: np.ndarray, charge: np.ndarray,
     pos, vel, charge = (np.asarray(a, dtype=np.float64)
                         for a in (pos, vel, charge))
     N = pos.shape[-2]
-    I, J = np.triu_indices(N, 1)
+    ia, ja = np.triu_indices(N, 1)  # the pairs i < j
     kinetic = 0.5 * (vel ** 2).sum(axis=(-1, -2))
-    r = np.linalg.norm(pos[..., I, :] - pos[..., J, :], axis=-1)
-    potential = (charge[..., I] * charge[..., J] / r).sum(-1)
+    r = np.linalg.norm(pos[..., ia, :] - pos[..., ja, :], axis=-1)
+    potential = (charge[..., ia] * charge[..., ja] / r).sum(-1)
     return kinetic + interaction_strength * potential
 
 
@@ -334,27 +339,28 @@ class ChargedParticles(InMemoryDataset):
         pre_filter: Optional[Callable] = None,
         force_reload: bool = False,
     ) -> None:
-        self.split = check_split(split, self.SPLITS)
+        self.split = check_choice(split, 'split', self.SPLITS)
         self.sizes = split_sizes(self.split, num_train, num_val, num_test,
                                  'trajectory')
-        self.seed = check_count(seed, 'seed')
-        self.num_particles = check_count(num_particles, 'num_particles', 2)
-        self.num_steps = check_count(num_steps, 'num_steps')
-        self.sample_every = check_count(sample_every, 'sample_every', 1)
+        self.seed = check_int(seed, 'seed', minimum=0)
+        self.num_particles = check_int(num_particles, 'num_particles',
+                                       minimum=2)
+        self.num_steps = check_int(num_steps, 'num_steps', minimum=0)
+        self.sample_every = check_int(sample_every, 'sample_every', minimum=1)
         num_frames = num_charged_frames(self.num_steps, self.sample_every)
-        self.frame_in = check_count(frame_in, 'frame_in')
-        self.frame_out = check_count(frame_out, 'frame_out')
+        self.frame_in = check_int(frame_in, 'frame_in', minimum=0)
+        self.frame_out = check_int(frame_out, 'frame_out', minimum=0)
         if not self.frame_in < self.frame_out < num_frames:
             raise ValueError(
                 f"need 0 <= frame_in < frame_out < {num_frames} (the number "
                 f"of frames of a {self.num_steps}-step run saved every "
                 f"{self.sample_every} steps), got frame_in={frame_in}, "
                 f"frame_out={frame_out}")
-        self.dt = check_positive(dt, 'dt')
-        self.loc_std = check_positive(loc_std, 'loc_std')
-        self.vel_norm = check_positive(vel_norm, 'vel_norm', strict=False)
-        self.interaction_strength = check_positive(
-            interaction_strength, 'interaction_strength', strict=False)
+        self.dt = check_real(dt, 'dt', minimum=0, strict=True)
+        self.loc_std = check_real(loc_std, 'loc_std', minimum=0, strict=True)
+        self.vel_norm = check_real(vel_norm, 'vel_norm', minimum=0)
+        self.interaction_strength = check_real(
+            interaction_strength, 'interaction_strength', minimum=0)
         self.clip_force = bool(clip_force)
         super().__init__(root, transform, pre_transform, pre_filter,
                          force_reload=force_reload)

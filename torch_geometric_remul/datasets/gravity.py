@@ -8,15 +8,22 @@ import numpy as np
 import torch
 from torch_geometric.data import Data, InMemoryDataset
 
+from torch_geometric_remul._checks import (
+    check_choice,
+    check_int,
+    check_interval,
+    check_real,
+)
 from torch_geometric_remul.datasets._utils import (
-    split_sizes, apply_pre, cache_name,
-                                                   check_count,
-                                                   check_positive,
-                                                   check_range, check_split,
-                                                   derived_torch_generator,
-                                                   full_edge_index,
-                                                   save_data_list,
-                                                   split_rng, to_float)
+    apply_pre,
+    cache_name,
+    derived_torch_generator,
+    full_edge_index,
+    save_data_list,
+    split_rng,
+    split_sizes,
+    to_float,
+)
 from torch_geometric_remul.group import RigidTransform
 
 #: Extra seed tag of the rotations of the out-of-distribution split.
@@ -117,18 +124,19 @@ def simulate_gravity(
         >>> bool((sim.mass[:, 0] >= 1).all())
         True
     """
-    num_sims = check_count(num_sims, 'num_sims')
-    num_planets = check_count(num_planets, 'num_planets', 1)
-    num_steps = check_count(num_steps, 'num_steps')
-    time = check_positive(time, 'time')
-    star_mass_range = check_range(star_mass_range, 'star_mass_range')
-    planet_mass_range = check_range(planet_mass_range, 'planet_mass_range')
-    radius_range = check_range(radius_range, 'radius_range')
-    vel_std = check_positive(vel_std, 'vel_std', strict=False)
-    shift_std = check_positive(shift_std, 'shift_std', strict=False)
+    num_sims = check_int(num_sims, 'num_sims', minimum=0)
+    num_planets = check_int(num_planets, 'num_planets', minimum=1)
+    num_steps = check_int(num_steps, 'num_steps', minimum=0)
+    time = check_real(time, 'time', minimum=0, strict=True)
+    star_mass_range = check_interval(star_mass_range, 'star_mass_range')
+    planet_mass_range = check_interval(planet_mass_range, 'planet_mass_range')
+    radius_range = check_interval(radius_range, 'radius_range')
+    vel_std = check_real(vel_std, 'vel_std', minimum=0)
+    shift_std = check_real(shift_std, 'shift_std', minimum=0)
     if outlier_threshold is not None:
-        outlier_threshold = check_positive(outlier_threshold,
-                                           'outlier_threshold')
+        outlier_threshold = check_real(outlier_threshold,
+                                       'outlier_threshold', minimum=0,
+                                       strict=True)
     rng = np.random.default_rng(seed)
     return _simulate(rng, num_sims, num_planets, num_steps, time,
                      star_mass_range, planet_mass_range, radius_range,
@@ -321,28 +329,25 @@ class Gravity(InMemoryDataset):
         pre_filter: Optional[Callable] = None,
         force_reload: bool = False,
     ) -> None:
-        self.split = check_split(split, self.SPLITS)
+        self.split = check_choice(split, 'split', self.SPLITS)
         self.sizes = split_sizes(self.split, num_train, num_val, num_test,
                                  'system')
-        self.seed = check_count(seed, 'seed')
-        self.num_planets = check_count(num_planets, 'num_planets', 1)
-        self.num_steps = check_count(num_steps, 'num_steps')
-        self.time = check_positive(time, 'time')
-        self.star_mass_range = check_range(star_mass_range,
+        self.seed = check_int(seed, 'seed', minimum=0)
+        self.num_planets = check_int(num_planets, 'num_planets', minimum=1)
+        self.num_steps = check_int(num_steps, 'num_steps', minimum=0)
+        self.time = check_real(time, 'time', minimum=0, strict=True)
+        self.star_mass_range = check_interval(star_mass_range,
                                            'star_mass_range')
-        self.planet_mass_range = check_range(planet_mass_range,
+        self.planet_mass_range = check_interval(planet_mass_range,
                                              'planet_mass_range')
-        self.radius_range = check_range(radius_range, 'radius_range')
-        self.vel_std = check_positive(vel_std, 'vel_std', strict=False)
-        self.shift_std = check_positive(shift_std, 'shift_std', strict=False)
+        self.radius_range = check_interval(radius_range, 'radius_range')
+        self.vel_std = check_real(vel_std, 'vel_std', minimum=0)
+        self.shift_std = check_real(shift_std, 'shift_std', minimum=0)
         self.outlier_threshold = (None if outlier_threshold is None else
-                                  check_positive(outlier_threshold,
-                                                 'outlier_threshold'))
-        try:
-            self.ood_shift = float(ood_shift)
-        except (TypeError, ValueError):
-            raise TypeError(f"'ood_shift' must be a number (got "
-                            f"{type(ood_shift).__name__})") from None
+                                  check_real(outlier_threshold,
+                                             'outlier_threshold', minimum=0,
+                                             strict=True))
+        self.ood_shift = check_real(ood_shift, 'ood_shift')
         super().__init__(root, transform, pre_transform, pre_filter,
                          force_reload=force_reload)
         self.load(self.processed_paths[0])

@@ -2,27 +2,35 @@ r"""MD17 molecular-dynamics trajectories as a future-position prediction task
 (EGNO protocol), read from local MD17 or rMD17 files."""
 import os.path as osp
 import warnings
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 import torch
 from torch_geometric.data import Data, InMemoryDataset
 
-from torch_geometric_remul.datasets._md17_files import (MOLECULES,
-                                                        STANDIN_KEY,
-                                                        candidate_paths,
-                                                        canonical_molecule,
-                                                        missing_file_message,
-                                                        read_trajectory)
+from torch_geometric_remul._checks import (
+    check_choice,
+    check_int,
+    check_real,
+)
+from torch_geometric_remul.datasets._md17_files import (
+    MOLECULES,
+    STANDIN_KEY,
+    candidate_paths,
+    canonical_molecule,
+    missing_file_message,
+    read_trajectory,
+)
 from torch_geometric_remul.datasets._utils import (
-    split_sizes, apply_pre, cache_name,
-                                                   check_count,
-                                                   check_positive,
-                                                   check_split,
-                                                   file_fingerprint,
-                                                   full_edge_index,
-                                                   radius_edge_index,
-                                                   save_data_list, to_float)
+    apply_pre,
+    cache_name,
+    file_fingerprint,
+    full_edge_index,
+    radius_edge_index,
+    save_data_list,
+    split_sizes,
+    to_float,
+)
 
 #: The eight MD17 molecules (canonical names accepted by
 #: :class:`MD17Trajectories`).
@@ -158,22 +166,16 @@ class MD17Trajectories(InMemoryDataset):
         force_reload: bool = False,
     ) -> None:
         self.molecule = canonical_molecule(molecule)
-        self.split = check_split(split, self.SPLITS)
-        self.delta_frame = check_count(delta_frame, 'delta_frame', 1)
+        self.split = check_choice(split, 'split', self.SPLITS)
+        self.delta_frame = check_int(delta_frame, 'delta_frame', minimum=1)
         self.sizes = split_sizes(self.split, num_train, num_val, num_test,
                                  'sample')
-        self.seed = check_count(seed, 'seed')
-        self.margin = check_count(margin, 'margin')
+        self.seed = check_int(seed, 'seed', minimum=0)
+        self.margin = check_int(margin, 'margin', minimum=0)
         self.remove_hydrogens = bool(remove_hydrogens)
-        if graph not in GRAPHS:
-            raise ValueError(f"'graph' must be one of {list(GRAPHS)} (got "
-                             f"{graph!r})")
-        self.graph = graph
-        self.cutoff = check_positive(cutoff, 'cutoff')
-        if source not in SOURCES:
-            raise ValueError(f"'source' must be one of {list(SOURCES)} (got "
-                             f"{source!r})")
-        self.source = source
+        self.graph = check_choice(graph, 'graph', GRAPHS)
+        self.cutoff = check_real(cutoff, 'cutoff', minimum=0, strict=True)
+        self.source = check_choice(source, 'source', SOURCES)
         root = osp.expanduser(str(root))
         if path is not None:
             path = osp.expanduser(str(path))
@@ -184,14 +186,7 @@ class MD17Trajectories(InMemoryDataset):
                                            [path]).split('\n', 1)[1])
             self.path = path
         else:
-            found = [p for _, p in candidate_paths(root, self.molecule,
-                                                   source) if osp.isfile(p)]
-            if not found:
-                searched = [p for _, p in candidate_paths(
-                    root, self.molecule, source)]
-                raise FileNotFoundError(missing_file_message(
-                    root, self.molecule, source, searched))
-            self.path = found[0]
+            self.path = find_md17_file(root, self.molecule, source)[1]
         self.is_standin = _peek_standin(self.path)
         if source == 'standin' and not self.is_standin:
             raise ValueError(f"{self.path}: source='standin' but the file "
@@ -284,6 +279,46 @@ class MD17Trajectories(InMemoryDataset):
                 f'molecule={self.molecule!r}, split={self.split!r}{tag})')
 
 
+def find_md17_file(root: str, molecule: str, source: str = 'auto',
+                   standin: bool = True) -> Tuple[str, str]:
+    r"""``(kind, path)`` of the trajectory file that
+    :class:`MD17Trajectories` reads for ``molecule`` under ``root``: the
+    first that exists of the places searched for ``source`` (``kind`` is
+    ``"md17"``, ``"rmd17"`` or ``"standin"``, after where it was found).
+
+    Args:
+        root (str): The data root.
+        molecule (str): One of :data:`MD17_MOLECULES` (any spelling
+            :func:`canonical_molecule` accepts).
+        source (str, optional): ``"auto"``, ``"md17"``, ``"rmd17"`` or
+            ``"standin"``. (default: ``"auto"``)
+        standin (bool, optional): Accept a file marked as a classical
+            stand-in where a real one is searched. (default: ``True``)
+
+    Raises:
+        FileNotFoundError: Saying where to put the file.
+
+    Example:
+
+        >>> import tempfile
+        >>> try:
+        ...     find_md17_file(tempfile.mkdtemp(), 'Ethanol', 'rmd17')
+        ... except FileNotFoundError as e:
+        ...     print(str(e).splitlines()[0][:37])
+        No rmd17 trajectory file for molecule
+    """
+    molecule = canonical_molecule(molecule)
+    check_choice(source, 'source', SOURCES)
+    root = osp.expanduser(str(root))
+    candidates = candidate_paths(root, molecule, source)
+    for kind, path in candidates:
+        if osp.isfile(path) and (standin or kind == 'standin'
+                                 or not _peek_standin(path)):
+            return kind, path
+    raise FileNotFoundError(missing_file_message(
+        root, molecule, source, [p for _, p in candidates]))
+
+
 def _peek_standin(path: str) -> bool:
     r"""Whether ``path`` carries the stand-in marker (a cheap look at the
     archive's key list; read errors surface later in :meth:`process`)."""
@@ -294,4 +329,5 @@ def _peek_standin(path: str) -> bool:
         return False
 
 
-__all__ = ['MD17_MOLECULES', 'MD17Trajectories']
+__all__ = ['MD17_MOLECULES', 'MD17Trajectories', 'canonical_molecule',
+           'find_md17_file']

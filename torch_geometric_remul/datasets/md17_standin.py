@@ -8,12 +8,17 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from torch_geometric_remul.datasets._md17_files import (MOLECULES,
-                                                        STANDIN_KEY,
-                                                        canonical_molecule,
-                                                        standin_file_name)
-from torch_geometric_remul.datasets._utils import (atomic_write, check_count,
-                                                   check_positive)
+from torch_geometric_remul._checks import (
+    check_int,
+    check_real,
+)
+from torch_geometric_remul._io import atomic_write
+from torch_geometric_remul.datasets._md17_files import (
+    MOLECULES,
+    STANDIN_KEY,
+    canonical_molecule,
+    standin_file_name,
+)
 
 #: SMILES of the eight MD17 molecules (hydrogens are added by RDKit).
 STANDIN_SMILES: Dict[str, str] = {
@@ -123,14 +128,14 @@ def simulate_md17_standin(
         ((5, 9, 3), (5, 1), True)
     """
     molecule = canonical_molecule(molecule)
-    num_frames = check_count(num_frames, 'num_frames', 1)
-    dt = check_positive(time_step_fs, 'time_step_fs')
-    temperature = check_positive(temperature, 'temperature', strict=False)
-    gamma = check_positive(friction_per_fs, 'friction_per_fs', strict=False)
-    equilibration_steps = check_count(equilibration_steps,
-                                      'equilibration_steps')
-    save_every = check_count(save_every, 'save_every', 1)
-    seed = check_count(seed, 'seed')
+    num_frames = check_int(num_frames, 'num_frames', minimum=1)
+    dt = check_real(time_step_fs, 'time_step_fs', minimum=0, strict=True)
+    temperature = check_real(temperature, 'temperature', minimum=0)
+    gamma = check_real(friction_per_fs, 'friction_per_fs', minimum=0)
+    equilibration_steps = check_int(equilibration_steps,
+                                    'equilibration_steps', minimum=0)
+    save_every = check_int(save_every, 'save_every', minimum=1)
+    seed = check_int(seed, 'seed', minimum=0)
     Chem, AllChem = _require_rdkit()
 
     smiles = STANDIN_SMILES[molecule]

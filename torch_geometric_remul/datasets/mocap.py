@@ -10,16 +10,26 @@ import numpy as np
 import torch
 from torch_geometric.data import Data, InMemoryDataset
 
+from torch_geometric_remul._checks import (
+    check_choice,
+    check_int,
+)
+from torch_geometric_remul._io import atomic_write
 from torch_geometric_remul.datasets._utils import (
-    split_sizes, apply_pre, atomic_write,
-                                                   cache_name, check_count,
-                                                   check_split,
-                                                   file_fingerprint,
-                                                   save_data_list, split_rng,
-                                                   to_float)
-from torch_geometric_remul.datasets.mocap_formats import (MocapClip,
-                                                          asf_amc_positions,
-                                                          read_asf, read_bvh)
+    apply_pre,
+    cache_name,
+    file_fingerprint,
+    save_data_list,
+    split_rng,
+    split_sizes,
+    to_float,
+)
+from torch_geometric_remul.datasets.mocap_formats import (
+    MocapClip,
+    asf_amc_positions,
+    read_asf,
+    read_bvh,
+)
 
 CMU_URL = 'http://mocap.cs.cmu.edu/'
 
@@ -127,11 +137,11 @@ class MotionCapture(InMemoryDataset):
         pre_filter: Optional[Callable] = None,
         force_reload: bool = False,
     ) -> None:
-        self.split = check_split(split, self.SPLITS)
-        self.delta_frame = check_count(delta_frame, 'delta_frame', 1)
+        self.split = check_choice(split, 'split', self.SPLITS)
+        self.delta_frame = check_int(delta_frame, 'delta_frame', minimum=1)
         self.sizes = split_sizes(self.split, num_train, num_val, num_test,
                                  'sample')
-        self.seed = check_count(seed, 'seed')
+        self.seed = check_int(seed, 'seed', minimum=0)
         root = osp.expanduser(str(root))
         raw_dir = osp.join(root, 'raw')
         self.files, self.split_files = self._resolve_files(raw_dir, files)

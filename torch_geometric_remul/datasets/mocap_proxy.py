@@ -10,8 +10,11 @@ from typing import List, Tuple
 import numpy as np
 import torch
 
-from torch_geometric_remul.datasets._utils import (atomic_write, check_count,
-                                                   check_positive)
+from torch_geometric_remul._checks import (
+    check_int,
+    check_real,
+)
+from torch_geometric_remul._io import atomic_write
 from torch_geometric_remul.datasets.mocap_formats import PROXY_NAME_PREFIX
 from torch_geometric_remul.group import RigidTransform, euler_to_matrix
 
@@ -217,10 +220,10 @@ def generate_mocap_proxy(
         >>> clip.positions.shape, clip.is_synthetic_proxy
         ((10, 19, 3), True)
     """
-    num_clips = check_count(num_clips, 'num_clips', 1)
-    num_frames = check_count(num_frames, 'num_frames', 1)
-    frame_rate = check_positive(frame_rate, 'frame_rate')
-    seed = check_count(seed, 'seed')
+    num_clips = check_int(num_clips, 'num_clips', minimum=1)
+    num_frames = check_int(num_frames, 'num_frames', minimum=1)
+    frame_rate = check_real(frame_rate, 'frame_rate', minimum=0, strict=True)
+    seed = check_int(seed, 'seed', minimum=0)
     directory = osp.expanduser(str(directory))
     os.makedirs(directory, exist_ok=True)
     asf = osp.join(directory, f'{PROXY_BASENAME}.asf')

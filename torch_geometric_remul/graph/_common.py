@@ -1,14 +1,17 @@
-r"""Shared argument checks, the search driver and the native dense-block
+r"""The batch and radius checks, the search driver and the native dense-block
 search used by :func:`~torch_geometric_remul.graph.radius_graph` and
 :func:`~torch_geometric_remul.graph.knn_graph`."""
-import numbers
 from typing import Callable, Iterator, List, Optional, Tuple
 
 import torch
 from torch import Tensor
 
 import torch_geometric_remul.typing as remul_typing
-from torch_geometric_remul._checks import check_float, check_tensor
+from torch_geometric_remul._checks import (
+    check_bool,
+    check_index,
+    check_real,
+)
 from torch_geometric_remul.group.segment import batch_to_ptr
 
 #: Largest number of pairwise-difference elements (``graphs x queries x
@@ -23,50 +26,22 @@ CLUSTER_DTYPES = (torch.float32, torch.float64)
 Search = Callable[[Tensor, Tensor], Tensor]
 
 
-def check_pos(pos: Tensor, name: str = 'pos') -> Tensor:
-    r"""A floating-point ``[num_nodes, num_dims]`` tensor."""
-    check_float(pos, name)
-    if pos.dim() != 2 or pos.size(1) < 1:
-        raise ValueError(f"'{name}' must have shape [num_nodes, num_dims] "
-                         f"(e.g. [N, 3]), got {list(pos.shape)}")
-    return pos
-
-
-def check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"'{name}' must be an int (got "
-                        f"{type(value).__name__})")
-    if value < 1:
-        raise ValueError(f"'{name}' must be >= 1 (got {value})")
-    return int(value)
-
-
 def check_radius(r) -> float:
+    r"""A positive finite radius (a one-element tensor is read once: it
+    sets the search, not a per-step value)."""
     if isinstance(r, Tensor) and r.numel() == 1:
-        r = float(r)
-    if isinstance(r, bool) or not isinstance(r, numbers.Real):
-        raise TypeError(f"'r' must be a real number (got "
-                        f"{type(r).__name__})")
-    r = float(r)
-    if not r > 0 or r == float('inf'):
-        raise ValueError(f"'r' must be a positive finite radius (got {r})")
-    return r
+        r = r.item()
+    return check_real(r, 'r', minimum=0, strict=True)
 
 
 def check_sorted_batch(batch: Optional[Tensor], num_nodes: int,
                        device: torch.device) -> Tensor:
     r"""Returns a sorted ``[num_nodes]`` long graph index (zeros if
-    ``batch`` is ``None``)."""
+    ``batch`` is ``None``). Its values are always read: the graph's edges
+    depend on them."""
     if batch is None:
         return torch.zeros(num_nodes, dtype=torch.long, device=device)
-    check_tensor(batch, 'batch')
-    if batch.dtype not in (torch.long, torch.int32):
-        raise TypeError(f"'batch' must be an integer tensor (torch.long) "
-                        f"holding the graph index of each node, got "
-                        f"{batch.dtype}")
-    if batch.dim() != 1 or batch.numel() != num_nodes:
-        raise ValueError(f"'batch' must have shape [{num_nodes}] (one graph "
-                         f"index per node), got {list(batch.shape)}")
+    check_index(batch, 'batch', num_nodes)
     if batch.device != device:
         raise ValueError(f"'batch' is on {batch.device} but 'pos' is on "
                          f"{device}")
@@ -98,8 +73,7 @@ def neighbour_search(pos: Tensor, batch: Optional[Tensor], loop: bool,
     itself may fall outside the ``k + 1`` candidates; ``radius_graph`` with
     ``loop=False``).
     """
-    if not isinstance(loop, bool):
-        raise TypeError(f"'loop' must be a bool (got {type(loop).__name__})")
+    check_bool(loop, 'loop')
     N = pos.size(0)
     batch = check_sorted_batch(batch, N, pos.device)
     if N == 0:
@@ -163,7 +137,7 @@ def dense_blocks(pos: Tensor, batch: Tensor, loop: bool,
     inf = torch.tensor(float('inf'), dtype=pos.dtype, device=pos.device)
     for g0 in range(0, B, graphs_per_chunk):
         g1 = min(B, g0 + graphs_per_chunk)
-        P, V, I = dense[g0:g1], valid[g0:g1], index[g0:g1]
+        P, V, Idx = dense[g0:g1], valid[g0:g1], index[g0:g1]
         for q0 in range(0, n, queries_per_chunk):
             q1 = min(n, q0 + queries_per_chunk)
             diff = P[:, q0:q1, None, :] - P[:, None, :, :]
@@ -173,7 +147,7 @@ def dense_blocks(pos: Tensor, batch: Tensor, loop: bool,
                 eye = (torch.arange(q0, q1, device=pos.device)[:, None] !=
                        torch.arange(n, device=pos.device)[None, :])
                 allowed = allowed & eye
-            yield torch.where(allowed, dist2, inf), I[:, q0:q1], I
+            yield torch.where(allowed, dist2, inf), Idx[:, q0:q1], Idx
 
 
 def cap_per_target(edge_index: Tensor, cap: int, num_nodes: int) -> Tensor:

@@ -6,7 +6,11 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Batch, Data
 
-from torch_geometric_remul._checks import check_ptr, check_tensor
+from torch_geometric_remul._checks import (
+    check_bool,
+    check_ptr,
+    check_tensor,
+)
 from torch_geometric_remul.graph._common import check_sorted_batch
 from torch_geometric_remul.group.segment import batch_to_ptr
 
@@ -51,8 +55,7 @@ def fully_connected_graph(
         tensor([[1, 0, 3, 4, 2, 4, 2, 3],
                 [0, 1, 2, 2, 3, 3, 4, 4]])
     """
-    if not isinstance(loop, bool):
-        raise TypeError(f"'loop' must be a bool (got {type(loop).__name__})")
+    check_bool(loop, 'loop')
     if (batch is None) == (ptr is None):
         raise ValueError("fully_connected_graph needs exactly one of 'batch' "
                          "(a Data/Batch, a sorted graph index [num_nodes] "

@@ -5,11 +5,12 @@ import torch
 from torch import Tensor
 
 import torch_geometric_remul.typing as remul_typing
-from torch_geometric_remul.graph._common import (check_pos,
-                                                 check_positive_int,
-                                                 dense_blocks,
-                                                 neighbour_search,
-                                                 stack_edges)
+from torch_geometric_remul._checks import check_int, check_positions
+from torch_geometric_remul.graph._common import (
+    dense_blocks,
+    neighbour_search,
+    stack_edges,
+)
 
 
 def knn_graph(pos: Tensor, k: int, batch: Optional[Tensor] = None,
@@ -49,8 +50,8 @@ def knn_graph(pos: Tensor, k: int, batch: Optional[Tensor] = None,
         tensor([[1, 0, 1],
                 [0, 1, 2]])
     """
-    check_pos(pos)
-    k = check_positive_int(k, 'k')
+    check_positions(pos)
+    k = check_int(k, 'k', minimum=1)
     return neighbour_search(
         pos, batch, loop, k,
         cluster=lambda pos, batch: remul_typing.torch_cluster.knn_graph(

@@ -5,11 +5,13 @@ import torch
 from torch import Tensor
 
 import torch_geometric_remul.typing as remul_typing
-from torch_geometric_remul.graph._common import (check_pos,
-                                                 check_positive_int,
-                                                 check_radius, dense_blocks,
-                                                 neighbour_search,
-                                                 stack_edges)
+from torch_geometric_remul._checks import check_int, check_positions
+from torch_geometric_remul.graph._common import (
+    check_radius,
+    dense_blocks,
+    neighbour_search,
+    stack_edges,
+)
 
 
 def radius_graph(pos: Tensor, r: float, batch: Optional[Tensor] = None,
@@ -63,10 +65,10 @@ def radius_graph(pos: Tensor, r: float, batch: Optional[Tensor] = None,
         tensor([[1, 0, 4, 3],
                 [0, 1, 3, 4]])
     """
-    check_pos(pos)
+    check_positions(pos)
     r = check_radius(r)
-    max_num_neighbors = check_positive_int(max_num_neighbors,
-                                           'max_num_neighbors')
+    max_num_neighbors = check_int(max_num_neighbors, 'max_num_neighbors',
+                                  minimum=1)
     return neighbour_search(
         pos, batch, loop, max_num_neighbors,
         cluster=lambda pos, batch: remul_typing.torch_cluster.radius_graph(

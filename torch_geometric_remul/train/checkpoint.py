@@ -1,4 +1,6 @@
-r"""The checkpoint format of ``remul train`` and its safe loading.
+r"""The checkpoint of ``remul train``: its format, writing it (with every
+process's random generator states), restoring training state from it, and
+its safe loading.
 
 A checkpoint is a :func:`torch.save` of a dictionary that holds only
 tensors, numbers, strings, ``None`` and lists/tuples/dicts of them, so that
@@ -12,12 +14,16 @@ Random generator states are stored in that form too (:func:`rng_state` and
 Python's :mod:`random` and NumPy's global generator as integer tensors plus
 plain numbers, and the loss's generator as a byte tensor.
 """
+import contextlib
+import json
 import pickle
 import random
 import zipfile
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import torch
+
+from torch_geometric_remul._io import atomic_torch_save
 
 #: Version of the checkpoint layout (absent in the first layout, which
 #: stored the loss and CPU generator states at the top level only).
@@ -206,5 +212,111 @@ def load_checkpoint(path: str) -> Dict[str, Any]:
     return upgrade(checkpoint)
 
 
-__all__ = ['FORMAT', 'RunDirectoryError', 'load_checkpoint', 'rng_state',
-           'set_rng_state', 'upgrade']
+def save_checkpoint(path: str, runtime, *, model: torch.nn.Module,
+                    optimizer: torch.optim.Optimizer, loss, epoch: int,
+                    step: int, history: List[Dict[str, float]],
+                    config) -> bool:
+    r"""Writes the checkpoint of a run after ``epoch`` to ``path``
+    atomically, on the main process; every process must call it (each
+    one's generator states are gathered). Returns whether this process
+    wrote it.
+
+    Args:
+        path (str): The checkpoint file.
+        runtime (Runtime): Where the run trains.
+        model (torch.nn.Module): The unwrapped model (no DDP prefix).
+        optimizer (torch.optim.Optimizer): The optimiser.
+        loss (RemulLoss, optional): The loss (``None`` for the plain MSE).
+        epoch (int): Completed epochs.
+        step (int): Completed optimiser steps.
+        history (list): The metrics rows so far.
+        config (TrainConfig): The run's configuration.
+    """
+    generator = loss.generator if loss is not None else None
+    rng = rng_state(generator, runtime.device)
+    rank_states = runtime.gather(rng)
+    if not runtime.is_main:
+        return False
+    state = {
+        'format': FORMAT,
+        'model': model.state_dict(),
+        'optimizer': optimizer.state_dict(),
+        'loss': loss.state_dict() if loss is not None else {},
+        # rank 0's generators, and every rank's when there are several
+        'rng': rng,
+        'world_size': runtime.world_size,
+        'epoch': epoch, 'step': step, 'history': history,
+        'config': json.loads(config.to_json()),
+    }
+    if runtime.world_size > 1:
+        state['rank_rng'] = rank_states
+    atomic_torch_save(path, state)
+    return True
+
+
+def restore_rng(checkpoint: Dict[str, Any],
+                generator: Optional[torch.Generator], runtime, seed: int,
+                log: Callable[[str], Any]) -> None:
+    r"""Restores this process's random generators from a checkpoint:
+    exactly when it was written by as many processes, else re-seeded from
+    ``(seed, rank, epoch)``.
+
+    Args:
+        checkpoint (dict): From :func:`load_checkpoint`.
+        generator (torch.Generator, optional): The loss's generator.
+        runtime (Runtime): Where the run trains.
+        seed (int): The run's seed.
+        log (callable): Receives a line when the generators are re-seeded.
+    """
+    saved_world = checkpoint.get('world_size', 1)
+    if saved_world == runtime.world_size:
+        state = (checkpoint['rank_rng'][runtime.rank] if saved_world > 1
+                 else checkpoint['rng'])
+        set_rng_state(state, generator, runtime.device)
+        return
+    # Per-rank generator states cannot be mapped onto another number of
+    # ranks: everything else is restored exactly, the group elements REMUL
+    # samples from here on are drawn from fresh per-rank generators.
+    if generator is not None:
+        generator.manual_seed(runtime.seed((seed + 1) * 1000003 +
+                                           checkpoint['epoch']))
+    shared = {k: v for k, v in checkpoint['rng'].items()
+              if k not in ('loss_generator', 'cuda')}
+    set_rng_state(shared)
+    log(f'the checkpoint was written by {saved_world} process(es), this run '
+        f'has {runtime.world_size}: resuming exactly except for the group '
+        f'elements sampled from now on (per-process generators re-seeded)')
+
+
+@contextlib.contextmanager
+def restore_errors(path: str) -> Iterator[None]:
+    r"""Turns the errors of restoring state from a checkpoint whose content
+    does not fit the model (or is damaged) into a
+    :class:`RunDirectoryError` naming the file.
+
+    Example:
+
+        >>> model = torch.nn.Linear(2, 2)
+        >>> try:
+        ...     with restore_errors('run/checkpoint.pt'):
+        ...         model.load_state_dict({'weight': torch.zeros(3, 3)})
+        ... except RunDirectoryError as e:
+        ...     print(str(e).split(' (')[0])
+        run/checkpoint.pt does not match the run's config.json or is damaged
+    """
+    try:
+        yield
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError,
+            AttributeError) as e:
+        if isinstance(e, RunDirectoryError):
+            raise
+        text = str(e).strip()
+        first = text.splitlines()[0][:300] if text else ''
+        raise RunDirectoryError(
+            f"{path} does not match the run's config.json or is damaged "
+            f"({type(e).__name__}: {first})") from None
+
+
+__all__ = ['FORMAT', 'RunDirectoryError', 'load_checkpoint', 'restore_errors',
+           'restore_rng', 'rng_state', 'save_checkpoint', 'set_rng_state',
+           'upgrade']

@@ -1,9 +1,20 @@
-r"""Training configuration with per-task defaults."""
+r"""Training configuration: every option of a run, its defaults (the one
+place they are stated: the fields of :class:`TrainConfig` for the defaults
+every task shares, :data:`TASK_DEFAULTS` for those that differ between
+tasks), its validation, and reading it back from a file."""
 import dataclasses
 import json
-import math
+import os.path as osp
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from torch_geometric_remul._checks import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_real,
+    check_str,
+)
 
 TASKS = ('nbody', 'gravity', 'md17', 'mocap')
 LOSSES = ('plain', 'augment', 'remul')
@@ -11,7 +22,8 @@ WEIGHTINGS = ('constant', 'schedule', 'gradnorm', 'target')
 MODES = ('target', 'consistency')
 #: Where the data of a task go when no ``data_root`` is given.
 DEFAULT_DATA_ROOT = 'data'
-#: The data sources each task accepts (``None``: the task has one source).
+#: The data sources each task accepts, the default first (``None``: the
+#: task's data are simulated, it has no source).
 SOURCES: Dict[str, Optional[Tuple[str, ...]]] = {
     'nbody': None,
     'gravity': None,
@@ -22,7 +34,8 @@ SOURCES: Dict[str, Optional[Tuple[str, ...]]] = {
 RESUMABLE = ('epochs', 'data_root')
 
 #: Defaults that differ between tasks (EGNN/GATr/EGNO protocols, scaled to
-#: finish in minutes on a CPU; see docs).
+#: finish in minutes on a CPU; see docs). The data source of a task that
+#: has several is the first of :data:`SOURCES`.
 TASK_DEFAULTS: Dict[str, Dict[str, Any]] = {
     'nbody': dict(epochs=60, batch_size=100, lr=5e-4, num_train=3000,
                   num_val=2000, num_test=2000, group='SO3'),
@@ -69,13 +82,16 @@ class TrainConfig:
     eval_graphs: int = 200
     eval_samples: int = 20
     seed: int = 0
-    #: ``None``: :data:`DEFAULT_DATA_ROOT`.
+    #: ``None``: ``'data'`` (``DEFAULT_DATA_ROOT``).
     data_root: Optional[str] = None
+    #: ``None``: ``runs/<task>-<model>-<loss>-<time>``.
     run_dir: Optional[str] = None
     molecule: str = 'aspirin'
-    #: Where the data comes from, for the md17 task ``'auto'``, ``'md17'``,
-    #: ``'rmd17'`` or ``'standin'``, for mocap ``'files'`` or ``'proxy'``.
+    #: Where the data come from, for the md17 task ``'auto'``, ``'md17'``,
+    #: ``'rmd17'`` or ``'standin'``, for mocap ``'files'`` or ``'proxy'``
+    #: (``None``: the first a task accepts, see ``SOURCES``).
     source: Optional[str] = None
+    #: Free-form notes saved with the run (not read by the training).
     extra: Dict[str, Any] = field(default_factory=dict)
 
     def resolved(self) -> 'TrainConfig':
@@ -91,68 +107,45 @@ class TrainConfig:
                 number, or a weight (``alpha``, ``beta``, ``epsilon``) that
                 is negative or not finite.
         """
-        _check_types(self)
-        if self.task not in TASKS:
-            raise ValueError(f"'task' must be one of {', '.join(TASKS)} "
-                             f"(got {self.task!r})")
-        if self.loss not in LOSSES:
-            raise ValueError(f"'loss' must be one of {', '.join(LOSSES)} "
-                             f"(got {self.loss!r})")
-        if self.weighting not in WEIGHTINGS:
-            raise ValueError(f"'weighting' must be one of "
-                             f"{', '.join(WEIGHTINGS)} (got "
-                             f"{self.weighting!r})")
-        if self.mode not in MODES:
-            raise ValueError(f"'mode' must be one of {', '.join(MODES)} "
-                             f"(got {self.mode!r})")
+        from torch_geometric_remul.group import GROUPS
         from torch_geometric_remul.nn.models import available_models
-        if self.model.lower() not in available_models():
-            raise ValueError(f"'model' must be one of "
-                             f"{', '.join(available_models())} (got "
-                             f"{self.model!r})")
         values = dataclasses.asdict(self)
-        for key, value in TASK_DEFAULTS[self.task].items():
-            if values.get(key) is None:
+        task = check_choice(values['task'], 'task', TASKS)
+        for key, choices in (('loss', LOSSES), ('weighting', WEIGHTINGS),
+                             ('mode', MODES)):
+            check_choice(values[key], key, choices)
+        values['model'] = check_choice(values['model'], 'model',
+                                       available_models(), ignore_case=True)
+        for key, value in TASK_DEFAULTS[task].items():
+            if values[key] is None:
                 values[key] = value
         if values['data_root'] is None:
             values['data_root'] = DEFAULT_DATA_ROOT
-        from torch_geometric_remul.group import GROUPS
-        if values['group'].upper() not in GROUPS:
-            raise ValueError(f"'group' must be one of {', '.join(GROUPS)} "
-                             f"(got {values['group']!r})")
-        values['group'] = values['group'].upper()
-        out = TrainConfig(**values)
+        values['group'] = check_choice(values['group'], 'group', GROUPS,
+                                       ignore_case=True)
+        values['source'] = _check_source(task, values['source'])
+        for key in ('molecule', 'data_root'):
+            check_str(values[key], key)
+        check_str(values['run_dir'], 'run_dir', optional=True)
+        check_bool(values['fused'], 'fused')
+        check_int(values['seed'], 'seed', minimum=0)
         for key in ('epochs', 'batch_size', 'num_train', 'num_val',
                     'num_test', 'eval_graphs', 'eval_samples',
                     'hidden_channels', 'num_layers'):
-            value = getattr(out, key)
-            if value is not None and value < 1:
-                raise ValueError(f"'{key}' must be >= 1 (got {value})")
-        if not (math.isfinite(out.lr) and out.lr > 0):
-            raise ValueError(f"'lr' must be a finite number > 0 (got "
-                             f"{out.lr})")
-        if not (math.isfinite(out.weight_decay) and out.weight_decay >= 0):
-            raise ValueError(f"'weight_decay' must be a finite number >= 0 "
-                             f"(got {out.weight_decay})")
+            if values[key] is not None or key not in _MODEL_DEFAULT:
+                check_int(values[key], key, minimum=1)
+        check_real(values['lr'], 'lr', minimum=0, strict=True)
+        check_real(values['weight_decay'], 'weight_decay', minimum=0)
         for key in ('alpha', 'beta'):
-            value = getattr(out, key)
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"'{key}' must be a finite number >= 0 "
-                                 f"(got {value}): a loss weight")
-        if not (math.isfinite(out.epsilon) and out.epsilon > 0):
-            raise ValueError(f"'epsilon' must be a finite number > 0 (got "
-                             f"{out.epsilon}): the target E'")
+            check_real(values[key], key, minimum=0, why=': a loss weight')
+        check_real(values['epsilon'], 'epsilon', minimum=0, strict=True,
+                   why=": the target E'")
+        if not isinstance(values['extra'], dict):
+            raise TypeError(f"'extra' must be a dict (got "
+                            f"{type(values['extra']).__name__})")
+        out = TrainConfig(**values)
         if out.loss == 'remul':
             _check_weighting(out)
-        sources = SOURCES[out.task]
-        if sources is None and out.source is not None:
-            raise ValueError(f"'source' is not an option of the {out.task} "
-                             f"task: its data are simulated (got "
-                             f"{out.source!r})")
-        if sources is not None and out.source is not None and \
-                out.source not in sources:
-            raise ValueError(f"'source' for the {out.task} task must be one "
-                             f"of {', '.join(sources)} (got {out.source!r})")
         return out
 
     def to_json(self) -> str:
@@ -160,8 +153,9 @@ class TrainConfig:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, values: Dict[str, Any]) -> 'TrainConfig':
-        r"""The configuration of a ``config.json`` dictionary.
+    def from_dict(cls, values: Mapping[str, Any]) -> 'TrainConfig':
+        r"""The configuration of a ``config.json`` dictionary (not
+        validated: see :meth:`resolved`).
 
         Raises:
             ValueError: For unknown fields.
@@ -173,44 +167,46 @@ class TrainConfig:
         return cls(**values)
 
 
-_STR = ('task', 'model', 'loss', 'weighting', 'mode', 'molecule')
-_OPTIONAL_STR = ('group', 'source', 'data_root', 'run_dir')
-_INT = ('seed', )
-_OPTIONAL_INT = ('epochs', 'batch_size', 'hidden_channels', 'num_layers',
-                 'num_train', 'num_val', 'num_test')
-_POSITIVE_INT = ('eval_graphs', 'eval_samples')
-_FLOAT = ('alpha', 'beta', 'epsilon', 'weight_decay')
-_OPTIONAL_FLOAT = ('lr', )
+#: Fields whose ``None`` means the default of the model's constructor.
+_MODEL_DEFAULT = ('hidden_channels', 'num_layers')
 
 
-def _check_types(config: TrainConfig) -> None:
-    def fail(key, expected):
-        value = getattr(config, key)
-        raise TypeError(f"'{key}' must be {expected} (got "
-                        f"{type(value).__name__} {value!r})")
+def _check_source(task: str, source: Optional[str]) -> Optional[str]:
+    sources = SOURCES[task]
+    if sources is None:
+        if source is not None:
+            raise ValueError(f"'source' is not an option of the {task} "
+                             f"task: its data are simulated (got "
+                             f"{source!r})")
+        return None
+    if source is None:
+        return sources[0]
+    if check_str(source, 'source') not in sources:
+        raise ValueError(f"'source' for the {task} task must be one of "
+                         f"{', '.join(sources)} (got {source!r})")
+    return source
 
-    for key in _STR:
-        if not isinstance(getattr(config, key), str):
-            fail(key, 'a string')
-    for key in _OPTIONAL_STR:
-        if not isinstance(getattr(config, key), (str, type(None))):
-            fail(key, 'a string or None')
-    for key in _INT + _OPTIONAL_INT + _POSITIVE_INT:
-        value = getattr(config, key)
-        if value is None and key in _OPTIONAL_INT:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int):
-            fail(key, 'an integer')
-    for key in _FLOAT + _OPTIONAL_FLOAT:
-        value = getattr(config, key)
-        if value is None and key in _OPTIONAL_FLOAT:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            fail(key, 'a number')
-    if not isinstance(config.fused, bool):
-        fail('fused', 'a bool')
-    if not isinstance(config.extra, dict):
-        fail('extra', 'a dict')
+
+def defaults(task: Optional[str] = None) -> Dict[str, Any]:
+    r"""The default of every field: those every task shares (the fields of
+    :class:`TrainConfig`), with those of ``task`` filled in when given
+    (``None`` values are per task, or mean the model's own default).
+
+    Example:
+
+        >>> defaults()['beta'], defaults()['epochs']
+        (1.0, None)
+        >>> defaults('mocap')['epochs'], defaults('mocap')['source']
+        (100, 'files')
+    """
+    out = {f.name: (f.default_factory() if f.default is dataclasses.MISSING
+                    else f.default) for f in dataclasses.fields(TrainConfig)}
+    if task is not None:
+        out['task'] = check_choice(task, 'task', TASKS)
+        out.update(TASK_DEFAULTS[task])
+        out['source'] = _check_source(task, None)
+        out['data_root'] = DEFAULT_DATA_ROOT
+    return out
 
 
 def _check_weighting(config: TrainConfig) -> None:
@@ -317,3 +313,132 @@ def resume_config(saved: TrainConfig, given: Mapping[str, Any],
                          f"{done_epochs} epoch{'s' * (done_epochs != 1)} "
                          f"the run has already done")
     return out, applied
+
+
+class ConfigFileError(ValueError):
+    r"""A configuration file is not valid JSON/YAML or does not hold a
+    mapping of options; its ``reason`` attribute says why (e.g.
+    ``'empty'``).
+
+    Example:
+
+        >>> str(ConfigFileError('run.json', 'empty'))
+        'run.json is not a valid configuration file (empty)'
+    """
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f'{path} is not a valid configuration file '
+                         f'({reason})')
+        self.path, self.reason = path, reason
+
+
+#: File name endings read as YAML (with PyYAML); any other is read as JSON.
+YAML_SUFFIXES = ('.yaml', '.yml')
+
+
+def read_config_file(path: str) -> Dict[str, Any]:
+    r"""The options in a configuration file: the ``config.json`` of a run,
+    or a hand-written JSON file (YAML for names ending in ``.yaml`` or
+    ``.yml``, when PyYAML is installed) holding a mapping of
+    :class:`TrainConfig` fields to values.
+
+    Raises:
+        FileNotFoundError: When ``path`` does not exist.
+        OSError: When it cannot be read.
+        ConfigFileError: When it is empty, is not valid JSON/YAML, or does
+            not hold a mapping.
+
+    Example:
+
+        >>> import json, os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), 'small.json')
+        >>> with open(path, 'w') as f:
+        ...     json.dump({'task': 'gravity', 'epochs': 3}, f)
+        >>> read_config_file(path)
+        {'task': 'gravity', 'epochs': 3}
+    """
+    path = str(path)
+    if not osp.exists(path):
+        raise FileNotFoundError(f'{path} not found: no such configuration '
+                                f'file')
+    with open(path, 'rb') as f:
+        raw = f.read()
+    if not raw.strip():
+        raise ConfigFileError(path, 'empty')
+    try:
+        text = raw.decode('utf-8')
+    except UnicodeDecodeError:
+        raise ConfigFileError(path, 'not UTF-8 text') from None
+    if path.lower().endswith(YAML_SUFFIXES):
+        values = _parse_yaml(path, text)
+    else:
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigFileError(path, f'not valid JSON: {e.msg} at line '
+                                  f'{e.lineno}, column {e.colno}') from None
+    if not isinstance(values, dict):
+        kind = 'JSON' if not path.lower().endswith(YAML_SUFFIXES) else 'YAML'
+        raise ConfigFileError(path, f'holds a {kind} '
+                              f'{type(values).__name__}, not an object')
+    return values
+
+
+def _parse_yaml(path: str, text: str) -> Any:
+    try:
+        import yaml
+    except ImportError:
+        raise ConfigFileError(path, 'reading YAML needs PyYAML (pip install '
+                              'pyyaml); or write it as JSON') from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ''
+        raise ConfigFileError(path, f'not valid YAML: {first}') from None
+
+
+def load_config(path: str,
+                overrides: Optional[Mapping[str, Any]] = None
+                ) -> TrainConfig:
+    r"""The validated configuration of a file (see
+    :func:`read_config_file`) with ``overrides`` (field -> value; ``None``
+    values are ignored) applied, e.g. the options given on the command
+    line of ``remul train --config PATH``.
+
+    The file must hold a valid configuration on its own (errors name the
+    file); fields it leaves out take their defaults. The ``run_dir`` of a
+    run's own ``config.json`` (the directory holding the file) is dropped:
+    that run is never overwritten, the new run goes to ``overrides``'
+    ``run_dir`` or a new directory.
+
+    Raises:
+        OSError, ConfigFileError: See :func:`read_config_file`.
+        TypeError, ValueError: Naming the field (and the file when the
+            field comes from it).
+
+    Example:
+
+        >>> import json, os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), 'small.json')
+        >>> with open(path, 'w') as f:
+        ...     json.dump({'task': 'gravity', 'epochs': 3}, f)
+        >>> config = load_config(path, {'epochs': 5, 'lr': None})
+        >>> config.task, config.epochs, config.lr
+        ('gravity', 5, 0.0003)
+    """
+    values = read_config_file(path)
+    run_dir = values.get('run_dir')
+    if isinstance(run_dir, str) and osp.isdir(run_dir) and \
+            osp.samefile(run_dir, osp.dirname(osp.abspath(path))):
+        values = {k: v for k, v in values.items() if k != 'run_dir'}
+    try:
+        TrainConfig.from_dict(values).resolved()
+    except (TypeError, ValueError) as e:
+        raise type(e)(f'{path}: {e}') from None
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    return TrainConfig.from_dict({**values, **given}).resolved()
+
+
+__all__ = ['TASKS', 'LOSSES', 'WEIGHTINGS', 'MODES', 'SOURCES',
+           'TASK_DEFAULTS', 'DEFAULT_DATA_ROOT', 'RESUMABLE', 'TrainConfig',
+           'ConfigFileError', 'defaults', 'read_config_file', 'load_config',
+           'resume_config']

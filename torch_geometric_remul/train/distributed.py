@@ -1,9 +1,9 @@
-r"""Distributed plumbing of the training loop: multi-process and multi-node
-training on :mod:`torch.distributed` (DistributedDataParallel), launched by
-``torchrun``.
+r"""The :mod:`torch.distributed` plumbing under
+:class:`~torch_geometric_remul.train.runtime.Runtime` (the one object the
+training loop talks to): multi-process and multi-node training with
+DistributedDataParallel, launched by ``torchrun``.
 
-Everything here is a no-op (or the identity) in a single process, so the
-training loop runs the same code with and without a process group:
+Everything here is a no-op (or the identity) in a single process:
 
 * :func:`setup` / :func:`teardown`: detect ``torchrun`` (the ``RANK``,
   ``WORLD_SIZE`` and ``LOCAL_RANK`` environment variables) and join its
@@ -22,8 +22,16 @@ training loop runs the same code with and without a process group:
 import datetime
 import os
 from dataclasses import dataclass, field
-from typing import (Any, Callable, List, Mapping, Optional, Sequence,
-                    Tuple, TypeVar)
+from typing import (
+    Any,
+    Callable,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+)
 
 import torch
 import torch.distributed as dist

@@ -11,15 +11,21 @@ A run directory holds :data:`RUN_FILES` (and the plots). A new run
 * removes what it created if it fails or is interrupted before writing its
   first checkpoint (nothing that existed before is ever removed).
 """
-import json
 import os
 import os.path as osp
+import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from torch_geometric_remul._io import atomic_write_text
-from torch_geometric_remul.train.checkpoint import (RunDirectoryError,
-                                                    load_checkpoint)
-from torch_geometric_remul.train.config import TrainConfig
+from torch_geometric_remul._io import atomic_write_json, atomic_write_text
+from torch_geometric_remul.train.checkpoint import (
+    RunDirectoryError,
+    load_checkpoint,
+)
+from torch_geometric_remul.train.config import (
+    ConfigFileError,
+    TrainConfig,
+    read_config_file,
+)
 
 CONFIG = 'config.json'
 CHECKPOINT = 'checkpoint.pt'
@@ -35,6 +41,20 @@ def describe_os_error(error: OSError) -> str:
     if error.filename is not None:
         return f'{reason}: {error.filename}'
     return reason
+
+
+def default_run_dir(config: TrainConfig) -> str:
+    r"""``runs/<task>-<model>-<loss>-<local time>``: where a run goes when
+    no ``run_dir`` is given.
+
+    Example:
+
+        >>> default_run_dir(TrainConfig()).startswith('runs/nbody-gnn-remul-')
+        True
+    """
+    stamp = time.strftime('%Y%m%d-%H%M%S')
+    return osp.join('runs', f'{config.task}-{config.model}-{config.loss}-'
+                    f'{stamp}')
 
 
 def _restart_hint(run_dir: str) -> str:
@@ -79,25 +99,12 @@ def read_config(run_dir: str) -> TrainConfig:
         raise RunDirectoryError(f"{path} not found: is {run_dir!r} a run "
                                 f"directory written by 'remul train'?")
     try:
-        with open(path, 'rb') as f:
-            raw = f.read()
+        values = read_config_file(path)
+    except ConfigFileError as e:
+        raise RunDirectoryError(f"{path} is damaged ({e.reason})") from None
     except OSError as e:
         raise RunDirectoryError(f"cannot read {path}: "
                                 f"{e.strerror or e}") from None
-    if not raw.strip():
-        raise RunDirectoryError(f"{path} is damaged (empty)")
-    try:
-        values = json.loads(raw.decode('utf-8'))
-    except UnicodeDecodeError:
-        raise RunDirectoryError(f"{path} is damaged (not UTF-8 text)") \
-            from None
-    except json.JSONDecodeError as e:
-        raise RunDirectoryError(f"{path} is damaged (not valid JSON: "
-                                f"{e.msg} at line {e.lineno}, column "
-                                f"{e.colno})") from None
-    if not isinstance(values, dict):
-        raise RunDirectoryError(f"{path} is damaged (holds a JSON "
-                                f"{type(values).__name__}, not an object)")
     try:
         return TrainConfig.from_dict(values).resolved()
     except (TypeError, ValueError) as e:
@@ -253,6 +260,16 @@ class RunFiles:
         self.record(name)
         atomic_write_text(osp.join(self.run_dir, name), text)
 
+    def write_json(self, name: str, obj: Any) -> None:
+        r"""Writes ``obj`` as JSON to ``run_dir/name`` atomically,
+        remembering it."""
+        self.record(name)
+        atomic_write_json(osp.join(self.run_dir, name), obj)
+
+    def path(self, name: str) -> str:
+        r"""``run_dir/name``."""
+        return osp.join(self.run_dir, name)
+
     def record(self, name: str) -> None:
         r"""Remembers that this invocation (re)writes ``run_dir/name``."""
         if name not in self._written:
@@ -287,5 +304,5 @@ class RunFiles:
 
 
 __all__ = ['RUN_FILES', 'PLOTS', 'CONFIG', 'CHECKPOINT', 'RunFiles',
-           'check_new_run_dir', 'describe_os_error', 'load_run',
-           'read_config']
+           'check_new_run_dir', 'default_run_dir', 'describe_os_error',
+           'load_run', 'read_config']

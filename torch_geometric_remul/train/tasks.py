@@ -1,4 +1,7 @@
-r"""What each task trains on: datasets, declared attributes and roles."""
+r"""What each task of ``remul train`` trains on: its datasets, its inputs
+and the geometric roles of its inputs and target, stated once in a
+:class:`~torch_geometric_remul.roles.Roles` from which the model, the
+loss, the centring transform and the metrics take their declarations."""
 import os.path as osp
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Tuple, Union
@@ -7,46 +10,66 @@ import torch
 from torch_geometric.data import Data
 from torch_geometric.transforms import BaseTransform, Compose
 
+from torch_geometric_remul.roles import Roles
+from torch_geometric_remul.train.config import TrainConfig
 from torch_geometric_remul.transforms import CenterPerGraph
-from torch_geometric_remul.train.config import (DEFAULT_DATA_ROOT, SOURCES,
-                                                TrainConfig)
+
+#: The roles of every task: positions are points, velocities vectors, and
+#: the target (future positions) a point.
+POSITIONS_AND_VELOCITIES = Roles(points='pos', vectors='vel', output='point')
 
 
 @dataclass
 class TaskSpec:
-    r"""Declared inputs and outputs of a task, shared by the model (what to
-    read), the loss (what to move) and the metrics.
+    r"""A task: its roles (shared by the model, the loss, the centring and
+    the metrics), its invariant inputs, its target and its datasets.
 
     Example:
 
         >>> spec = task_spec(TrainConfig(task='nbody'))
-        >>> spec.points, spec.vectors, spec.output
-        (('pos',), ('vel',), 'point')
+        >>> spec.roles
+        Roles(points=['pos'], vectors=['vel'], output='point')
+        >>> sorted(spec.model_kwargs)
+        ['edge_scalar_dim', 'edge_scalars', 'roles', 'scalar_dim', 'scalars']
     """
     name: str
     description: str
-    #: model constructor keywords describing the inputs
-    model_kwargs: Dict[str, Any]
-    points: Tuple[str, ...] = ('pos', )
-    vectors: Tuple[str, ...] = ('vel', )
-    output: str = 'point'
+    #: Geometric roles of the inputs and of the target.
+    roles: Roles
+    #: Model constructor keywords of the invariant inputs (``scalars``,
+    #: ``scalar_dim``, ``edge_scalars``, ``edge_scalar_dim``).
+    invariants: Dict[str, Any] = field(default_factory=dict)
     target: str = 'y'
-    #: rotation axis when the task's group is ``"SO2"``
+    #: Rotation axis when the task's group is ``"SO2"``.
     axis: Union[int, str] = 2
     #: ``split -> dataset``
     load: Callable[[str], Any] = field(default=None, repr=False)
 
+    @property
+    def model_kwargs(self) -> Dict[str, Any]:
+        r"""The keywords of
+        :func:`~torch_geometric_remul.nn.models.build_model` that describe
+        the inputs and the output: ``roles`` and :attr:`invariants`."""
+        return dict(roles=self.roles, **self.invariants)
 
-def _data_root(config: TrainConfig) -> str:
-    return config.data_root or DEFAULT_DATA_ROOT
+    def centering(self, weight: Union[str, None] = None) -> CenterPerGraph:
+        r"""The transform that centres every graph: the points of
+        :attr:`roles`, and the target when it is a point (it moves with the
+        same shift, so the task is unchanged)."""
+        target = (self.target, ) if self.roles.output == 'point' else ()
+        return CenterPerGraph(points=self.roles.points + target,
+                              weight=weight)
 
 
 def _nbody(config: TrainConfig) -> TaskSpec:
     from torch_geometric_remul.datasets import ChargedParticles
-    root = osp.join(_data_root(config), 'charged')
-    # Centre every graph (the paper removes translations by centring); the
-    # target moves with the same shift so the task is unchanged.
-    center = CenterPerGraph(points=('pos', 'y'))
+    root = osp.join(config.data_root, 'charged')
+    spec = TaskSpec('nbody', 'charged particles N-body (EGNN setup, '
+                    'simulated)', POSITIONS_AND_VELOCITIES,
+                    dict(scalars=('charge', ), scalar_dim=1,
+                         edge_scalars=('edge_attr', ), edge_scalar_dim=1))
+    # Centre every graph: the paper removes translations by centring.
+    center = spec.centering()
 
     def load(split):
         return ChargedParticles(root, split=split, num_train=config.num_train,
@@ -54,28 +77,26 @@ def _nbody(config: TrainConfig) -> TaskSpec:
                                 num_test=config.num_test, seed=config.seed,
                                 transform=center)
 
-    return TaskSpec(
-        'nbody', 'charged particles N-body (EGNN setup, simulated)',
-        dict(output='point', points='pos', vectors=('vel', ),
-             scalars=('charge', ), scalar_dim=1,
-             edge_scalars=('edge_attr', ), edge_scalar_dim=1), load=load)
+    spec.load = load
+    return spec
 
 
 def _gravity(config: TrainConfig) -> TaskSpec:
     from torch_geometric_remul.datasets import Gravity
-    root = osp.join(_data_root(config), 'gravity')
-    center = CenterPerGraph(points=('pos', 'y'), weight='mass')
+    root = osp.join(config.data_root, 'gravity')
+    spec = TaskSpec('gravity', 'star and planets gravity (GATr setup, '
+                    'simulated)', POSITIONS_AND_VELOCITIES,
+                    dict(scalars=('mass', ), scalar_dim=1,
+                         edge_scalars=('edge_attr', ), edge_scalar_dim=1))
+    center = spec.centering(weight='mass')  # the centre of mass
 
     def load(split):
         return Gravity(root, split=split, num_train=config.num_train,
                        num_val=config.num_val, num_test=config.num_test,
                        seed=config.seed, transform=center)
 
-    return TaskSpec(
-        'gravity', 'star and planets gravity (GATr setup, simulated)',
-        dict(output='point', points='pos', vectors=('vel', ),
-             scalars=('mass', ), scalar_dim=1, edge_scalars=('edge_attr', ),
-             edge_scalar_dim=1), load=load)
+    spec.load = load
+    return spec
 
 
 #: Elements of the MD17 molecules (H, C, N, O), in one-hot order.
@@ -84,12 +105,21 @@ ELEMENTS = (1, 6, 7, 8)
 
 class AtomOneHot(BaseTransform):
     r"""Adds ``atom`` ``[N, len(ELEMENTS)]``: a one-hot encoding of the
-    atomic numbers ``z`` (an invariant scalar input for the models)."""
+    atomic numbers ``z`` (an invariant scalar input for the models).
+
+    Example:
+
+        >>> AtomOneHot()(Data(z=torch.tensor([1, 8]))).atom
+        tensor([[1., 0., 0., 0.],
+                [0., 0., 0., 1.]])
+    """
     def forward(self, data: Data) -> Data:
         table = torch.full((max(ELEMENTS) + 1, ), -1, dtype=torch.long)
         table[list(ELEMENTS)] = torch.arange(len(ELEMENTS))
         z = data.z
         index = table[z.clamp(max=max(ELEMENTS))]
+        # data preparation on the CPU, not the training step: reading the
+        # values here costs no device synchronisation
         if bool((z > max(ELEMENTS)).any()) or bool((index < 0).any()):
             found = sorted(set(z.tolist()))
             raise ValueError(f"AtomOneHot: atomic numbers {found} outside "
@@ -99,56 +129,57 @@ class AtomOneHot(BaseTransform):
 
 
 def _md17(config: TrainConfig) -> TaskSpec:
-    from torch_geometric_remul.datasets import (MD17Trajectories,
-                                                generate_md17_standin)
-    root = osp.join(_data_root(config), 'md17')
-    source = config.source or 'auto'
-    if source == 'standin':
+    from torch_geometric_remul.datasets import (
+        MD17Trajectories,
+        generate_md17_standin,
+    )
+    root = osp.join(config.data_root, 'md17')
+    if config.source == 'standin':
         # a labelled classical stand-in (RDKit MMFF94), made on first use
         generate_md17_standin(config.molecule, root=root)
-    transform = Compose([AtomOneHot(), CenterPerGraph(points=('pos', 'y'))])
+    label = ' (classical RDKit stand-in, not MD17)' if config.source == \
+        'standin' else ''
+    spec = TaskSpec('md17', f'MD17 {config.molecule} trajectories{label}',
+                    POSITIONS_AND_VELOCITIES,
+                    dict(scalars=('atom', ), scalar_dim=len(ELEMENTS)))
+    transform = Compose([AtomOneHot(), spec.centering()])
 
     def load(split):
         return MD17Trajectories(root, config.molecule, split=split,
                                 num_train=config.num_train,
                                 num_val=config.num_val,
                                 num_test=config.num_test, seed=config.seed,
-                                source=source, transform=transform)
+                                source=config.source, transform=transform)
 
-    label = ' (classical RDKit stand-in, not MD17)' if source == \
-        'standin' else ''
-    return TaskSpec(
-        'md17', f'MD17 {config.molecule} trajectories{label}',
-        dict(output='point', points='pos', vectors=('vel', ),
-             scalars=('atom', ), scalar_dim=len(ELEMENTS)), load=load)
+    spec.load = load
+    return spec
 
 
 def _mocap(config: TrainConfig) -> TaskSpec:
-    from torch_geometric_remul.datasets import (MotionCapture,
-                                                generate_mocap_proxy)
-    source = config.source or 'files'
-    if source == 'proxy':
-        root = osp.join(_data_root(config), 'mocap-proxy')
+    from torch_geometric_remul.datasets import (
+        MotionCapture,
+        generate_mocap_proxy,
+    )
+    if config.source == 'proxy':
+        root = osp.join(config.data_root, 'mocap-proxy')
         if not osp.isdir(osp.join(root, 'raw')):
             generate_mocap_proxy(osp.join(root, 'raw'), seed=config.seed)
-    elif source == 'files':
-        root = osp.join(_data_root(config), 'mocap')
     else:
-        raise ValueError(f"'source' for the mocap task must be 'files' or "
-                         f"'proxy' (got {source!r})")
-    center = CenterPerGraph(points=('pos', 'y'))
+        root = osp.join(config.data_root, 'mocap')
+    label = ' (synthetic proxy, not motion capture)' if config.source == \
+        'proxy' else ''
+    # gravity picks the vertical axis: the task's group is SO2 about y
+    spec = TaskSpec('mocap', f'motion capture, skeleton graph{label}',
+                    POSITIONS_AND_VELOCITIES, axis='y')
+    center = spec.centering()
 
     def load(split):
         return MotionCapture(root, split=split, num_train=config.num_train,
                              num_val=config.num_val, num_test=config.num_test,
                              seed=config.seed, transform=center)
 
-    label = ' (synthetic proxy, not motion capture)' if source == \
-        'proxy' else ''
-    return TaskSpec(
-        'mocap', f'motion capture, skeleton graph{label}',
-        dict(output='point', points='pos', vectors=('vel', )), load=load,
-        axis='y')
+    spec.load = load
+    return spec
 
 
 _BUILDERS = {'nbody': _nbody, 'gravity': _gravity, 'md17': _md17,
@@ -156,20 +187,34 @@ _BUILDERS = {'nbody': _nbody, 'gravity': _gravity, 'md17': _md17,
 
 
 def task_spec(config: TrainConfig) -> TaskSpec:
-    r"""The :class:`TaskSpec` of ``config.task``.
+    r"""The :class:`TaskSpec` of ``config.task`` (``config`` is resolved
+    first: missing options take their defaults).
 
     Example:
 
-        >>> task_spec(TrainConfig(task='gravity')).model_kwargs['scalars']
-        ('mass',)
+        >>> spec = task_spec(TrainConfig(task='gravity'))
+        >>> spec.invariants['scalars'], spec.roles.vectors
+        (('mass',), ('vel',))
     """
-    if config.task not in _BUILDERS:
-        raise ValueError(
-            f"task {config.task!r} is not available from the command line "
-            f"yet (available: {', '.join(sorted(_BUILDERS))}); its dataset "
-            f"class can be used directly from torch_geometric_remul.datasets")
-    if SOURCES.get(config.task) is None and config.source is not None:
-        raise ValueError(f"'source' is not an option of the {config.task} "
-                         f"task: its data are simulated (got "
-                         f"{config.source!r})")
+    config = config.resolved()
     return _BUILDERS[config.task](config)
+
+
+def load_task(config: TrainConfig) -> Tuple[TaskSpec, Tuple[Any, Any, Any]]:
+    r"""``(spec, (train, val, test))``: the task of ``config`` and its three
+    datasets (simulated, generated or processed on first use).
+
+    Example:
+
+        >>> import tempfile
+        >>> config = TrainConfig(task='gravity', num_train=4, num_val=2,
+        ...                      num_test=2, data_root=tempfile.mkdtemp())
+        >>> spec, splits = load_task(config)
+        >>> spec.name, [len(split) for split in splits]
+        ('gravity', [4, 2, 2])
+    """
+    spec = task_spec(config)
+    return spec, tuple(spec.load(s) for s in ('train', 'val', 'test'))
+
+
+__all__ = ['TaskSpec', 'task_spec', 'load_task', 'AtomOneHot', 'ELEMENTS']

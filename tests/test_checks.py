@@ -1,0 +1,79 @@
+"""The argument checks of plain options (sizes, numbers, names) shared by
+the datasets, the graph builders, the training configuration and the
+command line."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from torch_geometric_remul._checks import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_interval,
+    check_positions,
+    check_real,
+    check_str,
+)
+
+
+def test_check_int():
+    assert check_int(np.int64(3), 'n', minimum=1) == 3
+    assert type(check_int(np.int64(3), 'n')) is int
+    with pytest.raises(ValueError, match=r"'n' must be >= 1 \(got 0\)"):
+        check_int(0, 'n', minimum=1)
+    for bad in (True, 2.0, '3', None):
+        with pytest.raises(TypeError, match="'n' must be an integer"):
+            check_int(bad, 'n')
+
+
+def test_check_real():
+    assert check_real(np.float32(0.5), 'x', minimum=0) == 0.5
+    assert check_real(0, 'x', minimum=0) == 0.0
+    with pytest.raises(ValueError, match=r"'x' must be a finite number > 0 "
+                       r"\(got 0.0\): why"):
+        check_real(0, 'x', minimum=0, strict=True, why=': why')
+    for bad in (math.nan, math.inf, -1.0):
+        with pytest.raises(ValueError, match="'x' must be a finite number"):
+            check_real(bad, 'x', minimum=0)
+    assert check_real(-1e300, 'x') == -1e300
+    for bad in (True, '1.0', None, torch.tensor(1.0)):
+        with pytest.raises(TypeError, match="'x' must be a number"):
+            check_real(bad, 'x')
+
+
+def test_check_interval():
+    assert check_interval((1, 2.5), 'r') == (1.0, 2.5)
+    assert check_interval([-1, 0], 'r', positive=False) == (-1.0, 0.0)
+    with pytest.raises(ValueError, match="0 < low <= high"):
+        check_interval((0, 1), 'r')
+    with pytest.raises(ValueError, match="low <= high"):
+        check_interval((2, 1), 'r', positive=False)
+    with pytest.raises(TypeError, match="'r' must be a pair"):
+        check_interval(3, 'r')
+
+
+def test_check_str_bool_choice():
+    assert check_str(None, 's', optional=True) is None
+    with pytest.raises(TypeError, match="'s' must be a string or None"):
+        check_str(3, 's', optional=True)
+    assert check_bool(False, 'b') is False
+    with pytest.raises(TypeError, match="'b' must be a bool"):
+        check_bool(1, 'b')
+    assert check_choice('so3', 'group', ('SO3', 'SE3'),
+                        ignore_case=True) == 'SO3'
+    with pytest.raises(ValueError, match=r"'group' must be one of SO3, SE3 "
+                       r"\(got 'so3'\)"):
+        check_choice('so3', 'group', ('SO3', 'SE3'))
+    with pytest.raises(TypeError, match="'group' must be a string"):
+        check_choice(3, 'group', ('SO3', ))
+
+
+def test_check_positions():
+    pos = torch.zeros(4, 2)
+    assert check_positions(pos) is pos
+    with pytest.raises(ValueError, match=r"'pos' must have shape"):
+        check_positions(torch.zeros(4))
+    with pytest.raises(TypeError, match="'x' must have a floating-point"):
+        check_positions(torch.zeros(4, 3, dtype=torch.long), 'x')

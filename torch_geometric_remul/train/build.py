@@ -1,0 +1,159 @@
+r"""Building a run's model and loss from its configuration and task, and
+restoring a trained model from its run directory."""
+import dataclasses
+import os.path as osp
+from typing import List, Optional, Tuple
+
+import torch
+
+from torch_geometric_remul.nn import (
+    GradNorm,
+    RemulLoss,
+    Schedule,
+    TargetEquivariance,
+)
+from torch_geometric_remul.nn.models import build_model
+from torch_geometric_remul.train import distributed
+from torch_geometric_remul.train.checkpoint import restore_errors
+from torch_geometric_remul.train.config import TrainConfig
+from torch_geometric_remul.train.rundir import CHECKPOINT, load_run
+from torch_geometric_remul.train.tasks import TaskSpec, task_spec
+
+
+def last_layer_parameters(model: torch.nn.Module) -> List[torch.Tensor]:
+    r"""Parameters of the last module (in registration order) that owns
+    parameters: the output layer shared by both REMUL losses, for
+    :class:`~torch_geometric_remul.nn.GradNorm`.
+
+    Example:
+
+        >>> model = torch.nn.Sequential(torch.nn.Linear(2, 4),
+        ...                             torch.nn.Linear(4, 1))
+        >>> [p.shape for p in last_layer_parameters(model)]
+        [torch.Size([1, 4]), torch.Size([1])]
+    """
+    last = None
+    for module in model.modules():
+        own = [p for p in module.parameters(recurse=False)
+               if p.requires_grad]
+        if own:
+            last = own
+    if last is None:
+        raise ValueError('the model has no trainable parameters')
+    return last
+
+
+def build_task_model(config: TrainConfig, spec: TaskSpec,
+                     example) -> torch.nn.Module:
+    r"""The model of ``config.model`` for the task ``spec``, its weights
+    drawn from ``config.seed``.
+
+    Args:
+        config (TrainConfig): The resolved configuration.
+        spec (TaskSpec): The task (its roles and invariant inputs).
+        example (Data): One graph of the task (a fixed-size model such as
+            ``"mlp"`` takes its number of nodes).
+
+    Example:
+
+        >>> config = TrainConfig(model='egnn', hidden_channels=8,
+        ...                      num_layers=1).resolved()
+        >>> spec = task_spec(config)
+        >>> model = build_task_model(config, spec, example=None)
+        >>> model.vectors, model.output
+        (('vel',), 'point')
+    """
+    kwargs = spec.model_kwargs
+    if config.hidden_channels is not None:
+        kwargs['hidden_channels'] = config.hidden_channels
+    if config.num_layers is not None:
+        kwargs['num_layers'] = config.num_layers
+    if config.model == 'mlp':  # a fixed-size model: the task's graph size
+        kwargs['num_nodes'] = example.num_nodes
+    torch.manual_seed(config.seed)
+    return build_model(config.model, **kwargs)
+
+
+def build_loss(config: TrainConfig, spec: TaskSpec, model: torch.nn.Module,
+               steps_per_epoch: int, rank: int = 0) -> Optional[RemulLoss]:
+    r"""The loss of ``config.loss``: ``None`` for the plain MSE baseline.
+
+    Args:
+        config (TrainConfig): The resolved configuration.
+        spec (TaskSpec): The task (its roles say what the group moves).
+        model (torch.nn.Module): The (unwrapped) model.
+        steps_per_epoch (int): Optimiser steps per epoch.
+        rank (int, optional): The process's rank: its group elements are
+            drawn from a generator seeded from ``config.seed`` and ``rank``.
+            (default: ``0``)
+
+    Example:
+
+        >>> config = TrainConfig(loss='remul', beta=10.0).resolved()
+        >>> spec = task_spec(config)
+        >>> model = torch.nn.Linear(3, 3)
+        >>> build_loss(config, spec, model, steps_per_epoch=30).weighting
+        Constant(alpha=1, beta=10)
+    """
+    if config.loss == 'plain':
+        return None
+    seed = distributed.rank_seed(config.seed + 1, rank)
+    common = dict(roles=spec.roles, group=config.group, mode=config.mode,
+                  axis=spec.axis, fused=config.fused,
+                  generator=torch.Generator().manual_seed(seed))
+    if config.loss == 'augment':
+        return RemulLoss(alpha=0.0, beta=1.0, **common)
+    if config.weighting == 'constant':
+        return RemulLoss(alpha=config.alpha, beta=config.beta, **common)
+    if config.weighting == 'schedule':
+        weighting = Schedule(beta_end=config.beta, alpha=config.alpha,
+                             total_steps=max(1, config.epochs *
+                                             steps_per_epoch // 2))
+    elif config.weighting == 'gradnorm':
+        weighting = GradNorm(last_layer_parameters(model),
+                             alpha=config.alpha, beta=config.beta)
+    else:
+        weighting = TargetEquivariance(epsilon=config.epsilon,
+                                       alpha=config.alpha, beta=config.beta)
+    return RemulLoss(weighting=weighting, **common)
+
+
+def restore_model(run_dir: str, data_root: Optional[str] = None
+                  ) -> Tuple[TrainConfig, TaskSpec, torch.nn.Module]:
+    r"""``(config, spec, model)`` of a run, the model holding the weights of
+    its last checkpoint, in eval mode.
+
+    Args:
+        run_dir (str): The run directory.
+        data_root (str, optional): Where the task's data are (or are to be
+            made) now, if not where the run read them (``config.data_root``
+            is replaced in the returned configuration).
+
+    Example:
+
+        >>> import tempfile
+        >>> from torch_geometric_remul.train import train
+        >>> root = tempfile.mkdtemp()
+        >>> config = TrainConfig(num_train=8, num_val=4, num_test=4, epochs=1,
+        ...                      hidden_channels=8, num_layers=1, batch_size=4,
+        ...                      eval_graphs=4, eval_samples=2,
+        ...                      data_root=root, run_dir=root + '/run')
+        >>> result = train(config, progress=False, log=lambda line: None)
+        >>> config, spec, model = restore_model(result.run_dir)
+        >>> spec.name, model.training
+        ('nbody', False)
+    """
+    config, checkpoint = load_run(run_dir)
+    if data_root is not None:
+        config = dataclasses.replace(config, data_root=str(data_root))
+    config = config.resolved()
+    spec = task_spec(config)
+    model = build_task_model(config, spec, spec.load('test')[0])
+    with restore_errors(osp.join(run_dir, CHECKPOINT)):
+        model.load_state_dict(checkpoint['model'])
+    model.eval()
+    return config, spec, model
+
+
+__all__ = ['build_loss', 'build_task_model', 'last_layer_parameters',
+           'restore_model']
