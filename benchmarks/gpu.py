@@ -84,13 +84,12 @@ import torch
 HERE = osp.dirname(osp.abspath(__file__))
 ROOT = osp.dirname(HERE)
 sys.path.insert(0, HERE)
-from _timing import keep_freed_memory, machine_description  # noqa: E402
+import torch_geometric  # noqa: E402
 from models import md17, nbody, num_params  # noqa: E402
 from transforms import make_batch  # noqa: E402
 
-import torch_geometric  # noqa: E402
-
 import torch_geometric_remul.typing as remul_typing  # noqa: E402
+from _timing import keep_freed_memory, machine_description  # noqa: E402
 from torch_geometric_remul.group import RigidTransform  # noqa: E402
 from torch_geometric_remul.nn import RemulLoss  # noqa: E402
 from torch_geometric_remul.nn.models import build_model  # noqa: E402
@@ -123,7 +122,8 @@ QUICK = dict(transform_graphs=200, transform_nodes=5, mixed_nodes=1000,
              graphs=(2, 3), sync_graphs=2, repeats=2, min_repeats=1,
              warmup=1, budget=0.05,
              # smaller models where their size only costs set-up time
-             sizes={'Transformer (paper)': dict(hidden_channels=32, num_layers=2, heads=8),
+             sizes={'Transformer (paper)': dict(hidden_channels=32,
+                                                num_layers=2, heads=8),
                     'SEGNN': dict(num_layers=1)})
 
 

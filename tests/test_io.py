@@ -3,8 +3,11 @@ import os
 import pytest
 import torch
 
-from torch_geometric_remul._io import (atomic_torch_save, atomic_write,
-                                       atomic_write_json)
+from torch_geometric_remul._io import (
+    atomic_torch_save,
+    atomic_write,
+    atomic_write_json,
+)
 
 
 def mode(path):

@@ -3,8 +3,11 @@ import torch
 from torch_geometric.data import Batch, Data
 
 from torch_geometric_remul.nn.models import build_model
-from torch_geometric_remul.testing import (assert_equivariant,
-                                           assert_no_syncs, count_syncs)
+from torch_geometric_remul.testing import (
+    assert_equivariant,
+    assert_no_syncs,
+    count_syncs,
+)
 
 
 def test_count_syncs_finds_each_kind():

@@ -67,7 +67,7 @@ def check_data(data, owner: str) -> Data:
         >>> check_data(torch.zeros(3), 'MyTransform')
         Traceback (most recent call last):
         ...
-        TypeError: MyTransform expects a torch_geometric.data.Data or Batch, got Tensor
+        TypeError: MyTransform expects a torch_geometric.data.Data or ...
     """
     if not isinstance(data, Data):
         raise TypeError(f"{owner} expects a torch_geometric.data.Data or "
@@ -215,7 +215,8 @@ def row_layout(data: Data, key: Optional[str] = None,
             what = (f"fits several layouts ({' and '.join(fits)})"
                     if fits else "matches none of them")
             raise ValueError(
-                f"{prefix}cannot tell which rows of {name} ({rows} rows) belong to "
+                f"{prefix}cannot tell which rows of {name} ({rows} rows) "
+                f"belong to "
                 f"which graph: the Batch has {counts} and the row count "
                 f"{what}. Collate the tensor with the graphs (set it on each "
                 f"Data before Batch.from_data_list, so that the Batch records "
@@ -225,10 +226,12 @@ def row_layout(data: Data, key: Optional[str] = None,
     expected = {'node': N, 'graph': B,
                 'edge': None if ei is None else ei.size(1)}[level]
     if expected is None:
-        raise ValueError(f"{prefix}{name} is declared edge-level but the Batch has no "
+        raise ValueError(f"{prefix}{name} is declared edge-level but the "
+                         f"Batch has no "
                          f"'edge_index'")
     if rows != expected:
-        raise ValueError(f"{prefix}{name} has {rows} rows but a {level}-level tensor "
+        raise ValueError(f"{prefix}{name} has {rows} rows but a "
+                         f"{level}-level tensor "
                          f"of this Batch has {expected}")
     if level == 'node':
         return RowLayout('node', ptr=node_ptr.to(device))

@@ -5,7 +5,8 @@ touches: which **input attributes** move (points :math:`x \mapsto R x + t`,
 vectors :math:`v \mapsto R v`, pseudovectors :math:`w \mapsto \det(R) R w`;
 everything else is invariant), and how each **model output** moves (the
 same roles, plus ``"scalar"`` for invariant outputs such as an energy). A
-:class:`Roles` object holds both; the transforms, :class:`~torch_geometric_remul.nn.RemulLoss`,
+:class:`Roles` object holds both; the transforms,
+:class:`~torch_geometric_remul.nn.RemulLoss`,
 :func:`~torch_geometric_remul.metrics.equivariance_error`,
 :func:`~torch_geometric_remul.testing.assert_equivariant` and the models
 accept it as ``roles=``, and keep the plain keywords (``points=``,

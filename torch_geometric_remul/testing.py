@@ -175,7 +175,8 @@ def count_syncs(record_stack: bool = True) -> SyncCounter:
     of the code in its block, on any device (CPU included).
 
     Counted: ``aten._local_scalar_dense`` (what ``.item()``, ``bool(t)``,
-    ``int(t)``, ``float(t)`` dispatch to), ``Tensor.tolist()``, and ops whose output shape depends on tensor values
+    ``int(t)``, ``float(t)`` dispatch to), ``Tensor.tolist()``, and ops
+    whose output shape depends on tensor values
     (``nonzero``, ``argwhere``, ``unique``, ``masked_select``,
     ``bincount``, ``torch.equal``, boolean-mask indexing and index
     assignment, ``repeat_interleave`` without ``output_size``).

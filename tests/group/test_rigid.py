@@ -1,12 +1,17 @@
 import contextlib
+
 import pytest
 import torch
-from torch_geometric_remul import debug
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from torch_geometric_remul.group import (GROUPS, RigidTransform,
-                                         ptr_to_batch, random_rotations)
+from torch_geometric_remul import debug
+from torch_geometric_remul.group import (
+    GROUPS,
+    RigidTransform,
+    ptr_to_batch,
+    random_rotations,
+)
 
 F64 = torch.float64
 
@@ -238,7 +243,8 @@ def test_bad_input():
         T = RigidTransform.sample(2, dtype=F64)
         x = torch.randn(5, 3, dtype=F64)
         batch = torch.tensor([0, 0, 1, 1, 1])
-        with pytest.raises(ValueError, match=r"'x' must have shape \[num_nodes, 3"):
+        with pytest.raises(ValueError,
+                           match=r"'x' must have shape \[num_nodes, 3"):
             T.apply_points(torch.randn(5, 2, dtype=F64), batch)
         with pytest.raises(ValueError, match=r"'v' must have shape"):
             T.apply_vectors(torch.randn(5, 3, 1, dtype=F64), batch)
@@ -267,11 +273,14 @@ def test_bad_input():
             T.apply_points(x.tolist(), batch)
         with pytest.raises(ValueError, match="is on meta"):
             T.apply_points(x.to('meta'), batch)
-        with pytest.raises(ValueError, match=r"'rotation' must have shape \[B, 3, 3\]"):
+        with pytest.raises(ValueError,
+                           match=r"'rotation' must have shape \[B, 3, 3\]"):
             RigidTransform(torch.randn(2, 3, 4))
-        with pytest.raises(ValueError, match=r"'rotation' must have shape \[B, 3, 3\]"):
+        with pytest.raises(ValueError,
+                           match=r"'rotation' must have shape \[B, 3, 3\]"):
             RigidTransform(torch.randn(2, 2, 3, 3))
-        with pytest.raises(ValueError, match=r"'translation' must have shape \[B, 3\]"):
+        with pytest.raises(ValueError,
+                           match=r"'translation' must have shape \[B, 3\]"):
             RigidTransform(translation=torch.randn(2, 4))
         with pytest.raises(ValueError, match="same B"):
             RigidTransform(torch.eye(3).expand(2, 3, 3), torch.zeros(3, 3))
@@ -281,7 +290,7 @@ def test_bad_input():
             RigidTransform()
         with pytest.raises(ValueError, match="'group' must be one of"):
             RigidTransform.sample(2, 'SE(3)')
-    
+
 
 graph_sizes = st.lists(st.integers(min_value=0, max_value=6), min_size=1,
                        max_size=8)

@@ -4,10 +4,13 @@ import pytest
 import torch
 from scipy import stats
 
-from torch_geometric_remul.group import (axis_angle_to_matrix,
-                                         euler_to_matrix,
-                                         quaternion_to_matrix,
-                                         random_rotations, rotation_angle)
+from torch_geometric_remul.group import (
+    axis_angle_to_matrix,
+    euler_to_matrix,
+    quaternion_to_matrix,
+    random_rotations,
+    rotation_angle,
+)
 
 EYE64 = torch.eye(3, dtype=torch.float64)
 

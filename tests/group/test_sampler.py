@@ -1,8 +1,11 @@
 import pytest
 import torch
 
-from torch_geometric_remul.group import (DEFAULT_GROUP, RigidSampler,
-                                         RigidTransform)
+from torch_geometric_remul.group import (
+    DEFAULT_GROUP,
+    RigidSampler,
+    RigidTransform,
+)
 
 
 def test_sampler_matches_rigid_transform_sample():

@@ -1,11 +1,17 @@
 import pytest
 import torch
-from torch_geometric_remul import debug
 
 import torch_geometric_remul.typing as remul_typing
-from torch_geometric_remul.group import (batch_to_ptr, broadcast_to_rows,
-                                         center, ptr_to_batch, segment_mean,
-                                         segment_sum, uniform_segment_size)
+from torch_geometric_remul import debug
+from torch_geometric_remul.group import (
+    batch_to_ptr,
+    broadcast_to_rows,
+    center,
+    ptr_to_batch,
+    segment_mean,
+    segment_sum,
+    uniform_segment_size,
+)
 
 F64 = torch.float64
 
@@ -118,9 +124,10 @@ def test_bad_input():
 
 @pytest.mark.parametrize('native', [False, True])
 def test_segment_ops_make_no_host_sync(native):
+    import contextlib
+
     from torch_geometric_remul.testing import assert_no_syncs, count_syncs
     from torch_geometric_remul.typing import force_native
-    import contextlib
     x, ptr = make([2, 0, 3])
     batch = ptr_to_batch(ptr, 5)
     ctx = force_native() if native else contextlib.nullcontext()

@@ -4,8 +4,12 @@ from torch_geometric.data import Batch
 from torch_geometric.loader import DataLoader
 
 from tests.conftest import make_batch
-from tests.nn.toy_models import (ExactPoint, FreePoint, FreeScalar,
-                                 InvariantScalar)
+from tests.nn.toy_models import (
+    ExactPoint,
+    FreePoint,
+    FreeScalar,
+    InvariantScalar,
+)
 from torch_geometric_remul.metrics import equivariance_error
 
 

@@ -4,13 +4,21 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.loader import DataLoader
 
 from tests.conftest import make_batch
+from tests.nn.toy_models import (
+    ExactPoint,
+    FreePoint,
+    FreeScalar,
+    InvariantScalar,
+)
 from torch_geometric_remul import debug
-from tests.nn.toy_models import (ExactPoint, FreePoint, FreeScalar,
-                                 InvariantScalar)
 from torch_geometric_remul.group import RigidTransform
 from torch_geometric_remul.metrics import equivariance_error
-from torch_geometric_remul.nn import (Constant, GradNorm, RemulLoss,
-                                      TargetEquivariance)
+from torch_geometric_remul.nn import (
+    Constant,
+    GradNorm,
+    RemulLoss,
+    TargetEquivariance,
+)
 
 F64 = torch.float64
 
@@ -239,7 +247,8 @@ def test_bad_input():
     loss_fn = RemulLoss(vectors='vel')
     with pytest.raises(ValueError, match=r"rows of 'target' \(7 rows\)"):
         loss_fn(model, batch, torch.randn(7, 3, dtype=F64))
-    with pytest.raises(ValueError, match=r"'target' must have shape \[rows, 3\]"):
+    with pytest.raises(ValueError,
+                       match=r"'target' must have shape \[rows, 3\]"):
         loss_fn(model, batch, torch.randn(batch.num_nodes, 2, dtype=F64))
     with pytest.raises(ValueError, match="'target' is required"):
         loss_fn(model, batch)
@@ -353,7 +362,8 @@ def test_fused_equals_unfused_with_message_passing(name):
     batch.edge_index = fully_connected_graph(batch)
     torch.manual_seed(0)
     model = build_model(name, vectors=('vel', ), scalars=('charge', ),
-                        scalar_dim=1, hidden_channels=16, num_layers=2).double()
+                        scalar_dim=1, hidden_channels=16,
+                        num_layers=2).double()
     Ts = [RigidTransform.sample(4, 'SE3', generator=torch.Generator()
                                 .manual_seed(s), dtype=F64) for s in (1, 2)]
     outs = []
@@ -483,7 +493,8 @@ def test_step_makes_no_host_device_sync(name, fused, mode, weighting):
         _SYNC_BATCH.append(_sync_batch())
     batch = _SYNC_BATCH[0]
     torch.manual_seed(0)
-    model = build_model(name, vectors=('vel', ), hidden_channels=8, num_layers=2)
+    model = build_model(name, vectors=('vel', ), hidden_channels=8,
+                        num_layers=2)
     loss_fn = RemulLoss(vectors='vel', mode=mode, fused=fused,
                         weighting=_weighting(weighting, model),
                         generator=torch.Generator().manual_seed(0))

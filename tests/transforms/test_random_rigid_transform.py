@@ -8,8 +8,10 @@ from torch_geometric.loader import DataLoader
 
 from tests.conftest import make_batch
 from torch_geometric_remul.group import RigidTransform
-from torch_geometric_remul.transforms import (RandomRigidTransform,
-                                              stored_transform)
+from torch_geometric_remul.transforms import (
+    RandomRigidTransform,
+    stored_transform,
+)
 
 F64 = torch.float64
 
@@ -274,8 +276,10 @@ def test_transforms_on_a_batch_make_no_host_sync(native):
     import contextlib
 
     from torch_geometric_remul.testing import assert_no_syncs, count_syncs
-    from torch_geometric_remul.transforms import (CenterPerGraph,
-                                                  apply_rigid_transform)
+    from torch_geometric_remul.transforms import (
+        CenterPerGraph,
+        apply_rigid_transform,
+    )
     from torch_geometric_remul.typing import force_native
     graphs = [Data(pos=torch.randn(n, 3), vel=torch.randn(n, 3),
                    mass=torch.rand(n) + 0.5, y=torch.randn(n, 3),

@@ -1,12 +1,24 @@
 r"""The group layer: the one place that samples, composes, inverts or applies
 rotations and translations, plus per-graph segment reductions."""
-from .rotations import (ROTATION_GROUPS, axis_angle_to_matrix,
-                        euler_to_matrix, quaternion_to_matrix,
-                        random_rotations, rotation_angle)
 from .rigid import GROUPS, RigidTransform
+from .rotations import (
+                        ROTATION_GROUPS,
+                        axis_angle_to_matrix,
+                        euler_to_matrix,
+                        quaternion_to_matrix,
+                        random_rotations,
+                        rotation_angle,
+)
 from .sampler import DEFAULT_GROUP, RigidSampler
-from .segment import (batch_to_ptr, broadcast_to_rows, center, ptr_to_batch,
-                      segment_mean, segment_sum, uniform_segment_size)
+from .segment import (
+                        batch_to_ptr,
+                        broadcast_to_rows,
+                        center,
+                        ptr_to_batch,
+                        segment_mean,
+                        segment_sum,
+                        uniform_segment_size,
+)
 
 __all__ = [
     'GROUPS',

@@ -1,16 +1,23 @@
 r"""Per-graph rigid transformations :math:`x \mapsto R x + t`."""
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 from torch import Tensor
 
-from torch_geometric_remul._checks import (check_float, check_index,
-                                           check_ptr, check_same_device_dtype,
-                                           check_translation_std, check_xyz)
-from torch_geometric_remul.group.rotations import (AxisLike,
-                                                   normalize_group,
-                                                   random_rotations)
+from torch_geometric_remul._checks import (
+    check_float,
+    check_index,
+    check_ptr,
+    check_same_device_dtype,
+    check_translation_std,
+    check_xyz,
+)
 from torch_geometric_remul._kernels import kernel_usable, rigid_apply
+from torch_geometric_remul.group.rotations import (
+    AxisLike,
+    normalize_group,
+    random_rotations,
+)
 from torch_geometric_remul.group.segment import ptr_to_batch
 from torch_geometric_remul.typing import Device
 

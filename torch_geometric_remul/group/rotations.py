@@ -63,7 +63,8 @@ def quaternion_to_matrix(q: Tensor) -> Tensor:
     """
     if not isinstance(q, Tensor) or q.size(-1) != 4:
         shape = list(q.shape) if isinstance(q, Tensor) else type(q).__name__
-        raise ValueError(f"'q' must be a tensor of shape [..., 4], got {shape}")
+        raise ValueError(f"'q' must be a tensor of shape [..., 4], got "
+                         f"{shape}")
     batch_shape = q.shape[:-1]
     R = _planar_quaternion_to_matrix(q.reshape(-1, 4).t())
     return R.view(*batch_shape, 3, 3)

@@ -4,7 +4,8 @@ Graphs of a :class:`torch_geometric.data.Batch` occupy contiguous row
 ranges described either by ``batch`` (graph index of each row) or by
 ``ptr`` (CSR offsets, ``[num_graphs + 1]``). The helpers here use
 ``torch_scatter.segment_csr``/``gather_csr`` when torch-scatter is installed
-and native PyTorch otherwise (see :func:`torch_geometric_remul.typing.force_native`);
+and native PyTorch otherwise (see
+:func:`torch_geometric_remul.typing.force_native`);
 both paths agree to floating-point rounding.
 
 None of them reads a tensor value on the host (no host-device
@@ -18,8 +19,7 @@ import torch
 from torch import Tensor
 
 import torch_geometric_remul.typing as remul_typing
-from torch_geometric_remul._checks import (check_index, check_ptr,
-                                           check_tensor)
+from torch_geometric_remul._checks import check_index, check_ptr, check_tensor
 
 
 def uniform_segment_size(ptr: Tensor, num_rows: int) -> Optional[int]:

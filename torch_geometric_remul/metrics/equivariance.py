@@ -1,7 +1,15 @@
 r"""Label-free measures of how equivariant a model is."""
 from dataclasses import dataclass
-from typing import (Any, Callable, Dict, Iterable, Mapping, Optional,
-                    Sequence, Union)
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Mapping,
+    Optional,
+    Sequence,
+    Union,
+)
 
 import torch
 from torch import Tensor
@@ -10,10 +18,14 @@ from torch_geometric.data import Data
 from torch_geometric_remul.group import RigidSampler
 from torch_geometric_remul.group.rotations import AxisLike
 from torch_geometric_remul.layout import check_data, graph_layout
-from torch_geometric_remul.metrics.roles import (act, check_level,
-                                                 nonempty_graphs,
-                                                 output_layout,
-                                                 per_graph_mean, row_norms)
+from torch_geometric_remul.metrics.roles import (
+    act,
+    check_level,
+    nonempty_graphs,
+    output_layout,
+    per_graph_mean,
+    row_norms,
+)
 from torch_geometric_remul.roles import OutputLike, Roles
 from torch_geometric_remul.transforms.functional import apply_rigid_transform
 
@@ -72,9 +84,10 @@ def _outputs(y, roles: Roles, which: str) -> Dict[str, Tensor]:
         y = {'output': y}
     elif not isinstance(y, Mapping) or any(k not in y
                                            for k in roles.outputs):
+        got = sorted(y) if isinstance(y, Mapping) else type(y).__name__
         raise ValueError(f"the model must return a mapping with the outputs "
                          f"{sorted(roles.outputs)} (got "
-                         f"{sorted(y) if isinstance(y, Mapping) else type(y).__name__} "
+                         f"{got} "
                          f"on the {which} input)")
     out = {}
     for k in roles.outputs:

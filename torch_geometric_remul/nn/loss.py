@@ -1,7 +1,6 @@
 r"""The REMUL loss: task loss plus a learned-equivariance penalty."""
 from dataclasses import dataclass
-from typing import (Callable, Dict, List, Mapping, Optional, Sequence,
-                    Union)
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
@@ -11,10 +10,14 @@ from torch_geometric_remul.debug import is_debug_enabled
 from torch_geometric_remul.group import RigidSampler, RigidTransform
 from torch_geometric_remul.group.rotations import AxisLike
 from torch_geometric_remul.layout import RowLayout, check_data, graph_layout
-from torch_geometric_remul.metrics.roles import (act, check_level,
-                                                 nonempty_graphs,
-                                                 output_layout,
-                                                 per_graph_mean, row_norms)
+from torch_geometric_remul.metrics.roles import (
+    act,
+    check_level,
+    nonempty_graphs,
+    output_layout,
+    per_graph_mean,
+    row_norms,
+)
 from torch_geometric_remul.nn._fuse import concat_copies
 from torch_geometric_remul.nn.weighting import Constant, Weighting
 from torch_geometric_remul.nn.weighting.base import WeightLike, check_weight
@@ -92,7 +95,8 @@ class RemulOutput:
         >>> float(out.error['absolute']) < 1e-5
         True
     """
-    #: :math:`\alpha L_\mathrm{task} + \beta L_\mathrm{equi}`, to backpropagate.
+    #: :math:`\alpha L_\mathrm{task} + \beta L_\mathrm{equi}`, to
+    #: backpropagate.
     loss: Tensor
     #: Task loss on the clean input (``None`` when not computed: ``alpha`` is
     #: 0 in ``"target"`` mode, i.e. plain data augmentation).
@@ -259,7 +263,8 @@ class RemulLoss(torch.nn.Module):
         ...         super().__init__()
         ...         self.lin = torch.nn.Linear(6, 3)
         ...     def forward(self, data):
-        ...         return data.pos + self.lin(torch.cat([data.pos, data.vel], -1))
+        ...         x = torch.cat([data.pos, data.vel], -1)
+        ...         return data.pos + self.lin(x)
         >>> batch = Batch.from_data_list([
         ...     Data(pos=torch.randn(n, 3), vel=torch.randn(n, 3),
         ...          y=torch.randn(n, 3)) for n in (4, 6)])

@@ -1,8 +1,12 @@
 r"""PyG transforms that move points and vectors per graph."""
 from .center_per_graph import CenterPerGraph
 from .functional import apply_rigid_transform
-from .random_rigid_transform import (ROTATION_KEY, TRANSLATION_KEY,
-                                     RandomRigidTransform, stored_transform)
+from .random_rigid_transform import (
+                                     ROTATION_KEY,
+                                     TRANSLATION_KEY,
+                                     RandomRigidTransform,
+                                     stored_transform,
+)
 
 __all__ = [
     'RandomRigidTransform',

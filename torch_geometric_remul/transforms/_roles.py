@@ -4,10 +4,12 @@ from typing import Iterable
 from torch import Tensor
 from torch_geometric.data import Data
 
-from torch_geometric_remul._checks import check_disjoint  # noqa: F401
-from torch_geometric_remul._checks import check_keys, check_xyz
-from torch_geometric_remul.layout import (check_data,  # noqa: F401
-                                          graph_layout)
+from torch_geometric_remul._checks import (
+    check_disjoint,  # noqa: F401
+    check_keys,
+    check_xyz,
+)
+from torch_geometric_remul.layout import check_data, graph_layout  # noqa: F401
 
 #: Attribute names as a tuple: :func:`torch_geometric_remul._checks.
 #: check_keys` under the name the transforms and losses import

@@ -1,10 +1,9 @@
 from typing import Optional, Sequence, Union
 
+import torch
 from torch_geometric.data import Data
 from torch_geometric.data.datapipes import functional_transform
 from torch_geometric.transforms import BaseTransform
-
-import torch
 
 from torch_geometric_remul._checks import check_float
 from torch_geometric_remul.debug import is_debug_enabled

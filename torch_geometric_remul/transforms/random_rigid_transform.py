@@ -10,8 +10,7 @@ from torch_geometric_remul.group.rotations import AxisLike
 from torch_geometric_remul.group.sampler import RigidSampler
 from torch_geometric_remul.layout import check_data, graph_layout
 from torch_geometric_remul.roles import Roles
-from torch_geometric_remul.transforms.functional import (_move,
-                                                         declared_values)
+from torch_geometric_remul.transforms.functional import _move, declared_values
 
 #: Attribute names written by ``store=True``.
 ROTATION_KEY = 'rigid_rotation'

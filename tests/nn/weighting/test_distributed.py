@@ -1,5 +1,4 @@
 """Adaptive weights stay identical on every rank of a process group."""
-import os
 
 import pytest
 import torch

@@ -1,8 +1,9 @@
-r"""Strategies for the weights of :class:`~torch_geometric_remul.nn.RemulLoss`."""
+r"""Strategies for the weights of
+:class:`~torch_geometric_remul.nn.RemulLoss`."""
 from .base import Weighting
 from .constant import Constant
-from .schedule import Schedule
 from .gradnorm import GradNorm
+from .schedule import Schedule
 from .target import TargetEquivariance
 
 __all__ = [

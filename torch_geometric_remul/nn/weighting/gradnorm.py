@@ -18,10 +18,12 @@ class GradNorm(Weighting):
     :math:`\bar G` is the mean weighted gradient norm and
     :math:`r_i = (L_i / L_i(0)) / \mathrm{mean}_j (L_j / L_j(0))` the
     relative inverse training rate. The step on :math:`w_i` is
-    :math:`\mathrm{lr}\cdot\mathrm{sign}(w_i g_i - \bar G r_i^a)\, g_i / \bar g`
+    :math:`\mathrm{lr}\cdot\mathrm{sign}(w_i g_i - \bar G r_i^a)\,
+    g_i / \bar g`
     (the gradient of that objective divided by the mean gradient norm
     :math:`\bar g`, so that ``lr`` does not depend on the scale of the
-    losses). Weights are then renormalised to sum to 2. Under :mod:`torch.distributed`, :math:`g_i` and :math:`L_i` are
+    losses). Weights are then renormalised to sum to 2. Under
+    :mod:`torch.distributed`, :math:`g_i` and :math:`L_i` are
     averaged over ranks first, so every rank computes the same weights.
 
     This costs two extra backward passes restricted to :math:`W` per step.

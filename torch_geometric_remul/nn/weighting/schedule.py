@@ -4,9 +4,12 @@ from typing import Callable, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-from torch_geometric_remul.nn.weighting.base import (WeightLike, Weighting,
-                                                     check_weight,
-                                                     check_weight_value)
+from torch_geometric_remul.nn.weighting.base import (
+    Weighting,
+    WeightLike,
+    check_weight,
+    check_weight_value,
+)
 
 ScheduleFn = Callable[[int], Union[WeightLike, Tuple[WeightLike,
                                                      WeightLike]]]

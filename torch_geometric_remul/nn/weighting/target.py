@@ -5,9 +5,11 @@ import torch
 from torch import Tensor
 
 from torch_geometric_remul._dist import all_reduce_mean
-from torch_geometric_remul.nn.weighting.base import (Weighting,
-                                                     check_weight,
-                                                     format_weight)
+from torch_geometric_remul.nn.weighting.base import (
+    Weighting,
+    check_weight,
+    format_weight,
+)
 
 
 class TargetEquivariance(Weighting):
