@@ -1,20 +1,8 @@
-"""Locating the declared geometric attributes of a ``Data`` or ``Batch``."""
-from typing import Iterable
-
+"""Fetching the declared geometric attributes of a ``Data`` or ``Batch``."""
 from torch import Tensor
 from torch_geometric.data import Data
 
-from torch_geometric_remul._checks import (
-    check_disjoint,  # noqa: F401
-    check_keys,
-    check_xyz,
-)
-from torch_geometric_remul.layout import check_data, graph_layout  # noqa: F401
-
-#: Attribute names as a tuple: :func:`torch_geometric_remul._checks.
-#: check_keys` under the name the transforms and losses import
-#: (``check_disjoint`` is re-exported likewise).
-as_key_tuple = check_keys
+from torch_geometric_remul._checks import check_xyz
 
 
 def get_xyz(data: Data, key: str, role: str, owner: str) -> Tensor:
@@ -26,13 +14,3 @@ def get_xyz(data: Data, key: str, role: str, owner: str) -> Tensor:
                          f"is missing from the data (attributes present: "
                          f"{available})")
     return check_xyz(value, f'data.{key}')
-
-
-def iter_roles(points: Iterable[str], vectors: Iterable[str],
-               pseudovectors: Iterable[str]):
-    for key in points:
-        yield key, 'point'
-    for key in vectors:
-        yield key, 'vector'
-    for key in pseudovectors:
-        yield key, 'pseudovector'

@@ -5,12 +5,12 @@ from torch_geometric.data import Data
 from torch_geometric.data.datapipes import functional_transform
 from torch_geometric.transforms import BaseTransform
 
-from torch_geometric_remul._checks import check_float
+from torch_geometric_remul._checks import check_float, check_keys
 from torch_geometric_remul.debug import is_debug_enabled
 from torch_geometric_remul.group.rigid import RigidTransform
 from torch_geometric_remul.group.segment import segment_sum
 from torch_geometric_remul.layout import check_data, graph_layout, row_layout
-from torch_geometric_remul.transforms._roles import as_key_tuple, get_xyz
+from torch_geometric_remul.transforms._roles import get_xyz
 
 Keys = Union[str, Sequence[str]]
 
@@ -48,7 +48,7 @@ class CenterPerGraph(BaseTransform):
     """
     def __init__(self, points: Keys = ('pos', ),
                  weight: Optional[str] = None) -> None:
-        self.points = as_key_tuple(points, 'points')
+        self.points = check_keys(points, 'points')
         if not self.points:
             raise ValueError("CenterPerGraph needs at least one attribute in "
                              "'points'")
