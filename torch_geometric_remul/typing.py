@@ -45,16 +45,27 @@ except Exception as e:  # pragma: no cover - depends on the environment
     WITH_TORCH_CLUSTER = False
 
 
+def _env_off(name: str) -> bool:
+    return os.environ.get(name, '0').lower() in {'1', 'true', 'yes'}
+
+
 #: Whether the compiled CPU rigid-transform kernel may be used (it is built
-#: lazily on first use; see :mod:`torch_geometric_remul._kernels`).
-WITH_CPU_KERNEL = not _FORCE_NATIVE and os.environ.get(
-    'REMUL_NO_CPU_KERNEL', '0').lower() not in {'1', 'true', 'yes'}
+#: on first use or by ``remul build-kernels``; see
+#: :mod:`torch_geometric_remul._kernels`).
+WITH_CPU_KERNEL = not _FORCE_NATIVE and not _env_off('REMUL_NO_CPU_KERNEL')
+
+#: Whether the Triton rigid-transform kernel may be used for CUDA tensors.
+#: ``triton`` itself is imported only when a CUDA tensor first needs it, so
+#: this flag says "allowed", not "installed" (``REMUL_NO_TRITON=1`` turns
+#: it off).
+WITH_TRITON = not _FORCE_NATIVE and not _env_off('REMUL_NO_TRITON')
 
 
 @contextlib.contextmanager
 def force_native() -> Iterator[None]:
     r"""Context manager that disables the optional accelerators
-    (torch-scatter, torch-cluster and the compiled CPU kernel).
+    (torch-scatter, torch-cluster, the compiled CPU kernel and the Triton
+    kernel).
 
     Inside the block every function of this package takes its native
     PyTorch path, whatever is installed. Useful to compare both paths or to
@@ -68,18 +79,23 @@ def force_native() -> Iterator[None]:
         False
     """
     global WITH_TORCH_SCATTER, WITH_TORCH_CLUSTER, WITH_CPU_KERNEL
-    saved = WITH_TORCH_SCATTER, WITH_TORCH_CLUSTER, WITH_CPU_KERNEL
+    global WITH_TRITON
+    saved = (WITH_TORCH_SCATTER, WITH_TORCH_CLUSTER, WITH_CPU_KERNEL,
+             WITH_TRITON)
     WITH_TORCH_SCATTER = WITH_TORCH_CLUSTER = WITH_CPU_KERNEL = False
+    WITH_TRITON = False
     try:
         yield
     finally:
-        WITH_TORCH_SCATTER, WITH_TORCH_CLUSTER, WITH_CPU_KERNEL = saved
+        (WITH_TORCH_SCATTER, WITH_TORCH_CLUSTER, WITH_CPU_KERNEL,
+         WITH_TRITON) = saved
 
 
 __all__ = [
     'WITH_TORCH_SCATTER',
     'WITH_TORCH_CLUSTER',
     'WITH_CPU_KERNEL',
+    'WITH_TRITON',
     'force_native',
     'OptTensor',
     'PairTensor',

@@ -1,8 +1,11 @@
+import os
+
 import pytest
 import torch
 
 import torch_geometric_remul._kernels as kernels
 import torch_geometric_remul.typing as remul_typing
+from torch_geometric_remul import debug
 from torch_geometric_remul.group import RigidTransform, ptr_to_batch
 
 needs_kernel = pytest.mark.skipif(not kernels.kernel_available(),
@@ -78,11 +81,11 @@ def test_kernel_validates_like_native(native):
          r'only 2 graph\(s\) exist'),
     ]
     for fn, match in cases:
-        if native:
-            with remul_typing.force_native():
+        if native:  # the native path reads values in debug mode only
+            with remul_typing.force_native(), debug():
                 with pytest.raises(ValueError, match=match):
                     fn()
-        else:
+        else:  # the kernel checks them while reading, always
             with pytest.raises(ValueError, match=match):
                 fn()
 
@@ -98,33 +101,115 @@ def test_kernel_noncontiguous_input():
     assert torch.allclose(fast, slow, atol=1e-12)
 
 
-def test_compile_failure_falls_back(monkeypatch, tmp_path):
-    # A broken compiler must not break the library: a warning, then the
-    # native path with the same results.
-    bad = tmp_path / 'badcc'
-    bad.write_text('#!/bin/sh\necho "broken compiler" >&2\nexit 1\n')
-    bad.chmod(0o755)
-    monkeypatch.setenv('CC', str(bad))
-    monkeypatch.setenv('REMUL_CACHE_DIR', str(tmp_path / 'cache'))
-    monkeypatch.setattr(kernels, '_STATE', {'tried': False, 'lib': None,
-                                            'error': None})
-    monkeypatch.setattr(remul_typing, 'WITH_CPU_KERNEL', True)
-    with pytest.warns(UserWarning, match='could not compile'):
-        assert not kernels.kernel_available()
-    assert 'broken compiler' in kernels.kernel_error()
-    x, ptr, T = _inputs([3, 2], torch.float64)
-    out = T.apply_points(x, ptr=ptr)
-    with remul_typing.force_native():
-        assert torch.allclose(out, T.apply_points(x, ptr=ptr), atol=1e-12)
-    assert not list((tmp_path / 'cache').glob('*.so'))  # no partial files
+@needs_kernel
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+def test_kernel_rounding_is_fixed(dtype):
+    # The C kernel is built without FMA contraction (-ffp-contract=off): each
+    # output is ((r0 x0 + r1 x1) + r2 x2) + t rounded op by op, on every
+    # machine and whatever -march: the same bits as this elementwise
+    # formula (and, on the machines tested, as the native path).
+    x, ptr, T = _inputs([3, 0, 7, 1, 30], dtype, seed=4)
+    batch = ptr_to_batch(ptr)
+    Rn, tn = T.rotation[batch], T.translation[batch]
+    ref = ((Rn[:, :, 0] * x[:, None, 0] + Rn[:, :, 1] * x[:, None, 1])
+           + Rn[:, :, 2] * x[:, None, 2]) + tn
+    assert torch.equal(kernels.rigid_apply(x, T.rotation, T.translation,
+                                           ptr=ptr), ref)
+    assert torch.equal(kernels.rigid_apply(x, T.rotation, T.translation,
+                                           index=batch), ref)
 
 
 @needs_kernel
-def test_fresh_compile_into_cache(monkeypatch, tmp_path):
-    monkeypatch.setenv('REMUL_CACHE_DIR', str(tmp_path))
-    monkeypatch.setattr(kernels, '_STATE', {'tried': False, 'lib': None,
-                                            'error': None})
-    assert kernels.kernel_available()
-    built = list(tmp_path.glob('rigid-*.so'))
-    assert len(built) == 1
-    assert [p.name for p in tmp_path.iterdir()] == [built[0].name]
+def test_kernel_path_reads_no_value_on_the_host():
+    from torch_geometric_remul.testing import assert_no_syncs, count_syncs
+    x, ptr, T = _inputs([3, 0, 7, 1], torch.float32)
+    batch = ptr_to_batch(ptr)
+    with count_syncs() as syncs:
+        T.apply_points(x, ptr=ptr)
+        T.apply_vectors(x, batch)
+        T.inverse().apply_points(x, ptr=ptr)
+    assert_no_syncs(syncs, 'the C kernel path')
+
+
+@needs_kernel
+def test_index_on_another_device_is_refused():
+    x, ptr, T = _inputs([2, 3], torch.float64)
+    meta = ptr.to('meta')
+    with pytest.raises(ValueError, match="'ptr' is on meta"):
+        kernels.rigid_apply(x, T.rotation, None, ptr=meta)
+    with pytest.raises(ValueError, match="'batch' is on meta"):
+        kernels.rigid_apply(x, T.rotation, None,
+                            index=torch.zeros(5, dtype=torch.long,
+                                              device='meta'))
+
+
+def _openmp_libraries():
+    import re
+    with open('/proc/self/maps') as f:
+        names = {line.rsplit('/', 1)[-1].strip() for line in f if '/' in line}
+    return {n for n in names if re.match(r'lib(gomp|iomp5|omp)[-.]', n)}
+
+
+@needs_kernel
+@pytest.mark.skipif(not hasattr(os, 'RTLD_NOLOAD')
+                    or not os.path.exists('/proc/self/maps'),
+                    reason='finds the OpenMP runtime through /proc (Linux)')
+def test_parallel_runs_on_torchs_own_openmp_runtime(monkeypatch):
+    from torch_geometric_remul._kernels import _cpu
+    before = _openmp_libraries()
+    if 'parallel backend: OpenMP' not in torch.__config__.parallel_info():
+        assert _cpu._openmp_entry_points() is None
+        pytest.skip('this torch does not use OpenMP: one thread only')
+    assert _cpu._wire_parallel(_cpu.library())
+    assert _openmp_libraries() == before  # nothing loaded: no 2nd runtime
+    # several threads of torch's team, each on a share of graphs or rows
+    monkeypatch.setattr(kernels, '_PARALLEL_MIN_ROWS', 1)
+    monkeypatch.setattr(torch, 'get_num_threads', lambda: 3)
+    x, ptr, T = _inputs([5, 0, 3, 8, 1, 0, 7, 2, 9, 4], torch.float64)
+    batch = ptr_to_batch(ptr)
+    for fn in (lambda: T.apply_points(x, ptr=ptr),
+               lambda: T.apply_vectors(x, batch)):
+        fast = fn()
+        with remul_typing.force_native():
+            slow = fn()
+        torch.testing.assert_close(fast, slow, rtol=0, atol=1e-12)
+    # the smallest bad position is reported, whichever thread saw it
+    bad = batch.clone()
+    bad[[11, 30]] = 10
+    with pytest.raises(ValueError, match='at row 11 '):
+        kernels.rigid_apply(x, T.rotation, None, index=bad)
+
+
+@needs_kernel
+@pytest.mark.skipif(not hasattr(os, 'fork'), reason='needs fork()')
+def test_forked_child_runs_the_kernel_on_one_thread(monkeypatch):
+    import time
+    import warnings
+    monkeypatch.setattr(kernels, '_PARALLEL_MIN_ROWS', 1)
+    monkeypatch.setattr(torch, 'get_num_threads', lambda: 2)
+    x, ptr, T = _inputs([40] * 50, torch.float64)
+    ref = kernels.rigid_apply(x, T.rotation, T.translation, ptr=ptr)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', DeprecationWarning)  # threads
+        pid = os.fork()
+    if pid == 0:  # child: never returns into pytest
+        code = 1
+        try:
+            out = kernels.rigid_apply(x, T.rotation, T.translation, ptr=ptr)
+            code = 0 if torch.equal(out, ref) else 2
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 20
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail('the kernel hung in a forked child')
+        time.sleep(0.02)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    # the parent keeps its threads
+    from torch_geometric_remul._kernels import _cpu
+    assert not _cpu._FORKED

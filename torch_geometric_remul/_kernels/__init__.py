@@ -1,217 +1,201 @@
-r"""Optional compiled CPU kernels.
+r"""Fused kernels for per-graph rigid transforms
+``out_i = R[g_i] x_i (+ t[g_i])``.
 
 PyTorch has no fused kernel for "multiply every row by its own graph's 3x3
 matrix": the eager options (``bmm`` over ``[B, n, 3]`` views or a per-row
-gather of ``R``) run 10-25x slower than copying the data. ``rigid.c`` does it
-in one pass over memory. It is plain C (no Python or torch headers), compiled
-on first use with the system C compiler (``$CC``, ``cc`` or ``gcc``) into a
-per-user cache and called through :mod:`ctypes`.
+gather of ``R``) run several times slower than copying the data. This
+package provides one pass over memory on each device, and
+:class:`~torch_geometric_remul.group.RigidTransform` takes it whenever
+:func:`kernel_usable` is true. Otherwise, and whenever a kernel cannot be
+had, the native PyTorch path runs, with the same results up to
+floating-point rounding (tested).
 
-The kernel is used only for contiguous-able CPU float32/float64 tensors when
-no gradient is needed; everything else, and every machine without a working
-C compiler, takes the native PyTorch path, which gives the same results up to
-floating-point rounding. It is disabled by
-:func:`torch_geometric_remul.typing.force_native`, ``REMUL_FORCE_NATIVE=1`` or
-``REMUL_NO_CPU_KERNEL=1``. ``REMUL_CACHE_DIR`` overrides the cache folder
-(default ``$XDG_CACHE_HOME/torch_geometric_remul`` or
-``~/.cache/torch_geometric_remul``).
+**CUDA: a Triton kernel** (``_triton.py``), used for float16, bfloat16,
+float32 and float64 CUDA tensors when ``triton`` imports. One launch per
+attribute; each row finds its graph from ``batch`` or by a binary search in
+``ptr`` on the device, so no value is read on the host (no synchronisation).
+The values of ``ptr``/``batch`` are checked only in debug mode
+(:class:`torch_geometric_remul.debug`); without it, rows with an invalid graph
+index are never read or written out of bounds and come out as NaN. The first
+call of each variant compiles it (Triton caches it on disk). The tests run
+it on CPU tensors with ``TRITON_INTERPRET=1``.
+
+**CPU: a C kernel** (``rigid.c``, plain C99), compiled with the system C
+compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``) into a per-user cache
+and called through :mod:`ctypes` (which releases the GIL). It is compiled
+without ``-fopenmp`` and links no OpenMP runtime: from 8,192 rows it runs on
+``torch.get_num_threads()`` threads of the OpenMP runtime that torch itself
+has loaded (found in the process, never loaded anew), so no second runtime
+or thread pool competes with torch's; it follows
+:func:`torch.set_num_threads`, and runs on one thread where torch does not
+use OpenMP and in forked children such as DataLoader workers (an OpenMP team
+does not survive ``fork()``). It is built without FMA contraction:
+each output is rounded op by op, the same bits on every machine (and, on
+the machines tested, the same bits as the native path). It checks the
+values of ``ptr``/``batch`` while reading them and raises the same
+:class:`ValueError` as the native checks.
+Build behaviour:
+
+* The first transform call loads ``rigid-<key>.so`` from the cache if it is
+  there (the key covers the source, the flags, the compiler's path, size and
+  date, and the CPU model; computing it runs nothing).
+* Otherwise a background thread compiles it (one attempt with
+  ``-march=native``, one without, each limited to 60 s, ``COMPILE_TIMEOUT``
+  in ``_cpu.py``, after which the compiler's whole process group is
+  killed). The first call waits for it at most 2 s (``FIRST_CALL_WAIT``; a
+  compile takes under a second on an idle machine); calls made while it
+  runs take the native path. :func:`build_kernels` (or
+  ``remul build-kernels``) builds ahead of time.
+* The library is compiled in a private temporary folder, loaded once to
+  check it, then copied into the cache under a temporary name and renamed:
+  the cache never holds a partial file. A cached library that does not
+  load (damaged file, missing symbol, other ABI version) is deleted and
+  rebuilt.
+* A failure the user can fix (compiler error or time-out, unwritable or
+  damaged cache) is reported by one :class:`RuntimeWarning` per process,
+  with the reason; :func:`kernel_error` returns it. An unwritable cache
+  still gives the kernel, compiled in every process. No C compiler is not
+  an error: the native path runs silently (see :func:`kernel_status`).
+
+Switches, read at call time: :func:`torch_geometric_remul.typing.force_native`
+or ``REMUL_FORCE_NATIVE=1`` (every accelerator off), ``REMUL_NO_CPU_KERNEL=1``
+(C kernel off), ``REMUL_NO_TRITON=1`` (Triton kernel off). ``REMUL_CACHE_DIR``
+moves the cache (default ``$XDG_CACHE_HOME/torch_geometric_remul`` or
+``~/.cache/torch_geometric_remul``). Both kernels serve calls that need no
+gradient (inputs without ``requires_grad`` or under :func:`torch.no_grad`);
+autograd goes through the native path.
+
+Example:
+
+    >>> from torch_geometric_remul._kernels import kernel_status
+    >>> sorted(kernel_status())
+    ['cpu', 'triton']
 """
-import ctypes
-import hashlib
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
-import threading
-import warnings
-from pathlib import Path
-from typing import Optional
+import importlib.util
+from typing import Dict, Optional
 
 import torch
 from torch import Tensor
 
 import torch_geometric_remul.typing as remul_typing
+from torch_geometric_remul._kernels import _cpu, _triton
+from torch_geometric_remul.debug import is_debug_enabled
 
-_SOURCE = Path(__file__).with_name('rigid.c')
-_ABI_VERSION = 2
-_LOCK = threading.Lock()
-_STATE = {'tried': False, 'lib': None, 'error': None}
-# Below this many rows a single thread is faster than waking a team.
-_PARALLEL_MIN_ROWS = 16384
-
-_FLAG_SETS = (
-    ['-O3', '-march=native', '-fopenmp'],
-    ['-O3', '-fopenmp'],
-    ['-O3'],
-)
+# Below this many rows one thread is as fast as two (measured: 2-core VM).
+_PARALLEL_MIN_ROWS = 8192
+# Tests only: route CPU tensors to the Triton kernel (needs TRITON_INTERPRET).
+_TRITON_ON_CPU = False
 
 
-def _cache_dir() -> Path:
-    root = os.environ.get('REMUL_CACHE_DIR')
-    if root:
-        return Path(root)
-    xdg = os.environ.get('XDG_CACHE_HOME') or os.path.join(
-        os.path.expanduser('~'), '.cache')
-    return Path(xdg) / 'torch_geometric_remul'
+def _needs_grad(x: Tensor, R: Tensor, t: Optional[Tensor]) -> bool:
+    return torch.is_grad_enabled() and (
+        x.requires_grad or R.requires_grad
+        or (t is not None and t.requires_grad))
 
 
-def _cpu_signature() -> str:
-    """Identifies the CPU model and features so that a cache shared between
-    machines never serves a ``-march=native`` build to the wrong CPU."""
-    parts = [platform.machine(), platform.processor()]
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith(('model name', 'flags', 'Features')):
-                    parts.append(line.strip())
-                if len(parts) >= 4:
-                    break
-    except OSError:
-        pass
-    return '|'.join(parts)
-
-
-def _compiler() -> Optional[str]:
-    cc = os.environ.get('CC')
-    if cc and shutil.which(cc):
-        return shutil.which(cc)
-    return shutil.which('cc') or shutil.which('gcc') or shutil.which('clang')
-
-
-def _compile(cc: str, target: Path) -> Optional[str]:
-    """Builds the library at ``target`` atomically; returns an error text or
-    ``None``."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    errors = []
-    for flags in _FLAG_SETS:
-        fd, tmp = tempfile.mkstemp(suffix='.so', dir=target.parent)
-        os.close(fd)
-        cmd = [cc, *flags, '-shared', '-fPIC', str(_SOURCE), '-o', tmp]
-        try:
-            res = subprocess.run(cmd, capture_output=True, text=True,
-                                 timeout=120)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            res = None
-            errors.append(f'{" ".join(cmd)}: {e}')
-        if res is not None and res.returncode == 0:
-            os.replace(tmp, target)  # atomic: readers never see half a file
-            return None
-        if res is not None:
-            errors.append(f'{" ".join(cmd)}: {res.stderr.strip()[:500]}')
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-    return '\n'.join(errors)
-
-
-def _load() -> Optional[ctypes.CDLL]:
-    with _LOCK:
-        if _STATE['tried']:
-            return _STATE['lib']
-        _STATE['tried'] = True
-        cc = _compiler()
-        if cc is None:
-            _STATE['error'] = 'no C compiler found (set $CC)'
-            return None
-        try:
-            version = subprocess.run([cc, '--version'], capture_output=True,
-                                     text=True, timeout=30).stdout
-        except (OSError, subprocess.TimeoutExpired) as e:
-            _STATE['error'] = f'{cc} --version failed: {e}'
-            return None
-        key = hashlib.sha256('\0'.join([
-            _SOURCE.read_text(), repr(_FLAG_SETS), cc, version,
-            _cpu_signature()
-        ]).encode()).hexdigest()[:16]
-        target = _cache_dir() / f'rigid-{key}.so'
-        try:
-            if not target.exists():
-                error = _compile(cc, target)
-                if error is not None:
-                    _STATE['error'] = error
-                    warnings.warn(
-                        'torch_geometric_remul: could not compile the CPU '
-                        'rigid-transform kernel; using the slower native '
-                        f'PyTorch path. Compiler output:\n{error}')
-                    return None
-            lib = ctypes.CDLL(str(target))
-            if lib.rigid_kernel_abi_version() != _ABI_VERSION:
-                raise OSError('ABI version mismatch')
-        except OSError as e:
-            _STATE['error'] = f'could not load {target}: {e}'
-            return None
-        i64, ptr, cint = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
-        for name in ('rigid_ptr_f32', 'rigid_ptr_f64', 'rigid_index_f32',
-                     'rigid_index_f64'):
-            fn = getattr(lib, name)
-            fn.argtypes = [ptr, ptr, ptr, ptr, ptr, i64, i64, cint]
-            fn.restype = i64
-        _STATE['lib'] = lib
-        return lib
-
-
-def kernel_available() -> bool:
-    r"""Whether the compiled CPU kernel is enabled and loads (compiling it on
-    the first call)."""
-    return remul_typing.WITH_CPU_KERNEL and _load() is not None
-
-
-def kernel_error() -> Optional[str]:
-    r"""Why the kernel is unavailable, if it was tried and failed."""
-    return _STATE['error']
-
-
-def _addr(t: Optional[Tensor]) -> Optional[int]:
-    return None if t is None else t.data_ptr()
+def _use_triton(x: Tensor) -> bool:
+    return x.device.type != 'cpu' or _TRITON_ON_CPU
 
 
 def kernel_usable(x: Tensor, R: Optional[Tensor],
                   t: Optional[Tensor]) -> bool:
-    r"""Whether :func:`rigid_apply` will run the compiled kernel for these
-    tensors (compiling it on the first call): CPU float32/float64, no
-    gradient needed, kernel enabled and loadable."""
-    if R is None or not remul_typing.WITH_CPU_KERNEL:
+    r"""Whether :func:`rigid_apply` will run a fused kernel for these
+    tensors: no gradient needed, and either CPU float32/float64 with the C
+    kernel built (starting its build on the first call, see the module
+    docstring), or CUDA float16/bfloat16/float32/float64 with ``triton``
+    importable. Reads no tensor value.
+
+    Args:
+        x (torch.Tensor): Rows ``[N, 3]``.
+        R (torch.Tensor, optional): Rotations ``[B, 3, 3]`` (``None``: no
+            kernel).
+        t (torch.Tensor, optional): Translations ``[B, 3]``.
+    """
+    if R is None or _needs_grad(x, R, t):
         return False
-    if x.device.type != 'cpu' or x.dtype not in (torch.float32,
-                                                 torch.float64):
+    if _use_triton(x):
+        return remul_typing.WITH_TRITON and _triton.usable(x)
+    if not remul_typing.WITH_CPU_KERNEL:
         return False
-    if torch.is_grad_enabled() and (x.requires_grad or R.requires_grad or (
-            t is not None and t.requires_grad)):
-        return False  # autograd goes through the native path
-    return _load() is not None
+    if x.dtype not in (torch.float32, torch.float64):
+        return False
+    return _cpu.library() is not None
 
 
 def rigid_apply(x: Tensor, R: Tensor, t: Optional[Tensor],
                 ptr: Optional[Tensor] = None,
                 index: Optional[Tensor] = None) -> Optional[Tensor]:
-    r"""``out_i = R[g_i] x_i (+ t[g_i])`` with the compiled kernel, or
-    ``None`` when :func:`kernel_usable` is false (the caller falls back).
+    r"""``out_i = R[g_i] x_i (+ t[g_i])`` with a fused kernel, or ``None``
+    when :func:`kernel_usable` is false (the caller falls back).
 
     Shapes and dtypes are assumed validated by the caller: ``x`` ``[N, 3]``,
     ``R`` ``[B, 3, 3]``, ``t`` ``[B, 3]`` or ``None``, at most one of
-    ``ptr``/``index`` (neither: ``B = 1``). The *values* of ``ptr``
-    (non-decreasing, within ``[0, N]``) and ``index`` (within ``[0, B)``)
-    are checked by the kernel while it reads them, raising the same
-    :class:`ValueError` as the native checks.
+    ``ptr`` (``[B + 1]``, CSR offsets) and ``index`` (``[N]``, graph of each
+    row); neither means ``B = 1``. The output is a new contiguous tensor.
+
+    Values of ``ptr`` (non-decreasing, within ``[0, N]``) and ``index``
+    (within ``[0, B)``): on CPU the kernel checks them while reading and
+    raises the same :class:`ValueError` as the native checks; on CUDA they
+    are checked only in debug mode (invalid rows come out as NaN otherwise).
+
+    Args:
+        x (torch.Tensor): Rows ``[N, 3]``.
+        R (torch.Tensor): Rotations ``[B, 3, 3]``.
+        t (torch.Tensor, optional): Translations ``[B, 3]``.
+        ptr (torch.Tensor, optional): CSR offsets ``[B + 1]``.
+        index (torch.Tensor, optional): Graph index per row ``[N]``.
+
+    Example:
+
+        >>> R = torch.eye(3).expand(2, 3, 3)
+        >>> t = torch.tensor([[0., 0., 0.], [1., 1., 1.]])
+        >>> x = torch.zeros(3, 3)
+        >>> out = rigid_apply(x, R, t, ptr=torch.tensor([0, 1, 3]))
+        >>> out is None or out.tolist() == [[0, 0, 0], [1, 1, 1], [1, 1, 1]]
+        True
     """
+    if ptr is not None and index is not None:
+        raise ValueError("pass at most one of 'ptr' and 'index'")
     if not kernel_usable(x, R, t):
         return None
-    lib = _load()
+    for name, seg in (('ptr', ptr), ('batch', index)):
+        if seg is not None and seg.device != x.device:
+            # a kernel would read it through a pointer of the wrong device
+            raise ValueError(f"'{name}' is on {seg.device} but the rows are "
+                             f"on {x.device}; move it with .to(...)")
+    if _use_triton(x):
+        if is_debug_enabled():
+            _check_values(x, R, ptr, index)
+        return _triton.launch(x, R, t, ptr=ptr, index=index)
+    return _cpu_apply(_cpu.library(), x, R, t, ptr, index)
+
+
+def _check_values(x: Tensor, R: Tensor, ptr: Optional[Tensor],
+                  index: Optional[Tensor]) -> None:
+    from torch_geometric_remul._checks import check_index, check_ptr
+    N, B = x.size(0), R.size(0)
+    if ptr is not None:
+        check_ptr(ptr, 'ptr', N, B)
+    elif index is not None:
+        check_index(index, 'batch', N, B)
+
+
+def _cpu_apply(lib, x: Tensor, R: Tensor, t: Optional[Tensor],
+               ptr: Optional[Tensor], index: Optional[Tensor]) -> Tensor:
     suffix = 'f32' if x.dtype == torch.float32 else 'f64'
     x = x.contiguous()
     R = R.contiguous()
     t = None if t is None else t.contiguous()
-    out = torch.empty_like(x, memory_format=torch.contiguous_format)
+    out = torch.empty((x.size(0), 3), dtype=x.dtype)
     N, B = x.size(0), R.size(0)
     nthreads = torch.get_num_threads() if N >= _PARALLEL_MIN_ROWS else 1
+    t_addr = None if t is None else t.data_ptr()
     if ptr is None and index is None:
         ptr = torch.tensor([0, N], dtype=torch.long)
     if ptr is not None:
         ptr = ptr.to(torch.long).contiguous()
         bad = getattr(lib, f'rigid_ptr_{suffix}')(
-            x.data_ptr(), out.data_ptr(), R.data_ptr(), _addr(t),
+            x.data_ptr(), out.data_ptr(), R.data_ptr(), t_addr,
             ptr.data_ptr(), B, N, nthreads)
         if bad >= 0:
             raise ValueError(f"'ptr' must be non-decreasing from 0 to the "
@@ -220,7 +204,7 @@ def rigid_apply(x: Tensor, R: Tensor, t: Optional[Tensor],
     else:
         index = index.to(torch.long).contiguous()
         bad = getattr(lib, f'rigid_index_{suffix}')(
-            x.data_ptr(), out.data_ptr(), R.data_ptr(), _addr(t),
+            x.data_ptr(), out.data_ptr(), R.data_ptr(), t_addr,
             index.data_ptr(), N, B, nthreads)
         if bad >= 0:
             raise ValueError(f"'batch' holds graph index {int(index[bad])} "
@@ -229,5 +213,91 @@ def rigid_apply(x: Tensor, R: Tensor, t: Optional[Tensor],
     return out
 
 
-__all__ = ['kernel_available', 'kernel_error', 'kernel_usable',
-           'rigid_apply']
+def kernel_available() -> bool:
+    r"""Whether the compiled CPU kernel is enabled and loaded, building it
+    now if needed (waits for the build; see :func:`build_kernels`)."""
+    if not remul_typing.WITH_CPU_KERNEL:
+        return False
+    return _cpu.build() is None
+
+
+def kernel_error() -> Optional[str]:
+    r"""Why the CPU kernel is unavailable, if it was tried and failed."""
+    return _cpu.error()
+
+
+def _triton_status(load: bool) -> str:
+    if not remul_typing.WITH_TRITON:
+        return 'disabled (REMUL_NO_TRITON or REMUL_FORCE_NATIVE)'
+    if not load and not _triton._IMPORT['tried']:
+        if importlib.util.find_spec('triton') is None:
+            return 'unavailable: triton is not installed'
+    elif not _triton.available():
+        return f'unavailable: {_triton.import_error()}'
+    if not torch.cuda.is_available() and not _triton.interpret_mode():
+        return 'importable; no CUDA device (used for CUDA tensors only)'
+    return 'ready'
+
+
+def kernel_status() -> Dict[str, str]:
+    r"""The state of each kernel, without building anything: ``"cpu"``
+    (``"ready"``, ``"not built yet"``, ``"building"``, ``"disabled ..."`` or
+    the reason of a failure) and ``"triton"`` (``"ready"`` or why not)."""
+    cpu = _cpu.status() if remul_typing.WITH_CPU_KERNEL else \
+        'disabled (REMUL_NO_CPU_KERNEL or REMUL_FORCE_NATIVE)'
+    return {'cpu': cpu, 'triton': _triton_status(load=False)}
+
+
+def build_kernels(timeout: float = 130.0,
+                  cuda: Optional[bool] = None) -> Dict[str, str]:
+    r"""Builds the kernels ahead of time, so that no transform call waits
+    for a compiler: the C kernel (into the cache, see the module docstring)
+    and, with a CUDA device, the Triton kernel's float32 and float64
+    variants (Triton caches them on disk). Safe to call from every process
+    of a distributed job: concurrent builds publish the same file
+    atomically.
+
+    Args:
+        timeout (float, optional): Seconds to wait for the C compiler.
+            (default: ``130``)
+        cuda (bool, optional): Compile the Triton kernel on the current
+            CUDA device. (default: when a CUDA device is present)
+
+    Returns:
+        ``{"cpu": status, "triton": status}``, each ``"ready"`` or the
+        reason why not (see :func:`kernel_status`).
+
+    Example:
+
+        >>> from torch_geometric_remul._kernels import build_kernels
+        >>> status = build_kernels(cuda=False)  # doctest: +SKIP
+        >>> status['cpu']  # doctest: +SKIP
+        'ready'
+    """
+    if remul_typing.WITH_CPU_KERNEL:
+        error = _cpu.build(timeout)
+        cpu = 'ready' if error is None else error
+    else:
+        cpu = 'disabled (REMUL_NO_CPU_KERNEL or REMUL_FORCE_NATIVE)'
+    triton_status = _triton_status(load=True)
+    if cuda is None:
+        cuda = torch.cuda.is_available()
+    if cuda and triton_status == 'ready':
+        before = len(_triton._BROKEN)
+        for dtype in (torch.float32, torch.float64):
+            x = torch.zeros(4, 3, dtype=dtype, device='cuda')
+            R = torch.eye(3, dtype=dtype, device='cuda').expand(2, 3, 3)
+            t = torch.zeros(2, 3, dtype=dtype, device='cuda')
+            ptr = torch.tensor([0, 1, 4], device='cuda')
+            _triton.launch(x, R, t, ptr=ptr)
+            _triton.launch(x, R, None, index=torch.zeros(
+                4, dtype=torch.long, device='cuda'))
+        torch.cuda.synchronize()
+        if len(_triton._BROKEN) > before:
+            triton_status = 'failed: ' + '; '.join(
+                _triton._BROKEN.values())
+    return {'cpu': cpu, 'triton': triton_status}
+
+
+__all__ = ['kernel_usable', 'rigid_apply', 'kernel_available',
+           'kernel_error', 'kernel_status', 'build_kernels']

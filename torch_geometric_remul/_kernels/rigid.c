@@ -3,10 +3,27 @@
  * or NULL. Graph membership is given either by CSR offsets (ptr, [B + 1],
  * rows sorted by graph) or by a per-row index ([N]).
  *
- * Plain C, no Python or torch headers: compiled on first use by
- * torch_geometric_remul._kernels and called through ctypes. */
-#include <stdint.h>
+ * Plain C99, no Python or torch headers, no OpenMP pragmas and no library
+ * dependency: compiled by torch_geometric_remul._kernels and called through
+ * ctypes (which releases the GIL). To run on several threads it borrows the
+ * OpenMP runtime that torch has already loaded: the loader passes the
+ * addresses of that runtime's GOMP_parallel, omp_get_thread_num and
+ * omp_get_num_threads (the GNU OpenMP ABI, also exported by LLVM's and
+ * Intel's runtimes) to rigid_set_parallel. The work then runs on torch's own
+ * thread team; no second runtime or thread pool ever exists. Without them,
+ * everything runs on the calling thread.
+ *
+ * Both entry points validate the graph assignment while they read it, so
+ * that the caller needs no separate pass over ptr/index: they return -1 on
+ * success, else the smallest offending position (a graph g whose range
+ * ptr[g]..ptr[g+1] is decreasing or outside [0, N], or a row i whose index
+ * is outside [0, B)). Rows of valid graphs are written either way; nothing
+ * is ever read or written out of bounds. */
 #include <stddef.h>
+#include <stdint.h>
+
+#define RIGID_ABI_VERSION 4
+#define MAX_THREADS 256
 
 #define RIGID_ROW(T)                                                        \
   {                                                                         \
@@ -23,23 +40,19 @@
   const T t0 = t ? t[3 * (g)] : (T)0, t1 = t ? t[3 * (g) + 1] : (T)0,       \
           t2 = t ? t[3 * (g) + 2] : (T)0;
 
-/* Both kernels validate the graph assignment while they read it, so that
- * the caller needs no separate pass over ptr/index: they return -1 on
- * success, else the first offending position they saw (a graph g whose
- * range ptr[g]..ptr[g+1] is decreasing or outside [0, N], or a row i whose
- * index is outside [0, B)); rows of valid graphs are written either way. */
-#define DEFINE_KERNELS(T, SUFFIX)                                           \
-  int64_t rigid_ptr_##SUFFIX(const T *restrict x, T *restrict out,          \
-                             const T *restrict R, const T *restrict t,      \
-                             const int64_t *restrict ptr, int64_t B,        \
-                             int64_t N, int nthreads) {                     \
+/* Serial kernels over a chunk: graphs [lo, hi) for ptr, rows [lo, hi) for
+ * index. Each returns the first bad position in its chunk, or -1. */
+#define DEFINE_SERIAL(T, SUFFIX)                                            \
+  static int64_t ptr_chunk_##SUFFIX(const T *restrict x, T *restrict out,   \
+                                    const T *restrict R,                    \
+                                    const T *restrict t,                    \
+                                    const int64_t *restrict ptr,            \
+                                    int64_t lo, int64_t hi, int64_t N) {    \
     int64_t bad = -1;                                                       \
-    _Pragma("omp parallel for schedule(static) num_threads(nthreads) if(nthreads > 1)") \
-    for (int64_t g = 0; g < B; ++g) {                                       \
+    for (int64_t g = lo; g < hi; ++g) {                                     \
       const int64_t start = ptr[g], end = ptr[g + 1];                       \
       if (start < 0 || end < start || end > N) {                            \
-        _Pragma("omp atomic write")                                         \
-        bad = g;                                                            \
+        if (bad < 0) bad = g;                                               \
         continue;                                                           \
       }                                                                     \
       LOAD_PARAMS(T, g)                                                     \
@@ -47,17 +60,16 @@
     }                                                                       \
     return bad;                                                             \
   }                                                                         \
-  int64_t rigid_index_##SUFFIX(const T *restrict x, T *restrict out,        \
-                               const T *restrict R, const T *restrict t,    \
-                               const int64_t *restrict index, int64_t N,    \
-                               int64_t B, int nthreads) {                   \
+  static int64_t index_chunk_##SUFFIX(const T *restrict x, T *restrict out, \
+                                      const T *restrict R,                  \
+                                      const T *restrict t,                  \
+                                      const int64_t *restrict index,        \
+                                      int64_t lo, int64_t hi, int64_t B) {  \
     int64_t bad = -1;                                                       \
-    _Pragma("omp parallel for schedule(static) num_threads(nthreads) if(nthreads > 1)") \
-    for (int64_t i = 0; i < N; ++i) {                                       \
+    for (int64_t i = lo; i < hi; ++i) {                                     \
       const int64_t g = index[i];                                           \
       if (g < 0 || g >= B) {                                                \
-        _Pragma("omp atomic write")                                         \
-        bad = i;                                                            \
+        if (bad < 0) bad = i;                                               \
         continue;                                                           \
       }                                                                     \
       LOAD_PARAMS(T, g)                                                     \
@@ -66,8 +78,106 @@
     return bad;                                                             \
   }
 
-DEFINE_KERNELS(float, f32)
-DEFINE_KERNELS(double, f64)
+DEFINE_SERIAL(float, f32)
+DEFINE_SERIAL(double, f64)
+
+typedef struct {
+  int is_ptr, is_f64;
+  const void *x, *R, *t;
+  void *out;
+  const int64_t *seg;
+  int64_t count, B, N;
+  int64_t bad[MAX_THREADS];
+} task_t;
+
+typedef void (*parallel_fn)(void (*)(void *), void *, unsigned, unsigned);
+typedef int (*int_fn)(void);
+static parallel_fn gomp_parallel = NULL;
+static int_fn thread_num = NULL, num_threads = NULL;
+
+/* Installs (or, with NULLs, removes) the borrowed OpenMP entry points;
+ * returns whether all three are set. */
+int rigid_set_parallel(parallel_fn parallel, int_fn get_thread_num,
+                       int_fn get_num_threads) {
+  gomp_parallel = parallel;
+  thread_num = get_thread_num;
+  num_threads = get_num_threads;
+  return gomp_parallel != NULL && thread_num != NULL && num_threads != NULL;
+}
+
+static void run_chunk(const task_t *k, int64_t lo, int64_t hi,
+                      int64_t *bad) {
+  if (k->is_f64)
+    *bad = k->is_ptr ? ptr_chunk_f64(k->x, k->out, k->R, k->t, k->seg, lo,
+                                     hi, k->N)
+                     : index_chunk_f64(k->x, k->out, k->R, k->t, k->seg, lo,
+                                       hi, k->B);
+  else
+    *bad = k->is_ptr ? ptr_chunk_f32(k->x, k->out, k->R, k->t, k->seg, lo,
+                                     hi, k->N)
+                     : index_chunk_f32(k->x, k->out, k->R, k->t, k->seg, lo,
+                                       hi, k->B);
+}
+
+/* Body of the parallel region: thread id of T takes a contiguous share of
+ * the graphs (ptr) or rows (index). */
+static void worker(void *arg) {
+  task_t *k = (task_t *)arg;
+  int64_t id = thread_num(), T = num_threads();
+  if (T > MAX_THREADS) T = MAX_THREADS;
+  if (id < 0 || id >= T) return;
+  run_chunk(k, k->count * id / T, k->count * (id + 1) / T, &k->bad[id]);
+}
+
+static int64_t dispatch(int is_ptr, int is_f64, const void *x, void *out,
+                        const void *R, const void *t, const int64_t *seg,
+                        int64_t count, int64_t B, int64_t N, int nthreads) {
+  task_t k;
+  k.is_ptr = is_ptr;
+  k.is_f64 = is_f64;
+  k.x = x;
+  k.out = out;
+  k.R = R;
+  k.t = t;
+  k.seg = seg;
+  k.count = count;
+  k.B = B;
+  k.N = N;
+  for (int i = 0; i < MAX_THREADS; ++i) k.bad[i] = -1;
+  if (nthreads > MAX_THREADS) nthreads = MAX_THREADS;
+  if (nthreads > 1 && count >= nthreads && gomp_parallel != NULL)
+    gomp_parallel(worker, &k, (unsigned)nthreads, 0);
+  else
+    run_chunk(&k, 0, count, &k.bad[0]);
+  int64_t bad = -1;
+  for (int i = 0; i < MAX_THREADS; ++i)
+    if (k.bad[i] >= 0 && (bad < 0 || k.bad[i] < bad)) bad = k.bad[i];
+  return bad;
+}
+
+int64_t rigid_ptr_f32(const float *x, float *out, const float *R,
+                      const float *t, const int64_t *ptr, int64_t B,
+                      int64_t N, int nthreads) {
+  return dispatch(1, 0, x, out, R, t, ptr, B, B, N, nthreads);
+}
+
+int64_t rigid_ptr_f64(const double *x, double *out, const double *R,
+                      const double *t, const int64_t *ptr, int64_t B,
+                      int64_t N, int nthreads) {
+  return dispatch(1, 1, x, out, R, t, ptr, B, B, N, nthreads);
+}
+
+int64_t rigid_index_f32(const float *x, float *out, const float *R,
+                        const float *t, const int64_t *index, int64_t N,
+                        int64_t B, int nthreads) {
+  return dispatch(0, 0, x, out, R, t, index, N, B, N, nthreads);
+}
+
+int64_t rigid_index_f64(const double *x, double *out, const double *R,
+                        const double *t, const int64_t *index, int64_t N,
+                        int64_t B, int nthreads) {
+  return dispatch(0, 1, x, out, R, t, index, N, B, N, nthreads);
+}
 
 /* Lets the loader check that it talks to the library it built. */
-int rigid_kernel_abi_version(void) { return 2; }
+int rigid_kernel_abi_version(void) { return RIGID_ABI_VERSION; }
