@@ -18,7 +18,7 @@ from torch_geometric_remul.group.rotations import (
     normalize_group,
     random_rotations,
 )
-from torch_geometric_remul.group.segment import ptr_to_batch
+from torch_geometric_remul.group.segment import broadcast_to_rows, ptr_to_batch
 from torch_geometric_remul.typing import Device
 
 #: group name -> (rotation group or None, with random translation)
@@ -335,9 +335,13 @@ class RigidTransform:
         if R is None and t is None:  # a translation acting on a vector
             return x.clone()
         if kernel:
-            return rigid_apply(x, R, t, ptr=ptr, index=batch)
+            out = rigid_apply(x, R, t, ptr=ptr, index=batch)
+            if out is not None:
+                return out
         if ptr is None and batch is None:
             return _apply_single(x, R, t)
+        if R is None and ptr is not None:  # a pure translation: one gather
+            return x + broadcast_to_rows(t, ptr=ptr, num_rows=N)
         if ptr is not None:
             batch = ptr_to_batch(ptr, N)
         return _apply_gather(x, R, t, batch)

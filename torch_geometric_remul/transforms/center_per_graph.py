@@ -76,7 +76,10 @@ class CenterPerGraph(BaseTransform):
         seg = dict(ptr=ptr, batch=index, num_graphs=num_graphs)
 
         total = segment_sum(ref, **seg)
-        counts = segment_sum(ref.new_ones(ref.size(0), 1), **seg)
+        if ptr is not None:  # rows per graph, by arithmetic on the offsets
+            counts = ptr.diff().unsqueeze(-1).to(ref.dtype)
+        else:
+            counts = segment_sum(ref.new_ones(ref.size(0), 1), **seg)
         norm = counts
         if self.weight is not None:
             w = self._weights(data, ref)
