@@ -1,5 +1,6 @@
 r"""Neural-network components: the REMUL loss, weightings and models."""
 from . import models, weighting
+from ._fuse import concat_copies
 from .loss import RemulLoss, RemulOutput
 from .models import available_models, build_model
 from .weighting import (
@@ -13,6 +14,7 @@ from .weighting import (
 __all__ = [
     'RemulLoss',
     'RemulOutput',
+    'concat_copies',
     'models',
     'build_model',
     'available_models',
