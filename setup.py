@@ -16,6 +16,8 @@ install_requires = [
     'numpy',
     # the progress bar of `remul train`
     'tqdm',
+    # the motion-capture readers check that a skeleton is a tree
+    'networkx',
 ]
 
 extras_require = {

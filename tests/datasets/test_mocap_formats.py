@@ -212,6 +212,9 @@ def _write(tmp_path, name, text):
     (ASF[:ASF.index('  end\n  begin\n     id 2')], r'unfinished bone'),
     (ASF.replace('    a b\n', '    a b zz\n'), r"unknown bone 'zz'"),
     (ASF.replace('    a b\n', ''), r"\['b'\] do not appear"),
+    (ASF.replace('    root a c\n    a b\n', '    root c\n    a b\n    b a\n'),
+     r"not a tree rooted at 'root': bones \['a', 'b'\] do not descend "
+     r"from it \(cycle"),
     (ASF.replace('length 2', 'length two'), r'line \d+: length must be'),
     (ASF.replace('dof rz', 'dof rz tx'), r"unsupported dof \['tx'\]"),
     (ASF.replace('direction 0 1 0', 'direction 0 1'), r'direction needs 3'),

@@ -37,6 +37,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
+import networkx as nx
 import numpy as np
 import torch
 from torch import Tensor
@@ -152,15 +153,39 @@ class AsfSkeleton:
     def joint_names(self) -> List[str]:
         r"""Root first, then the bones in depth-first order of the
         hierarchy (children in the order listed)."""
-        children: Dict[str, List[str]] = {}
-        for b in self.bones:  # keep bonedata order among siblings
-            children.setdefault(self.parent[b], []).append(b)
-        out, stack = [], ['root']
-        while stack:
-            j = stack.pop()
-            out.append(j)
-            stack.extend(reversed(children.get(j, [])))
-        return out
+        graph = _hierarchy_graph(self.bones, self.parent)
+        return list(nx.dfs_preorder_nodes(graph, 'root'))
+
+    def to_networkx(self) -> 'nx.DiGraph':
+        r"""The hierarchy as a :class:`networkx.DiGraph` of parent -> child
+        edges rooted at ``"root"`` (a tree: checked when the file is
+        read)."""
+        return _hierarchy_graph(self.bones, self.parent)
+
+
+def _hierarchy_graph(bones: Sequence[str],
+                     parent: Dict[str, str]) -> 'nx.DiGraph':
+    """Parent -> child edges, added in bonedata order so that siblings keep
+    it in traversals."""
+    graph = nx.DiGraph()
+    graph.add_node('root')
+    graph.add_edges_from((parent[b], b) for b in bones)
+    return graph
+
+
+def _check_tree(graph: 'nx.DiGraph', path: str) -> None:
+    """Every bone reaches the root by exactly one path (an arborescence)."""
+    if nx.is_arborescence(graph):
+        return
+    try:
+        cycle = [u for u, _ in nx.find_cycle(graph)]
+    except nx.NetworkXNoCycle:  # pragma: no cover - parents are unique
+        cycle = []
+    unreachable = sorted(set(graph) - nx.descendants(graph, 'root') -
+                         {'root'})
+    raise ValueError(f"{path}: the :hierarchy is not a tree rooted at "
+                     f"'root': bones {unreachable} do not descend from it"
+                     + (f" (cycle {' -> '.join(cycle)})" if cycle else ''))
 
 
 def _floats(tokens: Sequence[str], n: int, path: str, lineno: int,
@@ -393,14 +418,7 @@ def read_asf(path: str) -> AsfSkeleton:
     if orphans:
         raise ValueError(f"{path}: bones {orphans} do not appear in the "
                          f":hierarchy (file truncated?)")
-    for b in bones:  # every bone must reach the root
-        seen, j = set(), b
-        while j != 'root':
-            if j in seen:
-                raise ValueError(f"{path}: the hierarchy has a cycle "
-                                 f"through {b!r}")
-            seen.add(j)
-            j = parent[j]
+    _check_tree(_hierarchy_graph(bones, parent), path)
     return AsfSkeleton(path=path, name=name, angle_unit=angle_unit,
                        root_order=root_order, root_axis=root_axis,
                        root_orientation=root_orientation, bones=bones,
