@@ -207,12 +207,15 @@ def main(argv=None):
     }
     print('\nratios: ' + ', '.join(f'{k} = {v:.2f}' for k, v in
                                    ratios.items()))
-    print(f'goals: (b)/(a) <= 1.5: '
-          f'{"met" if ratios["b_over_a"] <= 1.5 else "NOT met"}; '
-          f'(b+s)/(a) <= 3.5: '
-          f'{"met" if ratios["bs_over_a"] <= 3.5 else "NOT met"}; '
-          f'(c)/(b+s) >= 300: '
-          f'{"met" if ratios["c_over_bs"] >= 300 else "NOT met"}')
+    if args.quick:  # tiny sizes: per-call overhead dominates every ratio
+        print('goals: not checked in --quick mode (smoke test only)')
+    else:
+        print(f'goals: (b)/(a) <= 1.5: '
+              f'{"met" if ratios["b_over_a"] <= 1.5 else "NOT met"}; '
+              f'(b+s)/(a) <= 3.5: '
+              f'{"met" if ratios["bs_over_a"] <= 3.5 else "NOT met"}; '
+              f'(c)/(b+s) >= 300: '
+              f'{"met" if ratios["c_over_bs"] >= 300 else "NOT met"}')
     if args.json:
         with open(args.json, 'w') as f:
             json.dump({'machine': machine_description(), 'graphs': B,
