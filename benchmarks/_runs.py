@@ -1,5 +1,19 @@
 """Shared helpers of the accuracy benchmarks: run `train()` for a list of
-configurations and seeds, aggregate, and write JSON, markdown and a plot."""
+configurations and seeds, aggregate, and write JSON, markdown and a plot.
+
+Every run reports its test metrics at the epoch of its best validation MSE
+(``results.json``: ``"selection": "best_val"``). A finished run found in
+the work directory is reused only when its configuration AND its code
+version match the current ones: the same git commit and the same
+uncommitted changes to the package (every invocation that trained it, see
+``torch_geometric_remul.train.code_version``), and it used best-validation
+selection. Runs of other code are trained again, unless the caller asks
+otherwise: ``run_all(..., reuse_other_code=True)`` or the environment
+variable ``REMUL_REUSE_OTHER_CODE=1`` accepts finished runs of another code
+version (their rows then list every code version they came from, in
+``code_versions``). Outside a git checkout no code version is known and
+nothing is reused without that opt-in.
+"""
 import json
 import os
 import os.path as osp
@@ -7,7 +21,17 @@ import statistics
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
-from torch_geometric_remul.train import TrainConfig, restore_model, train
+from torch_geometric_remul.train import (
+    TrainConfig,
+    code_version,
+    restore_model,
+    same_code,
+    train,
+)
+from torch_geometric_remul.train.provenance import provenance
+
+#: Set to ``1`` to reuse finished runs of another code version.
+REUSE_ENV = 'REMUL_REUSE_OTHER_CODE'
 
 RESULTS = osp.join(osp.dirname(osp.abspath(__file__)), 'results')
 
@@ -20,26 +44,44 @@ QUICK = dict(num_train=32, num_val=16, num_test=16, epochs=2,
 METRICS = ('mse', 'E', 'E_prime', 'E_prime_rel', 'seconds_per_epoch')
 
 
+def reuse_other_code_requested() -> bool:
+    """Whether ``REMUL_REUSE_OTHER_CODE`` asks to reuse runs of another
+    code version (``1``, ``true``, ``yes``; anything else: no)."""
+    return os.environ.get(REUSE_ENV, '').strip().lower() in ('1', 'true',
+                                                              'yes')
+
+
 def run_all(configs: List[Dict], seeds: Sequence[int], common: Dict,
             work_dir: str, log=print,
-            evaluate: Optional[Callable] = None) -> List[Dict]:
+            evaluate: Optional[Callable] = None,
+            reuse_other_code: Optional[bool] = None) -> List[Dict]:
     """Trains every configuration for every seed; returns one row per
-    configuration with mean and standard deviation over seeds.
+    configuration with mean and standard deviation over seeds of the test
+    metrics at each run's best-validation epoch (and of ``best_epoch``).
 
     ``evaluate(config, spec, model)``, if given, is called with every
-    trained model (restored from its run directory, also for reused runs)
-    and returns extra metrics (a dict of floats) for that run.
+    trained model (the best-validation model, restored from its run
+    directory, also for reused runs) and returns extra metrics (a dict of
+    floats) for that run.
+
+    A finished run in ``work_dir`` is reused when its configuration and
+    code version match (see the module docstring);
+    ``reuse_other_code=True`` (default: ``REMUL_REUSE_OTHER_CODE``)
+    accepts runs of another code version too.
     """
+    if reuse_other_code is None:
+        reuse_other_code = reuse_other_code_requested()
+    current = code_version()
     rows = []
     for cfg in configs:
         cfg = dict(cfg)
         label = cfg.pop('label')
-        per_seed = []
+        per_seed, versions, best_epochs = [], [], []
         for seed in seeds:
             values = dict(common, **cfg, seed=seed)
             values['run_dir'] = osp.join(work_dir, f'{label}-seed{seed}'
                                          .replace(' ', '_'))
-            test = _finished(values)
+            test = _finished(values, current, reuse_other_code)
             if test is None:
                 t0 = time.perf_counter()
                 # an unfinished run of an interrupted benchmark starts over
@@ -49,6 +91,13 @@ def run_all(configs: List[Dict], seeds: Sequence[int], common: Dict,
                 note = ''
             else:
                 note = ' (finished run reused)'
+            saved = _results(values['run_dir'])
+            if saved['best_epoch'] is not None:
+                test['best_epoch'] = saved['best_epoch']
+            best_epochs.append(saved['best_epoch'])
+            for version in saved['provenance']['code_versions']:
+                if version not in versions:
+                    versions.append(version)
             config, spec, model = restore_model(values['run_dir'],
                                                 data_root=values['data_root'])
             test['params'] = sum(p.numel() for p in model.parameters())
@@ -56,11 +105,15 @@ def run_all(configs: List[Dict], seeds: Sequence[int], common: Dict,
                 test.update(evaluate(config, spec, model))
             per_seed.append(test)
             extra = ''.join(f', {k} {v:.5g}' for k, v in test.items()
-                            if k not in METRICS + ('wall_seconds', 'params'))
+                            if k not in METRICS + ('wall_seconds', 'params',
+                                                   'best_epoch'))
             log(f'{label:32s} seed {seed}: test MSE {test["mse"]:.5f}, '
-                f'E\' {test["E_prime"]:.4f}{extra}{note}')
+                f'E\' {test["E_prime"]:.4f} (best val epoch '
+                f'{saved["best_epoch"]}){extra}{note}')
         row = {'label': label, 'config': cfg, 'seeds': list(seeds),
-               'runs': per_seed, 'params': per_seed[0]['params']}
+               'runs': per_seed, 'params': per_seed[0]['params'],
+               'selection': 'best_val', 'best_epochs': best_epochs,
+               'code_versions': versions}
         keys = [k for k in per_seed[0] if k not in ('params', )]
         for key in keys:
             vals = [r[key] for r in per_seed if key in r]
@@ -71,20 +124,38 @@ def run_all(configs: List[Dict], seeds: Sequence[int], common: Dict,
     return rows
 
 
-def _finished(values: Dict):
+def _results(run_dir: str) -> Dict:
+    with open(osp.join(run_dir, 'results.json')) as f:
+        return json.load(f)
+
+
+def _finished(values: Dict, current: Optional[Dict] = None,
+              reuse_other_code: bool = False):
     """The test results of a run directory that already holds a finished
-    run of exactly this configuration, else ``None`` (so that an interrupted
-    benchmark continues where it stopped)."""
+    run of exactly this configuration, selected at its best validation
+    epoch, trained by the code version ``current`` (every invocation of
+    it; any code version with ``reuse_other_code``), else ``None`` (so that
+    an interrupted benchmark continues where it stopped, and a stale run
+    is trained again)."""
     path = osp.join(values['run_dir'], 'results.json')
     if not osp.exists(path):
         return None
-    with open(path) as f:
-        saved = json.load(f)
     try:
+        saved = _results(values['run_dir'])
         # fields added since the run was saved take their defaults
         have = _comparable(TrainConfig.from_dict(saved['config']))
-    except (KeyError, TypeError, ValueError):
+        versions = saved['provenance']['code_versions']
+        selection = saved['selection']
+    except (KeyError, TypeError, ValueError, OSError):
+        return None  # damaged, or written before provenance was recorded
+    if selection != 'best_val' or not osp.exists(
+            osp.join(values['run_dir'], 'best.pt')):
         return None
+    if not reuse_other_code:
+        current = code_version() if current is None else current
+        if not versions or not all(same_code(v, current)
+                                   for v in versions):
+            return None
     return saved['test'] if have == _comparable(TrainConfig(**values)) \
         else None
 
@@ -96,6 +167,15 @@ def _comparable(config: TrainConfig) -> Dict:
     for key in ('data_root', 'run_dir'):
         values.pop(key)
     return values
+
+
+def run_provenance() -> Dict:
+    """The provenance of a benchmark's JSON: the code version, the library
+    versions and the machine (``torch_geometric_remul.train.provenance``),
+    and the selection rule of its runs."""
+    return dict(provenance(), selection='best_val: test metrics of the '
+                'model at the epoch with the lowest validation MSE (ties: '
+                'the earlier epoch)')
 
 
 def _fmt(row: Dict, key: str, digits: int) -> str:

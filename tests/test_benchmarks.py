@@ -107,8 +107,24 @@ def test_speed_quick(private_tmp, capsys):
     assert 'x SEGNN' in out and 'Goals:' in out
 
 
-def test_run_all_reuses_only_identical_runs(tmp_path):
+@pytest.fixture
+def pinned_code(monkeypatch):
+    """The code version every run records and ``_runs`` compares with,
+    pinned (others edit the package while the tests run); set
+    ``pinned_code['commit']`` to change it."""
+    import torch_geometric_remul.train.loop as loop
+    version = {'commit': 'a' * 40, 'dirty': False, 'package_dirty': False,
+               'package_diff_sha256': None}
+    current = lambda: dict(version)  # noqa: E731
+    monkeypatch.setattr(loop, 'code_version', current)
+    monkeypatch.delenv('REMUL_REUSE_OTHER_CODE', raising=False)
+    return version, current
+
+
+def test_run_all_reuses_only_identical_runs(tmp_path, pinned_code,
+                                            monkeypatch):
     runs = _script('_runs')
+    monkeypatch.setattr(runs, 'code_version', pinned_code[1])
     common = dict(runs.QUICK, task='nbody', epochs=1,
                   data_root=str(tmp_path / 'data'))
     cfg = [dict(label='GNN plain', model='gnn', loss='plain')]
@@ -127,6 +143,53 @@ def test_run_all_reuses_only_identical_runs(tmp_path):
     longer = dict(common, epochs=2)
     runs.run_all(cfg, [0], longer, str(tmp_path / 'runs'), log=log.append)
     assert 'reused' not in log[-1]
+
+
+def test_run_all_refuses_runs_of_other_code(tmp_path, pinned_code,
+                                            monkeypatch):
+    runs = _script('_runs')
+    version, current = pinned_code
+    monkeypatch.setattr(runs, 'code_version', current)
+    common = dict(runs.QUICK, task='nbody', epochs=1,
+                  data_root=str(tmp_path / 'data'))
+    cfg = [dict(label='GNN plain', model='gnn', loss='plain')]
+    work = str(tmp_path / 'runs')
+    log = []
+    first = runs.run_all(cfg, [0], common, work, log=log.append)
+    assert first[0]['selection'] == 'best_val'
+    assert first[0]['code_versions'] == [current()]
+    assert first[0]['best_epochs'] == [1] and first[0]['best_epoch'] == 1
+    runs.run_all(cfg, [0], common, work, log=log.append)
+    assert 'reused' in log[-1]
+    # the code moved on: the finished run is stale and trained again
+    version['commit'] = 'b' * 40
+    runs.run_all(cfg, [0], common, work, log=log.append)
+    assert 'reused' not in log[-1]
+    # ... unless the user asks to accept runs of another commit
+    version['commit'] = 'c' * 40
+    monkeypatch.setenv('REMUL_REUSE_OTHER_CODE', '1')
+    again = runs.run_all(cfg, [0], common, work, log=log.append)
+    assert 'reused' in log[-1]
+    assert again[0]['code_versions'][0]['commit'] == 'b' * 40
+    monkeypatch.delenv('REMUL_REUSE_OTHER_CODE')
+    runs.run_all(cfg, [0], common, work, log=log.append,
+                 reuse_other_code=True)
+    assert 'reused' in log[-1]
+    # the same commit with other uncommitted edits is other code too
+    version.update(commit='b' * 40, package_dirty=True,
+                   package_diff_sha256='1' * 64)
+    runs.run_all(cfg, [0], common, work, log=log.append)
+    assert 'reused' not in log[-1]
+    # a run without provenance (written before it was recorded) is stale
+    path = osp.join(work, 'GNN_plain-seed0', 'results.json')
+    saved = json.load(open(path))
+    del saved['provenance']
+    json.dump(saved, open(path, 'w'))
+    runs.run_all(cfg, [0], common, work, log=log.append,
+                 reuse_other_code=True)
+    assert 'reused' not in log[-1]
+    payload = runs.run_provenance()
+    assert set(payload) >= {'code', 'versions', 'machine', 'selection'}
 
 
 def test_run_all_evaluate_hook_and_seed_statistics(tmp_path):

@@ -287,16 +287,23 @@ def train_command(args: argparse.Namespace) -> int:
 
 
 def _restore(args: argparse.Namespace, command: str):
-    """``(config, spec, model, dataset)`` of ``args.run`` or ``None`` after
+    """``(config, spec, model, dataset, epoch)`` of ``args.run`` (the model
+    of ``args.which``: best validation epoch or last) or ``None`` after
     printing the error."""
-    from torch_geometric_remul.train import TrainingError, restore_model
+    from torch_geometric_remul.train import (
+        TrainingError,
+        load_weights,
+        restore_model,
+    )
     try:
+        _, _, epoch = load_weights(args.run, args.which)
         config, spec, model = restore_model(args.run,
-                                            data_root=args.data_root)
+                                            data_root=args.data_root,
+                                            which=args.which)
         if args.split == 'ood' and config.task != 'gravity':
             raise ValueError(f"--split ood exists for the gravity task only "
                              f"(this run's task is {config.task!r})")
-        return config, spec, model, spec.load(args.split)
+        return config, spec, model, spec.load(args.split), epoch
     except (ValueError, OSError, TrainingError) as e:
         print(f'remul {command}: error: {_error_text(e)}', file=sys.stderr)
         return None
@@ -308,10 +315,11 @@ def evaluate_command(args: argparse.Namespace) -> int:
     restored = _restore(args, 'evaluate')
     if restored is None:
         return 1
-    config, spec, model, dataset = restored
+    config, spec, model, dataset, epoch = restored
     res = evaluate_split(model, dataset, spec, config, seed=args.seed)
     print(f'{args.run}: {config.task} / {config.model} / {config.loss}, '
           f'{args.split} split ({len(dataset)} graphs)')
+    print(f'model: {_which_text(args.which, epoch)}')
     print(_table([('MSE', f'{res["mse"]:.6g}'),
                   ("E'", f'{res["E_prime"]:.4g}'),
                   ('E', f'{res["E"]:.4g}')]))
@@ -336,7 +344,7 @@ def check_command(args: argparse.Namespace) -> int:
     restored = _restore(args, 'check')
     if restored is None:
         return 1
-    config, spec, model, dataset = restored
+    config, spec, model, dataset, epoch = restored
     dataset = dataset[:min(args.graphs, len(dataset))]
     group = group or config.group
     err = equivariance_error(
@@ -345,10 +353,18 @@ def check_command(args: argparse.Namespace) -> int:
         axis=spec.axis, generator=torch.Generator().manual_seed(args.seed))
     print(f'{args.run}: equivariance under {group} on {err.num_graphs} '
           f'{args.split} graphs, {args.samples} samples each')
+    print(f'model: {_which_text(args.which, epoch)}')
     print(_table([('E', f'{err.E:.4g}'), ("E'", f'{err.E_prime:.4g}'),
                   ('E relative', f'{err.E_rel:.4g}'),
                   ("E' relative", f'{err.E_prime_rel:.4g}')]))
     return 0
+
+
+def _which_text(which: str, epoch: int) -> str:
+    """Which model of a run was evaluated, for the output."""
+    if which == 'best':
+        return f'epoch {epoch}, the best validation epoch (best.pt)'
+    return f'epoch {epoch}, the last epoch (checkpoint.pt)'
 
 
 def build_kernels_command(args: argparse.Namespace) -> int:
@@ -432,6 +448,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where the task's data are now (default: where "
                        "the run read them)")
         p.add_argument('--seed', type=int, default=0)
+        p.add_argument('--which', default='best', choices=('best', 'last'),
+                       help='best: the model of the epoch with the best '
+                       'validation MSE (best.pt); last: the last epoch\'s '
+                       '(checkpoint.pt) (default: best)')
         if name == 'check':
             p.add_argument('--samples', type=int, default=20)
             p.add_argument('--graphs', type=int, default=500)

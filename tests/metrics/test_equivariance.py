@@ -56,6 +56,8 @@ def test_loader_matches_single_batch_and_restores_mode():
                                generator=torch.Generator().manual_seed(3),
                                **kw)
     assert split.E_prime == pytest.approx(whole.E_prime, rel=1e-12)
+    assert split.E_prime_paper == pytest.approx(whole.E_prime_paper,
+                                                rel=1e-12)
     assert split.num_graphs == 4
     # a loader with several batches averages per graph
     two = equivariance_error(model, DataLoader(graphs, batch_size=2), **kw)
@@ -105,7 +107,7 @@ def test_empty_graphs_excluded_and_counted():
     assert (whole.num_graphs, whole.num_empty) == (2, 0)
     assert (with_empty.num_graphs, with_empty.num_empty) == (2, 2)
     assert with_empty.as_dict()['num_empty'] == 2
-    for key in ('E', 'E_prime', 'E_rel', 'E_prime_rel'):
+    for key in ('E', 'E_prime', 'E_rel', 'E_prime_rel', 'E_prime_paper'):
         assert getattr(with_empty, key) == pytest.approx(
             getattr(whole, key), rel=1e-12), key
     # a single empty Data is excluded too; nothing left is an error
@@ -143,3 +145,81 @@ def test_level_for_ambiguous_output_rows():
     assert err.E_prime < 1e-10 and (err.num_graphs, err.num_empty) == (2, 1)
     with pytest.raises(ValueError, match="'level'"):
         equivariance_error(double, batch, level='atom')
+
+
+@pytest.mark.parametrize('group', ['SO3', 'T3', 'SE3'])
+@pytest.mark.parametrize('n', [1, 4, 9])
+def test_paper_e_prime_is_sqrt_n_times_ours_for_equal_node_errors(group, n):
+    # f(x) = x + c: under a rigid motion (R, t) every node's error is the
+    # same vector c - R c, so the whole-output norm is sqrt(n) x the
+    # per-node norm (n nodes in every graph)
+    batch = make_batch([n, n, n])
+    offset = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    err = equivariance_error(lambda d: d.pos + offset, batch, group=group,
+                             num_samples=3, vectors='vel', level='node',
+                             generator=torch.Generator().manual_seed(4))
+    assert err.E_prime > 1e-3 or group == 'T3'
+    assert err.E_prime_paper == pytest.approx(n ** 0.5 * err.E_prime,
+                                              rel=1e-10, abs=1e-12)
+    # translations alone: x -> 2x moves every node's error to |t|
+    err = equivariance_error(lambda d: 2 * d.pos, batch, group='T3',
+                             num_samples=2, level='node',
+                             generator=torch.Generator().manual_seed(5))
+    assert err.E_prime > 0.1
+    assert err.E_prime_paper == pytest.approx(n ** 0.5 * err.E_prime,
+                                              rel=1e-10)
+    assert err.as_dict()['E_prime_paper'] == err.E_prime_paper
+
+
+def test_paper_e_prime_by_hand_for_unequal_sizes():
+    # one translation t_b per graph: f(x) = 2x errs by t_b at every node,
+    # so the paper's norm of graph b is sqrt(n_b) |t_b| and ours |t_b|
+    sizes = [1, 4, 9]
+    batch = make_batch(sizes, extra=False)
+    seen = []
+
+    def model(data):
+        seen.append(data.pos)
+        return 2 * data.pos
+
+    err = equivariance_error(model, batch, group='T3', num_samples=1,
+                             generator=torch.Generator().manual_seed(6))
+    moved = seen[1] - seen[0]  # the sampled translation, per node
+    norms = moved[batch.ptr[:-1]].norm(dim=-1)
+    assert err.E_prime == pytest.approx(norms.mean().item(), rel=1e-10)
+    expected = torch.tensor(sizes, dtype=torch.float64).sqrt() * norms
+    assert err.E_prime_paper == pytest.approx(expected.mean().item(),
+                                              rel=1e-10)
+    assert err.E_prime_paper > 1.5 * err.E_prime
+
+
+def test_paper_e_prime_equals_ours_for_graph_level_outputs():
+    batch = make_batch([3, 5, 2])
+    torch.manual_seed(0)
+    from torch_geometric_remul.group import segment_sum
+
+    def summed(data):  # a graph-level vector, not equivariant (the +1)
+        return segment_sum(data.vel + 1.0, ptr=data.ptr)
+
+    free = equivariance_error(summed, batch, output='vector', vectors='vel',
+                              num_samples=4,
+                              generator=torch.Generator().manual_seed(1))
+    assert free.E_prime > 1e-3
+    assert free.E_prime_paper == pytest.approx(free.E_prime, rel=1e-12)
+    torch.manual_seed(0)
+    scal = equivariance_error(FreeScalar(), batch, output='scalar',
+                              vectors='vel', num_samples=4)
+    assert scal.E_prime > 1e-4
+    assert scal.E_prime_paper == pytest.approx(scal.E_prime, rel=1e-12)
+    inv = equivariance_error(InvariantScalar(), batch, output='scalar',
+                             vectors='vel', group='E3', num_samples=4)
+    assert inv.E_prime < 1e-10 and inv.E_prime_paper < 1e-10
+
+
+@pytest.mark.parametrize('group', ['SO3', 'E3'])
+def test_exact_model_zero_for_both_e_primes(group):
+    batch = make_batch([3, 5, 2, 4])
+    exact = equivariance_error(ExactPoint(), batch, vectors='vel',
+                               group=group, num_samples=5,
+                               generator=torch.Generator().manual_seed(0))
+    assert exact.E_prime < 1e-10 and exact.E_prime_paper < 1e-10

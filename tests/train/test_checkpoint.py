@@ -44,7 +44,15 @@ class Payload:
 
 def test_genuine_checkpoint_loads_weights_only(finished):
     ckpt = torch.load(finished / 'checkpoint.pt', weights_only=True)
-    assert ckpt['format'] == 2 and ckpt['epoch'] == 1
+    assert ckpt['format'] == 3 and ckpt['epoch'] == 1
+    # the best-validation state travels with the checkpoint
+    assert ckpt['best']['epoch'] == 1
+    assert ckpt['best']['val_mse'] == ckpt['history'][0]['val_mse']
+    assert all(torch.equal(ckpt['best']['model'][k], ckpt['model'][k])
+               for k in ckpt['model'])
+    assert len(ckpt['code_versions']) == 1
+    best = torch.load(finished / 'best.pt', weights_only=True)
+    assert best['epoch'] == 1 and best['selection'] == 'best_val'
     rng = ckpt['rng']
     assert set(rng) == {'torch', 'python', 'numpy', 'loss_generator', 'cuda'}
     assert rng['python']['internal'].dtype == torch.int64
@@ -190,7 +198,9 @@ def test_checkpoint_of_another_model_is_named(run_copy, capsys):
     for command in ('evaluate', 'train'):
         assert main(COMMANDS[command](str(run_copy))) == 1
         line = one_line_error(capsys.readouterr().err, command)
-        assert osp.join(run_copy, 'checkpoint.pt') in line
+        # evaluate reads the best-validation model, train the checkpoint
+        name = 'best.pt' if command == 'evaluate' else 'checkpoint.pt'
+        assert osp.join(run_copy, name) in line
         assert "does not match the run's config.json" in line
 
 

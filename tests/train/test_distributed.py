@@ -138,7 +138,9 @@ def _worker(rank, world, init_file, tmp, data_root):
                              model=res.model.state_dict(),
                              loss=(res.loss.state_dict()
                                    if res.loss is not None else None),
-                             rank=res.rank, world_size=res.world_size)
+                             rank=res.rank, world_size=res.world_size,
+                             best_epoch=res.best_epoch,
+                             test_last=res.test_last)
         # same number of processes: the continuation is bit-exact
         res = train(TrainConfig(epochs=3),
                     resume_from=osp.join(tmp, 'gradnorm_part'), **QUIET)
@@ -288,6 +290,9 @@ def test_two_processes_train_and_agree(two_ranks):
         for a, b in zip(r0['history'], r1['history']):
             assert same_row(a, b), (a, b)
         assert r0['test']['mse'] == r1['test']['mse']
+        # every rank selects the same best-validation epoch
+        assert r0['best_epoch'] == r1['best_epoch'] is not None
+        assert r0['test_last']['mse'] == r1['test_last']['mse']
     # the loss decreases
     for name, key in (('gradnorm', 'train_task'), ('plain', 'train_loss'),
                       ('target', 'train_task')):
@@ -346,8 +351,8 @@ def test_checkpoint_is_written_once_and_keeps_every_rank_generator(
     assert not any(k.startswith('module.') for k in ckpt['model'])
     files = sorted(os.listdir(tmp / 'gradnorm'))
     assert not [f for f in files if f.endswith('.tmp')]
-    assert {'checkpoint.pt', 'config.json', 'metrics.csv', 'metrics.json',
-            'results.json'} <= set(files)
+    assert {'checkpoint.pt', 'best.pt', 'config.json', 'metrics.csv',
+            'metrics.json', 'results.json'} <= set(files)
     assert json.load(open(tmp / 'gradnorm' / 'config.json'))['fused'] is \
         False  # the user's configuration; the fused loss ran anyway
 

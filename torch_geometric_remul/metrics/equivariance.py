@@ -15,9 +15,9 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from torch_geometric_remul.group import RigidSampler
+from torch_geometric_remul.group import RigidSampler, segment_sum
 from torch_geometric_remul.group.rotations import AxisLike
-from torch_geometric_remul.layout import check_data, graph_layout
+from torch_geometric_remul.layout import RowLayout, check_data, graph_layout
 from torch_geometric_remul.metrics.roles import (
     act,
     check_level,
@@ -37,6 +37,16 @@ class EquivarianceError:
     r"""Equivariance errors averaged over graphs (see
     :func:`equivariance_error`).
 
+    Two figures of :math:`E'` are given. :attr:`E_prime_paper` is the
+    paper's (REMUL, Eq. 9): the Euclidean norm of the *whole* output of a
+    graph (all nodes x 3 for a node-level output). :attr:`E_prime` is a
+    normalised variant: the per-node norms averaged over the graph's nodes.
+    For node-level outputs the paper's figure is larger by about
+    :math:`\sqrt{N}` (exactly :math:`\sqrt{N}` when every node of an
+    :math:`N`-node graph has the same error norm); for graph-level outputs
+    the two coincide. :attr:`E`, :attr:`E_rel` and :attr:`E_prime_rel` use
+    the per-node average, like :attr:`E_prime`.
+
     Example:
 
         >>> from torch_geometric.data import Data
@@ -49,17 +59,26 @@ class EquivarianceError:
         ...                          generator=g)
         >>> err.num_graphs, err.E_prime > 0.1
         (1, True)
-        >>> sorted(err.as_dict())
-        ['E', 'E_prime', 'E_prime_rel', 'E_rel', 'num_empty', 'num_graphs']
+        >>> err.E_prime_paper > err.E_prime  # sqrt(6) x for equal norms
+        True
+        >>> sorted(err.as_dict())  # doctest: +NORMALIZE_WHITESPACE
+        ['E', 'E_prime', 'E_prime_paper', 'E_prime_rel', 'E_rel',
+         'num_empty', 'num_graphs']
     """
     #: :math:`E`: distance between the averaged transformed outputs.
     E: float
-    #: :math:`E'`: mean distance between :math:`f(gx)` and :math:`g f(x)`.
+    #: :math:`E'` (normalised variant): mean distance between :math:`f(gx)`
+    #: and :math:`g f(x)`, each graph's distance being the per-node norm
+    #: averaged over its nodes.
     E_prime: float
     #: :math:`E` divided by the mean output norm (per graph, then averaged).
     E_rel: float
     #: :math:`E'` divided by the mean output norm.
     E_prime_rel: float
+    #: :math:`E'` as defined in the REMUL paper (Eq. 9): each graph's
+    #: distance is the Euclidean norm of its whole output difference (all
+    #: rows together), averaged over the :math:`M` samples and the graphs.
+    E_prime_paper: float
     #: Number of graphs averaged over (those with at least one node).
     num_graphs: int
     #: Number of graphs without nodes, excluded from the averages (an empty
@@ -69,8 +88,22 @@ class EquivarianceError:
     def as_dict(self) -> dict:
         r"""The fields as a plain ``dict`` (e.g. to write as JSON)."""
         return dict(E=self.E, E_prime=self.E_prime, E_rel=self.E_rel,
-                    E_prime_rel=self.E_prime_rel, num_graphs=self.num_graphs,
-                    num_empty=self.num_empty)
+                    E_prime_rel=self.E_prime_rel,
+                    E_prime_paper=self.E_prime_paper,
+                    num_graphs=self.num_graphs, num_empty=self.num_empty)
+
+
+def _graph_norms(diff: Tensor, layout: RowLayout, num_graphs: int) -> Tensor:
+    """Euclidean norm of each graph's whole block of rows of ``diff``
+    (all rows and trailing dims together): ``[B]`` (0 for a graph without
+    rows)."""
+    sq = diff.flatten(1).pow(2).sum(-1) if diff.dim() > 1 else diff.pow(2)
+    if layout.ptr is not None or layout.index is not None:
+        sq = segment_sum(sq.unsqueeze(-1), batch=layout.index,
+                         ptr=layout.ptr, num_graphs=num_graphs).squeeze(-1)
+    else:  # one graph
+        sq = sq.sum(0, keepdim=True)
+    return sq.sqrt()
 
 
 def _outputs(y, roles: Roles, which: str) -> Dict[str, Tensor]:
@@ -107,8 +140,8 @@ def _outputs(y, roles: Roles, which: str) -> Dict[str, Tensor]:
 def _batch_errors(model, data: Data, roles: Roles, sampler: RigidSampler,
                   num_samples: int, level):
     """Per output, per-graph values for one batch, on the device:
-    ``{name: (E, E', norm)}`` each ``[B]``, and which graphs have nodes
-    (``[B]`` bool)."""
+    ``{name: (E, E', E'_paper, norm)}`` each ``[B]``, and which graphs
+    have nodes (``[B]`` bool)."""
     check_data(data, 'equivariance_error')
     num_graphs, _ = graph_layout(data)
     y = _outputs(model(data), roles, 'clean')
@@ -122,6 +155,7 @@ def _batch_errors(model, data: Data, roles: Roles, sampler: RigidSampler,
     mean_ref = {k: torch.zeros_like(v) for k, v in y.items()}
     mean_out = {k: torch.zeros_like(v) for k, v in y.items()}
     e_prime = {k: v.new_zeros(num_graphs) for k, v in y.items()}
+    e_paper = {k: v.new_zeros(num_graphs) for k, v in y.items()}
     for _ in range(num_samples):
         T = sampler.sample(num_graphs, dtype=ref.dtype, device=ref.device)
         y_g = _outputs(model(apply_rigid_transform(data, T, roles=roles)),
@@ -132,8 +166,10 @@ def _batch_errors(model, data: Data, roles: Roles, sampler: RigidSampler,
                                  f"under the transform: {list(y[k].shape)} "
                                  f"-> {list(y_g[k].shape)}")
             moved_ref = act(T.to(dtype=y[k].dtype), y[k], role, layouts[k])
-            e_prime[k] += per_graph_mean(row_norms(y_g[k] - moved_ref),
-                                         layouts[k], num_graphs)
+            diff = y_g[k] - moved_ref
+            e_prime[k] += per_graph_mean(row_norms(diff), layouts[k],
+                                         num_graphs)
+            e_paper[k] += _graph_norms(diff, layouts[k], num_graphs)
             mean_ref[k] += moved_ref
             mean_out[k] += y_g[k]
     M = float(num_samples)
@@ -142,7 +178,7 @@ def _batch_errors(model, data: Data, roles: Roles, sampler: RigidSampler,
         e = per_graph_mean(row_norms((mean_ref[k] - mean_out[k]) / M),
                            layouts[k], num_graphs)
         norm = per_graph_mean(row_norms(y[k]), layouts[k], num_graphs)
-        out[k] = (e, e_prime[k] / M, norm)
+        out[k] = (e, e_prime[k] / M, e_paper[k] / M, norm)
     return out, nonempty_graphs(data, first.device)
 
 
@@ -175,13 +211,19 @@ def equivariance_error(
         E' &= \mathrm{mean}_x \frac{1}{M}\sum_i
              \big\| f(\phi(g_i) x) - \rho(g_i) f(x) \big\|
 
-    For node-level outputs :math:`\|\cdot\|` is the Euclidean norm of each
-    node's output averaged over the graph's nodes; values are then averaged
-    over graphs. Graphs without nodes have nothing to compare and are
-    excluded from the averages (:attr:`EquivarianceError.num_empty` counts
-    them). The relative versions divide each graph's error by its
-    mean output norm :math:`\|f(x)\|` (for point outputs this norm depends
-    on the frame: centre the data for comparable figures). For
+    Two figures of :math:`E'` differ in the norm of a graph's output.
+    :attr:`~EquivarianceError.E_prime_paper` is the paper's (Eq. 9): the
+    Euclidean norm of the graph's whole output (all nodes x 3 for a
+    node-level output). :attr:`~EquivarianceError.E_prime` (and :math:`E`
+    and the relative figures) use a normalised norm instead: each node's
+    Euclidean norm, averaged over the graph's nodes, smaller by about
+    :math:`\sqrt{N}` for :math:`N`-node graphs. For graph-level outputs the
+    two coincide. Values are then averaged over graphs. Graphs without
+    nodes have nothing to compare and are excluded from the averages
+    (:attr:`EquivarianceError.num_empty` counts them). The relative
+    versions divide each graph's error by its mean output norm
+    :math:`\|f(x)\|` (for point outputs this norm depends on the frame:
+    centre the data for comparable figures). For
     ``output="scalar"`` both measure invariance, :math:`\rho(g) = 1`.
     An exactly equivariant model gives zeros up to rounding.
 
@@ -280,7 +322,8 @@ def equivariance_error(
         if is_module else []
     if is_module:
         model.eval()
-    # per output: [E, E', E_rel, E'_rel, graphs with nodes, empty graphs],
+    # per output: [E, E', E_rel, E'_rel, E'_paper, graphs with nodes,
+    # empty graphs],
     # kept on the device until the single read at the end
     sums = None
     try:
@@ -292,12 +335,13 @@ def equivariance_error(
                                                  num_samples, level)
                 w = keep.to(torch.float64)
                 rows = []
-                for e, ep, norm in per_output.values():
+                for e, ep, paper, norm in per_output.values():
                     norm = norm.clamp(min=torch.finfo(norm.dtype).tiny)
                     e, ep, norm = e.double(), ep.double(), norm.double()
                     rows.append(torch.stack([
                         (e * w).sum(), (ep * w).sum(), (e / norm * w).sum(),
-                        (ep / norm * w).sum(), w.sum(), (1 - w).sum()]))
+                        (ep / norm * w).sum(), (paper.double() * w).sum(),
+                        w.sum(), (1 - w).sum()]))
                 part = torch.stack(rows)
                 sums = part if sums is None else sums + part.to(sums.device)
     finally:
@@ -309,12 +353,14 @@ def equivariance_error(
         raise ValueError("'data_or_loader' holds no graph")
     results = {}
     for k, row in zip(roles.outputs, sums.tolist()):  # the one host read
-        E, Ep, Er, Epr, count, empty = row
+        E, Ep, Er, Epr, Epp, count, empty = row
         count, empty = int(round(count)), int(round(empty))
         if count == 0:
             raise ValueError(f"'data_or_loader' holds no graph with nodes "
                              f"({empty} empty graph(s)): there is no output "
                              f"to measure")
-        results[k] = EquivarianceError(E / count, Ep / count, Er / count,
-                                       Epr / count, count, empty)
+        results[k] = EquivarianceError(
+            E=E / count, E_prime=Ep / count, E_rel=Er / count,
+            E_prime_rel=Epr / count, E_prime_paper=Epp / count,
+            num_graphs=count, num_empty=empty)
     return results if roles.multi_output else results['output']

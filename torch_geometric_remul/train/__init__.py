@@ -18,12 +18,15 @@ module:
 * ``runtime``: where the loop runs (one process, or one rank under
   ``torchrun``), the one object that knows the difference;
 * ``distributed``: the :mod:`torch.distributed` plumbing under it;
+* ``provenance``: the code version, library versions and machine a run
+  records;
 * ``loop``: the loop itself, :func:`train`.
 """
 from .build import (
     build_loss,
     build_task_model,
     last_layer_parameters,
+    load_weights,
     restore_model,
 )
 from .checkpoint import RunDirectoryError
@@ -41,6 +44,7 @@ from .config import (
 )
 from .evaluate import evaluate_split
 from .loop import TrainingError, TrainResult, train
+from .provenance import code_version, machine, same_code
 from .rundir import load_run, read_config
 from .runtime import Runtime
 from .step import EpochStats, train_step
@@ -74,4 +78,8 @@ __all__ = [
     'load_run',
     'read_config',
     'restore_model',
+    'load_weights',
+    'code_version',
+    'machine',
+    'same_code',
 ]

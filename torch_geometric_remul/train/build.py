@@ -14,10 +14,19 @@ from torch_geometric_remul.nn import (
 )
 from torch_geometric_remul.nn.models import build_model
 from torch_geometric_remul.train import distributed
-from torch_geometric_remul.train.checkpoint import restore_errors
+from torch_geometric_remul.train.checkpoint import (
+    BEST,
+    RunDirectoryError,
+    load_best,
+    restore_errors,
+)
 from torch_geometric_remul.train.config import TrainConfig
 from torch_geometric_remul.train.rundir import CHECKPOINT, load_run
 from torch_geometric_remul.train.tasks import TaskSpec, task_spec
+
+#: The models of a run that can be restored: ``'best'`` (the epoch of the
+#: best validation MSE, ``best.pt``) and ``'last'`` (``checkpoint.pt``).
+WHICH = ('best', 'last')
 
 
 def last_layer_parameters(model: torch.nn.Module) -> List[torch.Tensor]:
@@ -118,16 +127,66 @@ def build_loss(config: TrainConfig, spec: TaskSpec, model: torch.nn.Module,
     return RemulLoss(weighting=weighting, **common)
 
 
-def restore_model(run_dir: str, data_root: Optional[str] = None
+def load_weights(run_dir: str, which: str = 'best'):
+    r"""``(config, state_dict, epoch)`` of a run's model: ``which='best'``
+    the model of the epoch with the best validation MSE (``best.pt``),
+    ``'last'`` the last checkpoint's; both loaded with
+    ``weights_only=True``.
+
+    Raises:
+        ValueError: For another ``which``.
+        RunDirectoryError: When the run directory or the file is missing,
+            damaged or unsafe (a run written before best-validation
+            selection has no ``best.pt``: the message says to pass
+            ``--which last``).
+
+    Example:
+
+        >>> import tempfile
+        >>> from torch_geometric_remul.train import TrainConfig, train
+        >>> root = tempfile.mkdtemp()
+        >>> result = train(TrainConfig(
+        ...     num_train=8, num_val=4, num_test=4, epochs=2,
+        ...     hidden_channels=8, num_layers=1, batch_size=4,
+        ...     eval_graphs=4, eval_samples=2, data_root=root,
+        ...     run_dir=root + '/run'), progress=False, log=lambda l: None)
+        >>> config, weights, epoch = load_weights(result.run_dir, 'last')
+        >>> epoch, config.task
+        (2, 'nbody')
+        >>> load_weights(result.run_dir)[2] in (1, 2)  # the best-val epoch
+        True
+    """
+    if which not in WHICH:
+        raise ValueError(f"'which' must be one of {', '.join(WHICH)} "
+                         f"(got {which!r})")
+    config, checkpoint = load_run(run_dir)
+    if which == 'last':
+        return config, checkpoint['model'], checkpoint['epoch']
+    path = osp.join(run_dir, BEST)
+    if not osp.lexists(path):
+        raise RunDirectoryError(
+            f'{path} not found: the run has no best-validation model '
+            f'(written before it was kept); evaluate its last epoch with '
+            f'--which last')
+    best = load_best(path)
+    return config, best['model'], best['epoch']
+
+
+def restore_model(run_dir: str, data_root: Optional[str] = None,
+                  which: str = 'best'
                   ) -> Tuple[TrainConfig, TaskSpec, torch.nn.Module]:
     r"""``(config, spec, model)`` of a run, the model holding the weights of
-    its last checkpoint, in eval mode.
+    the epoch with the best validation MSE (``which='best'``, from
+    ``best.pt``) or of its last checkpoint (``which='last'``), in eval
+    mode.
 
     Args:
         run_dir (str): The run directory.
         data_root (str, optional): Where the task's data are (or are to be
             made) now, if not where the run read them (``config.data_root``
             is replaced in the returned configuration).
+        which (str, optional): ``'best'`` or ``'last'``.
+            (default: ``'best'``)
 
     Example:
 
@@ -143,17 +202,18 @@ def restore_model(run_dir: str, data_root: Optional[str] = None
         >>> spec.name, model.training
         ('nbody', False)
     """
-    config, checkpoint = load_run(run_dir)
+    config, weights, _ = load_weights(run_dir, which)
     if data_root is not None:
         config = dataclasses.replace(config, data_root=str(data_root))
     config = config.resolved()
     spec = task_spec(config)
     model = build_task_model(config, spec, spec.load('test')[0])
-    with restore_errors(osp.join(run_dir, CHECKPOINT)):
-        model.load_state_dict(checkpoint['model'])
+    with restore_errors(osp.join(run_dir, BEST if which == 'best'
+                                 else CHECKPOINT)):
+        model.load_state_dict(weights)
     model.eval()
     return config, spec, model
 
 
-__all__ = ['build_loss', 'build_task_model', 'last_layer_parameters',
-           'restore_model']
+__all__ = ['WHICH', 'build_loss', 'build_task_model', 'last_layer_parameters',
+           'load_weights', 'restore_model']

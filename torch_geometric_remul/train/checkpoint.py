@@ -26,8 +26,14 @@ import torch
 from torch_geometric_remul._io import atomic_torch_save
 
 #: Version of the checkpoint layout (absent in the first layout, which
-#: stored the loss and CPU generator states at the top level only).
-FORMAT = 2
+#: stored the loss and CPU generator states at the top level only; 3 adds
+#: the best-validation state ``best`` and the ``code_versions`` of the
+#: invocations that trained the run).
+FORMAT = 3
+
+#: The file next to ``checkpoint.pt`` holding the model of the epoch with
+#: the best validation MSE.
+BEST = 'best.pt'
 
 
 class RunDirectoryError(ValueError):
@@ -151,21 +157,9 @@ def upgrade(checkpoint: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
-#: Keys every checkpoint holds, and their types.
-REQUIRED = {'model': dict, 'optimizer': dict, 'loss': dict, 'epoch': int,
-            'step': int, 'history': list}
-
-
-def load_checkpoint(path: str) -> Dict[str, Any]:
-    r"""Loads a checkpoint written by ``remul train`` with
-    ``torch.load(..., weights_only=True)``.
-
-    Raises:
-        RunDirectoryError: Naming ``path``, when it is missing, unreadable,
-            damaged (empty, truncated, not a checkpoint), or holds objects
-            other than tensors and plain values (it was not written by
-            ``remul train``, or was tampered with: nothing in it is run).
-    """
+def _safe_load(path: str) -> Any:
+    r"""``torch.load(path, weights_only=True)`` on the CPU, its errors
+    turned into a :class:`RunDirectoryError` naming ``path``."""
     try:
         checkpoint = torch.load(path, map_location='cpu', weights_only=True)
     except FileNotFoundError:
@@ -197,6 +191,25 @@ def load_checkpoint(path: str) -> Dict[str, Any]:
         raise RunDirectoryError(
             f'{path} is damaged ({type(e).__name__}'
             + (f': {first[:200]}' if first else '') + ')') from None
+    return checkpoint
+
+
+#: Keys every checkpoint holds, and their types.
+REQUIRED = {'model': dict, 'optimizer': dict, 'loss': dict, 'epoch': int,
+            'step': int, 'history': list}
+
+
+def load_checkpoint(path: str) -> Dict[str, Any]:
+    r"""Loads a checkpoint written by ``remul train`` with
+    ``torch.load(..., weights_only=True)``.
+
+    Raises:
+        RunDirectoryError: Naming ``path``, when it is missing, unreadable,
+            damaged (empty, truncated, not a checkpoint), or holds objects
+            other than tensors and plain values (it was not written by
+            ``remul train``, or was tampered with: nothing in it is run).
+    """
+    checkpoint = _safe_load(path)
     if not isinstance(checkpoint, dict):
         raise RunDirectoryError(f'{path} is damaged (holds a '
                                 f'{type(checkpoint).__name__}, not a '
@@ -215,7 +228,9 @@ def load_checkpoint(path: str) -> Dict[str, Any]:
 def save_checkpoint(path: str, runtime, *, model: torch.nn.Module,
                     optimizer: torch.optim.Optimizer, loss, epoch: int,
                     step: int, history: List[Dict[str, float]],
-                    config) -> bool:
+                    config, best: Optional[Dict[str, Any]] = None,
+                    code_versions: Optional[List[Dict[str, Any]]] = None
+                    ) -> bool:
     r"""Writes the checkpoint of a run after ``epoch`` to ``path``
     atomically, on the main process; every process must call it (each
     one's generator states are gathered). Returns whether this process
@@ -231,6 +246,12 @@ def save_checkpoint(path: str, runtime, *, model: torch.nn.Module,
         step (int): Completed optimiser steps.
         history (list): The metrics rows so far.
         config (TrainConfig): The run's configuration.
+        best (dict, optional): The best-validation state so far,
+            ``{'epoch', 'val_mse', 'model'}`` (see :func:`save_best`), so
+            that a resumed run selects exactly as an uninterrupted one.
+        code_versions (list, optional): The code version of every
+            invocation that trained the run (see
+            :func:`~torch_geometric_remul.train.provenance.code_version`).
     """
     generator = loss.generator if loss is not None else None
     rng = rng_state(generator, runtime.device)
@@ -247,11 +268,59 @@ def save_checkpoint(path: str, runtime, *, model: torch.nn.Module,
         'world_size': runtime.world_size,
         'epoch': epoch, 'step': step, 'history': history,
         'config': json.loads(config.to_json()),
+        'best': best,
+        'code_versions': list(code_versions or []),
     }
     if runtime.world_size > 1:
         state['rank_rng'] = rank_states
     atomic_torch_save(path, state)
     return True
+
+
+def save_best(path: str, best: Dict[str, Any], config) -> None:
+    r"""Writes ``best.pt`` atomically: the model of the epoch with the best
+    validation MSE, in the checkpoint's safe format (loadable with
+    ``torch.load(..., weights_only=True)``).
+
+    Args:
+        path (str): The file.
+        best (dict): ``{'epoch': int, 'val_mse': float, 'model':
+            state_dict}``.
+        config (TrainConfig): The run's configuration.
+
+    Example:
+
+        >>> import os, tempfile
+        >>> from torch_geometric_remul.train import TrainConfig
+        >>> path = os.path.join(tempfile.mkdtemp(), 'best.pt')
+        >>> model = torch.nn.Linear(2, 2)
+        >>> save_best(path, {'epoch': 3, 'val_mse': 0.5,
+        ...                  'model': model.state_dict()}, TrainConfig())
+        >>> load_best(path)['epoch']
+        3
+    """
+    atomic_torch_save(path, {
+        'format': FORMAT, 'selection': 'best_val',
+        'epoch': int(best['epoch']), 'val_mse': float(best['val_mse']),
+        'model': best['model'], 'config': json.loads(config.to_json())})
+
+
+def load_best(path: str) -> Dict[str, Any]:
+    r"""Loads ``best.pt`` (written by :func:`save_best`) with
+    ``torch.load(..., weights_only=True)``.
+
+    Raises:
+        RunDirectoryError: Naming ``path``, when it is missing, damaged or
+            unsafe (as :func:`load_checkpoint`).
+    """
+    best = _safe_load(path)
+    if not isinstance(best, dict) or not isinstance(best.get('model'),
+                                                      dict) \
+            or not isinstance(best.get('epoch'), int):
+        raise RunDirectoryError(f'{path} is damaged or not a remul '
+                                f'best-validation model (no valid '
+                                f"'model' and 'epoch' entries)")
+    return best
 
 
 def restore_rng(checkpoint: Dict[str, Any],
@@ -317,6 +386,6 @@ def restore_errors(path: str) -> Iterator[None]:
             f"({type(e).__name__}: {first})") from None
 
 
-__all__ = ['FORMAT', 'RunDirectoryError', 'load_checkpoint', 'restore_errors',
-           'restore_rng', 'rng_state', 'save_checkpoint', 'set_rng_state',
-           'upgrade']
+__all__ = ['BEST', 'FORMAT', 'RunDirectoryError', 'load_best',
+           'load_checkpoint', 'restore_errors', 'restore_rng', 'rng_state',
+           'save_best', 'save_checkpoint', 'set_rng_state', 'upgrade']

@@ -24,12 +24,15 @@ from torch_geometric_remul.debug import debug
 from torch_geometric_remul.nn import RemulLoss
 from torch_geometric_remul.train.build import build_loss, build_task_model
 from torch_geometric_remul.train.checkpoint import (
+    BEST,
     restore_errors,
     restore_rng,
+    save_best,
     save_checkpoint,
 )
 from torch_geometric_remul.train.config import TrainConfig, resume_config
 from torch_geometric_remul.train.evaluate import evaluate_split
+from torch_geometric_remul.train.provenance import code_version, provenance
 from torch_geometric_remul.train.report import (
     Progress,
     plot_history,
@@ -73,6 +76,11 @@ class TrainResult:
     ``history`` and ``test`` hold the all-reduced metrics, identical on all
     processes except ``epoch_seconds``).
 
+    ``test`` holds the test metrics of the model selected at the epoch with
+    the best validation MSE (``best_epoch``; ties go to the earlier epoch),
+    ``test_last`` those of the last epoch's model; ``model`` is the last
+    epoch's model (the best one is in ``best.pt``).
+
     Example:
 
         >>> import tempfile
@@ -97,6 +105,14 @@ class TrainResult:
     #: This process's rank and the number of processes that trained.
     rank: int = 0
     world_size: int = 1
+    #: The test metrics of the last epoch's model.
+    test_last: Dict[str, float] = dataclasses.field(default_factory=dict)
+    #: The (1-based) epoch of the best validation MSE, ``None`` when no
+    #: epoch had a finite one.
+    best_epoch: Optional[int] = None
+    #: How the model behind ``test`` was chosen: ``'best_val'`` (or
+    #: ``'last'`` when no epoch had a finite validation MSE).
+    selection: str = 'best_val'
 
 
 def train(config: TrainConfig, resume_from: Optional[str] = None,
@@ -232,6 +248,14 @@ class _State:
     epoch: int = 0
     step: int = 0
     checked_steps: int = 0
+    #: The best-validation state so far: ``{'epoch', 'val_mse', 'model'}``
+    #: (the model's state dict, copied), or ``None``.
+    best: Optional[Dict[str, Any]] = None
+    #: Whether ``best.pt`` holds ``best`` (written by this invocation).
+    best_saved: bool = False
+    #: The code version of every invocation that trained the run.
+    code_versions: List[Dict[str, Any]] = dataclasses.field(
+        default_factory=list)
 
 
 def _build(config: TrainConfig, spec: TaskSpec, train_ds,
@@ -267,7 +291,21 @@ def _build(config: TrainConfig, spec: TaskSpec, train_ds,
                         else None, runtime, config.seed, log)
         state.history = checkpoint['history']
         state.epoch, state.step = checkpoint['epoch'], checkpoint['step']
+        state.code_versions = list(checkpoint.get('code_versions') or [])
+        state.best = checkpoint.get('best')
+        if state.best is None and 'best' not in checkpoint and \
+                state.history:
+            # written before best-validation selection: the selection
+            # starts from the checkpoint's own (last) epoch
+            state.best = {'epoch': state.epoch,
+                          'val_mse': state.history[-1]['val_mse'],
+                          'model': checkpoint['model']}
+            log(f'the checkpoint predates best-validation selection: '
+                f'epochs 1-{state.epoch - 1} are not candidates')
         log(f'resuming {config.run_dir} after epoch {state.epoch}')
+    current = runtime.on_main(code_version)
+    if not state.code_versions or state.code_versions[-1] != current:
+        state.code_versions.append(current)
     n_params = sum(p.numel() for p in model.parameters())
     log(f'model: {config.model} ({n_params} parameters), loss: '
         f'{config.loss}' + (f' ({config.weighting}, beta={config.beta})'
@@ -334,15 +372,42 @@ def _epoch(config: TrainConfig, spec: TaskSpec, net: torch.nn.Module,
     }
 
 
+def _is_better(val_mse: float, best: Optional[Dict[str, Any]]) -> bool:
+    r"""Whether a validation MSE beats the best so far: strictly lower
+    (a tie keeps the earlier epoch) and finite."""
+    return math.isfinite(val_mse) and (best is None or
+                                       val_mse < best['val_mse'])
+
+
+def _select(state: _State, row: Dict[str, float]) -> None:
+    r"""Keeps a copy of the model when the epoch just done (``row``) has
+    the best validation MSE so far. ``row['val_mse']`` is all-reduced, so
+    every process makes the same choice; the copy stays on the device (no
+    synchronisation: the value was read with the epoch's metrics)."""
+    if _is_better(row['val_mse'], state.best):
+        state.best = {'epoch': state.epoch, 'val_mse': row['val_mse'],
+                      'model': {k: v.detach().clone() for k, v in
+                                state.model.state_dict().items()}}
+        state.best_saved = False
+
+
 def _checkpoint(config: TrainConfig, state: _State, files: RunFiles,
                 runtime: Runtime) -> None:
-    r"""Writes the checkpoint after ``state.epoch``, then the metrics files
-    (on the main process; every process must call it)."""
+    r"""Writes ``best.pt`` when the best-validation model changed (or was
+    not yet written by this invocation), the checkpoint after
+    ``state.epoch``, then the metrics files (on the main process; every
+    process must call it)."""
+    if state.best is not None and not state.best_saved:
+        files.record(BEST)
+        if runtime.is_main:
+            save_best(files.path(BEST), state.best, config)
+        state.best_saved = True
     files.record(CHECKPOINT)
     if save_checkpoint(files.path(CHECKPOINT), runtime, model=state.model,
                        optimizer=state.optimizer, loss=state.loss,
                        epoch=state.epoch, step=state.step,
-                       history=state.history, config=config):
+                       history=state.history, config=config,
+                       best=state.best, code_versions=state.code_versions):
         files.checkpointed = True
         write_metrics(files, state.history)
 
@@ -375,6 +440,7 @@ def _run(config: TrainConfig, checkpoint: Optional[Dict[str, Any]],
                          runtime, saved_epoch)
             state.history.append(row)
             state.epoch += 1
+            _select(state, row)
             try:
                 _checkpoint(config, state, files, runtime)
             except OSError as e:
@@ -394,16 +460,17 @@ def _run(config: TrainConfig, checkpoint: Optional[Dict[str, Any]],
     finally:
         bar.close()
 
-    test = {}
+    test, test_last = {}, {}
+    best_epoch = state.best['epoch'] if state.best is not None else None
     if not interrupted and state.history:
-        test = evaluate_split(state.model, test_ds, spec, config,
-                              seed=config.seed * 7919 + 10**6,
-                              runtime=runtime)
-        test['seconds_per_epoch'] = sum(r['epoch_seconds'] for r in
-                                        state.history) / len(state.history)
+        test, test_last = _test(config, spec, state, test_ds, runtime)
         if runtime.is_main:
             try:
-                write_results(files, test, config)
+                write_results(files, test, config, test_last=test_last,
+                              best=state.best, epochs=state.epoch,
+                              provenance=dict(
+                                  provenance(state.code_versions[-1]),
+                                  code_versions=state.code_versions))
                 plots = plot_history(run_dir, state.history)
             except OSError as e:
                 raise _write_failure(e, files, saved_epoch) from e
@@ -412,7 +479,33 @@ def _run(config: TrainConfig, checkpoint: Optional[Dict[str, Any]],
                     "(pip install 'torch-geometric-remul[plot]')")
     return TrainResult(run_dir, state.history, test, interrupted,
                        model=state.model, loss=state.loss,
-                       rank=runtime.rank, world_size=runtime.world_size)
+                       rank=runtime.rank, world_size=runtime.world_size,
+                       test_last=test_last, best_epoch=best_epoch,
+                       selection='best_val' if best_epoch is not None
+                       else 'last')
+
+
+def _test(config: TrainConfig, spec: TaskSpec, state: _State, test_ds,
+          runtime: Runtime):
+    r"""``(test at the best-validation epoch, test at the last epoch)``;
+    the model holds the last epoch's weights again afterwards."""
+    seed = config.seed * 7919 + 10**6
+    last = evaluate_split(state.model, test_ds, spec, config, seed=seed,
+                          runtime=runtime)
+    best = dict(last)
+    if state.best is not None and state.best['epoch'] != state.epoch:
+        weights = {k: v.detach().clone() for k, v in
+                   state.model.state_dict().items()}
+        state.model.load_state_dict(state.best['model'])
+        try:
+            best = evaluate_split(state.model, test_ds, spec, config,
+                                  seed=seed, runtime=runtime)
+        finally:
+            state.model.load_state_dict(weights)
+    seconds = sum(r['epoch_seconds'] for r in state.history) / \
+        len(state.history)
+    best['seconds_per_epoch'] = last['seconds_per_epoch'] = seconds
+    return best, last
 
 
 __all__ = ['DEBUG_STEPS', 'TrainResult', 'TrainingError', 'train']

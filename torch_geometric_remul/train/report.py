@@ -46,10 +46,28 @@ def write_metrics(files, history: List[Dict[str, float]]) -> None:
         files.write_text('metrics.csv', metrics_csv(history))
 
 
-def write_results(files, test: Dict[str, float], config) -> None:
-    r"""Writes ``results.json``: the test metrics and the configuration."""
-    files.write_json('results.json', {'test': test,
-                                      'config': json.loads(config.to_json())})
+def write_results(files, test: Dict[str, float], config,
+                  test_last: Optional[Dict[str, float]] = None,
+                  best: Optional[Dict[str, Any]] = None,
+                  epochs: Optional[int] = None,
+                  provenance: Optional[Dict[str, Any]] = None) -> None:
+    r"""Writes ``results.json``: the test metrics of the selected model
+    (``test``), how it was selected (``selection``: ``"best_val"``, the
+    epoch of the lowest validation MSE, ties to the earlier epoch, with
+    ``best_epoch`` and ``best_val_mse``; ``"last"`` when no epoch had a
+    finite validation MSE), the last epoch's test metrics (``test_last``,
+    at epoch ``epochs``), the configuration and the provenance (code
+    version, library versions, machine)."""
+    files.write_json('results.json', {
+        'selection': 'best_val' if best is not None else 'last',
+        'best_epoch': best['epoch'] if best is not None else None,
+        'best_val_mse': best['val_mse'] if best is not None else None,
+        'epochs': epochs,
+        'test': test,
+        'test_last': test if test_last is None else test_last,
+        'config': json.loads(config.to_json()),
+        'provenance': provenance,
+    })
 
 
 def plot_history(run_dir: str, history: List[Dict[str, float]]) -> List[str]:

@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from torch_geometric_remul._io import atomic_write_json, atomic_write_text
 from torch_geometric_remul.train.checkpoint import (
+    BEST,
     RunDirectoryError,
     load_checkpoint,
 )
@@ -30,7 +31,7 @@ from torch_geometric_remul.train.config import (
 CONFIG = 'config.json'
 CHECKPOINT = 'checkpoint.pt'
 #: The files a run writes (besides its plots).
-RUN_FILES = (CONFIG, CHECKPOINT, 'metrics.json', 'metrics.csv',
+RUN_FILES = (CONFIG, CHECKPOINT, BEST, 'metrics.json', 'metrics.csv',
              'results.json')
 PLOTS = ('loss.png', 'equivariance.png')
 
@@ -303,6 +304,6 @@ class RunFiles:
         return None
 
 
-__all__ = ['RUN_FILES', 'PLOTS', 'CONFIG', 'CHECKPOINT', 'RunFiles',
+__all__ = ['RUN_FILES', 'PLOTS', 'CONFIG', 'CHECKPOINT', 'BEST', 'RunFiles',
            'check_new_run_dir', 'default_run_dir', 'describe_os_error',
            'load_run', 'read_config']

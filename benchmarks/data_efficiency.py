@@ -1,0 +1,318 @@
+"""Data efficiency: test MSE against the number of training systems, for an
+unconstrained backbone trained plain, with data augmentation and with REMUL,
+against the exactly equivariant EGNN.
+
+Usage:  python benchmarks/data_efficiency.py [--tasks nbody gravity]
+            [--sizes 100 300 1000 3000] [--large] [--seeds 0 1 2 3 4]
+            [--epochs 60] [--max-epochs 300] [--quick]
+
+Tasks: charged N-body (our simulator of the EGNN system; backbone GNN) and
+gravity (our simulator of the GATr star-and-planets system; backbone
+Transformer). Training-set sizes 100, 300, 1,000, 3,000 (``--large`` adds
+10,000); validation and test sets keep the task's default sizes, so every
+size is scored on the same test set of a given seed (the seed sets both the
+data and the initialisation). Every run is ``train(TrainConfig(...))``
+through ``_runs.run_all``: finished runs under
+``runs/bench-data-efficiency/<task>/n<size>/`` are reused, so an
+interrupted sweep continues where it stopped.
+
+Epochs: a smaller training set gets more epochs so that the number of
+optimiser steps roughly matches the 3,000-system run
+(``epochs x 3000 / size``, at most ``--max-epochs``); the epochs of every
+size are recorded in the JSON.
+
+Statistics: the mean test MSE over seeds with a 95% Student-t interval;
+REMUL - augmentation, REMUL - EGNN and REMUL - plain as paired bootstrap
+intervals (10,000 resamples over seeds, percentile) with a verdict ("tie"
+when the interval contains 0). Writes
+benchmarks/results/data_efficiency.{json,md,png} (``--quick``: tiny sizes,
+one or two epochs, into a temporary directory).
+"""
+import argparse
+import json
+import math
+import os
+import os.path as osp
+import sys
+import tempfile
+from typing import Dict, List, Sequence
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _stats import compare, mean_interval  # noqa: E402
+
+import _runs  # noqa: E402
+from _runs import QUICK, run_all, write_outputs  # noqa: E402
+from _timing import machine_description  # noqa: E402
+
+SIZES = (100, 300, 1000, 3000)
+LARGE = 10000
+#: the size whose epochs ``--epochs`` gives; smaller sizes match its steps
+REFERENCE_SIZE = 3000
+DEFAULT_SEEDS = (0, 1, 2, 3, 4)
+
+#: task -> (title, unconstrained backbone)
+TASKS = {
+    'nbody': ('Charged N-body (simulated stand-in)', 'gnn'),
+    'gravity': ('Gravity (simulated, GATr setup, canonical frame)',
+                'transformer'),
+}
+BACKBONE_NAMES = {'gnn': 'GNN', 'transformer': 'Transformer', 'mlp': 'MLP'}
+
+#: method -> configuration fields (the backbone is filled in per task)
+METHODS = (
+    ('plain', dict(loss='plain')),
+    ('augmentation', dict(loss='augment')),
+    ('REMUL', dict(loss='remul')),
+    ('EGNN', dict(model='egnn', loss='plain')),
+)
+#: the paired differences reported (method a - method b)
+COMPARISONS = (('REMUL', 'augmentation'), ('REMUL', 'EGNN'),
+               ('REMUL', 'plain'))
+
+SELECTION_NOTE = ('test MSE of the model at the epoch of the lowest '
+                  'validation MSE (ties to the earlier epoch), as recorded '
+                  'by each run (`selection` per run)')
+
+
+def configs_for(backbone: str) -> List[Dict]:
+    """One ``run_all`` configuration per method, labelled by method."""
+    name = BACKBONE_NAMES.get(backbone, backbone)
+    out = []
+    for method, fields in METHODS:
+        cfg = dict(fields, method=method)
+        cfg.setdefault('model', backbone)
+        cfg['label'] = method if method == 'EGNN' else \
+            f'{name} {method}' if method == 'plain' else f'{name} + {method}'
+        out.append(cfg)
+    return out
+
+
+def epochs_for(size: int, epochs: int, max_epochs: int,
+               reference: int = REFERENCE_SIZE) -> int:
+    """Epochs for ``size`` training systems: ``epochs`` at ``reference``
+    and above, else about as many optimiser steps (at most
+    ``max_epochs``)."""
+    if size >= reference:
+        return epochs
+    return max(epochs, min(max_epochs, math.ceil(epochs * reference / size)))
+
+
+def _run_record(run_dir: str) -> Dict:
+    """Selection rule, best epoch and code version(s) a run recorded in its
+    ``results.json`` (``None`` for what it does not record)."""
+    path = osp.join(run_dir, 'results.json')
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        saved = {}
+    prov = saved.get('provenance') or {}
+    return {'selection': saved.get('selection'),
+            'best_epoch': saved.get('best_epoch'),
+            'code': prov.get('code'),
+            'code_versions': prov.get('code_versions')}
+
+
+def _code_version():
+    """The code version of this checkout, when the training package or
+    ``_runs`` can tell it (``None`` otherwise)."""
+    fn = getattr(_runs, 'code_version', None)
+    if fn is None:
+        try:
+            from torch_geometric_remul.train import code_version as fn
+        except ImportError:
+            return None
+    try:
+        return fn()
+    except Exception as exc:  # provenance never fails the benchmark
+        return {'error': repr(exc)}
+
+
+def run_task(task: str, sizes: Sequence[int], seeds: Sequence[int],
+             common: Dict, work: str, epochs: int, max_epochs: int,
+             backbone: str = None, log=print) -> Dict:
+    """Trains every method at every size; returns the task's JSON part:
+    ``rows`` (one per size and method, with intervals) and
+    ``comparisons`` (paired differences per size)."""
+    title, default_backbone = TASKS[task]
+    backbone = backbone or default_backbone
+    configs = configs_for(backbone)
+    rows, comparisons, epochs_by_size = [], [], {}
+    for size in sizes:
+        n_epochs = epochs_for(size, epochs, max_epochs)
+        epochs_by_size[str(size)] = n_epochs
+        values = dict(common, task=task, num_train=size, epochs=n_epochs)
+        work_dir = osp.join(work, 'bench-data-efficiency', task, f'n{size}')
+        run_cfgs = [{k: v for k, v in c.items() if k != 'method'}
+                    for c in configs]
+        size_rows = run_all(run_cfgs, seeds, values, work_dir, log=log)
+        by_method = {}
+        for cfg, row in zip(configs, size_rows):
+            row['method'] = cfg['method']
+            row['num_train'] = size
+            row['epochs'] = n_epochs
+            for key in ('mse', 'E_prime', 'E_prime_paper'):
+                vals = [r[key] for r in row['runs'] if key in r]
+                if vals:
+                    row[key + '_ci'] = mean_interval(vals).as_dict()
+            row['run_records'] = [
+                _run_record(osp.join(work_dir, f'{row["label"]}-seed{s}'
+                                     .replace(' ', '_'))) for s in seeds]
+            by_method[cfg['method']] = row
+            rows.append(row)
+        for a, b in COMPARISONS:
+            if a in by_method and b in by_method:
+                comp = compare(by_method[a], by_method[b], 'mse',
+                               names=(a, b))
+                comp['num_train'] = size
+                comparisons.append(comp)
+    return {'title': title, 'backbone': backbone,
+            'epochs_by_size': epochs_by_size, 'rows': rows,
+            'comparisons': comparisons}
+
+
+def _cell(ci: Dict, scale: float, digits: int) -> str:
+    from _stats import Interval
+    return Interval(**ci).format(digits, scale)
+
+
+def markdown(payload: Dict) -> str:
+    """The tables: per task, test MSE (mean [95% interval]) per size and
+    method, then the paired differences with their verdicts."""
+    seeds = payload['seeds']
+    parts = [f'# Data efficiency\n\nTest MSE (length^2) x 1e-3: mean over '
+             f'{len(seeds)} seeds {seeds} [95% t-interval]. Model selection: '
+             f'{payload["selection_rule"]}. Differences: paired bootstrap '
+             f'over seeds ({payload["bootstrap_resamples"]:,} resamples, '
+             f'percentile 95% interval); "tie" when it contains 0.\n']
+    for task, part in payload['tasks'].items():
+        methods = [m for m, _ in METHODS]
+        labels = {r['method']: r['label'] for r in part['rows']}
+        head = ['training systems', 'epochs'] + [labels.get(m, m)
+                                                 for m in methods]
+        lines = [f'## {part["title"]}', '',
+                 '| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+        for size in payload['sizes']:
+            cells = [f'{size:,}', str(part['epochs_by_size'][str(size)])]
+            for m in methods:
+                row = [r for r in part['rows']
+                       if r['num_train'] == size and r['method'] == m]
+                cells.append(_cell(row[0]['mse_ci'], 1e3, 3) if row
+                             else '-')
+            lines.append('| ' + ' | '.join(cells) + ' |')
+        lines += ['', '| training systems | difference (x 1e-3) | '
+                  'interval | verdict |', '|---|---|---|---|']
+        for c in part['comparisons']:
+            d = c['difference']
+            interval = (f'[{d["low"] * 1e3:.3f}, {d["high"] * 1e3:.3f}]'
+                        if d['low'] is not None else f'(n={d["n"]})')
+            lines.append(f'| {c["num_train"]:,} | {c["a"]} - {c["b"]}: '
+                         f'{d["estimate"] * 1e3:.3f} | {interval} | '
+                         f'{c["verdict"]} |')
+        parts.append('\n'.join(lines) + '\n')
+    return '\n'.join(parts)
+
+
+def plot(payload: Dict):
+    """``plot(figures) -> figure``: one panel per task, test MSE against the
+    training-set size (log x), error bars the 95% t-intervals."""
+    tasks = list(payload['tasks'].items())
+
+    def draw(figures):
+        fig, axes = figures.subplots(1, len(tasks),
+                                     figsize=(5.5 * len(tasks), 4.2),
+                                     squeeze=False)
+        for ax, (task, part) in zip(axes[0], tasks):
+            for k, (method, _) in enumerate(METHODS):
+                rows = sorted((r for r in part['rows']
+                               if r['method'] == method),
+                              key=lambda r: r['num_train'])
+                if not rows:
+                    continue
+                # methods side by side (a small multiplicative dodge)
+                dodge = 1 + 0.04 * (k - (len(METHODS) - 1) / 2)
+                xs = [r['num_train'] * dodge for r in rows]
+                ys = [r['mse_ci']['estimate'] for r in rows]
+                err = [[0.0 if r['mse_ci']['low'] is None else
+                        r['mse_ci']['estimate'] - r['mse_ci']['low']
+                        for r in rows],
+                       [0.0 if r['mse_ci']['high'] is None else
+                        r['mse_ci']['high'] - r['mse_ci']['estimate']
+                        for r in rows]]
+                ax.errorbar(xs, ys, yerr=err, marker='o', capsize=3,
+                            label=rows[0]['label'])
+            ax.set_xscale('log')
+            ax.set_xticks(payload['sizes'], [f'{n:,}' for n in
+                                             payload['sizes']])
+            ax.minorticks_off()
+            ax.set_xlabel('training systems (log scale)')
+            ax.set_ylabel('test MSE (length$^2$)')
+            ax.set_title(part['title'], fontsize=9)
+            ax.legend(fontsize=8)
+        n = len(payload['seeds'])
+        fig.suptitle(f'error bars: 95% t-interval of the mean over {n} '
+                     f'seed(s)', fontsize=9)
+        fig.tight_layout()
+        return fig
+    return draw
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--tasks', nargs='+', choices=sorted(TASKS),
+                        default=list(TASKS))
+    parser.add_argument('--sizes', type=int, nargs='+', default=list(SIZES))
+    parser.add_argument('--large', action='store_true',
+                        help=f'also {LARGE:,} training systems')
+    parser.add_argument('--seeds', type=int, nargs='+',
+                        default=list(DEFAULT_SEEDS))
+    parser.add_argument('--epochs', type=int, default=60,
+                        help=f'epochs at {REFERENCE_SIZE:,} systems')
+    parser.add_argument('--max-epochs', type=int, default=300)
+    parser.add_argument('--beta', type=float, default=1.0)
+    parser.add_argument('--data-root', default='data')
+    parser.add_argument('--quick', action='store_true')
+    args = parser.parse_args(argv)
+    sizes = sorted(set(args.sizes + ([LARGE] if args.large else [])))
+    if any(s < 1 for s in sizes):
+        parser.error('--sizes must be positive')
+    common = dict(beta=args.beta, data_root=args.data_root)
+    work, seeds = 'runs', list(args.seeds)
+    epochs, max_epochs = args.epochs, args.max_epochs
+    directory = {}
+    if args.quick:
+        common.update({k: v for k, v in QUICK.items()
+                       if k not in ('num_train', 'epochs')})
+        sizes, seeds, epochs, max_epochs = [16, 32], [0, 1], 1, 2
+        work = common['data_root'] = tempfile.mkdtemp()
+        directory = {'directory': work}
+    print(f'machine: {machine_description()}')
+    payload = {
+        'machine': machine_description(),
+        'code_version': _code_version(),
+        'seeds': seeds, 'sizes': sizes,
+        'epoch_rule': f'epochs x {REFERENCE_SIZE} / size (at least epochs, '
+                      f'at most max_epochs) below {REFERENCE_SIZE} systems',
+        'epochs': epochs, 'max_epochs': max_epochs,
+        'selection_rule': SELECTION_NOTE,
+        'interval': '95% Student-t interval of the mean over seeds',
+        'bootstrap_resamples': 10_000,
+        'common': common, 'tasks': {},
+    }
+    for task in args.tasks:
+        payload['tasks'][task] = run_task(task, sizes, seeds, common, work,
+                                          epochs, max_epochs)
+    selections = sorted({str(rec['selection']) for part in
+                         payload['tasks'].values() for r in part['rows']
+                         for rec in r['run_records']})
+    payload['selections_recorded'] = selections
+    table = markdown(payload)
+    print('\n' + table)
+    paths = write_outputs('data_efficiency', payload, table, plot(payload),
+                          **directory)
+    print('wrote', ', '.join(paths))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Provenance of a run: code version (git), library versions, machine."""
+import json
+import os.path as osp
+import subprocess
+
+import torch_geometric_remul.train.provenance as prov
+from tests.train._helpers import make_config, quiet
+from torch_geometric_remul import __version__
+from torch_geometric_remul.train import (
+    code_version,
+    machine,
+    same_code,
+    train,
+)
+from torch_geometric_remul.train.provenance import provenance
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def _in_git_checkout() -> bool:
+    try:
+        return subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=ROOT,
+                              capture_output=True).returncode == 0
+    except OSError:
+        return False
+
+
+def test_code_version_of_this_checkout():
+    version = code_version()
+    if not _in_git_checkout():
+        assert version['commit'] is None
+        return
+    head = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=ROOT,
+                          capture_output=True, text=True).stdout.strip()
+    assert version['commit'] == head
+    assert isinstance(version['dirty'], bool)
+    assert isinstance(version['package_dirty'], bool)
+    assert (version['package_diff_sha256'] is None) == \
+        (not version['package_dirty'])
+
+
+def test_no_git_gives_none_and_never_fails(monkeypatch, tmp_path):
+    def missing(*args, **kwargs):
+        raise FileNotFoundError(2, 'No such file or directory', 'git')
+
+    monkeypatch.setattr(subprocess, 'run', missing)
+    assert code_version() == {'commit': None, 'dirty': None,
+                              'package_dirty': None,
+                              'package_diff_sha256': None}
+    monkeypatch.undo()
+
+    def slow(*args, **kwargs):
+        raise subprocess.TimeoutExpired('git', prov.GIT_TIMEOUT)
+
+    monkeypatch.setattr(subprocess, 'run', slow)
+    assert code_version()['commit'] is None
+    monkeypatch.undo()
+    # a directory outside any git checkout
+    assert code_version(str(tmp_path))['commit'] is None
+
+
+def test_same_code():
+    a = {'commit': 'a' * 40, 'package_dirty': False,
+         'package_diff_sha256': None}
+    assert same_code(a, dict(a))
+    assert not same_code(a, dict(a, commit='b' * 40))
+    edited = dict(a, package_dirty=True, package_diff_sha256='1' * 64)
+    assert same_code(edited, dict(edited))
+    assert not same_code(edited, dict(edited, package_diff_sha256='2' * 64))
+    assert not same_code(a, edited)
+    unknown = dict(a, commit=None)
+    assert not same_code(unknown, dict(unknown))
+    assert not same_code(None, a)
+
+
+def test_machine_and_versions():
+    info = machine()
+    assert info['cpu_count'] >= 1 and info['cpu_usable'] >= 1
+    assert set(info) >= {'cpu', 'gpu', 'platform', 'python'}
+    versions = provenance()['versions']
+    assert versions['torch_geometric_remul'] == __version__
+
+
+def test_run_records_provenance(finished):
+    results = json.load(open(finished / 'results.json'))
+    record = results['provenance']
+    assert set(record) == {'code', 'versions', 'machine', 'code_versions'}
+    assert record['code_versions'] == [record['code']]
+    assert record['versions']['torch_geometric_remul'] == __version__
+    assert record['machine']['cpu_count'] >= 1
+    assert results['selection'] == 'best_val' and results['best_epoch'] == 1
+
+
+def test_resume_on_other_code_is_recorded(tmp_path, data_root, monkeypatch):
+    import torch_geometric_remul.train.loop as loop
+    from torch_geometric_remul.train import TrainConfig
+    versions = iter([{'commit': 'a' * 40}, {'commit': 'b' * 40}])
+    monkeypatch.setattr(loop, 'code_version', lambda: next(versions))
+    run = tmp_path / 'run'
+    train(make_config(run, data_root, epochs=1), progress=False, log=quiet)
+    train(TrainConfig(epochs=2), resume_from=str(run), progress=False,
+          log=quiet)
+    record = json.load(open(run / 'results.json'))['provenance']
+    assert [v['commit'] for v in record['code_versions']] == ['a' * 40,
+                                                              'b' * 40]
+    assert record['code'] == {'commit': 'b' * 40}

@@ -1,0 +1,185 @@
+r"""Where a run's numbers come from: the code version (git commit, whether
+the package sources differ from it), the library versions and the machine.
+
+Every run records :func:`provenance` in its ``results.json`` (key
+``"provenance"``) and the :func:`code_version` of every invocation that
+trained it in its checkpoint, so that a benchmark reusing finished runs can
+tell a current run from a stale one. Nothing here ever fails a run: when
+``git`` is missing, the package is not in a git checkout, or a command does
+not answer within a few seconds, the git fields are ``None``.
+"""
+import hashlib
+import os
+import os.path as osp
+import platform
+import subprocess
+from typing import Any, Dict, List, Optional
+
+import torch
+
+#: Seconds any one ``git`` command may take before it is given up.
+GIT_TIMEOUT = 5.0
+
+_PACKAGE_DIR = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def _git(args: List[str], cwd: str) -> Optional[bytes]:
+    r"""The output of ``git <args>`` run in ``cwd``, or ``None`` when git
+    is missing, fails or does not answer in time."""
+    try:
+        res = subprocess.run(['git', *args], cwd=cwd, capture_output=True,
+                             timeout=GIT_TIMEOUT,
+                             env=dict(os.environ, GIT_OPTIONAL_LOCKS='0',
+                                      LC_ALL='C'))
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return res.stdout if res.returncode == 0 else None
+
+
+def code_version(package_dir: Optional[str] = None) -> Dict[str, Any]:
+    r"""The version of the code a run uses: ``{'commit', 'dirty',
+    'package_dirty', 'package_diff_sha256'}``.
+
+    * ``commit``: the git commit (40 hex digits) of the checkout the
+      package lives in, ``None`` when it is not in a git checkout (e.g.
+      installed from a wheel) or git is unavailable;
+    * ``dirty``: whether any tracked file of the work tree differs from
+      the commit, or untracked files exist (``None`` without git);
+    * ``package_dirty``: the same for the package's own sources (the code
+      that decides a run's numbers);
+    * ``package_diff_sha256``: a SHA-256 of the package's uncommitted
+      changes (the diff against the commit and the untracked files'
+      contents), ``None`` when it is clean: two runs on the same commit
+      with the same uncommitted edits get the same value.
+
+    Args:
+        package_dir (str, optional): The package directory (default: this
+            package's).
+
+    Example:
+
+        >>> version = code_version()
+        >>> sorted(version)
+        ['commit', 'dirty', 'package_diff_sha256', 'package_dirty']
+        >>> version['commit'] is None or len(version['commit']) == 40
+        True
+    """
+    package_dir = package_dir or _PACKAGE_DIR
+    out = {'commit': None, 'dirty': None, 'package_dirty': None,
+           'package_diff_sha256': None}
+    head = _git(['rev-parse', 'HEAD'], package_dir)
+    top = _git(['rev-parse', '--show-toplevel'], package_dir)
+    if head is None or top is None:
+        return out
+    out['commit'] = head.decode().strip()
+    status = _git(['status', '--porcelain'], package_dir)
+    package = ['--', package_dir]
+    own = _git(['status', '--porcelain', *package], package_dir)
+    if status is None or own is None:
+        return out
+    out['dirty'] = bool(status.strip())
+    out['package_dirty'] = bool(own.strip())
+    if out['package_dirty']:
+        diff = _git(['diff', 'HEAD', '--binary', *package], package_dir)
+        untracked = _git(['ls-files', '--others', '--exclude-standard', '-z',
+                          *package], package_dir)
+        if diff is not None and untracked is not None:
+            digest = hashlib.sha256(diff)
+            root = top.decode().strip()
+            for name in sorted(n for n in untracked.split(b'\0') if n):
+                digest.update(b'\0' + name + b'\0')
+                try:
+                    with open(osp.join(root, name.decode()), 'rb') as f:
+                        digest.update(f.read())
+                except OSError:
+                    pass
+            out['package_diff_sha256'] = digest.hexdigest()
+    return out
+
+
+def _cpu_model() -> Optional[str]:
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.lower().startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def machine() -> Dict[str, Any]:
+    r"""A description of this machine: CPU model, logical cores (and those
+    this process may use), the GPU's name when CUDA is available, the
+    operating system and the Python version.
+
+    Example:
+
+        >>> info = machine()
+        >>> info['cpu_count'] >= 1 and 'gpu' in info
+        True
+    """
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = os.cpu_count()
+    gpu = None
+    if torch.cuda.is_available():
+        try:
+            gpu = torch.cuda.get_device_name()
+        except (RuntimeError, AssertionError):
+            gpu = None
+    return {'cpu': _cpu_model(), 'cpu_count': os.cpu_count() or 1,
+            'cpu_usable': usable, 'torch_threads': torch.get_num_threads(),
+            'gpu': gpu, 'platform': platform.platform(),
+            'python': platform.python_version()}
+
+
+def provenance(code: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    r"""Everything a result's reader needs to know where it came from:
+    ``{'code', 'versions', 'machine'}`` (:func:`code_version`, the
+    versions of this package, PyTorch and PyG, :func:`machine`).
+
+    Args:
+        code (dict, optional): A :func:`code_version` taken earlier
+            (default: taken now).
+
+    Example:
+
+        >>> sorted(provenance()['versions'])
+        ['torch', 'torch_geometric', 'torch_geometric_remul']
+    """
+    import torch_geometric
+
+    from torch_geometric_remul import __version__
+    return {'code': code_version() if code is None else dict(code),
+            'versions': {'torch_geometric_remul': __version__,
+                         'torch': torch.__version__,
+                         'torch_geometric': torch_geometric.__version__},
+            'machine': machine()}
+
+
+def same_code(a: Optional[Dict[str, Any]],
+              b: Optional[Dict[str, Any]]) -> bool:
+    r"""Whether two :func:`code_version` records name the same code: the
+    same known commit and the same uncommitted package changes (none, or
+    the same digest). Unknown versions (``None`` commit) never match.
+
+    Example:
+
+        >>> v = {'commit': 'a' * 40, 'package_diff_sha256': None}
+        >>> same_code(v, dict(v)), same_code(v, dict(v, commit='b' * 40))
+        (True, False)
+        >>> same_code(v, dict(v, package_diff_sha256='0f'))
+        False
+    """
+    if not a or not b or a.get('commit') is None:
+        return False
+    if a.get('package_dirty') and a.get('package_diff_sha256') is None:
+        return False  # edited sources whose digest could not be taken
+    return (a.get('commit') == b.get('commit') and
+            a.get('package_diff_sha256') == b.get('package_diff_sha256'))
+
+
+__all__ = ['GIT_TIMEOUT', 'code_version', 'machine', 'provenance',
+           'same_code']
