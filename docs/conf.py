@@ -80,12 +80,14 @@ nitpick_ignore_regex = [
     # torch.nn.Module, DistributedDataParallel, ...), PyG's Data, Batch,
     # DataLoader, BaseTransform, InMemoryDataset and MessagePassing, the
     # torch-cluster functions that the graph builders mirror, e3nn's Irreps
-    # (SEGNN) and numpy.ndarray (simulation outputs, mocap clips).
+    # (SEGNN), numpy.ndarray (simulation outputs, mocap clips) and
+    # networkx.DiGraph (mocap skeletons).
     (r'py:.*', r'torch(\..*)?'),
     (r'py:.*', r'torch_geometric(\..*)?'),
     (r'py:.*', r'torch_cluster(\..*)?'),
     (r'py:.*', r'e3nn(\..*)?'),
     (r'py:.*', r'numpy(\..*)?'),
+    (r'py:.*', r'networkx(\..*)?'),
     # The standard library's typing module: Sphinx resolves the plain names
     # itself, but renders the annotation ``Dict[str, Any]`` of a dataclass
     # field as the target ``typing.Dict[str``.

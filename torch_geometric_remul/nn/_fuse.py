@@ -23,7 +23,7 @@ def concat_copies(batches: Sequence[Data]) -> Batch:
     attribute shapes; values may differ) into one ``Batch`` of ``K * B``
     graphs: copy ``k`` owns graphs ``k * B ... (k + 1) * B - 1`` and rows
     ``k * N ... (k + 1) * N - 1`` of every node-level attribute. Edge
-    indices are offset like :meth:`Batch.from_data_list` would.
+    indices are offset like ``Batch.from_data_list`` would.
 
     ``batch``, ``ptr`` and the collation metadata (``_slice_dict``, so that
     :func:`torch_geometric_remul.layout.row_layout` works on the result) are
