@@ -217,5 +217,27 @@ class Roles:
         return f'Roles({", ".join(args)})'
 
 
-__all__ = ['Roles', 'INPUT_ROLES', 'OUTPUT_ROLES', 'check_role',
-           'check_output']
+class DeclaredGeometry:
+    r"""Mixin for objects that hold a :class:`Roles` as ``self.roles`` and a
+    :class:`~torch_geometric_remul.group.RigidSampler` as ``self.sampler``
+    (the transforms, the loss): their fields, readable as attributes.
+
+    Example:
+
+        >>> from torch_geometric_remul.group import RigidSampler
+        >>> class Holder(DeclaredGeometry):
+        ...     roles, sampler = Roles(vectors='vel'), RigidSampler('SE3')
+        >>> Holder().vectors, Holder().group
+        (('vel',), 'SE3')
+    """
+    points = property(lambda self: self.roles.points)
+    vectors = property(lambda self: self.roles.vectors)
+    pseudovectors = property(lambda self: self.roles.pseudovectors)
+    group = property(lambda self: self.sampler.group)
+    translation_std = property(lambda self: self.sampler.translation_std)
+    axis = property(lambda self: self.sampler.axis)
+    generator = property(lambda self: self.sampler.generator)
+
+
+__all__ = ['Roles', 'DeclaredGeometry', 'INPUT_ROLES', 'OUTPUT_ROLES',
+           'check_role', 'check_output']

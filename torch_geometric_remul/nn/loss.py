@@ -21,7 +21,7 @@ from torch_geometric_remul.metrics.roles import (
 from torch_geometric_remul.nn._fuse import concat_copies
 from torch_geometric_remul.nn.weighting import Constant, Weighting
 from torch_geometric_remul.nn.weighting.base import WeightLike, check_weight
-from torch_geometric_remul.roles import OutputLike, Roles
+from torch_geometric_remul.roles import DeclaredGeometry, OutputLike, Roles
 from torch_geometric_remul.transforms.functional import apply_rigid_transform
 
 Keys = Union[str, Sequence[str]]
@@ -138,7 +138,7 @@ def _weighted(weight: WeightLike, loss: Tensor) -> Tensor:
     return weight * loss
 
 
-class RemulLoss(torch.nn.Module):
+class RemulLoss(DeclaredGeometry, torch.nn.Module):
     r"""REMUL (Elhag et al., arXiv 2410.17878): trains any model to be
     approximately equivariant with the loss
 
@@ -342,15 +342,8 @@ class RemulLoss(torch.nn.Module):
         self.check_finite = bool(check_finite)
         self.level = check_level(level)
 
-    # the declarations, readable as attributes
+    # the declarations, readable as attributes (with DeclaredGeometry's)
     output = property(lambda self: self.roles.output)
-    points = property(lambda self: self.roles.points)
-    vectors = property(lambda self: self.roles.vectors)
-    pseudovectors = property(lambda self: self.roles.pseudovectors)
-    group = property(lambda self: self.sampler.group)
-    translation_std = property(lambda self: self.sampler.translation_std)
-    axis = property(lambda self: self.sampler.axis)
-    generator = property(lambda self: self.sampler.generator)
     #: the task loss of a single-output set-up
     task_loss = property(lambda self: next(iter(self.task_losses.values())))
     equi_loss = property(lambda self: next(iter(self.equi_losses.values())))

@@ -9,7 +9,7 @@ from torch_geometric_remul.group.rigid import RigidTransform
 from torch_geometric_remul.group.rotations import AxisLike
 from torch_geometric_remul.group.sampler import RigidSampler
 from torch_geometric_remul.layout import check_data, graph_layout
-from torch_geometric_remul.roles import Roles
+from torch_geometric_remul.roles import DeclaredGeometry, Roles
 from torch_geometric_remul.transforms.functional import _move, declared_values
 
 #: Attribute names written by ``store=True``.
@@ -20,7 +20,7 @@ Keys = Union[str, Sequence[str]]
 
 
 @functional_transform('random_rigid_transform')
-class RandomRigidTransform(BaseTransform):
+class RandomRigidTransform(DeclaredGeometry, BaseTransform):
     r"""Applies a random rigid transformation to every graph
     (functional name: ``random_rigid_transform``).
 
@@ -112,15 +112,6 @@ class RandomRigidTransform(BaseTransform):
             sampler, owner, group=group, translation_std=translation_std,
             axis=axis, generator=generator)
         self.store = bool(store)
-
-    # the declaration, readable as attributes
-    points = property(lambda self: self.roles.points)
-    vectors = property(lambda self: self.roles.vectors)
-    pseudovectors = property(lambda self: self.roles.pseudovectors)
-    group = property(lambda self: self.sampler.group)
-    translation_std = property(lambda self: self.sampler.translation_std)
-    axis = property(lambda self: self.sampler.axis)
-    generator = property(lambda self: self.sampler.generator)
 
     def forward(self, data: Data) -> Data:
         owner = self.__class__.__name__
