@@ -128,7 +128,7 @@ def test_exit_during_build_leaves_no_compiler(tmp_path):
             'k = importlib.util.module_from_spec(spec)\n'
             'spec.loader.exec_module(k)\n'
             'k.FIRST_CALL_WAIT = 0.5\n'
-            'assert k.library() is None and k.status() == "building"\n')
+            'assert k.loaded_library() is None and k.status() == "building"\n')
     env = {**os.environ, 'CC': cc, 'REMUL_CACHE_DIR': str(tmp_path / 'c')}
     subprocess.run([sys.executable, '-c', code, _cpu.__file__], env=env,
                    check=True, timeout=30)
@@ -189,7 +189,7 @@ def test_fresh_build_into_cache(fresh):
     st = _cpu._State()
     _cpu._STATE = st
     t0 = time.perf_counter()
-    assert _cpu.library() is not None
+    assert _cpu.loaded_library() is not None
     assert time.perf_counter() - t0 < 0.5
     assert st.status == 'ready'
 

@@ -160,7 +160,7 @@ def test_parallel_runs_on_torchs_own_openmp_runtime(monkeypatch):
     if 'parallel backend: OpenMP' not in torch.__config__.parallel_info():
         assert _cpu._openmp_entry_points() is None
         pytest.skip('this torch does not use OpenMP: one thread only')
-    assert _cpu._wire_parallel(_cpu.library())
+    assert _cpu._wire_parallel(_cpu.loaded_library())
     assert _openmp_libraries() == before  # nothing loaded: no 2nd runtime
     # several threads of torch's team, each on a share of graphs or rows
     monkeypatch.setattr(kernels, '_PARALLEL_MIN_ROWS', 1)

@@ -119,7 +119,7 @@ def kernel_usable(x: Tensor, R: Optional[Tensor],
         return False
     if x.dtype not in (torch.float32, torch.float64):
         return False
-    return _cpu.library() is not None
+    return _cpu.loaded_library() is not None
 
 
 def rigid_apply(x: Tensor, R: Tensor, t: Optional[Tensor],
@@ -167,7 +167,7 @@ def rigid_apply(x: Tensor, R: Tensor, t: Optional[Tensor],
         if is_debug_enabled():
             _check_values(x, R, ptr, index)
         return _triton.launch(x, R, t, ptr=ptr, index=index)
-    return _cpu_apply(_cpu.library(), x, R, t, ptr, index)
+    return _cpu_apply(_cpu.loaded_library(), x, R, t, ptr, index)
 
 
 def _check_values(x: Tensor, R: Tensor, ptr: Optional[Tensor],

@@ -2,7 +2,7 @@ r"""Build, cache and load the C kernel of ``rigid.c`` (CPU tensors).
 
 Life cycle, per process (see the package docstring for the user view):
 
-* ``idle``: nothing tried yet. The first :func:`library` call computes the
+* ``idle``: nothing tried yet. The first :func:`loaded_library` call computes the
   cache key *without running anything* (source, flags, the compiler's
   resolved path, size and mtime, the CPU model) and loads
   ``rigid-<key>.so`` from the cache if it is there and sound.
@@ -449,7 +449,7 @@ def _emit_warning(st: _State) -> None:
                       f'the kernel off.', RuntimeWarning, stacklevel=4)
 
 
-def library(wait: Optional[float] = None) -> Optional[ctypes.CDLL]:
+def loaded_library(wait: Optional[float] = None) -> Optional[ctypes.CDLL]:
     r"""The loaded kernel library, or ``None`` while it is being built or
     when it cannot be had.
 
@@ -484,7 +484,7 @@ def build(timeout: float = 2 * COMPILE_TIMEOUT + 10) -> Optional[str]:
     r"""Builds (or loads) the kernel now, waiting at most ``timeout``
     seconds; returns ``None`` on success, else the reason."""
     deadline = time.monotonic() + timeout
-    library(wait=timeout)
+    loaded_library(wait=timeout)
     st = _STATE
     if st.lib is not None:
         return None
