@@ -239,3 +239,22 @@ def check_positions(pos: Tensor, name: str = 'pos') -> Tensor:
         raise ValueError(f"'{name}' must have shape [num_nodes, num_dims] "
                          f"(e.g. [N, 3]), got {list(pos.shape)}")
     return pos
+
+
+def resolve_declaration(value, cls: type, name: str, owner: str,
+                        shortcuts: dict):
+    """``value`` (an instance of ``cls`` passed as ``name=``) or ``cls``
+    built from the shortcut keywords; shortcuts given as ``None`` count as
+    not given, and giving both is an error (the declaration would be stated
+    twice)."""
+    given = {k: v for k, v in shortcuts.items() if v is not None}
+    if value is None:
+        return cls(**given)
+    if not isinstance(value, cls):
+        raise TypeError(f"{owner}: '{name}' must be a {cls.__name__} (got "
+                        f"{type(value).__name__})")
+    if given:
+        raise ValueError(f"{owner}: pass either '{name}' or "
+                         f"{', '.join(repr(k) for k in sorted(given))}, "
+                         f"not both")
+    return value

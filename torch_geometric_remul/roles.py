@@ -23,7 +23,11 @@ Example:
 """
 from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 
-from torch_geometric_remul._checks import check_disjoint, check_keys
+from torch_geometric_remul._checks import (
+    check_disjoint,
+    check_keys,
+    resolve_declaration,
+)
 
 #: Roles of input attributes.
 INPUT_ROLES = ('point', 'vector', 'pseudovector')
@@ -168,17 +172,7 @@ class Roles:
             >>> Roles.resolve(r, vectors=None) is r
             True
         """
-        given = {k: v for k, v in shortcuts.items() if v is not None}
-        if roles is None:
-            return cls(**given)
-        if not isinstance(roles, Roles):
-            raise TypeError(f"{owner}: 'roles' must be a Roles (got "
-                            f"{type(roles).__name__})")
-        if given:
-            raise ValueError(f"{owner}: pass either 'roles' or "
-                             f"{', '.join(repr(k) for k in sorted(given))}, "
-                             f"not both")
-        return roles
+        return resolve_declaration(roles, cls, 'roles', owner, shortcuts)
 
     # Serialisation #########################################################
 

@@ -3,7 +3,10 @@ from typing import Optional
 
 import torch
 
-from torch_geometric_remul._checks import check_translation_std
+from torch_geometric_remul._checks import (
+    check_translation_std,
+    resolve_declaration,
+)
 from torch_geometric_remul.group.rigid import GROUPS, RigidTransform
 from torch_geometric_remul.group.rotations import AxisLike, normalize_group
 from torch_geometric_remul.typing import Device
@@ -89,17 +92,7 @@ class RigidSampler:
             >>> RigidSampler.resolve(None, group='O3').group
             'O3'
         """
-        given = {k: v for k, v in options.items() if v is not None}
-        if sampler is None:
-            return cls(**given)
-        if not isinstance(sampler, RigidSampler):
-            raise TypeError(f"{owner}: 'sampler' must be a RigidSampler (got "
-                            f"{type(sampler).__name__})")
-        if given:
-            raise ValueError(f"{owner}: pass either 'sampler' or "
-                             f"{', '.join(repr(k) for k in sorted(given))}, "
-                             f"not both")
-        return sampler
+        return resolve_declaration(sampler, cls, 'sampler', owner, options)
 
     def __repr__(self) -> str:
         args = [f'group={self.group!r}']
