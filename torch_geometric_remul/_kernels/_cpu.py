@@ -3,8 +3,8 @@ r"""Build, cache and load the C kernel of ``rigid.c`` (CPU tensors).
 Life cycle, per process (see the package docstring for the user view):
 
 * ``idle``: nothing tried yet. The first :func:`loaded_library` call
-  computes the cache key *without running anything* (source, flags, the compiler's
-  resolved path, size and mtime, the CPU model) and loads
+  computes the cache key *without running anything* (source, flags, the
+  compiler's resolved path, size and mtime, the CPU model) and loads
   ``rigid-<key>.so`` from the cache if it is there and sound.
 * ``building``: otherwise a daemon thread compiles the library into a
   private temporary folder with a time limit per attempt, loads it to check
