@@ -23,6 +23,8 @@ Example:
 """
 from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 
+from torch import Tensor
+
 from torch_geometric_remul._checks import (
     check_disjoint,
     check_keys,
@@ -141,6 +143,43 @@ class Roles:
             if k == key:
                 return role
         return 'scalar'
+
+    def named(self, value, what: str) -> Dict[str, Tensor]:
+        r"""``value`` (a model output or a target) as ``{name: tensor}``:
+        one tensor for a single output (named ``"output"``), or a mapping
+        holding every declared name for several (extra keys are ignored).
+        Errors name ``what`` and what was expected.
+
+        Example:
+
+            >>> Roles().named(torch.zeros(2, 3), "'target'").keys()
+            dict_keys(['output'])
+            >>> Roles(output={'e': 'scalar'}).named({}, "'target'")
+            Traceback (most recent call last):
+            ...
+            ValueError: 'target' lacks the output(s) ['e'] (declared: ['e'])
+        """
+        if not self.multi_output:
+            if not isinstance(value, Tensor):
+                raise TypeError(
+                    f"{what} must be a torch.Tensor (got "
+                    f"{type(value).__name__}); for named outputs declare "
+                    f"them, e.g. output={{'energy': 'scalar', 'forces': "
+                    f"'vector'}}")
+            return {'output': value}
+        declared = sorted(self.outputs)
+        if not isinstance(value, Mapping):
+            raise TypeError(f"{what} must be a mapping with the outputs "
+                            f"{declared} (got {type(value).__name__})")
+        missing = [k for k in self.outputs if k not in value]
+        if missing:
+            raise ValueError(f"{what} lacks the output(s) {missing} "
+                             f"(declared: {declared})")
+        for k in self.outputs:
+            if not isinstance(value[k], Tensor):
+                raise TypeError(f"{what}[{k!r}] must be a torch.Tensor "
+                                f"(got {type(value[k]).__name__})")
+        return {k: value[k] for k in self.outputs}
 
     # Building ##############################################################
 

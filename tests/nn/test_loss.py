@@ -258,7 +258,8 @@ def test_bad_input():
         RemulLoss(vectors='force')(model, batch, batch.y)
     with pytest.raises(ValueError, match='model output on the clean batch'):
         loss_fn(lambda d: d.pos[:, :2], batch, batch.y)
-    with pytest.raises(TypeError, match='must return a Tensor'):
+    with pytest.raises(TypeError, match='model output on the .* batch '
+                       'must be a torch.Tensor'):
         loss_fn(lambda d: (d.pos, ), batch, batch.y)
     # the finiteness check reads the loss: debug mode only
     with debug(), pytest.raises(FloatingPointError, match='non-finite'):

@@ -122,7 +122,8 @@ def test_multi_output_errors():
                        r"\['forces'\]"):
         RemulLoss(output=OUTPUT)(Springs(), batch,
                                  {'energy': batch.energy})
-    with pytest.raises(TypeError, match='must return a mapping'):
+    with pytest.raises(TypeError, match='the model output on the clean '
+                       'batch must be a mapping with the outputs'):
         RemulLoss(output=OUTPUT)(lambda d: d.pos, batch, targets(batch))
     with pytest.raises(ValueError, match="'output_weights' names unknown"):
         RemulLoss(output=OUTPUT, output_weights={'energies': 1.0})

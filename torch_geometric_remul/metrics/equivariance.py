@@ -5,7 +5,6 @@ from typing import (
     Callable,
     Dict,
     Iterable,
-    Mapping,
     Optional,
     Sequence,
     Union,
@@ -108,28 +107,11 @@ def _graph_norms(diff: Tensor, layout: RowLayout, num_graphs: int) -> Tensor:
 
 def _outputs(y, roles: Roles, which: str) -> Dict[str, Tensor]:
     """The model's output(s) as ``{name: detached tensor}``."""
-    if not roles.multi_output:
-        if not isinstance(y, Tensor):
-            raise TypeError(f"the model must return a Tensor (got "
-                            f"{type(y).__name__}); for named outputs "
-                            f"declare them, e.g. output={{'energy': "
-                            f"'scalar', 'forces': 'vector'}}")
-        y = {'output': y}
-    elif not isinstance(y, Mapping) or any(k not in y
-                                           for k in roles.outputs):
-        got = sorted(y) if isinstance(y, Mapping) else type(y).__name__
-        raise ValueError(f"the model must return a mapping with the outputs "
-                         f"{sorted(roles.outputs)} (got "
-                         f"{got} "
-                         f"on the {which} input)")
+    y = roles.named(y, f'the model output on the {which} input')
     out = {}
-    for k in roles.outputs:
-        v = y[k]
+    for k, v in y.items():
         name = 'the model output' + ('' if not roles.multi_output else
                                      f' {k!r}')
-        if not isinstance(v, Tensor):
-            raise TypeError(f"{name} must be a Tensor (got "
-                            f"{type(v).__name__})")
         if not v.is_floating_point():
             raise TypeError(f"{name} must be floating point (got "
                             f"{v.dtype})")

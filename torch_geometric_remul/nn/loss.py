@@ -371,26 +371,8 @@ class RemulLoss(DeclaredGeometry, torch.nn.Module):
         return [T.to(dtype=dtype, device=device) for T in transforms]
 
     def _target_dict(self, target) -> Optional[Dict[str, Tensor]]:
-        if target is None:
-            return None
-        if not self.roles.multi_output:
-            if not isinstance(target, Tensor):
-                raise TypeError(f"'target' must be a torch.Tensor (got "
-                                f"{type(target).__name__})")
-            return {'output': target}
-        if not isinstance(target, Mapping):
-            raise TypeError(f"'target' must be a mapping with the outputs "
-                            f"{sorted(self.roles.outputs)} (got "
-                            f"{type(target).__name__})")
-        missing = [k for k in self.roles.outputs if k not in target]
-        if missing:
-            raise ValueError(f"'target' lacks the output(s) {missing} "
-                             f"(declared: {sorted(self.roles.outputs)})")
-        for k in self.roles.outputs:
-            if not isinstance(target[k], Tensor):
-                raise TypeError(f"'target[{k!r}]' must be a torch.Tensor "
-                                f"(got {type(target[k]).__name__})")
-        return {k: target[k] for k in self.roles.outputs}
+        return None if target is None else self.roles.named(target,
+                                                             "'target'")
 
     def _name(self, what: str, key: str) -> str:
         return what if not self.roles.multi_output else f"{what}[{key!r}]"
@@ -416,28 +398,7 @@ class RemulLoss(DeclaredGeometry, torch.nn.Module):
                              self.__class__.__name__)
 
     def _output_dict(self, y, which: str) -> Dict[str, Tensor]:
-        if not self.roles.multi_output:
-            if not isinstance(y, Tensor):
-                raise TypeError(f"the model must return a Tensor (got "
-                                f"{type(y).__name__}); for a model that "
-                                f"returns named outputs declare them, e.g. "
-                                f"output={{'energy': 'scalar', 'forces': "
-                                f"'vector'}}")
-            return {'output': y}
-        if not isinstance(y, Mapping):
-            raise TypeError(f"the model must return a mapping with the "
-                            f"outputs {sorted(self.roles.outputs)} (got "
-                            f"{type(y).__name__} on the {which} batch)")
-        missing = [k for k in self.roles.outputs if k not in y]
-        if missing:
-            raise ValueError(f"the model output on the {which} batch lacks "
-                             f"{missing} (declared: "
-                             f"{sorted(self.roles.outputs)})")
-        for k in self.roles.outputs:
-            if not isinstance(y[k], Tensor):
-                raise TypeError(f"the model output {k!r} must be a Tensor "
-                                f"(got {type(y[k]).__name__})")
-        return {k: y[k] for k in self.roles.outputs}
+        return self.roles.named(y, f'the model output on the {which} batch')
 
     def _check_outputs(self, y: Dict[str, Tensor], shapes, which: str,
                        dtype, source: str) -> None:
