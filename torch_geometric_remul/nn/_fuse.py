@@ -31,9 +31,9 @@ def concat_copies(batches: Sequence[Data]) -> Batch:
     (no host-device synchronisation), and the result equals
     ``Batch.from_data_list`` of all the copies' graphs, ``to_data_list()``
     included. Going through that public collation instead separates and
-    re-collates every graph in Python: 35x and 65x slower in two runs for
-    2 x 100 graphs of 5 nodes, 15-20 ms, longer than the GNN's whole
-    training step (``benchmarks/fused_batch.py``).
+    re-collates every graph in Python: 30-35x slower in three runs for
+    2 x 100 graphs of 5 nodes (15-30 ms, longer than the GNN's whole
+    training step; ``benchmarks/fused_batch.py``).
 
     Example:
 
