@@ -4,10 +4,13 @@ configurations and seeds, aggregate, and write JSON, markdown and a plot.
 Every run reports its test metrics at the epoch of its best validation MSE
 (``results.json``: ``"selection": "best_val"``). A finished run found in
 the work directory is reused only when its configuration AND its code
-version match the current ones: the same git commit and the same
-uncommitted changes to the package (every invocation that trained it, see
-``torch_geometric_remul.train.code_version``), and it used best-validation
-selection. Runs of other code are trained again, unless the caller asks
+version match the current ones: the same committed package sources (git
+tree of ``torch_geometric_remul/``, so commits that touch only docs, tests or
+benchmarks keep finished runs) and the same uncommitted changes to the
+package (every invocation that trained it, see
+``torch_geometric_remul.train.code_version`` and ``same_code``), and it used
+best-validation selection. ``run_all(..., jobs=2)`` trains the missing runs
+in two processes at once (one per core) before aggregating. Runs of other code are trained again, unless the caller asks
 otherwise: ``run_all(..., reuse_other_code=True)`` or the environment
 variable ``REMUL_REUSE_OTHER_CODE=1`` accepts finished runs of another code
 version (their rows then list every code version they came from, in
@@ -41,7 +44,8 @@ QUICK = dict(num_train=32, num_val=16, num_test=16, epochs=2,
              eval_samples=2)
 
 #: metrics every run reports (``evaluate`` hooks may add more)
-METRICS = ('mse', 'E', 'E_prime', 'E_prime_rel', 'seconds_per_epoch')
+METRICS = ('mse', 'E', 'E_prime', 'E_prime_rel', 'E_prime_paper',
+           'seconds_per_epoch')
 
 
 def reuse_other_code_requested() -> bool:
@@ -54,7 +58,8 @@ def reuse_other_code_requested() -> bool:
 def run_all(configs: List[Dict], seeds: Sequence[int], common: Dict,
             work_dir: str, log=print,
             evaluate: Optional[Callable] = None,
-            reuse_other_code: Optional[bool] = None) -> List[Dict]:
+            reuse_other_code: Optional[bool] = None,
+            jobs: int = 1) -> List[Dict]:
     """Trains every configuration for every seed; returns one row per
     configuration with mean and standard deviation over seeds of the test
     metrics at each run's best-validation epoch (and of ``best_epoch``).
@@ -67,20 +72,24 @@ def run_all(configs: List[Dict], seeds: Sequence[int], common: Dict,
     A finished run in ``work_dir`` is reused when its configuration and
     code version match (see the module docstring);
     ``reuse_other_code=True`` (default: ``REMUL_REUSE_OTHER_CODE``)
-    accepts runs of another code version too.
+    accepts runs of another code version too. With ``jobs > 1`` the runs
+    still missing are first trained in ``jobs`` processes at once (each
+    one single-threaded unless ``OMP_NUM_THREADS`` says otherwise); their
+    seconds per epoch then include that sharing of the machine.
     """
     if reuse_other_code is None:
         reuse_other_code = reuse_other_code_requested()
     current = code_version()
+    if jobs > 1:
+        _train_missing(configs, seeds, common, work_dir, current,
+                       reuse_other_code, jobs, log)
     rows = []
     for cfg in configs:
         cfg = dict(cfg)
         label = cfg.pop('label')
         per_seed, versions, best_epochs = [], [], []
         for seed in seeds:
-            values = dict(common, **cfg, seed=seed)
-            values['run_dir'] = osp.join(work_dir, f'{label}-seed{seed}'
-                                         .replace(' ', '_'))
+            values = _values(common, cfg, seed, label, work_dir)
             test = _finished(values, current, reuse_other_code)
             if test is None:
                 t0 = time.perf_counter()
@@ -122,6 +131,62 @@ def run_all(configs: List[Dict], seeds: Sequence[int], common: Dict,
                 else 0.0
         rows.append(row)
     return rows
+
+
+def _values(common: Dict, cfg: Dict, seed: int, label: str,
+            work_dir: str) -> Dict:
+    """The ``TrainConfig`` fields of one run (its directory named by
+    label and seed)."""
+    values = dict(common, **cfg, seed=seed)
+    values['run_dir'] = osp.join(work_dir, f'{label}-seed{seed}'
+                                 .replace(' ', '_'))
+    return values
+
+
+def _train_one(values: Dict) -> float:
+    """Trains one run in a worker process; returns its wall seconds."""
+    os.environ.setdefault('OMP_NUM_THREADS', '1')
+    import torch
+    torch.set_num_threads(int(os.environ['OMP_NUM_THREADS']))
+    t0 = time.perf_counter()
+    train(TrainConfig(**values), progress=False, log=lambda s: None,
+          overwrite=True)
+    return time.perf_counter() - t0
+
+
+def _train_missing(configs, seeds, common, work_dir, current,
+                   reuse_other_code, jobs, log) -> None:
+    """Trains every run of ``configs`` x ``seeds`` that has no finished
+    result yet, ``jobs`` at a time, in the order given (configuration
+    after configuration, so that an interrupted sweep has all seeds of
+    its first configurations)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    pending = []
+    for cfg in configs:
+        cfg = dict(cfg)
+        label = cfg.pop('label')
+        for seed in seeds:
+            values = _values(common, cfg, seed, label, work_dir)
+            if _finished(values, current, reuse_other_code) is None:
+                pending.append((f'{label} seed {seed}', values))
+    if not pending:
+        return
+    log(f'training {len(pending)} run(s), {jobs} at a time')
+    failed = []
+    context = multiprocessing.get_context('spawn')
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        futures = [(name, pool.submit(_train_one, values))
+                   for name, values in pending]
+        for name, future in futures:
+            try:
+                log(f'{name}: trained in {future.result():.0f} s')
+            except Exception as e:  # noqa: BLE001 - reported, then raised
+                log(f'{name}: FAILED: {type(e).__name__}: {e}')
+                failed.append((name, e))
+    if failed:
+        raise RuntimeError(f'{len(failed)} run(s) failed, first: '
+                           f'{failed[0][0]}') from failed[0][1]
 
 
 def _results(run_dir: str) -> Dict:

@@ -131,6 +131,8 @@ TRAIN_OPTIONS = (
     ('fused', argparse.BooleanOptionalAction,
      'one forward pass on clean + transformed graphs (always on when '
      'training with several processes)'),
+    ('num_samples', int, 'group elements per graph and step (augment, '
+     'remul); augment with 2 is as many forward passes as remul'),
     ('epochs', int, 'with --resume, the new total (may extend the run)'),
     ('batch_size', int, 'the global batch size: under torchrun each of the '
      'K processes takes batch-size / K graphs per step (must be divisible '
@@ -144,6 +146,8 @@ TRAIN_OPTIONS = (
     ('num_test', int, 'test graphs'),
     ('eval_graphs', int, "graphs used for E' each epoch"),
     ('eval_samples', int, "group elements per graph for E'"),
+    ('val_every', int, 'validate every N epochs and after the last; the '
+     'best-validation model is chosen among those'),
     ('seed', int, 'seed of the data, the weights and the group elements'),
     ('data_root', str, 'where the data are cached or simulated; may change '
      'with --resume'),

@@ -40,6 +40,8 @@ def test_resolved_fills_defaults_and_canonical_names():
     ('mode', 'both', "'mode' must be one of target, consistency"),
     ('source', 'bogus', "'source' is not an option of the nbody task"),
     ('num_layers', 0, "'num_layers' must be >= 1"),
+    ('num_samples', 0, "'num_samples' must be >= 1"),
+    ('val_every', 0, "'val_every' must be >= 1"),
 ])
 def test_resolved_rejects(field, value, message):
     with pytest.raises(ValueError, match=message):
@@ -207,3 +209,11 @@ def test_config_file_errors_are_one_line(tmp_path, capsys):
     assert str(path) in line and "'beta' must be a finite number >= 0" in line
     assert main(['train', '--config', str(tmp_path / 'nope.json')]) == 1
     assert 'nope.json not found' in one_line_error(capsys.readouterr().err)
+
+
+def test_num_samples_needs_a_loss_that_draws_group_elements():
+    with pytest.raises(ValueError, match="'num_samples' must be 1 with "
+                       "loss 'plain'"):
+        TrainConfig(loss='plain', num_samples=2).resolved()
+    assert TrainConfig(loss='augment', num_samples=2).resolved() \
+        .num_samples == 2

@@ -114,6 +114,34 @@ def test_losses_and_weightings_run(tmp_path, data_root, loss, weighting):
     assert res.test['mse'] > 0 and len(res.history) == 1
 
 
+@pytest.mark.parametrize('fused', [False, True])
+def test_compute_matched_augmentation(tmp_path, data_root, fused):
+    # two transformed copies per step: two forward passes, like REMUL's,
+    # and no task term on the untransformed graphs
+    cfg = config(tmp_path, data_root, epochs=1, loss='augment',
+                 num_samples=2, fused=fused).resolved()
+    spec = task_spec(cfg)
+    loss_fn = build_loss(cfg, spec, torch.nn.Linear(3, 3),
+                         steps_per_epoch=2)
+    assert loss_fn.num_samples == 2 and loss_fn.weighting.alpha == 0
+    calls = []
+    res = train(cfg, progress=False, log=quiet)
+    assert res.test['mse'] > 0
+    # one forward on 2B graphs (fused) or two on B graphs each
+    net = res.model
+    batch = Batch.from_data_list(list(spec.load('train'))[:4])
+    handle = net.register_forward_hook(
+        lambda m, i, o: calls.append(o.shape[0]))
+    try:
+        loss_fn(net, batch, batch[spec.target]).loss.backward()
+    finally:
+        handle.remove()
+    n = batch.num_nodes
+    assert calls == ([2 * n] if fused else [n, n])
+    row = res.history[0]
+    assert row['val_E_prime_paper'] >= row['val_E_prime'] > 0
+
+
 def test_gradnorm_starts_from_the_given_weights(tmp_path, data_root):
     # --alpha/--beta were silently ignored with --weighting gradnorm
     res = train(config(tmp_path, data_root, epochs=1, weighting='gradnorm',

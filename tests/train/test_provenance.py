@@ -37,6 +37,10 @@ def test_code_version_of_this_checkout():
     assert isinstance(version['package_dirty'], bool)
     assert (version['package_diff_sha256'] is None) == \
         (not version['package_dirty'])
+    tree = subprocess.run(['git', 'rev-parse', 'HEAD:torch_geometric_remul'],
+                          cwd=ROOT, capture_output=True,
+                          text=True).stdout.strip()
+    assert version['package_tree'] == tree and len(tree) == 40
 
 
 def test_no_git_gives_none_and_never_fails(monkeypatch, tmp_path):
@@ -46,7 +50,8 @@ def test_no_git_gives_none_and_never_fails(monkeypatch, tmp_path):
     monkeypatch.setattr(subprocess, 'run', missing)
     assert code_version() == {'commit': None, 'dirty': None,
                               'package_dirty': None,
-                              'package_diff_sha256': None}
+                              'package_diff_sha256': None,
+                              'package_tree': None}
     monkeypatch.undo()
 
     def slow(*args, **kwargs):
@@ -71,6 +76,20 @@ def test_same_code():
     unknown = dict(a, commit=None)
     assert not same_code(unknown, dict(unknown))
     assert not same_code(None, a)
+    assert not same_code(a, unknown)
+
+
+def test_same_code_follows_the_package_sources_across_commits():
+    # a later commit that changes only docs keeps the package's tree
+    a = {'commit': 'a' * 40, 'package_dirty': False,
+         'package_diff_sha256': None, 'package_tree': 't' * 40}
+    assert same_code(a, dict(a, commit='b' * 40))
+    assert not same_code(a, dict(a, commit='b' * 40, package_tree='u' * 40))
+    assert not same_code(a, dict(a, package_dirty=True,
+                                 package_diff_sha256='1' * 64))
+    # a record without the tree (older runs) falls back to the commit
+    old = {k: v for k, v in a.items() if k != 'package_tree'}
+    assert same_code(old, a) and not same_code(old, dict(a, commit='b' * 40))
 
 
 def test_machine_and_versions():

@@ -168,3 +168,30 @@ def test_hostile_best_model_runs_nothing(run_copy, capsys):
     err = capsys.readouterr().err
     assert 'best.pt was refused' in err
     assert not osp.exists('pwned')
+
+
+def test_val_every_validates_every_n_epochs_and_the_last(tmp_path, data_root,
+                                                        scripted_validation):
+    # validated: epochs 2 and 4 (every 2nd) and 5 (the last)
+    res = train(make_config(tmp_path / 'run', data_root, epochs=5,
+                            val_every=2), progress=False, log=quiet)
+    validated = [row['epoch'] for row in res.history
+                 if row['val_mse'] == row['val_mse']]
+    assert validated == [2, 4, 5]
+    for row in res.history:
+        if row['epoch'] not in validated:
+            assert all(row[k] != row[k] for k in row if k.startswith('val_'))
+    assert res.best_epoch == 2  # VAL_MSE: 1.0 at epoch 2, 2.0, 5.0 later
+    results = json.load(open(osp.join(res.run_dir, 'results.json')))
+    assert results['best_epoch'] == 2 and results['best_val_mse'] == 1.0
+    assert 'E_prime_paper' in results['test']
+    assert osp.exists(osp.join(res.run_dir, 'loss.png')) or \
+        not _has_matplotlib()
+
+
+def _has_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -109,6 +109,7 @@ def build_loss(config: TrainConfig, spec: TaskSpec, model: torch.nn.Module,
     seed = distributed.rank_seed(config.seed + 1, rank)
     common = dict(roles=spec.roles, group=config.group, mode=config.mode,
                   axis=spec.axis, fused=config.fused,
+                  num_samples=config.num_samples,
                   generator=torch.Generator().manual_seed(seed))
     if config.loss == 'augment':
         return RemulLoss(alpha=0.0, beta=1.0, **common)

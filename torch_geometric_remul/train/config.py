@@ -70,6 +70,11 @@ class TrainConfig:
     mode: str = 'target'
     group: Optional[str] = None
     fused: bool = False
+    #: Group elements per graph and step of the ``'augment'`` and
+    #: ``'remul'`` losses: ``loss='augment', num_samples=2`` trains on two
+    #: transformed copies of every graph per step, as many forward passes
+    #: as REMUL's (a compute-matched augmentation baseline).
+    num_samples: int = 1
     epochs: Optional[int] = None
     batch_size: Optional[int] = None
     lr: Optional[float] = None
@@ -81,6 +86,10 @@ class TrainConfig:
     num_test: Optional[int] = None
     eval_graphs: int = 200
     eval_samples: int = 20
+    #: Validate every ``val_every`` epochs and after the last one (the
+    #: best-validation model is chosen among the validated epochs; EGNN's
+    #: N-body protocol validates every 5 epochs).
+    val_every: int = 1
     seed: int = 0
     #: ``None``: ``'data'`` (``DEFAULT_DATA_ROOT``).
     data_root: Optional[str] = None
@@ -131,7 +140,8 @@ class TrainConfig:
         check_int(values['seed'], 'seed', minimum=0)
         for key in ('epochs', 'batch_size', 'num_train', 'num_val',
                     'num_test', 'eval_graphs', 'eval_samples',
-                    'hidden_channels', 'num_layers'):
+                    'num_samples', 'val_every', 'hidden_channels',
+                    'num_layers'):
             if values[key] is not None or key not in _MODEL_DEFAULT:
                 check_int(values[key], key, minimum=1)
         check_real(values['lr'], 'lr', minimum=0, strict=True)
@@ -143,6 +153,10 @@ class TrainConfig:
         if not isinstance(values['extra'], dict):
             raise TypeError(f"'extra' must be a dict (got "
                             f"{type(values['extra']).__name__})")
+        if values['loss'] == 'plain' and values['num_samples'] != 1:
+            raise ValueError(f"'num_samples' must be 1 with loss 'plain' "
+                             f"(no group elements are drawn; got "
+                             f"{values['num_samples']})")
         out = TrainConfig(**values)
         if out.loss == 'remul':
             _check_weighting(out)

@@ -87,7 +87,7 @@ def evaluate_split(model, dataset, spec: TaskSpec, config: TrainConfig,
         >>> metrics = evaluate_split(model, spec.load('val'), spec, config,
         ...                          seed=0)
         >>> sorted(metrics)
-        ['E', 'E_prime', 'E_prime_rel', 'mse']
+        ['E', 'E_prime', 'E_prime_paper', 'E_prime_rel', 'mse']
     """
     runtime = Runtime.current() if runtime is None else runtime
     num_eval = min(config.eval_graphs, len(dataset))
@@ -102,14 +102,14 @@ def evaluate_split(model, dataset, spec: TaskSpec, config: TrainConfig,
     finally:
         model.train(was_training)
     total, count = runtime.all_reduce_sum([total, count])
-    means = [err.E, err.E_prime, err.E_prime_rel] if err is not None else \
-        [0.0] * 3
-    (E, E_prime, E_prime_rel), graphs = runtime.weighted_mean(
+    keys = ('E', 'E_prime', 'E_prime_rel', 'E_prime_paper')
+    means = [getattr(err, key) for key in keys] if err is not None else \
+        [0.0] * len(keys)
+    means, graphs = runtime.weighted_mean(
         means, err.num_graphs if err is not None else 0)
     if graphs == 0:
         raise ValueError('cannot evaluate an empty dataset')
-    return {'mse': total / max(count, 1), 'E': E, 'E_prime': E_prime,
-            'E_prime_rel': E_prime_rel}
+    return dict({'mse': total / max(count, 1)}, **dict(zip(keys, means)))
 
 
 __all__ = ['evaluate_split']

@@ -77,7 +77,8 @@ class TrainResult:
     processes except ``epoch_seconds``).
 
     ``test`` holds the test metrics of the model selected at the epoch with
-    the best validation MSE (``best_epoch``; ties go to the earlier epoch),
+    the best validation MSE (``best_epoch``; ties go to the earlier epoch;
+    among the validated epochs, every ``val_every`` and the last),
     ``test_last`` those of the last epoch's model; ``model`` is the last
     epoch's model (the best one is in ``best.pt``).
 
@@ -91,7 +92,7 @@ class TrainResult:
         ...                      data_root=root, run_dir=root + '/run')
         >>> result = train(config, progress=False, log=lambda line: None)
         >>> len(result.history), sorted(result.test)[:3]
-        (1, ['E', 'E_prime', 'E_prime_rel'])
+        (1, ['E', 'E_prime', 'E_prime_paper'])
     """
     run_dir: str
     history: List[Dict[str, float]]
@@ -357,8 +358,13 @@ def _epoch(config: TrainConfig, spec: TaskSpec, net: torch.nn.Module,
             f'holds epoch {saved_epoch}); check the learning rate and the '
             f'data')
     n = max(len(shares), 1)
-    val = evaluate_split(state.model, val_ds, spec, config,
-                         seed=config.seed * 7919 + epoch, runtime=runtime)
+    if _validates(config, epoch):
+        val = evaluate_split(state.model, val_ds, spec, config,
+                             seed=config.seed * 7919 + epoch,
+                             runtime=runtime)
+    else:  # not validated: no candidate for the best-validation model
+        val = dict.fromkeys(('mse', 'E', 'E_prime', 'E_prime_rel',
+                             'E_prime_paper'), math.nan)
     return {
         'epoch': epoch + 1, 'step': state.step,
         'train_loss': reduced[0] / n,
@@ -368,8 +374,15 @@ def _epoch(config: TrainConfig, spec: TaskSpec, net: torch.nn.Module,
         'val_mse': val['mse'], 'val_E': val['E'],
         'val_E_prime': val['E_prime'],
         'val_E_prime_rel': val['E_prime_rel'],
+        'val_E_prime_paper': val['E_prime_paper'],
         'epoch_seconds': time.perf_counter() - t0,
     }
+
+
+def _validates(config: TrainConfig, epoch: int) -> bool:
+    r"""Whether epoch ``epoch`` (0-based) is validated: every
+    ``config.val_every`` epochs and the last epoch of the run."""
+    return (epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs
 
 
 def _is_better(val_mse: float, best: Optional[Dict[str, Any]]) -> bool:

@@ -38,7 +38,7 @@ def _git(args: List[str], cwd: str) -> Optional[bytes]:
 
 def code_version(package_dir: Optional[str] = None) -> Dict[str, Any]:
     r"""The version of the code a run uses: ``{'commit', 'dirty',
-    'package_dirty', 'package_diff_sha256'}``.
+    'package_dirty', 'package_diff_sha256', 'package_tree'}``.
 
     * ``commit``: the git commit (40 hex digits) of the checkout the
       package lives in, ``None`` when it is not in a git checkout (e.g.
@@ -50,7 +50,11 @@ def code_version(package_dir: Optional[str] = None) -> Dict[str, Any]:
     * ``package_diff_sha256``: a SHA-256 of the package's uncommitted
       changes (the diff against the commit and the untracked files'
       contents), ``None`` when it is clean: two runs on the same commit
-      with the same uncommitted edits get the same value.
+      with the same uncommitted edits get the same value;
+    * ``package_tree``: the git object name of the package's directory in
+      the commit (its committed sources): commits that change only
+      documentation, tests or benchmarks keep it, so runs of the same
+      package code are recognised across them (``None`` without git).
 
     Args:
         package_dir (str, optional): The package directory (default: this
@@ -59,19 +63,25 @@ def code_version(package_dir: Optional[str] = None) -> Dict[str, Any]:
     Example:
 
         >>> version = code_version()
-        >>> sorted(version)
-        ['commit', 'dirty', 'package_diff_sha256', 'package_dirty']
+        >>> sorted(version)  # doctest: +NORMALIZE_WHITESPACE
+        ['commit', 'dirty', 'package_diff_sha256', 'package_dirty',
+         'package_tree']
         >>> version['commit'] is None or len(version['commit']) == 40
         True
     """
     package_dir = package_dir or _PACKAGE_DIR
     out = {'commit': None, 'dirty': None, 'package_dirty': None,
-           'package_diff_sha256': None}
+           'package_diff_sha256': None, 'package_tree': None}
     head = _git(['rev-parse', 'HEAD'], package_dir)
     top = _git(['rev-parse', '--show-toplevel'], package_dir)
     if head is None or top is None:
         return out
     out['commit'] = head.decode().strip()
+    prefix = _git(['rev-parse', '--show-prefix'], package_dir)
+    tree = None if prefix is None else _git(
+        ['rev-parse', 'HEAD:' + prefix.decode().strip()], package_dir)
+    if tree is not None:
+        out['package_tree'] = tree.decode().strip() or None
     status = _git(['status', '--porcelain'], package_dir)
     package = ['--', package_dir]
     own = _git(['status', '--porcelain', *package], package_dir)
@@ -161,9 +171,11 @@ def provenance(code: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
 
 def same_code(a: Optional[Dict[str, Any]],
               b: Optional[Dict[str, Any]]) -> bool:
-    r"""Whether two :func:`code_version` records name the same code: the
-    same known commit and the same uncommitted package changes (none, or
-    the same digest). Unknown versions (``None`` commit) never match.
+    r"""Whether two :func:`code_version` records name the same package
+    code: the same committed package sources (``package_tree``; the same
+    commit when either record lacks it) and the same uncommitted package
+    changes (none, or the same digest). Unknown versions (``None`` commit)
+    never match.
 
     Example:
 
@@ -172,13 +184,23 @@ def same_code(a: Optional[Dict[str, Any]],
         (True, False)
         >>> same_code(v, dict(v, package_diff_sha256='0f'))
         False
+        >>> w = dict(v, package_tree='c' * 40)  # a docs-only commit later:
+        >>> same_code(w, dict(w, commit='b' * 40))
+        True
+        >>> same_code(w, dict(w, package_tree='d' * 40))
+        False
     """
-    if not a or not b or a.get('commit') is None:
+    if not a or not b or a.get('commit') is None or b.get('commit') is None:
         return False
-    if a.get('package_dirty') and a.get('package_diff_sha256') is None:
-        return False  # edited sources whose digest could not be taken
-    return (a.get('commit') == b.get('commit') and
-            a.get('package_diff_sha256') == b.get('package_diff_sha256'))
+    for v in (a, b):
+        if v.get('package_dirty') and v.get('package_diff_sha256') is None:
+            return False  # edited sources whose digest could not be taken
+    if a.get('package_tree') and b.get('package_tree'):
+        same_sources = a['package_tree'] == b['package_tree']
+    else:
+        same_sources = a.get('commit') == b.get('commit')
+    return same_sources and (a.get('package_diff_sha256') ==
+                             b.get('package_diff_sha256'))
 
 
 __all__ = ['GIT_TIMEOUT', 'code_version', 'machine', 'provenance',

@@ -9,6 +9,7 @@ touched.
 import csv
 import io
 import json
+import math
 import os.path as osp
 from typing import Any, Dict, List, Optional
 
@@ -98,7 +99,12 @@ def plot_history(run_dir: str, history: List[Dict[str, float]]) -> List[str]:
         fig = Figure(figsize=(6, 4))
         ax = fig.subplots()
         for label, key in curves.items():
-            ax.plot(epochs, [row[key] for row in history], label=label)
+            # epochs without a value (not validated: NaN) are left out, so
+            # that a curve validated every few epochs is still a line
+            points = [(e, row[key]) for e, row in zip(epochs, history)
+                      if key in row and math.isfinite(row[key])]
+            ax.plot([e for e, _ in points], [v for _, v in points],
+                    label=label)
         ax.set_yscale('log')
         ax.set_xlabel('epoch')
         ax.set_title(title)

@@ -1,0 +1,292 @@
+"""The headline comparison on charged N-body: REMUL against data
+augmentation (one and two transformed copies per step), the exactly
+equivariant EGNN and plain training, on a long schedule with several seeds.
+
+Usage:  python benchmarks/headline.py [--seeds 0 1 2 3 4] [--epochs 300]
+            [--val-every 5] [--jobs 2] [--only LABEL ...] [--work runs]
+            [--quick]
+
+Data: our simulator of the EGNN charged-particle system (a stand-in for the
+EGNN files: 3,000 / 2,000 / 2,000 trajectories, frame 30 -> 40, see
+docs/results.md for how it differs). Every run is ``remul train --task
+nbody`` with the options of its row, ``--epochs 300 --val-every 5`` (EGNN's
+protocol validates every 5 epochs) and the task's defaults otherwise.
+
+Rows, in the order they are trained:
+
+* ``GNN + REMUL``: target mode, beta = 1, fused (one forward pass on the
+  clean and the transformed graphs: two graphs' worth of compute per graph);
+* ``GNN + augmentation``: one transformed copy per graph and step (one
+  graph's worth of compute);
+* ``GNN + augmentation x2``: two transformed copies per graph and step,
+  fused (``num_samples=2``): as many forward passes as REMUL;
+* ``EGNN``, ``GNN plain``, then the Transformer rows.
+
+Selection: each run's test metrics are those of the model at its epoch of
+lowest validation MSE (validated every ``--val-every`` epochs and at the
+last). Statistics: mean over seeds with a 95% Student-t interval; paired
+bootstrap intervals (10,000 resamples over seeds) of REMUL - augmentation,
+REMUL - augmentation x2, REMUL - EGNN and REMUL - plain, "tie" when the
+interval contains 0. Only rows with every requested seed finished are
+tabulated; the others are listed as missing (``--jobs 2`` trains two runs at
+once; an interrupted run starts over, finished runs are reused when the
+package code is the same).
+
+Writes benchmarks/results/headline.{json,md,png}: the test-MSE panel, the
+E' panel (the paper's Eq. 9 and our per-node variant) and validation MSE
+against training seconds (accuracy for compute).
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+import tempfile
+from typing import Dict, List, Sequence
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _stats import Interval, compare, mean_interval  # noqa: E402
+
+from _runs import (QUICK, run_all, run_provenance,  # noqa: E402
+                   write_outputs)
+
+CONFIGS = [
+    dict(label='GNN + REMUL', model='gnn', loss='remul', fused=True),
+    dict(label='GNN + augmentation', model='gnn', loss='augment'),
+    dict(label='GNN + augmentation x2', model='gnn', loss='augment',
+         num_samples=2, fused=True),
+    dict(label='EGNN', model='egnn', loss='plain'),
+    dict(label='GNN plain', model='gnn', loss='plain'),
+    dict(label='Transformer + REMUL', model='transformer', loss='remul',
+         fused=True),
+    dict(label='Transformer + augmentation', model='transformer',
+         loss='augment'),
+    dict(label='Transformer plain', model='transformer', loss='plain'),
+]
+
+#: forward passes per training graph and step (the compute of a row)
+PASSES = {'plain': 1, 'augment': 1, 'remul': 2}
+
+#: the paired differences reported (label a - label b)
+COMPARISONS = (('GNN + REMUL', 'GNN + augmentation'),
+               ('GNN + REMUL', 'GNN + augmentation x2'),
+               ('GNN + REMUL', 'EGNN'),
+               ('GNN + REMUL', 'GNN plain'),
+               ('GNN + augmentation x2', 'GNN + augmentation'),
+               ('Transformer + REMUL', 'Transformer + augmentation'),
+               ('Transformer + REMUL', 'EGNN'),
+               ('Transformer + REMUL', 'Transformer plain'))
+
+#: metrics given a 95% interval per row (key -> description)
+INTERVALS = {'mse': 'test MSE (length^2)',
+             'E_prime_paper': "E' as in the paper (Eq. 9, length)",
+             'E_prime': "E' per node (our normalised variant, length)"}
+
+
+def passes(config: Dict) -> int:
+    """Forward passes per training graph and step of a row."""
+    if config['loss'] == 'augment':
+        return config.get('num_samples', 1)
+    return PASSES[config['loss']] * (config.get('num_samples', 1)
+                                     if config['loss'] == 'remul' else 1)
+
+
+def finished_configs(configs: List[Dict], seeds: Sequence[int],
+                     common: Dict, work_dir: str) -> List[Dict]:
+    """The configurations whose every seed has a finished run of the
+    current code (the rest are reported as missing)."""
+    import _runs
+    current = _runs.code_version()
+    out = []
+    for cfg in configs:
+        rest = {k: v for k, v in cfg.items() if k != 'label'}
+        if all(_runs._finished(_runs._values(common, rest, s, cfg['label'],
+                                             work_dir), current)
+               is not None for s in seeds):
+            out.append(cfg)
+    return out
+
+
+def _curve(run_dir: str) -> Dict[str, List[float]]:
+    """Validation MSE against cumulative training seconds of one run."""
+    with open(osp.join(run_dir, 'metrics.json')) as f:
+        history = json.load(f)
+    seconds, mse, total = [], [], 0.0
+    for row in history:
+        total += row['epoch_seconds']
+        if row['val_mse'] == row['val_mse']:  # validated epochs only
+            seconds.append(total)
+            mse.append(row['val_mse'])
+    return {'seconds': seconds, 'val_mse': mse, 'total_seconds': total}
+
+
+def aggregate(rows: List[Dict], configs: List[Dict], work_dir: str) -> Dict:
+    """Intervals per row, paired comparisons, curves and compute."""
+    by_label = {}
+    for cfg, row in zip(configs, rows):
+        row['passes_per_graph'] = passes(cfg)
+        for key in INTERVALS:
+            vals = [r[key] for r in row['runs'] if key in r]
+            if vals:
+                row[key + '_ci'] = mean_interval(vals).as_dict()
+        curves = [_curve(osp.join(work_dir, f'{row["label"]}-seed{s}'
+                                  .replace(' ', '_'))) for s in row['seeds']]
+        row['curves'] = curves
+        row['train_core_seconds'] = sum(c['total_seconds'] for c in curves)
+        by_label[row['label']] = row
+    comparisons = []
+    for a, b in COMPARISONS:
+        if a in by_label and b in by_label:
+            for key in ('mse', 'E_prime_paper'):
+                comparisons.append(compare(by_label[a], by_label[b], key))
+    return {'rows': rows, 'comparisons': comparisons}
+
+
+def _cell(ci: Dict, scale: float, digits: int) -> str:
+    return Interval(**ci).format(digits, scale)
+
+
+def markdown(payload: Dict) -> str:
+    """The table (mean [95% interval]) and the paired differences."""
+    seeds = payload['seeds']
+    lines = [
+        f'### Charged N-body (simulated stand-in), {payload["epochs"]} '
+        f'epochs, validated every {payload["val_every"]}; {len(seeds)} '
+        f'seeds {seeds}', '',
+        f'Test MSE x 1e-3 (length^2) and E\' x 1e-2 (length): mean '
+        f'[95% t-interval] over seeds, at each run\'s best-validation epoch. '
+        f'Passes: forward passes per training graph and step. Core-hours: '
+        f'the training time of all seeds of the row (two runs shared the '
+        f'2-core machine at a time).', '',
+        '| model / loss | passes | test MSE | E\' (paper, Eq. 9) | '
+        'E\' (per node) | best epochs | core-hours |',
+        '|---|---|---|---|---|---|---|']
+    for r in payload['rows']:
+        lines.append(
+            f'| {r["label"]} | {r["passes_per_graph"]} | '
+            f'{_cell(r["mse_ci"], 1e3, 2)} | '
+            f'{_cell(r["E_prime_paper_ci"], 1e2, 3)} | '
+            f'{_cell(r["E_prime_ci"], 1e2, 3)} | '
+            f'{", ".join(str(e) for e in r["best_epochs"])} | '
+            f'{r["train_core_seconds"] / 3600:.2f} |')
+    lines += ['', 'Paired differences over seeds (bootstrap, 10,000 '
+              'resamples, 95% percentile interval); "tie" when the interval '
+              'contains 0.', '',
+              '| difference | metric | estimate | interval | verdict |',
+              '|---|---|---|---|---|']
+    for c in payload['comparisons']:
+        d = c['difference']
+        scale, unit = (1e3, 'test MSE x 1e-3') if c['key'] == 'mse' else \
+            (1e2, "E' (paper) x 1e-2")
+        interval = (f'[{d["low"] * scale:.3f}, {d["high"] * scale:.3f}]'
+                    if d['low'] is not None else f'(n={d["n"]})')
+        lines.append(f'| {c["a"]} - {c["b"]} | {unit} | '
+                     f'{d["estimate"] * scale:.3f} | {interval} | '
+                     f'{c["verdict"]} |')
+    if payload['missing']:
+        lines += ['', 'Not yet finished for every seed (not tabulated): ' +
+                  ', '.join(payload['missing']) + '.']
+    return '\n'.join(lines) + '\n'
+
+
+def plot(payload: Dict):
+    """``plot(figures) -> figure``: test MSE and E' (paper) per row with
+    their 95% intervals, and validation MSE against training time."""
+    rows = payload['rows']
+
+    def draw(figures):
+        fig, axes = figures.subplots(1, 3, figsize=(15, 4.2))
+        labels = [r['label'] for r in rows]
+        ys = list(range(len(rows)))
+        for ax, key, scale, xlabel in (
+                (axes[0], 'mse_ci', 1e3, 'test MSE x 1e-3 (length$^2$)'),
+                (axes[1], 'E_prime_paper_ci', 1e2,
+                 "E' (paper, Eq. 9) x 1e-2 (length)")):
+            est = [r[key]['estimate'] * scale for r in rows]
+            err = [[0.0 if r[key]['low'] is None else
+                    (r[key]['estimate'] - r[key]['low']) * scale
+                    for r in rows],
+                   [0.0 if r[key]['high'] is None else
+                    (r[key]['high'] - r[key]['estimate']) * scale
+                    for r in rows]]
+            ax.errorbar(est, ys, xerr=err, fmt='o', capsize=4)
+            ax.set_yticks(ys, labels)
+            ax.invert_yaxis()
+            ax.set_xlabel(xlabel)
+            ax.grid(axis='x', alpha=0.3)
+        axes[1].set_yticklabels([])
+        ax = axes[2]
+        for r in rows:
+            curves = r['curves']
+            n = min(len(c['seconds']) for c in curves)
+            xs = [sum(c['seconds'][i] for c in curves) / len(curves)
+                  for i in range(n)]
+            ys_ = [sum(c['val_mse'][i] for c in curves) / len(curves) * 1e3
+                   for i in range(n)]
+            ax.plot(xs, ys_, label=r['label'])
+        ax.set_xlabel('training seconds (one core, mean over seeds)')
+        ax.set_ylabel('validation MSE x 1e-3 (length$^2$)')
+        ax.set_yscale('log')
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+        fig.suptitle(f'Charged N-body (simulated stand-in): error bars are '
+                     f'95% t-intervals of the mean over '
+                     f'{len(payload["seeds"])} seeds', fontsize=9)
+        fig.tight_layout()
+        return fig
+    return draw
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--seeds', type=int, nargs='+',
+                        default=[0, 1, 2, 3, 4])
+    parser.add_argument('--epochs', type=int, default=300)
+    parser.add_argument('--val-every', type=int, default=5)
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='runs trained at once (one per core)')
+    parser.add_argument('--only', nargs='*', default=None,
+                        help='labels (exact) of the rows to train/report')
+    parser.add_argument('--work', default='runs',
+                        help='where the runs live (default: runs)')
+    parser.add_argument('--report-only', action='store_true',
+                        help='train nothing; tabulate the finished rows')
+    parser.add_argument('--data-root', default='data')
+    parser.add_argument('--quick', action='store_true')
+    args = parser.parse_args(argv)
+    configs = [dict(c) for c in CONFIGS
+               if not args.only or c['label'] in args.only]
+    if not configs:
+        parser.error(f'--only matches no row; rows: '
+                     f'{", ".join(c["label"] for c in CONFIGS)}')
+    common = dict(task='nbody', epochs=args.epochs, val_every=args.val_every,
+                  data_root=args.data_root)
+    work, seeds, directory = args.work, list(args.seeds), {}
+    if args.quick:
+        common.update(QUICK, val_every=2, epochs=3)
+        configs = configs[:4]
+        seeds = [0, 1]
+        work = common['data_root'] = tempfile.mkdtemp()
+        directory = {'directory': work}
+    work_dir = osp.join(work, 'bench-headline')
+    done = configs if not args.report_only else \
+        finished_configs(configs, seeds, common, work_dir)
+    missing = [c['label'] for c in configs if c not in done]
+    rows = run_all(done, seeds, common, work_dir, jobs=args.jobs) \
+        if done else []
+    payload = dict(run_provenance(), seeds=seeds, epochs=common['epochs'],
+                   val_every=common['val_every'], common=common,
+                   interval='95% Student-t interval of the mean over seeds',
+                   bootstrap_resamples=10_000, missing=missing,
+                   metrics=INTERVALS)
+    payload.update(aggregate(rows, done, work_dir))
+    table = markdown(payload)
+    print('\n' + table)
+    paths = write_outputs('headline', payload, table,
+                          plot(payload) if rows else None, **directory)
+    print('wrote', ', '.join(paths))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
