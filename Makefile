@@ -70,10 +70,14 @@ bench: $(VENV)/.accel
 # The paper-table reproduction (docs/results.md): every accuracy benchmark
 # and the speed comparison, written to benchmarks/results/. Finished runs
 # under runs/bench-*/ are reused, so an interrupted `make results` continues
-# where it stopped. SEEDS sets the seeds of the N-body, gravity and beta-sweep
-# tables.
+# where it stopped (runs are reused only when the package code is the same).
+# SEEDS sets the seeds of the N-body, gravity and beta-sweep tables; JOBS how
+# many runs the headline and data-efficiency benchmarks train at once.
 SEEDS ?= 0 1 2
+JOBS ?= 2
 results: $(VENV)/.accel
+	$(PY) benchmarks/headline.py --jobs $(JOBS)
+	$(PY) benchmarks/data_efficiency.py --jobs $(JOBS)
 	$(PY) benchmarks/nbody.py --system charged --seeds $(SEEDS)
 	$(PY) benchmarks/nbody.py --system gravity --seeds $(SEEDS)
 	$(PY) benchmarks/beta_sweep.py --seeds $(SEEDS)

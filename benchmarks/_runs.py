@@ -8,12 +8,13 @@ version match the current ones: the same committed package sources (git
 tree of ``torch_geometric_remul/``, so commits that touch only docs, tests or
 benchmarks keep finished runs) and the same uncommitted changes to the
 package (every invocation that trained it, see
-``torch_geometric_remul.train.code_version`` and ``same_code``), and it used
-best-validation selection. ``run_all(..., jobs=2)`` trains the missing runs
-in two processes at once (one per core) before aggregating. Runs of other code are trained again, unless the caller asks
-otherwise: ``run_all(..., reuse_other_code=True)`` or the environment
-variable ``REMUL_REUSE_OTHER_CODE=1`` accepts finished runs of another code
-version (their rows then list every code version they came from, in
+``torch_geometric_remul.train.code_version`` and ``same_code``), and it
+used best-validation selection. ``run_all(..., jobs=2)`` trains the missing
+runs in two processes at once (one per core) before aggregating. Runs of
+other code are trained again, unless the caller asks otherwise:
+``run_all(..., reuse_other_code=True)`` or the environment variable
+``REMUL_REUSE_OTHER_CODE=1`` accepts finished runs of another code version
+(their rows then list every code version they came from, in
 ``code_versions``). Outside a git checkout no code version is known and
 nothing is reused without that opt-in.
 """

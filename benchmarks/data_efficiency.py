@@ -18,8 +18,11 @@ interrupted sweep continues where it stopped.
 
 Epochs: a smaller training set gets more epochs so that the number of
 optimiser steps roughly matches the 3,000-system run
-(``epochs x 3000 / size``, at most ``--max-epochs``); the epochs of every
-size are recorded in the JSON.
+(``epochs x 3000 / size``, at most ``--max-epochs``); every run is validated
+about ``VALIDATIONS`` times (every ``epochs // 60`` epochs, and after the
+last), so that validating the fixed-size validation set does not dominate
+the small runs. The epochs and validation interval of every size are
+recorded in the JSON. ``--jobs 2`` trains two runs at once.
 
 Statistics: the mean test MSE over seeds with a 95% Student-t interval;
 REMUL - augmentation, REMUL - EGNN and REMUL - plain as paired bootstrap
@@ -49,6 +52,8 @@ LARGE = 10000
 #: the size whose epochs ``--epochs`` gives; smaller sizes match its steps
 REFERENCE_SIZE = 3000
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)
+#: about how many times a run is validated (see :func:`val_every_for`)
+VALIDATIONS = 60
 
 #: task -> (title, unconstrained backbone)
 TASKS = {
@@ -97,6 +102,12 @@ def epochs_for(size: int, epochs: int, max_epochs: int,
     return max(epochs, min(max_epochs, math.ceil(epochs * reference / size)))
 
 
+def val_every_for(epochs: int) -> int:
+    """Validation interval of a run of ``epochs`` epochs: about
+    :data:`VALIDATIONS` validations (every epoch up to that many)."""
+    return max(1, epochs // VALIDATIONS)
+
+
 def _run_record(run_dir: str) -> Dict:
     """Selection rule, best epoch and code version(s) a run recorded in its
     ``results.json`` (``None`` for what it does not record)."""
@@ -130,22 +141,25 @@ def _code_version():
 
 def run_task(task: str, sizes: Sequence[int], seeds: Sequence[int],
              common: Dict, work: str, epochs: int, max_epochs: int,
-             backbone: str = None, log=print) -> Dict:
+             backbone: str = None, log=print, jobs: int = 1) -> Dict:
     """Trains every method at every size; returns the task's JSON part:
     ``rows`` (one per size and method, with intervals) and
     ``comparisons`` (paired differences per size)."""
     title, default_backbone = TASKS[task]
     backbone = backbone or default_backbone
     configs = configs_for(backbone)
-    rows, comparisons, epochs_by_size = [], [], {}
+    rows, comparisons, epochs_by_size, val_every = [], [], {}, {}
     for size in sizes:
         n_epochs = epochs_for(size, epochs, max_epochs)
         epochs_by_size[str(size)] = n_epochs
-        values = dict(common, task=task, num_train=size, epochs=n_epochs)
+        val_every[str(size)] = val_every_for(n_epochs)
+        values = dict(common, task=task, num_train=size, epochs=n_epochs,
+                      val_every=val_every[str(size)])
         work_dir = osp.join(work, 'bench-data-efficiency', task, f'n{size}')
         run_cfgs = [{k: v for k, v in c.items() if k != 'method'}
                     for c in configs]
-        size_rows = run_all(run_cfgs, seeds, values, work_dir, log=log)
+        size_rows = run_all(run_cfgs, seeds, values, work_dir, log=log,
+                            jobs=jobs)
         by_method = {}
         for cfg, row in zip(configs, size_rows):
             row['method'] = cfg['method']
@@ -167,7 +181,8 @@ def run_task(task: str, sizes: Sequence[int], seeds: Sequence[int],
                 comp['num_train'] = size
                 comparisons.append(comp)
     return {'title': title, 'backbone': backbone,
-            'epochs_by_size': epochs_by_size, 'rows': rows,
+            'epochs_by_size': epochs_by_size,
+            'val_every_by_size': val_every, 'rows': rows,
             'comparisons': comparisons}
 
 
@@ -271,6 +286,8 @@ def main(argv=None):
     parser.add_argument('--max-epochs', type=int, default=300)
     parser.add_argument('--beta', type=float, default=1.0)
     parser.add_argument('--data-root', default='data')
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='runs trained at once (one per core)')
     parser.add_argument('--quick', action='store_true')
     args = parser.parse_args(argv)
     sizes = sorted(set(args.sizes + ([LARGE] if args.large else [])))
@@ -301,7 +318,7 @@ def main(argv=None):
     }
     for task in args.tasks:
         payload['tasks'][task] = run_task(task, sizes, seeds, common, work,
-                                          epochs, max_epochs)
+                                          epochs, max_epochs, jobs=args.jobs)
     selections = sorted({str(rec['selection']) for part in
                          payload['tasks'].values() for r in part['rows']
                          for rec in r['run_records']})

@@ -47,8 +47,7 @@ from typing import Dict, List, Sequence
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _stats import Interval, compare, mean_interval  # noqa: E402
 
-from _runs import (QUICK, run_all, run_provenance,  # noqa: E402
-                   write_outputs)
+from _runs import QUICK, run_all, run_provenance, write_outputs  # noqa: E402
 
 CONFIGS = [
     dict(label='GNN + REMUL', model='gnn', loss='remul', fused=True),
@@ -153,11 +152,11 @@ def markdown(payload: Dict) -> str:
         f'### Charged N-body (simulated stand-in), {payload["epochs"]} '
         f'epochs, validated every {payload["val_every"]}; {len(seeds)} '
         f'seeds {seeds}', '',
-        f'Test MSE x 1e-3 (length^2) and E\' x 1e-2 (length): mean '
-        f'[95% t-interval] over seeds, at each run\'s best-validation epoch. '
-        f'Passes: forward passes per training graph and step. Core-hours: '
-        f'the training time of all seeds of the row (two runs shared the '
-        f'2-core machine at a time).', '',
+        'Test MSE x 1e-3 (length^2) and E\' x 1e-2 (length): mean '
+        '[95% t-interval] over seeds, at each run\'s best-validation epoch. '
+        'Passes: forward passes per training graph and step. Core-hours: '
+        'the training time of all seeds of the row (two runs shared the '
+        '2-core machine at a time).', '',
         '| model / loss | passes | test MSE | E\' (paper, Eq. 9) | '
         'E\' (per node) | best epochs | core-hours |',
         '|---|---|---|---|---|---|---|']

@@ -87,7 +87,7 @@ def charged(args, common, work):
         configs = [c for c in configs if c['model'] in ('gnn', 'egnn')]
     common = dict(common, task='nbody')
     rows = run_all(configs, args.seeds, common,
-                   os.path.join(work, 'bench-nbody'))
+                   os.path.join(work, 'bench-nbody'), jobs=args.jobs)
     table = markdown_table(rows, f'Charged N-body (simulated stand-in), '
                            f'{common["epochs"]} epochs, seeds {args.seeds}')
     print('\n' + table)
@@ -114,7 +114,8 @@ def gravity(args, common, work):
                    ('Transformer + REMUL', 'EGNN')]
     common = dict(common, task='gravity')
     rows = run_all(configs, args.seeds, common,
-                   os.path.join(work, 'bench-gravity'), evaluate=_ood)
+                   os.path.join(work, 'bench-gravity'), evaluate=_ood,
+                   jobs=args.jobs)
     for r in rows:
         for key in ('mse', 'ood_mse'):
             r[key + '_1e3'] = r[key] * 1e3
@@ -158,10 +159,14 @@ def main(argv=None):
     parser.add_argument('--only', nargs='*', default=None,
                         help='labels (substrings) of the runs to keep')
     parser.add_argument('--data-root', default='data')
+    parser.add_argument('--val-every', type=int, default=1,
+                        help='validate every N epochs (and after the last)')
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='runs trained at once (one per core)')
     parser.add_argument('--quick', action='store_true')
     args = parser.parse_args(argv)
     common = dict(epochs=args.epochs, beta=args.beta,
-                  data_root=args.data_root)
+                  data_root=args.data_root, val_every=args.val_every)
     work = 'runs'
     if args.quick:
         common.update(QUICK)

@@ -1,0 +1,83 @@
+"""``benchmarks/headline.py``: a ``--quick`` run trains its rows in two
+processes, tabulates intervals and paired differences from the runs' own
+files, and ``--report-only`` tabulates only rows whose every seed
+finished."""
+import json
+import os.path as osp
+
+import pytest
+
+from tests.test_benchmarks import _script
+
+
+@pytest.fixture
+def private_tmp(tmp_path, monkeypatch):
+    import tempfile
+    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))
+    return tmp_path
+
+
+def _paths(out):
+    line = [x for x in out.splitlines() if x.startswith('wrote')][-1]
+    return line[len('wrote '):].split(', ')
+
+
+def test_headline_quick_in_two_processes(private_tmp, capsys):
+    headline = _script('headline')
+    assert headline.main(['--quick', '--jobs', '2']) == 0
+    out = capsys.readouterr().out
+    assert 'training 8 run(s), 2 at a time' in out
+    paths = _paths(out)
+    assert [osp.basename(p) for p in paths][:2] == ['headline.json',
+                                                    'headline.md']
+    for path in paths:
+        assert path.startswith(str(private_tmp)) and osp.getsize(path) > 0
+    with open(paths[0]) as f:
+        payload = json.load(f)
+    labels = [r['label'] for r in payload['rows']]
+    assert labels == ['GNN + REMUL', 'GNN + augmentation',
+                      'GNN + augmentation x2', 'EGNN']
+    assert payload['missing'] == [] and payload['seeds'] == [0, 1]
+    assert payload['code']['commit'] is None or \
+        len(payload['code']['commit']) == 40
+    assert payload['selection'].startswith('best_val')
+    by = {r['label']: r for r in payload['rows']}
+    # compute: REMUL and two-copy augmentation make two passes per graph
+    assert [by[k]['passes_per_graph'] for k in labels] == [2, 1, 2, 1]
+    assert by['GNN + augmentation x2']['config']['num_samples'] == 2
+    for row in payload['rows']:
+        ci = row['mse_ci']
+        assert ci['low'] <= ci['estimate'] <= ci['high'] and ci['n'] == 2
+        assert row['E_prime_paper_ci']['estimate'] >= \
+            row['E_prime_ci']['estimate']
+        # validated every 2 epochs and after the last of 3: epochs 2, 3
+        assert all(len(c['seconds']) == 2 for c in row['curves'])
+        assert set(row['best_epochs']) <= {2, 3}
+    assert by['EGNN']['E_prime_paper'] < 1e-4  # equivariant by design
+    pairs = {(c['a'], c['b'], c['key']) for c in payload['comparisons']}
+    assert ('GNN + REMUL', 'GNN + augmentation x2', 'mse') in pairs
+    assert ('GNN + REMUL', 'EGNN', 'E_prime_paper') in pairs
+    for c in payload['comparisons']:
+        d = c['difference']
+        assert c['verdict'] == 'tie' if d['low'] <= 0 <= d['high'] else \
+            c['verdict'].endswith('lower')
+    with open(paths[1]) as f:
+        assert f.read() == headline.markdown(payload)
+
+
+def test_report_only_lists_unfinished_rows(private_tmp, capsys):
+    headline = _script('headline')
+    # nothing trained: every row is missing, nothing is trained
+    assert headline.main(['--quick', '--report-only']) == 0
+    out = capsys.readouterr().out
+    assert 'run(s),' not in out and 'trained in' not in out
+    with open(_paths(out)[0]) as f:
+        payload = json.load(f)
+    assert payload['rows'] == [] and len(payload['missing']) == 4
+    assert 'Not yet finished for every seed' in headline.markdown(payload)
+
+
+def test_only_refuses_an_unknown_row(capsys):
+    with pytest.raises(SystemExit):
+        _script('headline').main(['--quick', '--only', 'GNN + magic'])
+    assert '--only matches no row' in capsys.readouterr().err
