@@ -1,6 +1,8 @@
-"""Training-step time: plain loss vs REMUL (unfused and fused).
+"""Training-step time: plain loss vs REMUL (unfused and fused) vs data
+augmentation.
 
-Usage:  python benchmarks/loss.py [--graphs 100] [--nodes 5] [--quick]
+Usage:  python benchmarks/loss.py [--graphs 100] [--nodes 5] [--out DIR]
+                                  [--quick]
 
 At N-body size (GRAPHS graphs x NODES nodes, fully connected, float32
 pos/vel/charge, edge attribute q_i q_j; random stand-in values, which do not
@@ -10,26 +12,62 @@ backward, Adam step) for the GNN and the Transformer:
   REMUL:         RemulLoss(vectors='vel', group='SO3', beta=1), two forward
                  passes (clean + rotated);
   REMUL fused:   the same with fused=True, one forward pass on the clean and
-                 rotated graphs concatenated.
+                 rotated graphs concatenated;
+  augment x2:    compute-matched augmentation, RemulLoss(alpha=0, beta=1,
+                 num_samples=2, fused=True): two rotated copies of every
+                 graph in one forward pass, as many graphs through the model
+                 as REMUL's;
+  augment x1:    one-copy augmentation, RemulLoss(alpha=0, beta=1): one
+                 rotated copy, one forward pass.
 Timings are interleaved medians; ratios are against the plain step of the
 same model measured in the same run. Goal: REMUL <= 2.1x plain.
+
+Writes benchmarks/results/step.{json,md} (--out DIR: into DIR; --quick:
+into a fresh temporary directory): the JSON holds the provenance (code
+version, library versions, machine), the sizes, every candidate's median and
+raw samples (ms) and the ratios; the markdown table is rendered from the
+JSON alone (`markdown(payload)`).
 """
 import argparse
 import os
+import shlex
 import sys
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_geometric.data import Batch  # noqa: E402
+from transforms import _header, _ms, output_directory, provenance, timed  # noqa: E402
 
-from _timing import interleaved_median, keep_freed_memory, machine_description  # noqa: E402
+from _runs import write_outputs  # noqa: E402
+from _timing import keep_freed_memory, machine_description  # noqa: E402
 from torch_geometric_remul.nn import RemulLoss  # noqa: E402
 from torch_geometric_remul.nn.models import build_model  # noqa: E402
+
+#: The name of the files written (``step.json``, ``step.md``).
+NAME = 'step'
 
 MODEL_KWARGS = dict(output='point', points='pos', vectors=('vel', ),
                     scalars=('charge', ), scalar_dim=1,
                     edge_scalars=('edge_attr', ), edge_scalar_dim=1)
+
+MODEL_LABELS = {'gnn': 'GNN', 'transformer': 'Transformer', 'mlp': 'MLP',
+                'egnn': 'EGNN', 'segnn': 'SEGNN'}
+
+#: key -> (label, graph copies through the model per graph and step,
+#: forward calls per step, what the step computes); table order.
+CANDIDATES = {
+    'plain': ('plain', 1, 1, 'MSE(model(batch), y)'),
+    'remul': ('REMUL', 2, 2, "RemulLoss(vectors='vel', group='SO3', "
+              'beta=1): clean + rotated, two forward passes'),
+    'fused': ('REMUL fused', 2, 1, 'the same with fused=True: one forward '
+              'pass on both copies'),
+    'augment2': ('augment x2 (compute-matched)', 2, 1,
+                 'RemulLoss(alpha=0, beta=1, num_samples=2, fused=True): '
+                 'two rotated copies, one forward pass'),
+    'augment1': ('augment x1', 1, 1, 'RemulLoss(alpha=0, beta=1): one '
+                 'rotated copy'),
+}
 
 
 def nbody_batch(num_graphs: int, n: int, seed: int = 0) -> Batch:
@@ -53,56 +91,130 @@ def nbody_batch(num_graphs: int, n: int, seed: int = 0) -> Batch:
     return data
 
 
+def losses(generator):
+    """The loss of every non-plain candidate, drawing its group elements
+    from ``generator``."""
+    common = dict(vectors='vel', group='SO3', generator=generator)
+    return {
+        'remul': RemulLoss(beta=1.0, **common),
+        'fused': RemulLoss(beta=1.0, fused=True, **common),
+        'augment2': RemulLoss(alpha=0.0, beta=1.0, num_samples=2,
+                              fused=True, **common),
+        'augment1': RemulLoss(alpha=0.0, beta=1.0, **common),
+    }
+
+
+def markdown(payload):
+    """The markdown table of a ``step.json`` payload (built from the
+    payload alone, so that the docs can include the file).
+
+    Usage: ``markdown(json.load(open('benchmarks/results/step.json')))``
+    """
+    w = payload['workload']
+    lines = _header(payload, f'Training step (zero_grad, forward, loss, '
+                    f'backward, Adam): {w["graphs"]} graphs x {w["nodes"]} '
+                    f'nodes, fully connected, float32')
+    lines += ['| model | step | graph copies per graph | forward calls | '
+              'time (ms) | / plain |', '|---|---|---|---|---|---|']
+    for m in payload['models']:
+        for c in m['candidates']:
+            lines.append(f'| {m["label"]} | {c["label"]} | {c["copies"]} | '
+                         f'{c["forward_calls"]} | {_ms(c["median_ms"])} | '
+                         f'{c["vs_plain"]:.2f}x |')
+    lines.append('')
+    lines += [f'- {c["label"]}: {c["description"]}'
+              for c in payload['models'][0]['candidates']]
+    goal = payload['goal']
+    lines += ['', f'Goal: {goal["goal"]}: ' + (
+        'not checked (--quick)' if goal['met'] is None else
+        'met' if goal['met'] else 'NOT met') + '.']
+    return '\n'.join(lines) + '\n'
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--graphs', type=int, default=100)
     parser.add_argument('--nodes', type=int, default=5)
     parser.add_argument('--repeats', type=int, default=50)
     parser.add_argument('--models', default='gnn,transformer')
-    parser.add_argument('--quick', action='store_true')
+    parser.add_argument('--quick', action='store_true',
+                        help='tiny sizes, for a smoke run (writes into a '
+                        'temporary directory)')
+    parser.add_argument('--out', default=None,
+                        help='directory of step.json and .md (default: '
+                        'benchmarks/results)')
     args = parser.parse_args(argv)
+    names = [m.strip().lower() for m in args.models.split(',') if m.strip()]
+    unknown = [m for m in names if m not in MODEL_LABELS]
+    if unknown or not names:
+        parser.error(f"--models must be a comma-separated list of "
+                     f"{', '.join(MODEL_LABELS)} (got {args.models!r})")
+    out_dir = output_directory(parser, args)
     if args.quick:
         args.graphs, args.repeats = 8, 3
+    warmup = 3
     keep_freed_memory()
-    print(f'machine: {machine_description()}')
+    where = machine_description()
+    print(f'machine: {where}')
     print(f'batch: {args.graphs} graphs x {args.nodes} nodes, fully '
           f'connected, float32 (random stand-in values)\n')
     batch = nbody_batch(args.graphs, args.nodes)
 
-    results = {}
-    for name in args.models.split(','):
+    models = []
+    for name in names:
         torch.manual_seed(0)
         model = build_model(name, **MODEL_KWARGS)
         opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-        gen = torch.Generator().manual_seed(0)
-        remul = RemulLoss(vectors='vel', group='SO3', beta=1.0,
-                          generator=gen)
-        fused = RemulLoss(vectors='vel', group='SO3', beta=1.0, fused=True,
-                          generator=gen)
+        loss_fns = losses(torch.Generator().manual_seed(0))
 
-        def step(loss_of):
+        def step(loss_of, model=model, opt=opt):
             opt.zero_grad(set_to_none=True)
             loss_of().backward()
             opt.step()
 
-        fns = {
-            'plain': lambda: step(lambda: torch.nn.functional.mse_loss(
-                model(batch), batch.y)),
-            'remul': lambda: step(lambda: remul(model, batch, batch.y).loss),
-            'fused': lambda: step(lambda: fused(model, batch, batch.y).loss),
-        }
-        results[name] = interleaved_median(fns, repeats=args.repeats)
+        fns = {'plain': lambda step=step, model=model: step(
+            lambda: torch.nn.functional.mse_loss(model(batch), batch.y))}
+        for key, loss in loss_fns.items():
+            fns[key] = lambda step=step, loss=loss, model=model: step(
+                lambda: loss(model, batch, batch.y).loss)
+        t = timed(fns, repeats=args.repeats, warmup=warmup)
+        plain = t['plain']['median_ms']
+        models.append(dict(
+            model=name, label=MODEL_LABELS[name],
+            params=sum(p.numel() for p in model.parameters()),
+            candidates=[dict(key=key, label=label, copies=copies,
+                             forward_calls=calls, description=what,
+                             **t[key], vs_plain=t[key]['median_ms'] / plain)
+                        for key, (label, copies, calls, what)
+                        in CANDIDATES.items()]))
 
-    print(f'{"model":12s} {"plain":>10s} {"REMUL":>10s} {"fused":>10s} '
-          f'{"REMUL/plain":>12s} {"fused/plain":>12s}')
-    worst = 0.0
-    for name, t in results.items():
-        r1, r2 = t['remul'] / t['plain'], t['fused'] / t['plain']
-        worst = max(worst, min(r1, r2))
-        print(f'{name:12s} {t["plain"] * 1e3:8.2f}ms {t["remul"] * 1e3:8.2f}ms'
-              f' {t["fused"] * 1e3:8.2f}ms {r1:11.2f}x {r2:11.2f}x')
-    print(f'\ngoal: REMUL <= 2.1x plain (best of unfused/fused per model): '
-          f'{"met" if worst <= 2.1 else "NOT met"}')
+    ratios = {}
+    for m in models:
+        for c in m['candidates'][1:]:
+            ratios[f'{m["model"]}/{c["key"]}_over_plain'] = c['vs_plain']
+    # best of unfused/fused REMUL per model, the worst model counts
+    worst = max(min(ratios[f'{m["model"]}/remul_over_plain'],
+                    ratios[f'{m["model"]}/fused_over_plain'])
+                for m in models)
+    goal = dict(goal='REMUL <= 2.1x plain (best of unfused/fused per model)',
+                worst_best_ratio=worst,
+                met=None if args.quick else worst <= 2.1)
+    payload = dict(
+        provenance(), benchmark=NAME,
+        command=shlex.join(['python', 'benchmarks/loss.py', *argv]),
+        machine_description=where, quick=args.quick, repeats=args.repeats,
+        warmup=warmup, dtype='float32',
+        workload=dict(graphs=args.graphs, nodes=args.nodes,
+                      edges=int(batch.edge_index.size(1)),
+                      graph='fully connected',
+                      values='random stand-in (pos, vel, charge; '
+                      'edge_attr = q_i q_j)'),
+        models=models, ratios=ratios, goal=goal)
+    table = markdown(payload)
+    print(table)
+    paths = write_outputs(NAME, payload, table, directory=out_dir)
+    print('wrote', ', '.join(paths))
     return 0
 
 

@@ -155,7 +155,8 @@ def _header(payload, title):
     if payload['quick']:
         title += ' (--quick smoke run: tiny sizes, not a measurement)'
     return [f'### {title}', '',
-            f'Median of {payload["repeats"]} interleaved repeats on '
+            f'Median of {payload["repeats"]} interleaved repeat'
+            f'{"s" if payload["repeats"] != 1 else ""} on '
             f'{payload["machine_description"]}.',
             f'Produced by `{payload["command"]}` ({version}).', '']
 

@@ -3,9 +3,12 @@
 reuse that lets an interrupted benchmark continue. The MD17 and mocap runs
 check that their tables are labelled with the data they used (stand-in /
 proxy) and never show the paper's numbers next to them; every --quick run
-writes its outputs into its temporary directory."""
+writes its outputs into its temporary directory. The micro-benchmarks
+(per-graph transform, REMUL step, backbones) write a JSON with provenance
+and the markdown table rendered from it."""
 import importlib.util
 import json
+import os
 import os.path as osp
 import sys
 import tempfile
@@ -261,3 +264,168 @@ def test_mocap_quick(private_tmp, capsys):
     assert payload['common']['source'] == 'proxy'
     assert 'paper_reference_x1e-2' not in payload
     assert payload['rows'][1]['E_prime'] < 1e-4  # EGNN is equivariant
+
+
+# The micro-benchmarks (transforms.py, loss.py, models.py): each writes
+# <name>.json and a markdown table made from that JSON alone.
+
+#: script -> the name of its output files
+MICRO = {'transforms': 'transforms', 'loss': 'step', 'models': 'backbones'}
+
+
+def _results_state():
+    """The micro-benchmarks' files in benchmarks/results (modification
+    times), which a --quick run must leave alone."""
+    state = {}
+    for name in MICRO.values():
+        for ext in ('json', 'md'):
+            path = osp.join(BENCH, 'results', f'{name}.{ext}')
+            state[path] = os.stat(path).st_mtime_ns if osp.exists(path) \
+                else None
+    return state
+
+
+def _micro_written(module, out, name, directory):
+    """The payload of a micro-benchmark's --quick run, checked: written
+    into ``directory``, with its provenance, and its markdown file is
+    ``markdown(json)``."""
+    payload, paths = _written(out, name)
+    assert paths[:2] == [osp.join(str(directory), f'{name}.json'),
+                         osp.join(str(directory), f'{name}.md')]
+    assert set(payload) >= {'code', 'versions', 'machine', 'command',
+                            'machine_description', 'repeats'}
+    assert set(payload['code']) >= {'commit', 'dirty'}
+    assert set(payload['versions']) == {'torch', 'torch_geometric',
+                                        'torch_geometric_remul'}
+    assert payload['machine']['cpu_count'] >= 1
+    assert payload['benchmark'] == name and payload['quick'] is True
+    assert payload['command'].startswith(
+        f'python benchmarks/{module.__name__[len("bench_"):]}.py --quick')
+    with open(paths[1]) as f:
+        table = f.read()
+    assert table == module.markdown(payload)
+    assert f'on {payload["machine_description"]}' in table
+    assert f'`{payload["command"]}`' in table
+    assert table in out
+    return payload, table
+
+
+def _timed_ok(entry, repeats):
+    samples = entry['samples_ms']
+    assert len(samples) == repeats and all(s > 0 for s in samples)
+    assert entry['median_ms'] == sorted(samples)[len(samples) // 2]
+
+
+def test_transforms_quick_writes_json_and_table(private_tmp, capsys):
+    before = _results_state()
+    script = _script('transforms')
+    copy = private_tmp / 'copy.json'
+    assert script.main(['--quick', '--json', str(copy)]) == 0
+    out = capsys.readouterr().out
+    work = [p for p in private_tmp.iterdir() if p.is_dir()]
+    assert len(work) == 1  # the fresh temporary directory
+    payload, table = _micro_written(script, out, 'transforms', work[0])
+    assert json.loads(copy.read_text()) == payload
+    assert [r['key'] for r in payload['rigid']] == [
+        'floor', 'apply', 'apply1', 'ours', 'native', 'naive', 'pyg']
+    for r in payload['rigid'][:-1] + payload['centring'] + \
+            payload['varying']['rows']:
+        _timed_ok(r, payload['repeats'])
+    floor = payload['rigid'][0]['median_ms']
+    for r in payload['rigid']:
+        assert r['vs_floor'] == pytest.approx(r['median_ms'] / floor)
+    ratios = payload['ratios']
+    assert ratios['bs_over_a'] == pytest.approx(
+        payload['rigid'][3]['median_ms'] / floor)
+    assert payload['workload'] == {'graphs': 200, 'nodes': 25,
+                                   'total_nodes': 5000}
+    assert payload['goals'] is None  # not checked on tiny sizes
+    assert '| rigid transform | time (ms) | / floor |' in table
+    assert '| (a) clone pos + vel (floor) |' in table
+    assert _results_state() == before
+
+
+def test_loss_quick_writes_step_table(private_tmp, capsys):
+    before = _results_state()
+    script = _script('loss')
+    out_dir = private_tmp / 'out'
+    assert script.main(['--quick', '--out', str(out_dir)]) == 0
+    out = capsys.readouterr().out
+    payload, table = _micro_written(script, out, 'step', out_dir)
+    assert sorted(p.name for p in out_dir.iterdir()) == ['step.json',
+                                                          'step.md']
+    assert [m['model'] for m in payload['models']] == ['gnn', 'transformer']
+    assert payload['workload']['graphs'] == 8
+    for m in payload['models']:
+        cands = {c['key']: c for c in m['candidates']}
+        assert list(cands) == ['plain', 'remul', 'fused', 'augment2',
+                               'augment1']
+        # graph copies through the model: REMUL's and the compute-matched
+        # augmentation's are equal
+        assert [c['copies'] for c in cands.values()] == [1, 2, 2, 2, 1]
+        plain = cands['plain']['median_ms']
+        for key, c in cands.items():
+            _timed_ok(c, payload['repeats'])
+            assert c['vs_plain'] == pytest.approx(c['median_ms'] / plain)
+            if key != 'plain':
+                assert payload['ratios'][f'{m["model"]}/{key}_over_plain'] \
+                    == c['vs_plain']
+        assert f'| {m["label"]} | augment x2 (compute-matched) | 2 | 1 |' \
+            in table
+    assert payload['goal']['met'] is None  # not checked in --quick
+    assert '| model | step | graph copies per graph | forward calls | ' \
+        'time (ms) | / plain |' in table
+    assert _results_state() == before
+
+
+def test_models_quick_writes_backbones_table(private_tmp, capsys):
+    before = _results_state()
+    script = _script('models')
+    copy = private_tmp / 'copy.json'
+    assert script.main(['--quick', '--json', str(copy)]) == 0
+    out = capsys.readouterr().out
+    work = [p for p in private_tmp.iterdir() if p.is_dir()]
+    assert len(work) == 1
+    payload, table = _micro_written(script, out, 'backbones', work[0])
+    assert json.loads(copy.read_text()) == payload
+    workloads = {w['key']: w for w in payload['workloads']}
+    assert list(workloads) == ['nbody', 'md17_sized', 'md17_task']
+    assert workloads['md17_sized']['label'] == \
+        '21 random nodes, radius 2.5 (MD17-sized, not molecules)'
+    assert workloads['md17_task']['skipped'] == 'not run in --quick'
+    assert 'rows' not in workloads['md17_task']
+    models = [label for label, _, _ in script.MODELS]
+    for key in ('nbody', 'md17_sized'):
+        w = workloads[key]
+        assert w['graphs'] == 4 and w['edges'] > 0
+        assert [r['model'] for r in w['rows']] == models
+        for r in w['rows']:
+            assert r['params'] > 0
+            _timed_ok(r['forward'], payload['repeats'])
+            _timed_ok(r['step'], payload['repeats'])
+        segnn = w['rows'][models.index('SEGNN')]
+        assert segnn['forward_vs_SEGNN'] == segnn['step_vs_SEGNN'] == 1.0
+        gnn = w['rows'][models.index('GNN')]
+        assert gnn['step_vs_EGNN'] == pytest.approx(
+            gnn['step']['median_ms'] /
+            w['rows'][models.index('EGNN')]['step']['median_ms'])
+    assert '(MD17-sized, not molecules)**: 4 graphs x 21 nodes' in table
+    assert 'MMFF94 stand-in, not MD17)**: skipped (not run in --quick)' in \
+        table
+    assert _results_state() == before
+
+
+def test_models_task_graphs_skipped_without_rdkit(tmp_path, monkeypatch):
+    script = _script('models')
+    # no stand-in under this data root, and RDKit cannot be imported
+    monkeypatch.setitem(sys.modules, 'rdkit', None)
+    with pytest.raises(script.Skipped, match='RDKit is not installed'):
+        script.md17_task(4, str(tmp_path / 'data'))
+    assert not (tmp_path / 'data').exists()  # nothing generated
+
+
+@pytest.mark.parametrize('name', sorted(MICRO))
+def test_micro_quick_never_writes_results(name):
+    script = _script(name)
+    with pytest.raises(SystemExit):
+        script.main(['--quick', '--out', osp.join(BENCH, 'results')])
