@@ -68,6 +68,36 @@ def test_nbody_quick_runs_both_systems(private_tmp, capsys):
     assert cells[2] == cells[3] and cells[4] == '1.00'
 
 
+
+def test_nbody_quick_gravity_gatr_protocol(private_tmp, capsys):
+    assert _script('nbody').main(['--quick', '--system', 'gravity',
+                                  '--gravity-source', 'gatr']) == 0
+    out = capsys.readouterr().out
+    payload, paths = _written(out, 'gravity_gatr')
+    assert [osp.basename(p) for p in paths][:2] == ['gravity_gatr.json',
+                                                    'gravity_gatr.md']
+    assert payload['gravity_source'] == 'gatr'
+    assert payload['common']['source'] == 'gatr'
+    assert [r['label'] for r in payload['rows']] == ['Transformer + REMUL',
+                                                     'EGNN']
+    for r in payload['rows']:
+        assert r['config']['model'] != 'mlp'
+        assert all(run['planets_mse'] > 0 and run['ood_mse'] > 0
+                   for run in r['runs'])
+    # the runs of each protocol go to their own directory
+    work = [p for p in private_tmp.iterdir() if p.is_dir()]
+    assert len(work) == 1
+    assert (work[0] / 'bench-gravity-gatr').is_dir()
+    assert not (work[0] / 'bench-gravity').exists()
+    assert 'Gravity (simulated, GATr protocol' in out
+    assert '+200 x shifted (OOD) MSE' in out and '5-planet MSE' in out
+    # EGNN is equivariant and every graph is centred: the shifted split
+    # gives its test error
+    egnn = [line for line in out.splitlines() if line.startswith('| EGNN')]
+    cells = [c.strip() for c in egnn[0].split('|')]
+    assert cells[2] == cells[3] and cells[4] == '1.00'
+
+
 def test_beta_sweep_quick(private_tmp, capsys):
     assert _script('beta_sweep').main(['--quick']) == 0
     out = capsys.readouterr().out

@@ -156,8 +156,10 @@ TRAIN_OPTIONS = (
     ('source', str, 'md17: auto (MD17, then rMD17 files under '
      'DATA_ROOT/md17), md17, rmd17, or standin (a labelled classical RDKit '
      'stand-in, generated on first use); mocap: files (ASF/AMC or BVH under '
-     'DATA_ROOT/mocap/raw) or proxy (a labelled synthetic proxy); the '
-     'simulated tasks have no source'),
+     'DATA_ROOT/mocap/raw) or proxy (a labelled synthetic proxy); gravity: '
+     'canonical (systems in their canonical frame, split ood rotated) or '
+     'gatr (GATr protocol: systems randomly rotated, shifted and '
+     'permuted, split ood shifted by 200 along x); nbody has no source'),
     ('run_dir', str, 'a directory that holds another run is refused (see '
      '--resume and --overwrite)'),
 )
@@ -304,10 +306,19 @@ def _restore(args: argparse.Namespace, command: str):
         config, spec, model = restore_model(args.run,
                                             data_root=args.data_root,
                                             which=args.which)
-        if args.split == 'ood' and config.task != 'gravity':
-            raise ValueError(f"--split ood exists for the gravity task only "
-                             f"(this run's task is {config.task!r})")
-        return config, spec, model, spec.load(args.split), epoch
+        if args.split not in spec.splits:
+            raise ValueError(f"--split {args.split} exists for the gravity "
+                             f"task only (this run's task is "
+                             f"{config.task!r})")
+        dataset = spec.load(args.split)
+        fixed = getattr(model, 'num_nodes', None)  # a fixed-size model
+        if fixed is not None and dataset[0].num_nodes != fixed:
+            raise ValueError(
+                f"--split {args.split} holds graphs of "
+                f"{dataset[0].num_nodes} nodes, but this run's "
+                f"{config.model} model takes graphs of exactly {fixed} "
+                f"(it needs a fixed graph size)")
+        return config, spec, model, dataset, epoch
     except (ValueError, OSError, TrainingError) as e:
         print(f'remul {command}: error: {_error_text(e)}', file=sys.stderr)
         return None
@@ -445,9 +456,12 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_)
         p.add_argument('run', help='run directory written by remul train')
         p.add_argument('--split', default='test',
-                       choices=('val', 'test', 'ood'),
-                       help="ood: the gravity task's test split with every "
-                       "system rotated (default: test)")
+                       choices=('val', 'test', 'ood', 'planets'),
+                       help="the gravity task also has ood (the test "
+                       "systems each rotated; source gatr: and shifted by "
+                       "200 along x) and planets (test systems with 5 "
+                       "planets, for models that accept variable graph "
+                       "sizes, not mlp) (default: test)")
         p.add_argument('--data-root', default=None,
                        help="where the task's data are now (default: where "
                        "the run read them)")

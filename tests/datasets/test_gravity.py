@@ -194,3 +194,161 @@ def test_dataset_errors(tmp_path):
         Gravity(str(tmp_path), split='OOD')
     with pytest.raises(ValueError, match='num_test'):
         Gravity(str(tmp_path), split='ood', num_test=0)
+
+
+# GATr protocol options: rotate, permute ######################################
+
+#: The processed file names of the default dataset, as written before the
+#: rotate and permute options existed (cached files keep their names).
+DEFAULT_NAMES = {
+    'train': 'gravity_train_n8_seed0_p3_steps100_time0.1_star1.0-10.0_'
+             'planet0.01-0.1_radius0.1-1.0_vstd0.01_shift0.0_outlier2.0_'
+             'v1.pt',
+    'ood': 'gravity_ood_n6_seed0_p3_steps100_time0.1_star1.0-10.0_'
+           'planet0.01-0.1_radius0.1-1.0_vstd0.01_shift0.0_outlier2.0_'
+           'oodshift0.0_v1.pt',
+}
+
+
+def _fit_rotation(X, Y):
+    """The least-squares ``R`` (float64) with ``Y = X R^T``, checked to be
+    a proper rotation that maps ``X`` onto ``Y``."""
+    X, Y = X.double(), Y.double()
+    R = torch.linalg.lstsq(X, Y).solution.t()
+    eye = torch.eye(3, dtype=torch.float64)
+    torch.testing.assert_close(R @ R.t(), eye, atol=1e-5, rtol=0)
+    assert torch.linalg.det(R).item() == pytest.approx(1.0, abs=1e-5)
+    torch.testing.assert_close(X @ R.t(), Y, atol=2e-6 * (1 + X.abs().max()),
+                               rtol=0)
+    return R
+
+
+def test_default_cache_names_unchanged(tmp_path):
+    root = str(tmp_path)
+    for split, name in DEFAULT_NAMES.items():
+        ds = Gravity(root, split=split, seed=0, **SMALL)
+        assert ds.processed_file_names == [name]
+        explicit = Gravity(root, split=split, seed=0, rotate=False,
+                           permute=False, **SMALL)
+        assert explicit.processed_file_names == [name]
+        torch.testing.assert_close(explicit._data.pos, ds._data.pos,
+                                   atol=0, rtol=0)
+    assert sorted(n for n in os.listdir(os.path.join(root, 'processed'))
+                  if n.startswith('gravity')) == sorted(DEFAULT_NAMES.values())
+    names = {Gravity(root, split='train', seed=0, **SMALL, **kw)
+             .processed_file_names[0] for kw in
+             ({}, {'rotate': True}, {'permute': True},
+              {'rotate': True, 'permute': True})}
+    assert len(names) == 4
+    assert '_rotT_permT_v1.pt' in ''.join(names)
+
+
+def test_rotate_is_an_exact_rotation_of_the_canonical_systems(tmp_path):
+    root = str(tmp_path)
+    canon = Gravity(root, split='test', seed=2, **SMALL)
+    rot = Gravity(root, split='test', seed=2, rotate=True, **SMALL)
+    assert len(rot) == len(canon) == 6
+    rotations = []
+    for a, b in zip(canon, rot):
+        # masses (and so edge attributes) unchanged, bit for bit
+        assert torch.equal(a.mass, b.mass)
+        assert torch.equal(a.edge_attr, b.edge_attr)
+        check_nbody_graph(b, 4, 'mass')
+        # one rotation per system maps positions, velocities and targets
+        X = torch.cat([a.pos, a.vel, a.y])
+        Y = torch.cat([b.pos, b.vel, b.y])
+        rotations.append(_fit_rotation(X, Y))
+        # the star stays at the origin: a rotation about the origin
+        assert b.pos[0].abs().max() == 0
+    assert not torch.allclose(rotations[0], rotations[1], atol=1e-2)
+    assert rot._data.pos[:, 2].abs().max() > 0.05  # out of the x-y plane
+
+
+def _orders(base, perm):
+    """Per graph: ``index`` with ``perm.x == base.x[index]`` (found from
+    the masses, which are distinct)."""
+    out = []
+    for a, b in zip(base, perm):
+        match = (b.mass.view(-1, 1) == a.mass.view(1, -1))
+        assert (match.sum(1) == 1).all()
+        index = match.float().argmax(1)
+        assert sorted(index.tolist()) == list(range(a.num_nodes))
+        out.append(index)
+    return out
+
+
+@pytest.mark.parametrize('rotate', [False, True])
+def test_permute_is_an_exact_permutation(tmp_path, rotate):
+    root = str(tmp_path)
+    base = Gravity(root, split='train', seed=1, rotate=rotate, **SMALL)
+    perm = Gravity(root, split='train', seed=1, rotate=rotate, permute=True,
+                   **SMALL)
+    orders = _orders(base, perm)
+    for a, b, index in zip(base, perm, orders):
+        for key in ('pos', 'vel', 'y', 'mass'):
+            assert torch.equal(b[key], a[key][index]), key
+        assert torch.equal(b.edge_index, a.edge_index)  # complete graph
+        check_nbody_graph(b, 4, 'mass')  # edge_attr = m_i m_j, permuted
+    stars = [int(index.argmin()) for index in orders]  # node of body 0
+    assert any(s != 0 for s in stars)
+    assert all(int(b.mass.argmax()) == s for b, s in zip(perm, stars))
+
+
+def test_rotate_and_permute_are_reproducible(tmp_path):
+    kw = dict(split='val', seed=4, rotate=True, permute=True, shift_std=20.0,
+              **SMALL)
+    a = Gravity(str(tmp_path / 'a'), **kw)
+    b = Gravity(str(tmp_path / 'b'), **kw)
+    c = Gravity(str(tmp_path / 'c'), **dict(kw, seed=5))
+    for key in ('pos', 'vel', 'y', 'mass', 'edge_attr'):
+        assert torch.equal(a._data[key], b._data[key]), key
+    assert not torch.equal(a._data.pos, c._data.pos)
+    # the shift: systems spread over tens of units, not around the origin
+    centres = a._data.pos.view(-1, 4, 3).mean(1)
+    assert centres.abs().max() > 5
+
+
+def test_ood_applies_its_transform_on_top(tmp_path):
+    root = str(tmp_path)
+    kw = dict(seed=3, rotate=True, permute=True, shift_std=20.0, **SMALL)
+    test = Gravity(root, split='test', **kw)
+    ood = Gravity(root, split='ood', ood_shift=200.0, **kw)
+    shift = torch.tensor([200.0, 0.0, 0.0], dtype=torch.float64)
+    rotations = []
+    for a, b in zip(test, ood):
+        assert torch.equal(a.mass, b.mass)  # the same body order
+        X = torch.cat([a.pos, a.y, a.vel]).double()
+        Y = torch.cat([b.pos.double() - shift, b.y.double() - shift,
+                       b.vel.double()])
+        R = torch.linalg.lstsq(X, Y).solution.t()
+        torch.testing.assert_close(R @ R.t(), torch.eye(3).double(),
+                                   atol=1e-5, rtol=0)
+        torch.testing.assert_close(X @ R.t(), Y, atol=1e-4, rtol=0)
+        rotations.append(R)
+    # a further rotation per system, not the identity
+    assert not torch.allclose(rotations[0], torch.eye(3).double(),
+                              atol=1e-2)
+    centre = ood._data.pos.view(-1, 4, 3).mean(1).double()
+    assert (centre[:, 0] - 200).abs().max() < 100
+
+
+def test_rotate_and_permute_regenerate_the_cache(tmp_path, monkeypatch):
+    root = str(tmp_path)
+    Gravity(root, split='val', seed=0, **SMALL)
+
+    def boom(*args, **kwargs):
+        raise AssertionError('simulated again although cached')
+
+    monkeypatch.setattr(gravity_mod, '_simulate', boom)
+    Gravity(root, split='val', seed=0, rotate=False, **SMALL)  # cached
+    for change in ({'rotate': True}, {'permute': True}):
+        with pytest.raises(AssertionError, match='simulated again'):
+            Gravity(root, split='val', seed=0, **SMALL, **change)
+
+
+def test_rotate_permute_errors_name_the_field(tmp_path):
+    with pytest.raises(TypeError, match="'rotate' must be a bool"):
+        Gravity(str(tmp_path), rotate=1, **SMALL)
+    with pytest.raises(TypeError, match="'permute' must be a bool"):
+        Gravity(str(tmp_path), permute='yes', **SMALL)
+    assert not os.path.exists(os.path.join(str(tmp_path), 'processed'))

@@ -1,6 +1,7 @@
 r"""The star-and-planets gravity system of the GATr N-body experiment: a
 vectorised simulator and a PyG dataset with an out-of-distribution split of
-randomly rotated systems."""
+randomly rotated systems, and optionally GATr's randomly rotated, shifted
+and permuted in-distribution systems."""
 import math
 from typing import Callable, List, NamedTuple, Optional, Tuple
 
@@ -9,6 +10,7 @@ import torch
 from torch_geometric.data import Data, InMemoryDataset
 
 from torch_geometric_remul._checks import (
+    check_bool,
     check_choice,
     check_int,
     check_interval,
@@ -28,6 +30,10 @@ from torch_geometric_remul.group import RigidTransform
 
 #: Extra seed tag of the rotations of the out-of-distribution split.
 _OOD_TAG = 7
+#: Extra seed tags of the in-distribution rotations (``rotate=True``) and
+#: body orders (``permute=True``) of a split.
+_ROTATE_TAG = 11
+_PERMUTE_TAG = 13
 
 
 class GravitySimulation(NamedTuple):
@@ -227,8 +233,8 @@ class Gravity(InMemoryDataset):
     simulated with :func:`simulate_gravity` on first use and cached.
 
     Attributes of every :class:`~torch_geometric.data.Data` (``N =
-    num_planets + 1``, node 0 is the star, ``E = N (N - 1)``), float32
-    unless stated:
+    num_planets + 1``; node 0 is the star unless ``permute=True``; ``E = N
+    (N - 1)``), float32 unless stated:
 
     * ``pos`` ``[N, 3]`` (point): initial positions.
     * ``vel`` ``[N, 3]`` (vector): initial velocities.
@@ -239,29 +245,47 @@ class Gravity(InMemoryDataset):
     * ``edge_attr`` ``[E, 1]`` (scalar): mass products :math:`m_i m_j`.
 
     **In distribution** (``"train"``, ``"val"``, ``"test"``) the systems
-    lie in their canonical frame: star at the origin (unless ``shift_std >
-    0``), planets starting in the :math:`x`-:math:`y` plane, orbital angular
-    momenta along :math:`\pm z`.
+    lie, by default, in their canonical frame: star at the origin (unless
+    ``shift_std > 0``), planets starting in the :math:`x`-:math:`y` plane,
+    orbital angular momenta along :math:`\pm z`, the star at node 0. Two
+    options give GATr's in-distribution data (with ``shift_std=20.0``):
 
-    **Out of distribution** (``"ood"``): exactly the trajectories of the
-    ``"test"`` split (same seed and ``num_test``), each rotated about the
-    origin by its own Haar-uniform random rotation in :math:`SO(3)`
-    (sampled with :meth:`RigidTransform.sample
-    <torch_geometric_remul.group.RigidTransform.sample>` from a generator
-    derived from ``seed``), applied to ``pos`` and ``y`` as points and to
-    ``vel`` as a vector, and then translated by ``(ood_shift, 0, 0)``
-    (default ``0``: rotation only). Gravity is :math:`E(3)`-equivariant, so
-    every rotated target is the exact simulation of the rotated input, and
-    the gap between ``"test"`` and ``"ood"`` errors measures only the lack
-    of rotational equivariance of a model. This differs from GATr's own
-    data, whose in-distribution systems are already randomly rotated and
-    shifted (standard deviation 20) and whose "domain shift" test set is
-    shifted by 200 along :math:`x`: here the canonical frame makes rotation
-    the distribution shift (pass ``ood_shift=200.0`` to add GATr's shift).
+    * ``rotate=True``: every system (after its shift, if any) is rotated
+      about the origin by its own Haar-uniform random rotation in
+      :math:`SO(3)`, applied to ``pos`` and ``y`` as points and to ``vel``
+      as a vector (sampled and applied by :class:`RigidTransform
+      <torch_geometric_remul.group.RigidTransform>`, in float64 before the
+      cast to float32). Gravity is :math:`E(3)`-equivariant, so every
+      rotated target is the exact simulation of the rotated input.
+    * ``permute=True``: every system's bodies are put in their own random
+      order (``pos``, ``vel``, ``mass`` and ``y`` permuted alike,
+      ``edge_attr`` computed from the permuted masses; ``edge_index`` is
+      the complete graph and stays as it is), so the star is at a random
+      node.
 
-    The splits use independent generators derived from ``(seed, split)``;
-    only the requested split is simulated. The processed file name encodes
-    every parameter that determines its content, so changing one
+    **Out of distribution** (``"ood"``): exactly the graphs of the
+    ``"test"`` split (same seed, ``num_test`` and options, including
+    ``rotate``, ``permute`` and ``shift_std``), each then rotated about the
+    origin by its own further Haar-uniform random rotation in :math:`SO(3)`
+    (from a generator derived from ``seed``), applied to ``pos`` and ``y``
+    as points and to ``vel`` as a vector, and then translated by
+    ``(ood_shift, 0, 0)`` (default ``0``: rotation only). On the canonical
+    frame the gap between ``"test"`` and ``"ood"`` errors measures only the
+    lack of rotational equivariance of a model. GATr's protocol instead
+    rotates and shifts (standard deviation 20) the in-distribution systems
+    and shifts its "domain shift" test set by 200 along :math:`x`: with
+    ``rotate=True, permute=True, shift_std=20.0, ood_shift=200.0`` the
+    ``"ood"`` split holds the rotated, shifted and permuted test systems,
+    rotated once more (which leaves their distribution unchanged) and
+    moved by 200 along :math:`x`.
+
+    The splits use independent generators derived from ``(seed, split)``
+    (and further ones for the rotations and body orders), so a split's
+    simulation does not depend on ``rotate`` or ``permute``, and the
+    rotations do not depend on ``permute``; only the requested split is
+    simulated. The processed file name encodes every parameter that
+    determines its content (``rotate`` and ``permute`` only when set, so
+    the default names are those of earlier versions), so changing one
     regenerates the (atomically written) file.
 
     Args:
@@ -287,6 +311,10 @@ class Gravity(InMemoryDataset):
             moves farther; ``None`` keeps all. (default: ``2.0``)
         ood_shift (float, optional): Translation along :math:`x` of the
             ``"ood"`` split after its rotation. (default: ``0.0``)
+        rotate (bool, optional): Rotate every system by its own random
+            rotation. (default: ``False``)
+        permute (bool, optional): Put the bodies of every system in their
+            own random order. (default: ``False``)
         transform (callable, optional): Applied to every access.
         pre_transform (callable, optional): Applied before caching.
         pre_filter (callable, optional): Filters graphs before caching.
@@ -302,6 +330,10 @@ class Gravity(InMemoryDataset):
         (torch.Size([4, 3]), True)
         >>> torch.allclose(test[0].pos.norm(dim=1), ood[0].pos.norm(dim=1),
         ...                atol=1e-5)
+        True
+        >>> gatr = Gravity(root, split='test', num_test=4, rotate=True,
+        ...                permute=True, shift_std=20.0)
+        >>> float(gatr[0].pos[:, 2].abs().max()) > 0.0  # out of the plane
         True
     """
     SPLITS = ('train', 'val', 'test', 'ood')
@@ -324,6 +356,8 @@ class Gravity(InMemoryDataset):
         shift_std: float = 0.0,
         outlier_threshold: Optional[float] = 2.0,
         ood_shift: float = 0.0,
+        rotate: bool = False,
+        permute: bool = False,
         transform: Optional[Callable] = None,
         pre_transform: Optional[Callable] = None,
         pre_filter: Optional[Callable] = None,
@@ -348,6 +382,8 @@ class Gravity(InMemoryDataset):
                                              'outlier_threshold', minimum=0,
                                              strict=True))
         self.ood_shift = check_real(ood_shift, 'ood_shift')
+        self.rotate = check_bool(rotate, 'rotate')
+        self.permute = check_bool(permute, 'permute')
         super().__init__(root, transform, pre_transform, pre_filter,
                          force_reload=force_reload)
         self.load(self.processed_paths[0])
@@ -373,6 +409,11 @@ class Gravity(InMemoryDataset):
             'outlier': ('none' if self.outlier_threshold is None else
                         self.outlier_threshold),
         }
+        # only when set: the defaults keep the names of earlier versions
+        if self.rotate:
+            params['rot'] = True
+        if self.permute:
+            params['perm'] = True
         if self.split == 'ood':
             params['oodshift'] = self.ood_shift
         return [cache_name(f'gravity_{self.split}', params)]
@@ -389,6 +430,23 @@ class Gravity(InMemoryDataset):
         pos = torch.from_numpy(sim.pos).reshape(-1, 3)
         vel = torch.from_numpy(sim.vel).reshape(-1, 3)
         y = torch.from_numpy(sim.pos_final).reshape(-1, 3)
+        mass = sim.mass
+        ptr = torch.arange(S + 1) * n
+        if self.rotate:  # the split's own rotations, about the origin
+            gen = derived_torch_generator(
+                split_rng(self.seed, base, _ROTATE_TAG))
+            rot = RigidTransform.sample(S, group='SO3', generator=gen,
+                                        dtype=torch.float64)
+            pos = rot.apply_points(pos, ptr=ptr)
+            y = rot.apply_points(y, ptr=ptr)
+            vel = rot.apply_vectors(vel, ptr=ptr)
+        if self.permute:  # after the rotation: rows move, values do not
+            order = _body_orders(split_rng(self.seed, base, _PERMUTE_TAG),
+                                 S, n)
+            rows = torch.from_numpy(order + n * np.arange(S)[:, None])
+            rows = rows.reshape(-1)
+            pos, vel, y = pos[rows], vel[rows], y[rows]
+            mass = np.take_along_axis(mass, order, axis=1)
         if self.split == 'ood':
             gen = derived_torch_generator(
                 split_rng(self.seed, 'test', _OOD_TAG))
@@ -397,12 +455,11 @@ class Gravity(InMemoryDataset):
             shift = torch.zeros(S, 3, dtype=torch.float64)
             shift[:, 0] = self.ood_shift
             T = RigidTransform(rot.rotation, shift)
-            ptr = torch.arange(S + 1) * n
             pos = T.apply_points(pos, ptr=ptr)
             y = T.apply_points(y, ptr=ptr)
             vel = T.apply_vectors(vel, ptr=ptr)
         pos, vel, y = (t.view(S, n, 3).float() for t in (pos, vel, y))
-        mass = to_float(sim.mass)
+        mass = to_float(mass)
         edge_index = full_edge_index(n)
         row, col = edge_index
         data_list = []
@@ -417,6 +474,12 @@ class Gravity(InMemoryDataset):
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({len(self)}, '
                 f'split={self.split!r})')
+
+
+def _body_orders(rng: np.random.Generator, S: int, n: int) -> np.ndarray:
+    r"""``S`` independent uniformly random permutations of ``n`` bodies,
+    ``[S, n]`` (row ``i``: the original index of each new node)."""
+    return rng.permuted(np.tile(np.arange(n), (S, 1)), axis=1)
 
 
 __all__ = ['GravitySimulation', 'simulate_gravity', 'Gravity']

@@ -23,10 +23,15 @@ MODES = ('target', 'consistency')
 #: Where the data of a task go when no ``data_root`` is given.
 DEFAULT_DATA_ROOT = 'data'
 #: The data sources each task accepts, the default first (``None``: the
-#: task's data are simulated, it has no source).
+#: task's data are simulated, it has no source). The gravity task's are
+#: protocols of its simulated data: ``'canonical'`` (systems in their
+#: canonical frame; the ``'ood'`` split rotated) or ``'gatr'`` (GATr's:
+#: systems randomly rotated, shifted and permuted; the ``'ood'`` split
+#: shifted by 200 along x), see
+#: ``GRAVITY_PROTOCOLS`` in ``torch_geometric_remul.train.tasks``.
 SOURCES: Dict[str, Optional[Tuple[str, ...]]] = {
     'nbody': None,
-    'gravity': None,
+    'gravity': ('canonical', 'gatr'),
     'md17': ('auto', 'md17', 'rmd17', 'standin'),
     'mocap': ('files', 'proxy'),
 }
@@ -97,8 +102,9 @@ class TrainConfig:
     run_dir: Optional[str] = None
     molecule: str = 'aspirin'
     #: Where the data come from, for the md17 task ``'auto'``, ``'md17'``,
-    #: ``'rmd17'`` or ``'standin'``, for mocap ``'files'`` or ``'proxy'``
-    #: (``None``: the first a task accepts, see ``SOURCES``).
+    #: ``'rmd17'`` or ``'standin'``, for mocap ``'files'`` or ``'proxy'``,
+    #: for gravity the protocol ``'canonical'`` or ``'gatr'`` (``None``:
+    #: the first a task accepts, see ``SOURCES``).
     source: Optional[str] = None
     #: Free-form notes saved with the run (not read by the training).
     extra: Dict[str, Any] = field(default_factory=dict)

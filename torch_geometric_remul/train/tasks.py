@@ -10,6 +10,7 @@ import torch
 from torch_geometric.data import Data
 from torch_geometric.transforms import BaseTransform, Compose
 
+from torch_geometric_remul._checks import check_choice
 from torch_geometric_remul.roles import Roles
 from torch_geometric_remul.train.config import TrainConfig
 from torch_geometric_remul.transforms import CenterPerGraph
@@ -42,6 +43,10 @@ class TaskSpec:
     target: str = 'y'
     #: Rotation axis when the task's group is ``"SO2"``.
     axis: Union[int, str] = 2
+    #: The splits :attr:`load` accepts (the gravity task adds ``'ood'``,
+    #: its test systems each rotated, and ``'planets'``, test systems with
+    #: more planets, for models that accept variable graph sizes).
+    splits: Tuple[str, ...] = ('train', 'val', 'test')
     #: ``split -> dataset``
     load: Callable[[str], Any] = field(default=None, repr=False)
 
@@ -81,19 +86,49 @@ def _nbody(config: TrainConfig) -> TaskSpec:
     return spec
 
 
+#: The in-distribution options of the gravity dataset
+#: (:class:`~torch_geometric_remul.datasets.Gravity`) and the ``ood_shift``
+#: of its ``'ood'`` split, per data source of the gravity task:
+#: ``'canonical'`` (our canonical frame: rotation is the distribution
+#: shift) and ``'gatr'`` (GATr's protocol: systems randomly rotated,
+#: shifted with standard deviation 20 and permuted; the ``'ood'`` split
+#: moved by 200 along x). The task centres every graph on its centre of
+#: mass, which undoes the translations of both.
+GRAVITY_PROTOCOLS: Dict[str, Dict[str, Any]] = {
+    'canonical': dict(data=dict(), ood_shift=0.0),
+    'gatr': dict(data=dict(rotate=True, permute=True, shift_std=20.0),
+                 ood_shift=200.0),
+}
+#: Planets per system of the gravity task's ``'planets'`` split (training
+#: uses the dataset's default, 3).
+GRAVITY_TEST_PLANETS = 5
+
+
 def _gravity(config: TrainConfig) -> TaskSpec:
     from torch_geometric_remul.datasets import Gravity
     root = osp.join(config.data_root, 'gravity')
-    spec = TaskSpec('gravity', 'star and planets gravity (GATr setup, '
-                    'simulated)', POSITIONS_AND_VELOCITIES,
+    protocol = GRAVITY_PROTOCOLS[config.source]
+    label = '; GATr protocol: rotated, shifted, permuted' if \
+        config.source == 'gatr' else ''
+    spec = TaskSpec('gravity', f'star and planets gravity (GATr setup, '
+                    f'simulated{label})', POSITIONS_AND_VELOCITIES,
                     dict(scalars=('mass', ), scalar_dim=1,
-                         edge_scalars=('edge_attr', ), edge_scalar_dim=1))
-    center = spec.centering(weight='mass')  # the centre of mass
+                         edge_scalars=('edge_attr', ), edge_scalar_dim=1),
+                    splits=('train', 'val', 'test', 'ood', 'planets'))
+    # The centre of mass: this also undoes every translation of the GATr
+    # protocol (shift_std 20, ood_shift 200) before any model sees a graph.
+    center = spec.centering(weight='mass')
 
     def load(split):
+        split = check_choice(split, 'split', spec.splits)
+        kwargs = dict(protocol['data'])
+        if split == 'ood':
+            kwargs['ood_shift'] = protocol['ood_shift']
+        elif split == 'planets':  # the test systems, with more planets
+            split, kwargs['num_planets'] = 'test', GRAVITY_TEST_PLANETS
         return Gravity(root, split=split, num_train=config.num_train,
                        num_val=config.num_val, num_test=config.num_test,
-                       seed=config.seed, transform=center)
+                       seed=config.seed, transform=center, **kwargs)
 
     spec.load = load
     return spec
@@ -250,4 +285,4 @@ def prepared(dataset) -> List[Data]:
 
 
 __all__ = ['TaskSpec', 'task_spec', 'load_task', 'prepared', 'AtomOneHot',
-           'ELEMENTS']
+           'ELEMENTS', 'GRAVITY_PROTOCOLS', 'GRAVITY_TEST_PLANETS']
