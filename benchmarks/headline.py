@@ -208,7 +208,14 @@ def plot(payload: Dict):
                    [0.0 if r[key]['high'] is None else
                     (r[key]['high'] - r[key]['estimate']) * scale
                     for r in rows]]
-            ax.errorbar(est, ys, xerr=err, fmt='o', capsize=4)
+            ax.errorbar(est, ys, xerr=err, fmt='o', capsize=4,
+                        label='mean, 95% interval')
+            base = key[:-len('_ci')]
+            seeds_x = [run[base] * scale for r in rows for run in r['runs']]
+            seeds_y = [y + 0.15 for y, r in zip(ys, rows) for _ in r['runs']]
+            ax.plot(seeds_x, seeds_y, '.', color='gray', markersize=4,
+                    label='single seeds')
+            ax.legend(fontsize=7, loc='best')
             ax.set_yticks(ys, labels)
             ax.invert_yaxis()
             ax.set_xlabel(xlabel)
@@ -223,7 +230,7 @@ def plot(payload: Dict):
             ys_ = [sum(c['val_mse'][i] for c in curves) / len(curves) * 1e3
                    for i in range(n)]
             ax.plot(xs, ys_, label=r['label'])
-        ax.set_xlabel('training seconds (one core, mean over seeds)')
+        ax.set_xlabel('training seconds per run (mean over seeds)')
         ax.set_ylabel('validation MSE x 1e-3 (length$^2$)')
         ax.set_yscale('log')
         ax.legend(fontsize=7)
