@@ -254,19 +254,25 @@ def plot(payload: Dict):
                        [0.0 if r['mse_ci']['high'] is None else
                         r['mse_ci']['high'] - r['mse_ci']['estimate']
                         for r in rows]]
-                ax.errorbar(xs, ys, yerr=err, marker='o', capsize=3,
-                            label=rows[0]['label'])
+                line = ax.errorbar(xs, ys, yerr=err, marker='o', capsize=3,
+                                   label=rows[0]['label'])
+                # every seed, so that one failed run is seen as such
+                ax.plot([x for x, r in zip(xs, rows) for _ in r['runs']],
+                        [run['mse'] for r in rows for run in r['runs']],
+                        '.', color=line[0].get_color(), alpha=0.5,
+                        markersize=5)
             ax.set_xscale('log')
             ax.set_xticks(payload['sizes'], [f'{n:,}' for n in
                                              payload['sizes']])
             ax.minorticks_off()
             ax.set_xlabel('training systems (log scale)')
             ax.set_ylabel('test MSE (length$^2$)')
+            ax.set_ylim(bottom=0)  # an MSE is >= 0 (a t-interval is not)
             ax.set_title(part['title'], fontsize=9)
             ax.legend(fontsize=8)
         n = len(payload['seeds'])
         fig.suptitle(f'error bars: 95% t-interval of the mean over {n} '
-                     f'seed(s)', fontsize=9)
+                     f'seed(s); dots: single seeds', fontsize=9)
         fig.tight_layout()
         return fig
     return draw

@@ -72,6 +72,8 @@ COMPARISONS = (('GNN + REMUL', 'GNN + augmentation'),
                ('GNN + REMUL', 'EGNN'),
                ('GNN + REMUL', 'GNN plain'),
                ('GNN + augmentation x2', 'GNN + augmentation'),
+               ('GNN + augmentation x2', 'EGNN'),
+               ('GNN + augmentation', 'GNN plain'),
                ('Transformer + REMUL', 'Transformer + augmentation'),
                ('Transformer + REMUL', 'EGNN'),
                ('Transformer + REMUL', 'Transformer plain'))
