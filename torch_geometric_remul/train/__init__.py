@@ -48,7 +48,7 @@ from .provenance import code_version, machine, same_code
 from .rundir import load_run, read_config
 from .runtime import Runtime
 from .step import EpochStats, train_step
-from .tasks import TaskSpec, load_task, task_spec
+from .tasks import TaskSpec, load_task, prepared, task_spec
 
 __all__ = [
     'TrainConfig',
@@ -64,6 +64,7 @@ __all__ = [
     'TaskSpec',
     'task_spec',
     'load_task',
+    'prepared',
     'train',
     'train_step',
     'EpochStats',
