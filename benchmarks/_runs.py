@@ -146,9 +146,8 @@ def _values(common: Dict, cfg: Dict, seed: int, label: str,
 
 def _train_one(values: Dict) -> float:
     """Trains one run in a worker process; returns its wall seconds."""
-    os.environ.setdefault('OMP_NUM_THREADS', '1')
     import torch
-    torch.set_num_threads(int(os.environ['OMP_NUM_THREADS']))
+    torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', '1')))
     t0 = time.perf_counter()
     train(TrainConfig(**values), progress=False, log=lambda s: None,
           overwrite=True)

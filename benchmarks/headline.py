@@ -63,9 +63,6 @@ CONFIGS = [
     dict(label='Transformer plain', model='transformer', loss='plain'),
 ]
 
-#: forward passes per training graph and step (the compute of a row)
-PASSES = {'plain': 1, 'augment': 1, 'remul': 2}
-
 #: the paired differences reported (label a - label b)
 COMPARISONS = (('GNN + REMUL', 'GNN + augmentation'),
                ('GNN + REMUL', 'GNN + augmentation x2'),
@@ -85,11 +82,11 @@ INTERVALS = {'mse': 'test MSE (length^2)',
 
 
 def passes(config: Dict) -> int:
-    """Forward passes per training graph and step of a row."""
-    if config['loss'] == 'augment':
-        return config.get('num_samples', 1)
-    return PASSES[config['loss']] * (config.get('num_samples', 1)
-                                     if config['loss'] == 'remul' else 1)
+    """Forward passes per training graph and step of a row: one per
+    transformed copy (``num_samples``), plus the untransformed graph for
+    plain training and REMUL."""
+    copies = config.get('num_samples', 1) if config['loss'] != 'plain' else 0
+    return copies + (config['loss'] != 'augment')
 
 
 def finished_configs(configs: List[Dict], seeds: Sequence[int],

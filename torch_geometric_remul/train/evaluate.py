@@ -9,6 +9,9 @@ from torch_geometric_remul.train.config import TrainConfig
 from torch_geometric_remul.train.runtime import Runtime
 from torch_geometric_remul.train.tasks import TaskSpec
 
+#: The metrics :func:`evaluate_split` returns, in this order.
+METRICS = ('mse', 'E', 'E_prime', 'E_prime_rel', 'E_prime_paper')
+
 
 def _device_of(model: torch.nn.Module) -> Optional[torch.device]:
     param = next(model.parameters(), None)
@@ -102,7 +105,7 @@ def evaluate_split(model, dataset, spec: TaskSpec, config: TrainConfig,
     finally:
         model.train(was_training)
     total, count = runtime.all_reduce_sum([total, count])
-    keys = ('E', 'E_prime', 'E_prime_rel', 'E_prime_paper')
+    keys = METRICS[1:]  # the equivariance errors
     means = [getattr(err, key) for key in keys] if err is not None else \
         [0.0] * len(keys)
     means, graphs = runtime.weighted_mean(
@@ -112,4 +115,4 @@ def evaluate_split(model, dataset, spec: TaskSpec, config: TrainConfig,
     return dict({'mse': total / max(count, 1)}, **dict(zip(keys, means)))
 
 
-__all__ = ['evaluate_split']
+__all__ = ['METRICS', 'evaluate_split']

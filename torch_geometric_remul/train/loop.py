@@ -31,7 +31,7 @@ from torch_geometric_remul.train.checkpoint import (
     save_checkpoint,
 )
 from torch_geometric_remul.train.config import TrainConfig, resume_config
-from torch_geometric_remul.train.evaluate import evaluate_split
+from torch_geometric_remul.train.evaluate import METRICS, evaluate_split
 from torch_geometric_remul.train.provenance import code_version, provenance
 from torch_geometric_remul.train.report import (
     Progress,
@@ -363,18 +363,14 @@ def _epoch(config: TrainConfig, spec: TaskSpec, net: torch.nn.Module,
                              seed=config.seed * 7919 + epoch,
                              runtime=runtime)
     else:  # not validated: no candidate for the best-validation model
-        val = dict.fromkeys(('mse', 'E', 'E_prime', 'E_prime_rel',
-                             'E_prime_paper'), math.nan)
+        val = dict.fromkeys(METRICS, math.nan)
     return {
         'epoch': epoch + 1, 'step': state.step,
         'train_loss': reduced[0] / n,
         'train_task': reduced[1] / n,
         'train_equi': reduced[2] / n,
         'alpha': _number(alpha), 'beta': _number(beta),
-        'val_mse': val['mse'], 'val_E': val['E'],
-        'val_E_prime': val['E_prime'],
-        'val_E_prime_rel': val['E_prime_rel'],
-        'val_E_prime_paper': val['E_prime_paper'],
+        **{f'val_{key}': val[key] for key in METRICS},
         'epoch_seconds': time.perf_counter() - t0,
     }
 
