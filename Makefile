@@ -71,15 +71,16 @@ bench: $(VENV)/.accel
 # and the speed comparison, written to benchmarks/results/. Finished runs
 # under runs/bench-*/ are reused, so an interrupted `make results` continues
 # where it stopped (runs are reused only when the package code is the same).
-# SEEDS sets the seeds of the N-body, gravity and beta-sweep tables; JOBS how
-# many runs the headline and data-efficiency benchmarks train at once.
+# SEEDS sets the seeds of the 60-epoch N-body and beta-sweep tables (the
+# headline, gravity and data-efficiency tables use 5 seeds); JOBS how many
+# runs the headline, gravity and data-efficiency benchmarks train at once.
 SEEDS ?= 0 1 2
 JOBS ?= 2
 results: $(VENV)/.accel
 	$(PY) benchmarks/headline.py --jobs $(JOBS)
 	$(PY) benchmarks/data_efficiency.py --jobs $(JOBS)
-	$(PY) benchmarks/nbody.py --system charged --seeds $(SEEDS)
-	$(PY) benchmarks/nbody.py --system gravity --seeds $(SEEDS)
+	$(PY) benchmarks/gravity.py --jobs $(JOBS)
+	$(PY) benchmarks/nbody.py --seeds $(SEEDS)
 	$(PY) benchmarks/beta_sweep.py --seeds $(SEEDS)
 	$(PY) benchmarks/md17.py
 	$(PY) benchmarks/mocap.py

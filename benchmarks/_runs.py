@@ -144,6 +144,22 @@ def _values(common: Dict, cfg: Dict, seed: int, label: str,
     return values
 
 
+def finished_configs(configs: List[Dict], seeds: Sequence[int],
+                     common: Dict, work_dir: str) -> List[Dict]:
+    """The configurations (``label`` plus fields, as for :func:`run_all`)
+    whose every seed has a finished run of the current code in
+    ``work_dir``: what a ``--report-only`` table may show (the rest are
+    reported as missing, never averaged over fewer seeds)."""
+    current = code_version()
+    out = []
+    for cfg in configs:
+        rest = {k: v for k, v in cfg.items() if k != 'label'}
+        if all(_finished(_values(common, rest, s, cfg['label'], work_dir),
+                         current) is not None for s in seeds):
+            out.append(cfg)
+    return out
+
+
 def _train_one(values: Dict) -> float:
     """Trains one run in a worker process; returns its wall seconds."""
     import torch

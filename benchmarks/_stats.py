@@ -61,6 +61,24 @@ class Interval:
         return asdict(self)
 
 
+def format_interval(ci: Dict, digits: int = 4, scale: float = 1.0) -> str:
+    """:meth:`Interval.format` of an interval stored as a dict (JSON)."""
+    return Interval(**ci).format(digits, scale)
+
+
+def error_bars(cis: Sequence[Dict], scale: float = 1.0
+               ) -> Tuple[List[float], List[List[float]]]:
+    """Estimates and asymmetric error-bar lengths ``[below, above]`` (for
+    matplotlib's ``errorbar``) of intervals stored as dicts, multiplied by
+    ``scale``; an undefined interval (one seed) gets no bar."""
+    est = [ci['estimate'] * scale for ci in cis]
+    below = [0.0 if ci['low'] is None else
+             (ci['estimate'] - ci['low']) * scale for ci in cis]
+    above = [0.0 if ci['high'] is None else
+             (ci['high'] - ci['estimate']) * scale for ci in cis]
+    return est, [below, above]
+
+
 def _values(values: Sequence[float], name: str) -> np.ndarray:
     x = np.asarray(values, dtype=np.float64)
     if x.ndim != 1 or x.size == 0:
@@ -196,5 +214,6 @@ def compare(row_a: Dict, row_b: Dict, key: str = 'mse',
             'verdict': verdict(diff, a_name, b_name)}
 
 
-__all__ = ['Interval', 't_quantile', 'mean_interval', 'paired_bootstrap',
-           'verdict', 'paired_by_seed', 'compare']
+__all__ = ['Interval', 'format_interval', 'error_bars', 't_quantile',
+           'mean_interval', 'paired_bootstrap', 'verdict', 'paired_by_seed',
+           'compare']

@@ -41,7 +41,7 @@ import tempfile
 from typing import Dict, List, Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _stats import compare, mean_interval  # noqa: E402
+from _stats import compare, error_bars, format_interval, mean_interval  # noqa: E402
 
 import _runs  # noqa: E402
 from _runs import QUICK, run_all, write_outputs  # noqa: E402
@@ -186,11 +186,6 @@ def run_task(task: str, sizes: Sequence[int], seeds: Sequence[int],
             'comparisons': comparisons}
 
 
-def _cell(ci: Dict, scale: float, digits: int) -> str:
-    from _stats import Interval
-    return Interval(**ci).format(digits, scale)
-
-
 def markdown(payload: Dict) -> str:
     """The tables: per task, test MSE (mean [95% interval]) per size and
     method, then the paired differences with their verdicts."""
@@ -212,17 +207,14 @@ def markdown(payload: Dict) -> str:
             for m in methods:
                 row = [r for r in part['rows']
                        if r['num_train'] == size and r['method'] == m]
-                cells.append(_cell(row[0]['mse_ci'], 1e3, 3) if row
+                cells.append(format_interval(row[0]['mse_ci'], 3, 1e3) if row
                              else '-')
             lines.append('| ' + ' | '.join(cells) + ' |')
-        lines += ['', '| training systems | difference (x 1e-3) | '
-                  'interval | verdict |', '|---|---|---|---|']
+        lines += ['', '| training systems | difference | x 1e-3 '
+                  '[interval] | verdict |', '|---|---|---|---|']
         for c in part['comparisons']:
-            d = c['difference']
-            interval = (f'[{d["low"] * 1e3:.3f}, {d["high"] * 1e3:.3f}]'
-                        if d['low'] is not None else f'(n={d["n"]})')
-            lines.append(f'| {c["num_train"]:,} | {c["a"]} - {c["b"]}: '
-                         f'{d["estimate"] * 1e3:.3f} | {interval} | '
+            lines.append(f'| {c["num_train"]:,} | {c["a"]} - {c["b"]} | '
+                         f'{format_interval(c["difference"], 3, 1e3)} | '
                          f'{c["verdict"]} |')
         parts.append('\n'.join(lines) + '\n')
     return '\n'.join(parts)
@@ -247,13 +239,7 @@ def plot(payload: Dict):
                 # methods side by side (a small multiplicative dodge)
                 dodge = 1 + 0.04 * (k - (len(METHODS) - 1) / 2)
                 xs = [r['num_train'] * dodge for r in rows]
-                ys = [r['mse_ci']['estimate'] for r in rows]
-                err = [[0.0 if r['mse_ci']['low'] is None else
-                        r['mse_ci']['estimate'] - r['mse_ci']['low']
-                        for r in rows],
-                       [0.0 if r['mse_ci']['high'] is None else
-                        r['mse_ci']['high'] - r['mse_ci']['estimate']
-                        for r in rows]]
+                ys, err = error_bars([r['mse_ci'] for r in rows])
                 line = ax.errorbar(xs, ys, yerr=err, marker='o', capsize=3,
                                    label=rows[0]['label'])
                 # every seed, so that one failed run is seen as such

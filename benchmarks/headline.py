@@ -42,12 +42,18 @@ import os
 import os.path as osp
 import sys
 import tempfile
-from typing import Dict, List, Sequence
+from typing import Dict, List
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _stats import Interval, compare, mean_interval  # noqa: E402
+from _stats import compare, error_bars, format_interval, mean_interval  # noqa: E402
 
-from _runs import QUICK, run_all, run_provenance, write_outputs  # noqa: E402
+from _runs import (  # noqa: E402
+    QUICK,
+    finished_configs,
+    run_all,
+    run_provenance,
+    write_outputs,
+)
 
 CONFIGS = [
     dict(label='GNN + REMUL', model='gnn', loss='remul', fused=True),
@@ -89,22 +95,6 @@ def passes(config: Dict) -> int:
     return copies + (config['loss'] != 'augment')
 
 
-def finished_configs(configs: List[Dict], seeds: Sequence[int],
-                     common: Dict, work_dir: str) -> List[Dict]:
-    """The configurations whose every seed has a finished run of the
-    current code (the rest are reported as missing)."""
-    import _runs
-    current = _runs.code_version()
-    out = []
-    for cfg in configs:
-        rest = {k: v for k, v in cfg.items() if k != 'label'}
-        if all(_runs._finished(_runs._values(common, rest, s, cfg['label'],
-                                             work_dir), current)
-               is not None for s in seeds):
-            out.append(cfg)
-    return out
-
-
 def _curve(run_dir: str) -> Dict[str, List[float]]:
     """Validation MSE against cumulative training seconds of one run."""
     with open(osp.join(run_dir, 'metrics.json')) as f:
@@ -140,10 +130,6 @@ def aggregate(rows: List[Dict], configs: List[Dict], work_dir: str) -> Dict:
     return {'rows': rows, 'comparisons': comparisons}
 
 
-def _cell(ci: Dict, scale: float, digits: int) -> str:
-    return Interval(**ci).format(digits, scale)
-
-
 def markdown(payload: Dict) -> str:
     """The table (mean [95% interval]) and the paired differences."""
     seeds = payload['seeds']
@@ -162,25 +148,22 @@ def markdown(payload: Dict) -> str:
     for r in payload['rows']:
         lines.append(
             f'| {r["label"]} | {r["passes_per_graph"]} | '
-            f'{_cell(r["mse_ci"], 1e3, 2)} | '
-            f'{_cell(r["E_prime_paper_ci"], 1e2, 3)} | '
-            f'{_cell(r["E_prime_ci"], 1e2, 3)} | '
+            f'{format_interval(r["mse_ci"], 2, 1e3)} | '
+            f'{format_interval(r["E_prime_paper_ci"], 3, 1e2)} | '
+            f'{format_interval(r["E_prime_ci"], 3, 1e2)} | '
             f'{", ".join(str(e) for e in r["best_epochs"])} | '
             f'{r["train_core_seconds"] / 3600:.2f} |')
     lines += ['', 'Paired differences over seeds (bootstrap, 10,000 '
               'resamples, 95% percentile interval); "tie" when the interval '
               'contains 0.', '',
-              '| difference | metric | estimate | interval | verdict |',
-              '|---|---|---|---|---|']
+              '| difference | metric | estimate [interval] | verdict |',
+              '|---|---|---|---|']
     for c in payload['comparisons']:
         d = c['difference']
         scale, unit = (1e3, 'test MSE x 1e-3') if c['key'] == 'mse' else \
             (1e2, "E' (paper) x 1e-2")
-        interval = (f'[{d["low"] * scale:.3f}, {d["high"] * scale:.3f}]'
-                    if d['low'] is not None else f'(n={d["n"]})')
         lines.append(f'| {c["a"]} - {c["b"]} | {unit} | '
-                     f'{d["estimate"] * scale:.3f} | {interval} | '
-                     f'{c["verdict"]} |')
+                     f'{format_interval(d, 3, scale)} | {c["verdict"]} |')
     if payload['missing']:
         lines += ['', 'Not yet finished for every seed (not tabulated): ' +
                   ', '.join(payload['missing']) + '.']
@@ -200,13 +183,7 @@ def plot(payload: Dict):
                 (axes[0], 'mse_ci', 1e3, 'test MSE x 1e-3 (length$^2$)'),
                 (axes[1], 'E_prime_paper_ci', 1e2,
                  "E' (paper, Eq. 9) x 1e-2 (length)")):
-            est = [r[key]['estimate'] * scale for r in rows]
-            err = [[0.0 if r[key]['low'] is None else
-                    (r[key]['estimate'] - r[key]['low']) * scale
-                    for r in rows],
-                   [0.0 if r[key]['high'] is None else
-                    (r[key]['high'] - r[key]['estimate']) * scale
-                    for r in rows]]
+            est, err = error_bars([r[key] for r in rows], scale)
             ax.errorbar(est, ys, xerr=err, fmt='o', capsize=4,
                         label='mean, 95% interval')
             base = key[:-len('_ci')]

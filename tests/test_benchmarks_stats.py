@@ -203,4 +203,4 @@ def test_data_efficiency_quick(private_tmp, capsys, tasks):
     assert '## Charged N-body' in out
     assert '| training systems | epochs | GNN plain | GNN + augmentation ' \
         '| GNN + REMUL | EGNN |' in out
-    assert '| 16 | REMUL - augmentation: ' in out
+    assert '| 16 | REMUL - augmentation | ' in out
