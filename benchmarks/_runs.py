@@ -335,6 +335,42 @@ def write_outputs(name: str, payload: Dict, table: str,
     return paths
 
 
+def interval_panel(ax, rows: List[Dict], key: str, scale: float = 1.0,
+                   xlabel: str = '', outlier: Optional[float] = None,
+                   labels: bool = True) -> None:
+    """Draws one panel of a results figure: per row, the mean of ``key``
+    over seeds with its 95% interval (``<key>_ci``, see
+    ``_stats.add_intervals``) and every single seed, on a linear axis
+    starting at 0 (values multiplied by ``scale``). With ``outlier``, a
+    row whose mean is more than ``outlier`` times the median of the panel
+    is not drawn to scale: its value is written at the panel's edge, so
+    that one far-off row does not squash the others."""
+    from _stats import error_bars
+    est, err = error_bars([r[key + '_ci'] for r in rows], scale)
+    seeds = [[run[key] * scale for run in r['runs']] for r in rows]
+    ys = list(range(len(rows)))
+    typical = sorted(est)[len(est) // 2]
+    keep = [i for i, e in enumerate(est)
+            if outlier is None or e <= outlier * typical]
+    right = 1.15 * max(max(est[i] + err[1][i], *seeds[i]) for i in keep)
+    for i in ys:
+        if i not in keep:
+            ax.annotate(f'{est[i]:.3g} (off scale)', (right, ys[i]),
+                        xytext=(-4, 0), textcoords='offset points',
+                        ha='right', va='center', fontsize=7, color='C3')
+    ax.errorbar([est[i] for i in keep], [ys[i] for i in keep],
+                xerr=[[err[0][i] for i in keep], [err[1][i] for i in keep]],
+                fmt='o', capsize=4, label='mean, 95% interval')
+    ax.plot([v for i in keep for v in seeds[i]],
+            [ys[i] + 0.15 for i in keep for _ in seeds[i]], '.',
+            color='gray', markersize=4, label='single seeds')
+    ax.set_xlim(0, right)
+    ax.set_yticks(ys, [r['label'] for r in rows] if labels else [])
+    ax.set_ylim(len(rows) - 0.5, -0.5)  # first row on top
+    ax.grid(axis='x', alpha=0.3)
+    ax.set_xlabel(xlabel)
+
+
 class Figures:
     """What the ``plot`` callbacks of :func:`write_outputs` draw with:
     ``subplots`` as in :mod:`matplotlib.pyplot`, but on a

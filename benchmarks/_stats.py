@@ -214,6 +214,25 @@ def compare(row_a: Dict, row_b: Dict, key: str = 'mse',
             'verdict': verdict(diff, a_name, b_name)}
 
 
+def add_intervals(rows: Sequence[Dict], keys: Sequence[str]) -> None:
+    """Adds ``<key>_ci`` (mean over seeds with a 95% t-interval, as a dict)
+    to every ``run_all`` row, for each key of ``keys`` its runs report."""
+    for row in rows:
+        for key in keys:
+            vals = [r[key] for r in row['runs'] if key in r]
+            if vals:
+                row[key + '_ci'] = mean_interval(vals).as_dict()
+
+
+def compare_rows(rows: Sequence[Dict], pairs: Sequence[Tuple[str, str]],
+                 keys: Sequence[str]) -> List[Dict]:
+    """:func:`compare` of every ``(label a, label b)`` of ``pairs`` whose
+    two rows are present, on every key of ``keys``."""
+    by_label = {r['label']: r for r in rows}
+    return [compare(by_label[a], by_label[b], key) for a, b in pairs
+            if a in by_label and b in by_label for key in keys]
+
+
 __all__ = ['Interval', 'format_interval', 'error_bars', 't_quantile',
            'mean_interval', 'paired_bootstrap', 'verdict', 'paired_by_seed',
-           'compare']
+           'compare', 'add_intervals', 'compare_rows']

@@ -41,7 +41,7 @@ import tempfile
 from typing import Dict, List, Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _stats import compare, error_bars, format_interval, mean_interval  # noqa: E402
+from _stats import add_intervals, compare, error_bars, format_interval  # noqa: E402
 
 import _runs  # noqa: E402
 from _runs import QUICK, run_all, write_outputs  # noqa: E402
@@ -160,15 +160,12 @@ def run_task(task: str, sizes: Sequence[int], seeds: Sequence[int],
                     for c in configs]
         size_rows = run_all(run_cfgs, seeds, values, work_dir, log=log,
                             jobs=jobs)
+        add_intervals(size_rows, ('mse', 'E_prime', 'E_prime_paper'))
         by_method = {}
         for cfg, row in zip(configs, size_rows):
             row['method'] = cfg['method']
             row['num_train'] = size
             row['epochs'] = n_epochs
-            for key in ('mse', 'E_prime', 'E_prime_paper'):
-                vals = [r[key] for r in row['runs'] if key in r]
-                if vals:
-                    row[key + '_ci'] = mean_interval(vals).as_dict()
             row['run_records'] = [
                 _run_record(osp.join(work_dir, f'{row["label"]}-seed{s}'
                                      .replace(' ', '_'))) for s in seeds]

@@ -46,11 +46,17 @@ import tempfile
 from typing import Dict, List
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _stats import compare, error_bars, format_interval, mean_interval  # noqa: E402
+from _stats import (  # noqa: E402
+    add_intervals,
+    compare_rows,
+    format_interval,
+    mean_interval,
+)
 
 from _runs import (  # noqa: E402
     QUICK,
     finished_configs,
+    interval_panel,
     run_all,
     run_provenance,
     write_outputs,
@@ -134,19 +140,12 @@ def _ood(config, spec, model):
 def aggregate(rows: List[Dict]) -> Dict:
     """Intervals per row (and the out-of-distribution / test ratio per
     seed) and the paired comparisons of one protocol."""
-    by_label = {}
+    add_intervals(rows, INTERVALS)
     for row in rows:
-        for key in INTERVALS:
-            vals = [r[key] for r in row['runs'] if key in r]
-            if vals:
-                row[key + '_ci'] = mean_interval(vals).as_dict()
         row['ood_ratio_ci'] = mean_interval(
             [r['ood_mse'] / r['mse'] for r in row['runs']]).as_dict()
-        by_label[row['label']] = row
-    comparisons = [compare(by_label[a], by_label[b], key)
-                   for a, b in COMPARISONS
-                   if a in by_label and b in by_label for key in COMPARED]
-    return {'rows': rows, 'comparisons': comparisons}
+    return {'rows': rows,
+            'comparisons': compare_rows(rows, COMPARISONS, COMPARED)}
 
 
 def run_protocol(protocol: str, configs: List[Dict], seeds: List[int],
@@ -218,48 +217,19 @@ def plot(payload: Dict):
     panel's edge with its value written out."""
     protocols = [(n, p) for n, p in payload['protocols'].items()
                  if p['rows']]
-    panels = (('mse', 'test'), ('ood_mse', 'ood'),
-              ('planets_mse', '5 planets'))
+    panels = ('mse', 'ood_mse', 'planets_mse')
 
     def draw(figures):
         fig, axes = figures.subplots(len(protocols), 3, squeeze=False,
                                      figsize=(15, 3.6 * len(protocols)))
         for axrow, (name, part) in zip(axes, protocols):
-            rows = part['rows']
-            ys = list(range(len(rows)))
-            for ax, (key, split) in zip(axrow, panels):
-                est, err = error_bars([r[key + '_ci'] for r in rows], 1e3)
-                seeds = [[run[key] * 1e3 for run in r['runs']]
-                         for r in rows]
-                typical = sorted(est)[len(est) // 2]
-                keep = [i for i, e in enumerate(est)
-                        if e <= OUTLIER * typical]
-                right = 1.15 * max(max(est[i] + err[1][i], *seeds[i])
-                                   for i in keep)
-                for i in range(len(rows)):
-                    if i not in keep:
-                        ax.annotate(f'{est[i]:.2f} (off scale)',
-                                    (right, ys[i]), xytext=(-4, 0),
-                                    textcoords='offset points', ha='right',
-                                    va='center', fontsize=7, color='C3')
-                ax.errorbar([est[i] for i in keep], [ys[i] for i in keep],
-                            xerr=[[err[0][i] for i in keep],
-                                  [err[1][i] for i in keep]],
-                            fmt='o', capsize=4, label='mean, 95% interval')
-                ax.plot([v for i in keep for v in seeds[i]],
-                        [ys[i] + 0.15 for i in keep for _ in seeds[i]],
-                        '.', color='gray', markersize=4,
-                        label='single seeds')
-                ax.set_xlim(0, right)
-                ax.set_yticks(ys, [r['label'] for r in rows])
-                ax.invert_yaxis()
-                ax.grid(axis='x', alpha=0.3)
-                ax.set_xlabel('MSE x 1e-3 (length$^2$)')
+            for ax, key in zip(axrow, panels):
+                interval_panel(ax, part['rows'], key, 1e3,
+                               'MSE x 1e-3 (length$^2$)', outlier=OUTLIER,
+                               labels=ax is axrow[0])
                 title = part['test'] if key == 'mse' else \
                     part['ood'] if key == 'ood_mse' else 'test, 5 planets'
                 ax.set_title(f'{name}: {title}', fontsize=8)
-                if ax is not axrow[0]:
-                    ax.set_yticklabels([])
             axrow[0].legend(fontsize=7, loc='lower right')
         fig.suptitle(f'Gravity (simulated, GATr setup): error bars are 95% '
                      f't-intervals of the mean over '

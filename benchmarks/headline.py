@@ -45,11 +45,12 @@ import tempfile
 from typing import Dict, List
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _stats import compare, error_bars, format_interval, mean_interval  # noqa: E402
+from _stats import add_intervals, compare_rows, format_interval  # noqa: E402
 
 from _runs import (  # noqa: E402
     QUICK,
     finished_configs,
+    interval_panel,
     run_all,
     run_provenance,
     write_outputs,
@@ -110,24 +111,15 @@ def _curve(run_dir: str) -> Dict[str, List[float]]:
 
 def aggregate(rows: List[Dict], configs: List[Dict], work_dir: str) -> Dict:
     """Intervals per row, paired comparisons, curves and compute."""
-    by_label = {}
+    add_intervals(rows, INTERVALS)
     for cfg, row in zip(configs, rows):
         row['passes_per_graph'] = passes(cfg)
-        for key in INTERVALS:
-            vals = [r[key] for r in row['runs'] if key in r]
-            if vals:
-                row[key + '_ci'] = mean_interval(vals).as_dict()
         curves = [_curve(osp.join(work_dir, f'{row["label"]}-seed{s}'
                                   .replace(' ', '_'))) for s in row['seeds']]
         row['curves'] = curves
         row['train_core_seconds'] = sum(c['total_seconds'] for c in curves)
-        by_label[row['label']] = row
-    comparisons = []
-    for a, b in COMPARISONS:
-        if a in by_label and b in by_label:
-            for key in ('mse', 'E_prime_paper'):
-                comparisons.append(compare(by_label[a], by_label[b], key))
-    return {'rows': rows, 'comparisons': comparisons}
+    return {'rows': rows, 'comparisons': compare_rows(
+        rows, COMPARISONS, ('mse', 'E_prime_paper'))}
 
 
 def markdown(payload: Dict) -> str:
@@ -177,26 +169,13 @@ def plot(payload: Dict):
 
     def draw(figures):
         fig, axes = figures.subplots(1, 3, figsize=(15, 4.2))
-        labels = [r['label'] for r in rows]
-        ys = list(range(len(rows)))
         for ax, key, scale, xlabel in (
-                (axes[0], 'mse_ci', 1e3, 'test MSE x 1e-3 (length$^2$)'),
-                (axes[1], 'E_prime_paper_ci', 1e2,
+                (axes[0], 'mse', 1e3, 'test MSE x 1e-3 (length$^2$)'),
+                (axes[1], 'E_prime_paper', 1e2,
                  "E' (paper, Eq. 9) x 1e-2 (length)")):
-            est, err = error_bars([r[key] for r in rows], scale)
-            ax.errorbar(est, ys, xerr=err, fmt='o', capsize=4,
-                        label='mean, 95% interval')
-            base = key[:-len('_ci')]
-            seeds_x = [run[base] * scale for r in rows for run in r['runs']]
-            seeds_y = [y + 0.15 for y, r in zip(ys, rows) for _ in r['runs']]
-            ax.plot(seeds_x, seeds_y, '.', color='gray', markersize=4,
-                    label='single seeds')
+            interval_panel(ax, rows, key, scale, xlabel,
+                           labels=ax is axes[0])
             ax.legend(fontsize=7, loc='best')
-            ax.set_yticks(ys, labels)
-            ax.invert_yaxis()
-            ax.set_xlabel(xlabel)
-            ax.grid(axis='x', alpha=0.3)
-        axes[1].set_yticklabels([])
         ax = axes[2]
         for r in rows:
             curves = r['curves']

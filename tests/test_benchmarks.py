@@ -248,16 +248,28 @@ def test_mocap_quick(private_tmp, capsys):
     assert 'falling back to the ' + label in out
     assert f'### Motion capture, {label}' in out
     assert 'SO(2) about the vertical axis' in out
-    rows = _table_rows(out)
-    assert len(rows) == 2 and all(label in r for r in rows)
+    assert 'Split by clip' in out
+    rows = [r for r in _table_rows(out) if label in r]
+    assert len(rows) == 2
     assert rows[0].startswith(f'| GNN + REMUL (beta=1) ({label}) |')
     assert rows[1].startswith(f'| EGNN ({label}) |')
     assert 'GATr' not in out and 'Reference' not in out
-    payload, _ = _written(out, 'mocap')
-    assert payload['proxy'] is True
+    payload, paths = _written(out, 'mocap')
+    assert payload['proxy'] is True and payload['seeds'] == [0, 1]
     assert payload['common']['source'] == 'proxy'
+    assert payload['selection'].startswith('best_val')
     assert 'paper_reference_x1e-2' not in payload
-    assert payload['rows'][1]['E_prime'] < 1e-4  # EGNN is equivariant
+    egnn = payload['rows'][1]
+    assert egnn['E_prime'] < 1e-4  # EGNN is equivariant
+    for r in payload['rows']:
+        ci = r['mse_ci']
+        assert ci['n'] == 2 and ci['low'] <= ci['estimate'] <= ci['high']
+    pairs = {(c['a'], c['b'], c['key']) for c in payload['comparisons']}
+    assert pairs == {('GNN + REMUL (beta=1)', 'EGNN', key)
+                     for key in ('mse', 'E_prime_paper')}
+    assert '| GNN + REMUL (beta=1) - EGNN | test MSE |' in out
+    with open(paths[1]) as f:
+        assert f.read() == _script('mocap').markdown(payload)
 
 
 # The micro-benchmarks (transforms.py, loss.py, models.py): each writes

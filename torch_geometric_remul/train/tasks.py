@@ -190,26 +190,63 @@ def _md17(config: TrainConfig) -> TaskSpec:
     return spec
 
 
+#: The synthetic proxy of the mocap task is split by clip, so that no test
+#: frame comes from a clip (a walk, a heading, a cadence) seen in training:
+#: clips per split, in file order. Generated once with data seed
+#: :data:`PROXY_DATA_SEED` (the run's seed draws the samples within each
+#: split's clips and the initialisation).
+PROXY_CLIPS = (('train', 4), ('val', 2), ('test', 2))
+PROXY_DATA_SEED = 0
+
+
+def proxy_clip_files() -> Dict[str, List[str]]:
+    r"""The clip files of each split of the mocap task's synthetic proxy
+    (names in its ``raw`` folder), as
+    :class:`~torch_geometric_remul.datasets.MotionCapture`'s ``files``.
+
+    Example:
+
+        >>> proxy_clip_files()['test']
+        ['synthetic_proxy_walk_07.amc', 'synthetic_proxy_walk_08.amc']
+    """
+    from torch_geometric_remul.datasets.mocap_proxy import PROXY_BASENAME
+    out, k = {}, 0
+    for split, count in PROXY_CLIPS:
+        out[split] = [f'{PROXY_BASENAME}_{k + i + 1:02d}.amc'
+                      for i in range(count)]
+        k += count
+    return out
+
+
 def _mocap(config: TrainConfig) -> TaskSpec:
     from torch_geometric_remul.datasets import (
         MotionCapture,
         generate_mocap_proxy,
     )
+    from torch_geometric_remul.datasets.mocap_proxy import PROXY_BASENAME
+    files = None
     if config.source == 'proxy':
-        root = osp.join(config.data_root, 'mocap-proxy')
-        if not osp.isdir(osp.join(root, 'raw')):
-            generate_mocap_proxy(osp.join(root, 'raw'), seed=config.seed)
+        root = osp.join(config.data_root, 'mocap-proxy-by-clip')
+        raw = osp.join(root, 'raw')
+        files = proxy_clip_files()
+        wanted = [f'{PROXY_BASENAME}.asf'] + [
+            f for split in files.values() for f in split]
+        if not all(osp.isfile(osp.join(raw, f)) for f in wanted):
+            # deterministic: rewriting a present clip gives the same bytes
+            generate_mocap_proxy(raw, num_clips=len(wanted) - 1,
+                                 seed=PROXY_DATA_SEED)
     else:
         root = osp.join(config.data_root, 'mocap')
-    label = ' (synthetic proxy, not motion capture)' if config.source == \
-        'proxy' else ''
+    label = ' (synthetic proxy split by clip, not motion capture)' if \
+        config.source == 'proxy' else ''
     # gravity picks the vertical axis: the task's group is SO2 about y
     spec = TaskSpec('mocap', f'motion capture, skeleton graph{label}',
                     POSITIONS_AND_VELOCITIES, axis='y')
     center = spec.centering()
 
     def load(split):
-        return MotionCapture(root, split=split, num_train=config.num_train,
+        return MotionCapture(root, split=split, files=files,
+                             num_train=config.num_train,
                              num_val=config.num_val, num_test=config.num_test,
                              seed=config.seed, transform=center)
 
@@ -285,4 +322,5 @@ def prepared(dataset) -> List[Data]:
 
 
 __all__ = ['TaskSpec', 'task_spec', 'load_task', 'prepared', 'AtomOneHot',
+           'PROXY_CLIPS', 'PROXY_DATA_SEED', 'proxy_clip_files',
            'ELEMENTS', 'GRAVITY_PROTOCOLS', 'GRAVITY_TEST_PLANETS']
