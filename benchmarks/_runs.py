@@ -145,17 +145,23 @@ def _values(common: Dict, cfg: Dict, seed: int, label: str,
 
 
 def finished_configs(configs: List[Dict], seeds: Sequence[int],
-                     common: Dict, work_dir: str) -> List[Dict]:
+                     common: Dict, work_dir: str,
+                     reuse_other_code: Optional[bool] = None) -> List[Dict]:
     """The configurations (``label`` plus fields, as for :func:`run_all`)
     whose every seed has a finished run of the current code in
-    ``work_dir``: what a ``--report-only`` table may show (the rest are
-    reported as missing, never averaged over fewer seeds)."""
+    ``work_dir`` (of any code with ``reuse_other_code``, default:
+    ``REMUL_REUSE_OTHER_CODE``): what a ``--report-only`` table may show
+    (the rest are reported as missing, never averaged over fewer
+    seeds)."""
+    if reuse_other_code is None:
+        reuse_other_code = reuse_other_code_requested()
     current = code_version()
     out = []
     for cfg in configs:
         rest = {k: v for k, v in cfg.items() if k != 'label'}
         if all(_finished(_values(common, rest, s, cfg['label'], work_dir),
-                         current) is not None for s in seeds):
+                         current, reuse_other_code) is not None
+               for s in seeds):
             out.append(cfg)
     return out
 

@@ -44,7 +44,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _stats import add_intervals, compare, error_bars, format_interval  # noqa: E402
 
 import _runs  # noqa: E402
-from _runs import QUICK, run_all, write_outputs  # noqa: E402
+from _runs import QUICK, finished_configs, run_all, write_outputs  # noqa: E402
 from _timing import machine_description  # noqa: E402
 
 SIZES = (100, 300, 1000, 3000)
@@ -141,14 +141,18 @@ def _code_version():
 
 def run_task(task: str, sizes: Sequence[int], seeds: Sequence[int],
              common: Dict, work: str, epochs: int, max_epochs: int,
-             backbone: str = None, log=print, jobs: int = 1) -> Dict:
-    """Trains every method at every size; returns the task's JSON part:
-    ``rows`` (one per size and method, with intervals) and
-    ``comparisons`` (paired differences per size)."""
+             backbone: str = None, log=print, jobs: int = 1,
+             report_only: bool = False) -> Dict:
+    """Trains every method at every size (with ``report_only``: nothing,
+    keeping the methods whose every seed finished); returns the task's JSON
+    part: ``rows`` (one per size and method, with intervals),
+    ``comparisons`` (paired differences per size) and ``missing`` (size
+    and label of the methods not tabulated)."""
     title, default_backbone = TASKS[task]
     backbone = backbone or default_backbone
     configs = configs_for(backbone)
     rows, comparisons, epochs_by_size, val_every = [], [], {}, {}
+    missing = []
     for size in sizes:
         n_epochs = epochs_for(size, epochs, max_epochs)
         epochs_by_size[str(size)] = n_epochs
@@ -158,11 +162,16 @@ def run_task(task: str, sizes: Sequence[int], seeds: Sequence[int],
         work_dir = osp.join(work, 'bench-data-efficiency', task, f'n{size}')
         run_cfgs = [{k: v for k, v in c.items() if k != 'method'}
                     for c in configs]
-        size_rows = run_all(run_cfgs, seeds, values, work_dir, log=log,
-                            jobs=jobs)
+        done = run_cfgs if not report_only else \
+            finished_configs(run_cfgs, seeds, values, work_dir)
+        missing += [{'num_train': size, 'label': c['label']}
+                    for c in run_cfgs if c not in done]
+        size_rows = run_all(done, seeds, values, work_dir, log=log,
+                            jobs=jobs) if done else []
         add_intervals(size_rows, ('mse', 'E_prime', 'E_prime_paper'))
         by_method = {}
-        for cfg, row in zip(configs, size_rows):
+        for cfg, row in zip([c for c, r in zip(configs, run_cfgs)
+                             if r in done], size_rows):
             row['method'] = cfg['method']
             row['num_train'] = size
             row['epochs'] = n_epochs
@@ -180,7 +189,7 @@ def run_task(task: str, sizes: Sequence[int], seeds: Sequence[int],
     return {'title': title, 'backbone': backbone,
             'epochs_by_size': epochs_by_size,
             'val_every_by_size': val_every, 'rows': rows,
-            'comparisons': comparisons}
+            'comparisons': comparisons, 'missing': missing}
 
 
 def markdown(payload: Dict) -> str:
@@ -213,6 +222,11 @@ def markdown(payload: Dict) -> str:
             lines.append(f'| {c["num_train"]:,} | {c["a"]} - {c["b"]} | '
                          f'{format_interval(c["difference"], 3, 1e3)} | '
                          f'{c["verdict"]} |')
+        if part.get('missing'):
+            lines += ['', 'Not yet finished for every seed (not '
+                      'tabulated): ' + ', '.join(
+                          f'{m["label"]} at {m["num_train"]:,}'
+                          for m in part['missing']) + '.']
         parts.append('\n'.join(lines) + '\n')
     return '\n'.join(parts)
 
@@ -277,6 +291,9 @@ def main(argv=None):
     parser.add_argument('--data-root', default='data')
     parser.add_argument('--jobs', type=int, default=1,
                         help='runs trained at once (one per core)')
+    parser.add_argument('--report-only', action='store_true',
+                        help='train nothing; tabulate the methods whose '
+                        'every seed finished')
     parser.add_argument('--quick', action='store_true')
     args = parser.parse_args(argv)
     sizes = sorted(set(args.sizes + ([LARGE] if args.large else [])))
@@ -307,15 +324,17 @@ def main(argv=None):
     }
     for task in args.tasks:
         payload['tasks'][task] = run_task(task, sizes, seeds, common, work,
-                                          epochs, max_epochs, jobs=args.jobs)
+                                          epochs, max_epochs, jobs=args.jobs,
+                                          report_only=args.report_only)
     selections = sorted({str(rec['selection']) for part in
                          payload['tasks'].values() for r in part['rows']
                          for rec in r['run_records']})
     payload['selections_recorded'] = selections
     table = markdown(payload)
     print('\n' + table)
-    paths = write_outputs('data_efficiency', payload, table, plot(payload),
-                          **directory)
+    drawn = any(part['rows'] for part in payload['tasks'].values())
+    paths = write_outputs('data_efficiency', payload, table,
+                          plot(payload) if drawn else None, **directory)
     print('wrote', ', '.join(paths))
     return 0
 

@@ -204,3 +204,36 @@ def test_data_efficiency_quick(private_tmp, capsys, tasks):
     assert '| training systems | epochs | GNN plain | GNN + augmentation ' \
         '| GNN + REMUL | EGNN |' in out
     assert '| 16 | REMUL - augmentation | ' in out
+
+
+def test_data_efficiency_report_only(private_tmp, capsys, monkeypatch):
+    de = _script('data_efficiency')
+    # nothing trained: every method of every size is missing
+    assert de.main(['--quick', '--tasks', 'nbody', '--report-only']) == 0
+    out = capsys.readouterr().out
+    assert 'run(s),' not in out and 'trained in' not in out
+    line = [x for x in out.splitlines() if x.startswith('wrote')][-1]
+    paths = line[len('wrote '):].split(', ')
+    assert not any(p.endswith('.png') for p in paths)  # nothing to draw
+    with open(paths[0]) as f:
+        part = json.load(f)['tasks']['nbody']
+    assert part['rows'] == [] and part['comparisons'] == []
+    assert len(part['missing']) == 8  # 4 methods x 2 sizes
+    assert 'Not yet finished for every seed' in out
+    # one size trained: --report-only on the same runs tabulates it alone
+    work = tempfile.mkdtemp()
+    monkeypatch.setattr(tempfile, 'mkdtemp', lambda *a, **k: work)
+    common = {k: v for k, v in de.QUICK.items()
+              if k not in ('num_train', 'epochs')}
+    de.run_task('nbody', [16], [0, 1], dict(common, beta=1.0,
+                                             data_root=work),
+                work, 1, 2, log=lambda s: None)  # as main() --quick does
+    assert de.main(['--quick', '--tasks', 'nbody', '--report-only']) == 0
+    out = capsys.readouterr().out
+    assert 'run(s),' not in out
+    line = [x for x in out.splitlines() if x.startswith('wrote')][-1]
+    with open(line[len('wrote '):].split(', ')[0]) as f:
+        part = json.load(f)['tasks']['nbody']
+    assert {r['num_train'] for r in part['rows']} == {16}
+    assert {m['num_train'] for m in part['missing']} == {32}
+    assert 'GNN + REMUL at 32' in out
