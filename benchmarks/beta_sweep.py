@@ -3,6 +3,8 @@ TargetEquivariance targets, for one unconstrained model on charged N-body.
 
 Usage:  python benchmarks/beta_sweep.py [--model gnn] [--epochs 60]
                                         [--modes target consistency] [--quick]
+        python benchmarks/beta_sweep.py --replot \
+            benchmarks/results/beta_sweep.json
 
 Runs `remul train --beta B` for B in {0, 0.01, 0.1, 1, 10, 100} (beta = 0 is
 plain training) in each REMUL mode:
@@ -18,6 +20,7 @@ import argparse
 import os
 import sys
 import tempfile
+from typing import Dict, List
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _runs import QUICK, markdown_table, run_all, write_outputs  # noqa
@@ -66,6 +69,114 @@ def monotone_report(mode, rows):
     return monotone, noise, text
 
 
+def _curves(rows: List[Dict]) -> Dict[str, List[Dict]]:
+    """``{mode: rows in increasing beta}`` (the plain run, beta = 0, starts
+    every mode) from the rows' configurations."""
+    plain = [r for r in rows if r['config']['loss'] == 'plain']
+    out = {}
+    for mode in MODES:
+        sweep = sorted((r for r in rows if r['config']['loss'] == 'remul'
+                        and r['config'].get('mode', 'target') == mode
+                        and r['config'].get('weighting') is None),
+                       key=lambda r: r['config']['beta'])
+        if sweep:
+            out[mode] = plain + sweep
+    return out
+
+
+def _beta(row: Dict) -> float:
+    return 0.0 if row['config']['loss'] == 'plain' else row['config']['beta']
+
+
+def plot(payload: Dict):
+    """``plot(figures) -> figure``: E' and test MSE against beta (error bars:
+    standard deviation over seeds), and the accuracy/equivariance trade-off
+    with beta as colour (no text labels on the points)."""
+    rows = payload['rows']
+    curves = _curves(rows)
+    targets = [r for r in rows if r['config'].get('weighting') == 'target']
+    markers = {'target': 'o', 'consistency': 's'}
+    shapes = {'o': 'circles', 's': 'squares'}
+
+    def draw(figures):
+        from matplotlib import cm, colors
+        fig, (e_ax, m_ax, t_ax) = figures.subplots(1, 3, figsize=(16, 4.4))
+        betas = sorted({_beta(r) for c in curves.values() for r in c})
+        positive = [b for b in betas if b > 0]
+        # beta = 0 has no place on a log axis: one decade below the
+        # smallest positive beta, marked on the axis
+        zero_at = min(positive) / 10 if positive else 1e-3
+
+        def x(row):
+            return _beta(row) if _beta(row) > 0 else zero_at
+        for k, (mode, curve) in enumerate(curves.items()):
+            for ax, key in ((e_ax, 'E_prime'), (m_ax, 'mse')):
+                ax.errorbar([x(r) for r in curve], [r[key] for r in curve],
+                            yerr=[r.get(key + '_std', 0.0) for r in curve],
+                            marker=markers[mode], c=f'C{k}', capsize=3,
+                            label=f'{mode} mode')
+        for ax in (e_ax, m_ax):
+            ax.set_xscale('log')
+            ax.set_xticks([zero_at] + positive,
+                          ['0\n(plain)'] + [f'{b:g}' for b in positive])
+            ax.minorticks_off()
+            ax.set_xlabel('beta')
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        e_ax.set_yscale('log')
+        e_ax.set_ylabel("E' per node (test, length)")
+        e_ax.set_title("E' against beta", fontsize=9)
+        m_ax.set_ylabel('test MSE (length$^2$)')
+        m_ax.set_title('test MSE against beta', fontsize=9)
+        norm = colors.LogNorm(vmin=zero_at, vmax=max(positive or [1.0]))
+        cmap = cm.viridis
+        for k, (mode, curve) in enumerate(curves.items()):
+            t_ax.plot([r['E_prime'] for r in curve], [r['mse'] for r in curve],
+                      '-', c=f'C{k}', alpha=0.5, label=f'{mode} mode '
+                      f'({shapes[markers[mode]]}; beta grows along the '
+                      f'line)')
+            t_ax.scatter([r['E_prime'] for r in curve],
+                         [r['mse'] for r in curve], c=[x(r) for r in curve],
+                         cmap=cmap, norm=norm, marker=markers[mode],
+                         edgecolors='k', zorder=3)
+        for k, r in enumerate(targets):
+            t_ax.scatter(r['E_prime'], r['mse'], marker='^', s=70,
+                         c=f'C{k + 2}', edgecolors='k', zorder=3,
+                         label=r['label'])
+        t_ax.set_xscale('log')
+        t_ax.set_xlabel("E' per node (test, length)")
+        t_ax.set_ylabel('test MSE (length$^2$)')
+        t_ax.set_title('accuracy / equivariance trade-off', fontsize=9)
+        t_ax.grid(alpha=0.3)
+        t_ax.legend(fontsize=7)
+        bar = fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), ax=t_ax)
+        bar.set_label('beta (lowest colour: beta = 0, plain)')
+        seeds = payload.get('seeds') or rows[0]['seeds']
+        fig.suptitle(f'{payload["common"].get("model", "gnn")} on charged '
+                     f'N-body (simulated stand-in), '
+                     f'{payload["common"]["epochs"]} epochs; error bars: '
+                     f'standard deviation over {len(seeds)} seed(s)',
+                     fontsize=9)
+        fig.tight_layout()
+        return fig
+    return draw
+
+
+def replot(path: str) -> str:
+    """Draws the figure of a written ``beta_sweep.json`` again (next to it,
+    as ``.png``) without training anything; returns the figure's path."""
+    import json
+
+    from matplotlib.figure import Figure
+
+    from _runs import Figures
+    with open(path) as f:
+        payload = json.load(f)
+    out = os.path.splitext(path)[0] + '.png'
+    plot(payload)(Figures(Figure)).savefig(out, dpi=100)
+    return out
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--model', default='gnn')
@@ -76,8 +187,14 @@ def main(argv=None):
                         default=[0.03, 0.01])
     parser.add_argument('--seeds', type=int, nargs='+', default=[0])
     parser.add_argument('--data-root', default='data')
+    parser.add_argument('--replot', metavar='JSON', default=None,
+                        help='only draw the figure of a written '
+                        'beta_sweep.json again (trains nothing)')
     parser.add_argument('--quick', action='store_true')
     args = parser.parse_args(argv)
+    if args.replot:
+        print('wrote', replot(args.replot))
+        return 0
     common = dict(task='nbody', model=args.model, epochs=args.epochs,
                   data_root=args.data_root)
     if args.quick:
@@ -108,46 +225,10 @@ def main(argv=None):
         table += text
     print('\n' + table)
 
-    def plot(figures):
-        fig, (left, right) = figures.subplots(1, 2, figsize=(11, 4.2))
-        # beta = 0 has no place on a log axis: draw it one decade below the
-        # smallest positive beta
-        betas = sorted(set(args.betas))
-        positive = [b for b in betas if b > 0]
-        zero_at = min(positive) / 10 if positive else 1e-3
-        xs = [b if b > 0 else zero_at for b in betas]
-        twin = left.twinx()
-        for k, (mode, curve) in enumerate(curves.items()):
-            left.errorbar(xs, [r['E_prime'] for r in curve],
-                          yerr=[r['E_prime_std'] for r in curve],
-                          marker='o', c=f'C{k}', label=f"E', {mode}")
-            twin.errorbar(xs, [r['mse'] for r in curve],
-                          yerr=[r['mse_std'] for r in curve], marker='s',
-                          ls='--', c=f'C{k}', alpha=0.6,
-                          label=f'test MSE, {mode}')
-        left.set_xscale('log')
-        left.set_yscale('log')
-        left.set_xlabel('beta (leftmost point: beta = 0, plain training)')
-        left.set_ylabel("E' (test, solid)")
-        twin.set_ylabel('test MSE (dashed)')
-        left.legend(fontsize=7, loc='lower left')
-        left.set_title('against beta')
-        for r in rows:
-            right.scatter(r['E_prime'], r['mse'],
-                          marker='^' if 'target E' in r['label'] else 'o')
-            right.annotate(r['label'], (r['E_prime'], r['mse']), fontsize=6)
-        right.set_xscale('log')
-        right.set_xlabel("E' (test)")
-        right.set_ylabel('test MSE')
-        right.set_title('accuracy / equivariance trade-off')
-        fig.tight_layout()
-        return fig
-
-    paths = write_outputs('beta_sweep', {'machine': machine_description(),
-                                         'common': common, 'rows': rows,
-                                         'monotone': monotone,
-                                         'monotone_within_noise':
-                                         within_noise}, table, plot,
+    payload = {'machine': machine_description(), 'common': common,
+               'seeds': args.seeds, 'rows': rows, 'monotone': monotone,
+               'monotone_within_noise': within_noise}
+    paths = write_outputs('beta_sweep', payload, table, plot(payload),
                           **({'directory': work} if args.quick else {}))
     print('wrote', ', '.join(paths))
     return 0

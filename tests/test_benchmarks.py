@@ -72,6 +72,13 @@ def test_beta_sweep_quick(private_tmp, capsys):
     assert '| beta = 10 (consistency) |' in out
     assert all(isinstance(v, bool) for v in payload['monotone'].values())
     assert set(payload['monotone_within_noise']) == set(payload['monotone'])
+    # the figure can be drawn again from the JSON alone
+    json_path = [p for p in _written(out, 'beta_sweep')[1]
+                 if p.endswith('.json')][0]
+    png = json_path[:-len('.json')] + '.png'
+    os.remove(png)
+    assert _script('beta_sweep').main(['--replot', json_path]) == 0
+    assert osp.getsize(png) > 0
 
 
 def test_beta_sweep_monotone_report():
