@@ -288,35 +288,6 @@ def markdown_table(rows: List[Dict], title: str,
     return '\n'.join(lines) + '\n'
 
 
-def bar_plot(rows: List[Dict], title: str,
-             series: Sequence = (('mse', 'test MSE'), ),
-             xlabel: str = 'test MSE', label_key: str = 'label',
-             log: bool = False) -> Callable:
-    """``plot(figures) -> figure`` for :func:`write_outputs`: horizontal bars,
-    one group per row, one bar per ``(key, legend)`` in ``series``, with the
-    standard deviation over seeds (``<key>_std``) as error bars."""
-    def plot(figures):
-        fig, ax = figures.subplots(figsize=(8, 4))
-        height = 0.8 / len(series)
-        for k, (key, legend) in enumerate(series):
-            offset = (k - (len(series) - 1) / 2) * height
-            ax.barh([i + offset for i in range(len(rows))],
-                    [r[key] for r in rows], height=height,
-                    xerr=[r.get(key + '_std', 0.0) for r in rows],
-                    label=legend)
-        ax.set_yticks(list(range(len(rows))), [r[label_key] for r in rows])
-        if log:
-            ax.set_xscale('log')
-        ax.set_xlabel(xlabel)
-        ax.set_title(title, fontsize=9)
-        ax.invert_yaxis()
-        if len(series) > 1:
-            ax.legend()
-        fig.tight_layout()
-        return fig
-    return plot
-
-
 def write_outputs(name: str, payload: Dict, table: str,
                   plot=None, directory: str = RESULTS) -> List[str]:
     """Writes ``<directory>/<name>.json`` and ``.md``, and ``.png`` when

@@ -1,29 +1,48 @@
 """Charged N-body: unconstrained models trained plain, with data augmentation
 and with REMUL, against the exactly equivariant EGNN and SEGNN.
 
-Usage:  python benchmarks/nbody.py [--seeds 0 1 2] [--epochs 60]
-                                   [--val-every 1] [--jobs 2] [--quick]
+Usage:  python benchmarks/nbody.py [--seeds 0 1 2 3 4] [--epochs 60]
+            [--val-every 1] [--jobs 2] [--only LABEL ...] [--report-only]
+            [--quick]
 
 Our simulator of the EGNN charged-particle system (a stand-in for the EGNN
 files, 3000/2000/2000 trajectories, frame 30 -> 40). Rows: MLP, GNN and
-Transformer each plain, with augmentation and with REMUL; EGNN; SEGNN.
-Writes benchmarks/results/nbody.{json,md,png}. The long-schedule table with
-intervals is benchmarks/headline.py; gravity is benchmarks/gravity.py.
+Transformer each plain, with augmentation and with REMUL; EGNN; SEGNN, on a
+short schedule (60 epochs). The long-schedule table (300 epochs) of the
+GNN, EGNN and Transformer rows, with compute-matched augmentation, is
+benchmarks/headline.py; gravity is benchmarks/gravity.py.
 
-Every run is `remul train --task T` with the given options (the task's
-defaults otherwise); test MSE is averaged over the seeds (mean +- std), E and
-E' are measured under SO(3) on 200 test graphs (20 rotations each). Finished
-runs under runs/bench-nbody/ are reused, so an interrupted benchmark
-continues where it stopped.
+Every run is `remul train --task nbody` with the options of its row and the
+task's defaults otherwise (REMUL: beta = 1, target mode, two forward passes
+per step; augmentation: one). Selection: each run's test metrics are those
+of the model at its epoch of lowest validation MSE. Statistics: mean over
+seeds with a 95% Student-t interval; paired bootstrap intervals (10,000
+resamples over seeds) of REMUL - augmentation and REMUL - plain per
+backbone and REMUL - EGNN, "tie" when the interval contains 0. E and E'
+are measured under SO(3) on 200 test graphs (20 rotations each). Finished
+runs under runs/bench-nbody/ are reused when the package code is the same,
+so an interrupted benchmark continues where it stopped (``--report-only``
+trains nothing and tabulates the rows whose every seed finished).
+
+Writes benchmarks/results/nbody.{json,md,png}.
 """
 import argparse
 import os
 import sys
 import tempfile
+from typing import Dict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _runs import (QUICK, bar_plot, markdown_table, run_all,  # noqa
-                   write_outputs)
+from _stats import add_intervals, compare_rows, format_interval  # noqa: E402
+
+from _runs import (  # noqa: E402
+    QUICK,
+    finished_configs,
+    interval_panel,
+    run_all,
+    run_provenance,
+    write_outputs,
+)
 from _timing import machine_description  # noqa: E402
 
 CONFIGS = [
@@ -41,59 +60,134 @@ CONFIGS = [
     dict(label='SEGNN', model='segnn', loss='plain'),
 ]
 
-def out_dir(args, work):
-    """--quick writes its outputs into its temporary directory."""
-    return {'directory': work} if args.quick else {}
+#: the paired differences reported (label a - label b), on test MSE and E'
+COMPARISONS = tuple(
+    (f'{b} + REMUL', other)
+    for b in ('MLP', 'GNN', 'Transformer')
+    for other in (f'{b} + augmentation', f'{b} plain')) + (
+    ('GNN + REMUL', 'EGNN'), ('Transformer + REMUL', 'EGNN'))
+COMPARED = ('mse', 'E_prime_paper')
+
+#: metrics given a 95% interval per row (key -> description)
+INTERVALS = {'mse': 'test MSE (length^2)',
+             'E_prime_paper': "E' as in the paper (Eq. 9, length)",
+             'E_prime': "E' per node (our normalised variant, length)"}
+
+#: a row whose mean is this many times the median of its panel is written
+#: at the panel's edge instead of drawn to scale
+OUTLIER = 3.0
 
 
-def _select(configs, only):
-    configs = [dict(c) for c in configs]
-    if only:
-        configs = [c for c in configs
-                   if any(s.lower() in c['label'].lower() for s in only)]
-    return configs
+def markdown(payload: Dict) -> str:
+    """The table (mean [95% interval] over seeds) and the paired
+    differences."""
+    seeds = payload['seeds']
+    lines = [
+        f'### Charged N-body (simulated stand-in), {payload["epochs"]} '
+        f'epochs; {len(seeds)} seeds {seeds}', '',
+        'Test MSE x 1e-3 (length^2) and E\' x 1e-2 (length): mean [95% '
+        't-interval] over seeds, at each run\'s best-validation epoch.', '',
+        '| model / loss | test MSE | E\' (paper, Eq. 9) | E\' (per node) | '
+        'best epochs | params | s / epoch |', '|---|---|---|---|---|---|---|']
+    for r in payload['rows']:
+        lines.append(
+            f'| {r["label"]} | {format_interval(r["mse_ci"], 2, 1e3)} | '
+            f'{format_interval(r["E_prime_paper_ci"], 3, 1e2)} | '
+            f'{format_interval(r["E_prime_ci"], 3, 1e2)} | '
+            f'{", ".join(str(e) for e in r["best_epochs"])} | '
+            f'{r["params"]:,} | {r["seconds_per_epoch"]:.2f} |')
+    if payload['comparisons']:
+        lines += ['', 'Paired differences over seeds (bootstrap, 10,000 '
+                  'resamples, 95% percentile interval); "tie" when the '
+                  'interval contains 0.', '',
+                  '| difference | metric | estimate [interval] | verdict |',
+                  '|---|---|---|---|']
+        for c in payload['comparisons']:
+            metric, scale = ('test MSE x 1e-3', 1e3) if c['key'] == 'mse' \
+                else ("E' (paper) x 1e-2", 1e2)
+            lines.append(f'| {c["a"]} - {c["b"]} | {metric} | '
+                         f'{format_interval(c["difference"], 3, scale)} | '
+                         f'{c["verdict"]} |')
+    if payload['missing']:
+        lines += ['', 'Not yet finished for every seed (not tabulated): ' +
+                  ', '.join(payload['missing']) + '.']
+    return '\n'.join(lines) + '\n'
 
 
-def charged(args, common, work):
-    configs = _select(CONFIGS, args.only)
-    if args.quick:
-        configs = [c for c in configs if c['model'] in ('gnn', 'egnn')]
-    common = dict(common, task='nbody')
-    rows = run_all(configs, args.seeds, common,
-                   os.path.join(work, 'bench-nbody'), jobs=args.jobs)
-    table = markdown_table(rows, f'Charged N-body (simulated stand-in), '
-                           f'{common["epochs"]} epochs, seeds {args.seeds}')
-    print('\n' + table)
+def plot(payload: Dict):
+    """``plot(figures) -> figure``: test MSE and E' (paper) per row, means
+    with 95% intervals and single seeds on linear axes (a far-off row is
+    written at the panel's edge)."""
+    rows = payload['rows']
 
-    plot = bar_plot(rows, 'charged N-body (simulated)')
-    paths = write_outputs('nbody', {'machine': machine_description(),
-                                    'common': common, 'rows': rows},
-                          table, plot, **out_dir(args, work))
-    print('wrote', ', '.join(paths))
+    def draw(figures):
+        fig, axes = figures.subplots(1, 2, figsize=(12, 4.6))
+        for ax, key, scale, xlabel in (
+                (axes[0], 'mse', 1e3, 'test MSE x 1e-3 (length$^2$)'),
+                (axes[1], 'E_prime_paper', 1e2,
+                 "E' (paper, Eq. 9) x 1e-2 (length)")):
+            interval_panel(ax, rows, key, scale, xlabel, outlier=OUTLIER,
+                           labels=ax is axes[0])
+        axes[0].legend(fontsize=7, loc='lower right')
+        fig.suptitle(f'Charged N-body (simulated stand-in), '
+                     f'{payload["epochs"]} epochs: error bars are 95% '
+                     f't-intervals of the mean over '
+                     f'{len(payload["seeds"])} seeds', fontsize=9)
+        fig.tight_layout()
+        return fig
+    return draw
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0])
+    parser.add_argument('--seeds', type=int, nargs='+',
+                        default=[0, 1, 2, 3, 4])
     parser.add_argument('--epochs', type=int, default=60)
     parser.add_argument('--beta', type=float, default=1.0)
     parser.add_argument('--only', nargs='*', default=None,
-                        help='labels (substrings) of the runs to keep')
+                        help='labels (exact) of the rows to train/report')
     parser.add_argument('--data-root', default='data')
     parser.add_argument('--val-every', type=int, default=1,
                         help='validate every N epochs (and after the last)')
     parser.add_argument('--jobs', type=int, default=1,
                         help='runs trained at once (one per core)')
+    parser.add_argument('--report-only', action='store_true',
+                        help='train nothing; tabulate the finished rows')
     parser.add_argument('--quick', action='store_true')
     args = parser.parse_args(argv)
-    common = dict(epochs=args.epochs, beta=args.beta,
+    configs = [dict(c) for c in CONFIGS
+               if not args.only or c['label'] in args.only]
+    if not configs:
+        parser.error(f'--only matches no row; rows: '
+                     f'{", ".join(c["label"] for c in CONFIGS)}')
+    common = dict(task='nbody', epochs=args.epochs, beta=args.beta,
                   data_root=args.data_root, val_every=args.val_every)
-    work = 'runs'
+    work, seeds, directory = 'runs', list(args.seeds), {}
     if args.quick:
         common.update(QUICK)
+        configs = [c for c in configs if c['model'] in ('gnn', 'egnn')]
+        seeds = [0, 1]
         work = common['data_root'] = tempfile.mkdtemp()
+        directory = {'directory': work}
     print(f'machine: {machine_description()}')
-    charged(args, common, work)
+    work_dir = os.path.join(work, 'bench-nbody')
+    done = configs if not args.report_only else \
+        finished_configs(configs, seeds, common, work_dir)
+    rows = run_all(done, seeds, common, work_dir, jobs=args.jobs) \
+        if done else []
+    add_intervals(rows, INTERVALS)
+    payload = dict(run_provenance(), seeds=seeds, epochs=common['epochs'],
+                   common=common,
+                   interval='95% Student-t interval of the mean over seeds',
+                   bootstrap_resamples=10_000, metrics=INTERVALS,
+                   rows=rows,
+                   comparisons=compare_rows(rows, COMPARISONS, COMPARED),
+                   missing=[c['label'] for c in configs if c not in done])
+    table = markdown(payload)
+    print('\n' + table)
+    paths = write_outputs('nbody', payload, table,
+                          plot(payload) if rows else None, **directory)
+    print('wrote', ', '.join(paths))
     return 0
 
 

@@ -51,15 +51,28 @@ def _written(out, name):
 
 
 def test_nbody_quick_charged(private_tmp, capsys):
-    assert _script('nbody').main(['--quick']) == 0
+    nbody = _script('nbody')
+    assert nbody.main(['--quick', '--jobs', '2']) == 0
     out = capsys.readouterr().out
     payload, paths = _written(out, 'nbody')
-    assert [r['label'] for r in payload['rows']] and \
-        all(r['params'] > 0 for r in payload['rows'])
     assert all(p.startswith(str(private_tmp)) for p in paths)
+    assert [r['label'] for r in payload['rows']] == [
+        'GNN plain', 'GNN + augmentation', 'GNN + REMUL', 'EGNN']
+    assert payload['seeds'] == [0, 1] and payload['missing'] == []
+    assert payload['selection'].startswith('best_val')
+    for r in payload['rows']:
+        assert r['params'] > 0
+        ci = r['mse_ci']
+        assert ci['n'] == 2 and ci['low'] <= ci['estimate'] <= ci['high']
+    assert payload['rows'][-1]['E_prime_paper'] < 1e-4  # EGNN
+    pairs = {(c['a'], c['b']) for c in payload['comparisons']}
+    assert pairs == {('GNN + REMUL', 'GNN + augmentation'),
+                     ('GNN + REMUL', 'GNN plain'), ('GNN + REMUL', 'EGNN')}
     assert 'Charged N-body (simulated stand-in)' in out
-    assert '| GNN + REMUL |' in out and '| EGNN |' in out
+    assert '| GNN + REMUL - EGNN | test MSE x 1e-3 |' in out
     assert 'gravity' not in out.lower()  # benchmarks/gravity.py
+    with open(paths[1]) as f:
+        assert f.read() == nbody.markdown(payload)
 
 
 def test_beta_sweep_quick(private_tmp, capsys):
