@@ -3,8 +3,9 @@ with data augmentation and with REMUL, against the exactly equivariant EGNN,
 on the eight MD17 molecules.
 
 Usage:  python benchmarks/md17.py [--molecules ...]
-            [--source auto|md17|rmd17|standin] [--seeds 0] [--epochs 60]
-            [--quick] [--data-root data]
+            [--source auto|md17|rmd17|standin] [--seeds 0 1 2 3 4]
+            [--epochs 60] [--jobs 2] [--report-only] [--quick]
+            [--data-root data]
 
 Data: the real MD17 or rMD17 files where the user has put them
 (<data-root>/md17/<molecule>/raw/, the names MD17Trajectories searches), else
@@ -17,17 +18,21 @@ printed only next to results on real files.
 Task (EGNO protocol as `remul train --task md17`): heavy atoms, radius graph
 (5 A), predict the positions 5000 frames ahead from positions and velocities;
 500 training and 2000 test start frames. Every run is `remul train` with the
-options of its row (REMUL: beta = 1, constant weighting); test MSE is
-averaged over the seeds, E and E' are measured under SO(3).
+options of its row (REMUL: beta = 1, constant weighting, two forward passes
+per step; augmentation: one), validated after every epoch; its test
+metrics are those of the model at its epoch of lowest validation MSE.
+Statistics per molecule: mean over seeds with a 95% Student-t interval;
+paired bootstrap intervals (10,000 resamples over seeds) of REMUL -
+augmentation, REMUL - plain and REMUL - EGNN, "tie" when the interval
+contains 0. E and E' are measured under SO(3).
 
 Deviations from the protocol, so that the full default run (8 molecules x 4
-rows x 1 seed) stays within about 25 minutes on one CPU core:
+rows x 5 seeds) stays within about 40 minutes on two CPU cores:
 
 * 60 training epochs instead of the paper's 500 (``--epochs``), so the
   models are not converged and the numbers are not comparable with
   published ones even on real data;
-* 200 validation frames instead of 2000 (the validation MSE is computed
-  after every epoch and only logged; no model selection uses it), which
+* 200 validation frames instead of 2000 (validated after every epoch), which
   also moves the test frames: they are the next 2000 frames of the same
   seeded permutation;
 * E and E' are measured on 100 graphs with 10 group elements each (instead
@@ -42,8 +47,9 @@ Compare its rows with each other only.
 
 Writes benchmarks/results/md17.{json,md,png} (``--quick``: a smoke run on a
 short ethanol stand-in, written into a temporary directory). Finished runs
-under runs/bench-md17/ are reused, so an interrupted benchmark continues
-where it stopped.
+under runs/bench-md17/ are reused when the package code is the same, so an
+interrupted benchmark continues where it stopped (``--report-only`` trains
+nothing and tabulates the rows whose every seed finished).
 """
 import argparse
 import inspect
@@ -51,13 +57,20 @@ import os
 import os.path as osp
 import sys
 import tempfile
-
-import numpy as np
+from typing import Dict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _runs import QUICK, markdown_table, run_all, write_outputs  # noqa
-from _timing import machine_description  # noqa: E402
+from _stats import add_intervals, compare_rows, format_interval  # noqa: E402
 
+from _runs import (  # noqa: E402
+    QUICK,
+    finished_configs,
+    interval_panel,
+    run_all,
+    run_provenance,
+    write_outputs,
+)
+from _timing import machine_description  # noqa: E402
 from torch_geometric_remul.datasets import (  # noqa: E402
     MD17_MOLECULES,
     MD17Trajectories,
@@ -73,6 +86,15 @@ CONFIGS = [
          weighting='constant'),
     dict(label='EGNN', model='egnn', loss='plain'),
 ]
+
+#: the paired differences reported per molecule (label a - label b)
+COMPARISONS = (('GNN + REMUL', 'GNN + augmentation'),
+               ('GNN + REMUL', 'GNN plain'), ('GNN + REMUL', 'EGNN'))
+
+#: metrics given a 95% interval per row (key -> description)
+INTERVALS = {'mse': 'test MSE (Angstrom^2)',
+             'E_prime_paper': "E' as in the paper (Eq. 9, Angstrom)",
+             'E_prime': "E' per node (our normalised variant, Angstrom)"}
 
 #: Sizes of the benchmark (see the module docstring for the deviations).
 PROTOCOL = dict(num_train=500, num_val=200, num_test=2000, eval_graphs=100,
@@ -122,17 +144,109 @@ def standin_frames(common) -> int:
     return margin + max(margin, delta, 1) + need + 1
 
 
+def markdown(payload: Dict) -> str:
+    """The stand-in table and the real-file table (each: mean [95%
+    interval] over seeds per molecule and row), the paired differences and,
+    for real files only, the paper's numbers."""
+    seeds, epochs = payload['seeds'], payload['common']['epochs']
+    head = ['', 'Test MSE x 1e-2 (Angstrom^2) and E\' x 1e-2 (Angstrom): mean '
+            '[95% t-interval] over seeds, at each run\'s best-validation '
+            'epoch.', '',
+            '| molecule: model / loss | test MSE | E\' (paper, Eq. 9) | '
+            'E\' (per node) | best epochs |', '|---|---|---|---|---|']
+
+    def line(r):
+        return (f'| {r["label"]} | {format_interval(r["mse_ci"], 3, 1e2)} | '
+                f'{format_interval(r["E_prime_paper_ci"], 3, 1e2)} | '
+                f'{format_interval(r["E_prime_ci"], 3, 1e2)} | '
+                f'{", ".join(str(e) for e in r["best_epochs"])} |')
+    tables = []
+    standin = [r for r in payload['rows'] if r['source'] == 'standin']
+    real = [r for r in payload['rows'] if r['source'] != 'standin']
+    if standin:
+        tables += [f'### MD17 molecules, {STANDIN_LABEL}: {epochs} epochs, '
+                   f'{len(seeds)} seeds {seeds}'] + head + \
+            [line(r) for r in standin]
+    if real:
+        kinds = '/'.join(sorted({r['source'] for r in real}))
+        tables += ['', f'### MD17 ({kinds} files): {epochs} epochs, '
+                   f'{len(seeds)} seeds {seeds}'] + head + \
+            [line(r) for r in real]
+    if payload['comparisons']:
+        tables += ['', 'Paired differences over seeds (bootstrap, 10,000 '
+                   'resamples, 95% percentile interval); "tie" when the '
+                   'interval contains 0.', '',
+                   '| molecule | difference | test MSE x 1e-2 [interval] | '
+                   'verdict |', '|---|---|---|---|']
+        tables += [f'| {c["molecule"]} | {c["a"]} - {c["b"]} | '
+                   f'{format_interval(c["difference"], 3, 1e2)} | '
+                   f'{c["verdict"]} |' for c in payload['comparisons']]
+    if payload['missing']:
+        tables += ['', 'Not yet finished for every seed (not tabulated): ' +
+                   ', '.join(payload['missing']) + '.']
+    table = '\n'.join(tables) + '\n'
+    if real:
+        table += '\n' + paper_reference()
+    return table
+
+
+def plot(payload: Dict):
+    """``plot(figures) -> figure``: one panel per molecule (the molecules'
+    errors differ by orders of magnitude), test MSE per row with its 95%
+    interval and single seeds, on linear axes."""
+    molecules = [m for m in payload['molecules']
+                 if any(r['molecule'] == m for r in payload['rows'])]
+    sources = payload['sources']
+
+    def draw(figures):
+        cols = min(4, len(molecules))
+        nrows = -(-len(molecules) // cols)
+        fig, axes = figures.subplots(nrows, cols, squeeze=False,
+                                     figsize=(4.2 * cols, 2.6 * nrows))
+        for k, ax in enumerate(axes.flat):
+            if k >= len(molecules):
+                ax.set_visible(False)
+                continue
+            m = molecules[k]
+            rows = [dict(r, label=r['row']) for r in payload['rows']
+                    if r['molecule'] == m]
+            interval_panel(ax, rows, 'mse', 1e2,
+                           'test MSE x 1e-2 ($\\AA^2$)',
+                           labels=k % cols == 0)
+            ax.set_title(m + (' (stand-in)' if sources[m] == 'standin'
+                              else f' ({sources[m]})'), fontsize=9)
+        if all(sources[m] == 'standin' for m in molecules):
+            title = f'MD17 molecules: {STANDIN_LABEL}'
+        elif any(sources[m] == 'standin' for m in molecules):
+            title = f'MD17; molecules marked stand-in: {STANDIN_LABEL}'
+        else:
+            title = 'MD17'
+        fig.suptitle(f'{title} ({payload["common"]["epochs"]} epochs): '
+                     f'error bars are 95% t-intervals of the mean over '
+                     f'{len(payload["seeds"])} seeds; grey dots: single '
+                     f'seeds', fontsize=9)
+        fig.tight_layout()
+        return fig
+    return draw
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--molecules', nargs='+', default=None,
                         help='default: all eight')
     parser.add_argument('--source', default='auto',
                         choices=('auto', 'md17', 'rmd17', 'standin'))
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0])
+    parser.add_argument('--seeds', type=int, nargs='+',
+                        default=[0, 1, 2, 3, 4])
     parser.add_argument('--epochs', type=int, default=60)
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='runs trained at once (one per core)')
+    parser.add_argument('--report-only', action='store_true',
+                        help='train nothing; tabulate the finished rows')
     parser.add_argument('--data-root', default='data')
     parser.add_argument('--quick', action='store_true')
     args = parser.parse_args(argv)
+    seeds = list(args.seeds)
     molecules = [canonical_molecule(m) for m in
                  (args.molecules or MD17_MOLECULES)]
     common = dict(task='md17', epochs=args.epochs, data_root=args.data_root,
@@ -143,6 +257,7 @@ def main(argv=None):
         molecules = ['ethanol']
         configs = [c for c in configs if c['label'] in ('GNN + REMUL',
                                                         'EGNN')]
+        seeds = [0, 1]
         work = tempfile.mkdtemp()
         common['data_root'] = work
         # a short stand-in (the task would simulate 30000 frames)
@@ -163,76 +278,41 @@ def main(argv=None):
         print(f'{molecule}: {note}')
     print(f'machine: {machine_description()}')
 
-    rows = []
+    rows, comparisons, missing = [], [], []
     for molecule in molecules:
         source = sources[molecule]
         standin = source == 'standin'
         print(f'\n{molecule} ({STANDIN_LABEL if standin else source})')
-        part = run_all(configs, args.seeds,
-                       dict(common, molecule=molecule, source=source),
-                       osp.join(work, 'bench-md17', f'{molecule}-{source}'))
+        values = dict(common, molecule=molecule, source=source)
+        work_dir = osp.join(work, 'bench-md17', f'{molecule}-{source}')
+        done = configs if not args.report_only else \
+            finished_configs(configs, seeds, values, work_dir)
+        missing += [f'{molecule}: {c["label"]}' for c in configs
+                    if c not in done]
+        part = run_all(done, seeds, values, work_dir, jobs=args.jobs) \
+            if done else []
+        add_intervals(part, INTERVALS)
+        for c in compare_rows(part, COMPARISONS, ('mse', )):
+            comparisons.append(dict(c, molecule=molecule))
         for row in part:
-            row.update(molecule=molecule, source=source, row=row['label'],
-                       mse_e2=100 * row['mse'],
-                       mse_e2_std=100 * row['mse_std'])
+            row.update(molecule=molecule, source=source, row=row['label'])
             row['label'] = f'{molecule}: {row["label"]}' + (
                 f' ({STANDIN_LABEL})' if standin else '')
         rows += part
 
-    standin_rows = [r for r in rows if r['source'] == 'standin']
-    real_rows = [r for r in rows if r['source'] != 'standin']
-    tables = []
-    if standin_rows:
-        tables.append(markdown_table(
-            standin_rows, f'MD17 molecules, {STANDIN_LABEL}: '
-            f'{common["epochs"]} epochs, seeds {args.seeds}',
-            label='molecule: model / loss'))
-    if real_rows:
-        kinds = sorted({r['source'] for r in real_rows})
-        tables.append(markdown_table(
-            real_rows, f'MD17 ({"/".join(kinds)} files): '
-            f'{common["epochs"]} epochs, seeds {args.seeds}',
-            columns=(('test MSE (x1e-2)', 'mse_e2', 3),
-                     ("E'", 'E_prime', 4), ('E', 'E', 4)),
-            label='molecule: model / loss'))
-        tables.append(paper_reference())
-    table = '\n'.join(tables)
-    print('\n' + table)
-
-    def plot(figures):
-        labels = [c['label'] for c in configs]
-        fig, ax = figures.subplots(figsize=(max(6, 1.3 * len(molecules)), 4.5))
-        width = 0.8 / len(labels)
-        x = np.arange(len(molecules))
-        for k, label in enumerate(labels):
-            sel = [next(r for r in rows if r['molecule'] == m
-                        and r['row'] == label) for m in molecules]
-            ax.bar(x + (k - (len(labels) - 1) / 2) * width,
-                   [r['mse'] for r in sel], width,
-                   yerr=[r['mse_std'] for r in sel], label=label)
-        ax.set_xticks(x)
-        ax.set_xticklabels([m + ('\n(stand-in)' if sources[m] == 'standin'
-                                 else '') for m in molecules], fontsize=8)
-        ax.set_yscale('log')
-        ax.set_ylabel('test MSE')
-        if all(s == 'standin' for s in sources.values()):
-            title = f'MD17 molecules: {STANDIN_LABEL}'
-        elif standin_rows:
-            title = f'MD17; molecules marked stand-in: {STANDIN_LABEL}'
-        else:
-            title = 'MD17'
-        ax.set_title(f'{title} ({common["epochs"]} epochs)', fontsize=9)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        return fig
-
-    payload = {'machine': machine_description(), 'common': common,
-               'sources': sources, 'standin_label': STANDIN_LABEL,
-               'rows': rows}
-    if real_rows:
+    payload = dict(run_provenance(), seeds=seeds, common=common,
+                   sources=sources, standin_label=STANDIN_LABEL,
+                   interval='95% Student-t interval of the mean over seeds',
+                   bootstrap_resamples=10_000, metrics=INTERVALS,
+                   molecules=molecules, rows=rows, comparisons=comparisons,
+                   missing=missing)
+    if any(r['source'] != 'standin' for r in rows):
         payload['paper_reference_x1e-2'] = dict(PAPER)
+    table = markdown(payload)
+    print('\n' + table)
     # --quick writes its outputs into its temporary directory
-    paths = write_outputs('md17', payload, table, plot,
+    paths = write_outputs('md17', payload, table,
+                          plot(payload) if rows else None,
                           **({'directory': work} if args.quick else {}))
     print('wrote', ', '.join(paths))
     return 0

@@ -246,18 +246,27 @@ def test_md17_quick(private_tmp, capsys):
     label = 'RDKit MMFF94 stand-in, not MD17'
     assert 'falling back to the ' + label in out
     assert f'### MD17 molecules, {label}' in out
-    rows = _table_rows(out)
+    rows = [r for r in _table_rows(out) if r.startswith('| ethanol:')]
     assert len(rows) == 2 and all(label in r for r in rows)
     assert rows[0].startswith(f'| ethanol: GNN + REMUL ({label}) |')
     assert rows[1].startswith(f'| ethanol: EGNN ({label}) |')
     # the paper's MD17 numbers are never printed next to stand-in results
     assert 'EGNO' not in out and 'Reference' not in out
-    payload, _ = _written(out, 'md17')
+    payload, paths = _written(out, 'md17')
     assert payload['sources'] == {'ethanol': 'standin'}
     assert 'paper_reference_x1e-2' not in payload
+    assert payload['seeds'] == [0, 1] and payload['missing'] == []
+    assert payload['selection'].startswith('best_val')
     assert [r['row'] for r in payload['rows']] == ['GNN + REMUL', 'EGNN']
     assert all(r['params'] > 0 for r in payload['rows'])
     assert payload['rows'][1]['E_prime'] < 1e-4  # EGNN is equivariant
+    assert all(r['mse_ci']['n'] == 2 for r in payload['rows'])
+    assert [(c['molecule'], c['a'], c['b'])
+            for c in payload['comparisons']] == [('ethanol', 'GNN + REMUL',
+                                                  'EGNN')]
+    assert '| ethanol | GNN + REMUL - EGNN |' in out
+    with open(paths[1]) as f:
+        assert f.read() == _script('md17').markdown(payload)
 
 
 @pytest.mark.filterwarnings('ignore:.*synthetic proxy:UserWarning')
