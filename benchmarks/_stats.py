@@ -200,8 +200,10 @@ def compare(row_a: Dict, row_b: Dict, key: str = 'mse',
             num_resamples: int = 10_000, seed: int = 0,
             names: Optional[Tuple[str, str]] = None) -> Dict:
     """Paired comparison of two ``run_all`` rows on ``key``: the bootstrap
-    interval of the mean difference ``a - b`` and its verdict, as a dict
-    for JSON (``names`` replace the rows' labels in ``a``, ``b`` and the
+    interval of the mean difference ``a - b``, its verdict and on how many
+    of the seeds ``a`` is lower (``a_lower_on``; robust to one diverged
+    run, which can make the mean's interval a tie), as a dict for JSON
+    (``names`` replace the rows' labels in ``a``, ``b`` and the
     verdict)."""
     a, b, seeds = paired_by_seed(row_a, row_b, key)
     if not seeds:
@@ -211,7 +213,93 @@ def compare(row_a: Dict, row_b: Dict, key: str = 'mse',
     a_name, b_name = names or (row_a['label'], row_b['label'])
     return {'a': a_name, 'b': b_name, 'key': key, 'seeds': seeds,
             'difference': diff.as_dict(),
-            'verdict': verdict(diff, a_name, b_name)}
+            'verdict': verdict(diff, a_name, b_name),
+            'a_lower_on': sum(x < y for x, y in zip(a, b))}
+
+
+def far_seeds(row: Dict, key: str = 'mse', factor: float = 3.0
+              ) -> List[Tuple[int, float]]:
+    """``(seed, value)`` of the runs of a ``run_all`` row whose ``key`` is
+    more than ``factor`` times the row's median over seeds (a diverged or
+    failed run, which the mean and its t-interval hide in a wide
+    interval)."""
+    vals = [r[key] for r in row['runs'] if key in r]
+    if len(vals) < 3:
+        return []
+    median = float(np.median(vals))
+    return [(s, r[key]) for s, r in zip(row['seeds'], row['runs'])
+            if key in r and r[key] > factor * median]
+
+
+#: columns of the charged N-body tables' differences (key -> text, scale)
+MSE_AND_E_PRIME = {'mse': ('test MSE x 1e-3', 1e3),
+                   'E_prime_paper': ("E' (paper) x 1e-2", 1e2)}
+
+#: the sentence above every table of paired differences
+PAIRED_NOTE = ('Paired differences over seeds (bootstrap, 10,000 resamples, '
+               '95% percentile interval); "tie" when the interval contains '
+               '0. "a lower on": the seeds on which the first row is lower '
+               '(robust to one diverged run).')
+
+
+def comparison_table(comparisons: Sequence[Dict],
+                     metrics: Dict[str, Tuple[str, float]],
+                     first: Optional[Tuple[str, str]] = None) -> List[str]:
+    """Markdown lines of a table of paired differences (written by
+    :func:`compare`): ``metrics`` maps each compared key to its column
+    text and scale (e.g. ``{'mse': ('test MSE x 1e-3', 1e3)}``); ``first``
+    is an optional leading column ``(header, field of the comparison)``,
+    e.g. ``('molecule', 'molecule')``. Empty without comparisons."""
+    if not comparisons:
+        return []
+    head = ([first[0]] if first else []) + [
+        'difference', 'metric', 'estimate [interval]', 'verdict',
+        'a lower on']
+    lines = ['', PAIRED_NOTE, '', '| ' + ' | '.join(head) + ' |',
+             '|' + '---|' * len(head)]
+    for c in comparisons:
+        name, scale = metrics[c['key']]
+        lead = []
+        if first:
+            value = c[first[1]]
+            lead = [f'{value:,}' if isinstance(value, int) else str(value)]
+        cells = lead + [f'{c["a"]} - {c["b"]}', name,
+                        format_interval(c['difference'], 3, scale),
+                        c['verdict'],
+                        f'{c.get("a_lower_on", "?")}/{len(c["seeds"])}']
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return lines
+
+
+def missing_lines(missing: Sequence[str]) -> List[str]:
+    """The markdown note on rows left out of a table because not every
+    seed finished (empty when none)."""
+    if not missing:
+        return []
+    return ['', 'Not yet finished for every seed (not tabulated): ' +
+            ', '.join(missing) + '.']
+
+
+def far_seed_lines(rows: Sequence[Dict], scale: float, unit: str,
+                   key: str = 'mse', name=lambda r: r['label']
+                   ) -> List[str]:
+    """A markdown note on every row with runs far above its median
+    (:func:`far_seeds`): its single seeds and median, so that a diverged
+    run is seen as such (empty when there is none)."""
+    out = []
+    for r in rows:
+        far = far_seeds(r, key)
+        if far:
+            vals = [run[key] * scale for run in r['runs'] if key in run]
+            out.append(
+                f'{name(r)}: seed(s) {", ".join(str(s) for s, _ in far)} '
+                f'far above the median (single seeds '
+                f'{", ".join(f"{v:.1f}" for v in vals)}, median '
+                f'{float(np.median(vals)):.1f} {unit})')
+    if not out:
+        return []
+    return ['', 'Runs more than 3x their row\'s median (a diverged run '
+            'widens the t-interval of the mean): ' + '; '.join(out) + '.']
 
 
 def add_intervals(rows: Sequence[Dict], keys: Sequence[str]) -> None:
@@ -235,4 +323,5 @@ def compare_rows(rows: Sequence[Dict], pairs: Sequence[Tuple[str, str]],
 
 __all__ = ['Interval', 'format_interval', 'error_bars', 't_quantile',
            'mean_interval', 'paired_bootstrap', 'verdict', 'paired_by_seed',
-           'compare', 'add_intervals', 'compare_rows']
+           'compare', 'far_seeds', 'add_intervals', 'compare_rows',
+           'comparison_table', 'missing_lines', 'far_seed_lines']

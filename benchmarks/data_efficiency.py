@@ -36,12 +36,22 @@ import json
 import math
 import os
 import os.path as osp
+import statistics
 import sys
 import tempfile
 from typing import Dict, List, Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _stats import add_intervals, compare, error_bars, format_interval  # noqa: E402
+from _stats import (  # noqa: E402
+    add_intervals,
+    compare,
+    comparison_table,
+    error_bars,
+    far_seed_lines,
+    far_seeds,
+    format_interval,
+    missing_lines,
+)
 
 import _runs  # noqa: E402
 from _runs import QUICK, finished_configs, run_all, write_outputs  # noqa: E402
@@ -216,24 +226,39 @@ def markdown(payload: Dict) -> str:
                 cells.append(format_interval(row[0]['mse_ci'], 3, 1e3) if row
                              else '-')
             lines.append('| ' + ' | '.join(cells) + ' |')
-        lines += ['', '| training systems | difference | x 1e-3 '
-                  '[interval] | verdict |', '|---|---|---|---|']
-        for c in part['comparisons']:
-            lines.append(f'| {c["num_train"]:,} | {c["a"]} - {c["b"]} | '
-                         f'{format_interval(c["difference"], 3, 1e3)} | '
-                         f'{c["verdict"]} |')
-        if part.get('missing'):
-            lines += ['', 'Not yet finished for every seed (not '
-                      'tabulated): ' + ', '.join(
-                          f'{m["label"]} at {m["num_train"]:,}'
-                          for m in part['missing']) + '.']
+        lines += far_seed_lines(
+            part['rows'], 1e3, 'x 1e-3',
+            name=lambda r: f'{r["label"]} at {r["num_train"]:,}')
+        lines += comparison_table(part['comparisons'],
+                                  {'mse': ('test MSE x 1e-3', 1e3)},
+                                  first=('training systems', 'num_train'))
+        lines += missing_lines([f'{m["label"]} at {m["num_train"]:,}'
+                                for m in part.get('missing', [])])
         parts.append('\n'.join(lines) + '\n')
     return '\n'.join(parts)
 
 
+def _top(rows: List[Dict]) -> float:
+    """The top of a panel's MSE axis: above every single seed and every
+    interval, except the runs far above their row's median
+    (``_stats.far_seeds``) and the means and intervals they drag up."""
+    values = []
+    for r in rows:
+        far = {s for s, _ in far_seeds(r)}
+        values += [run['mse'] for s, run in zip(r['seeds'], r['runs'])
+                   if s not in far]
+        if not far:
+            ci = r['mse_ci']
+            values.append(ci['high'] if ci['high'] is not None
+                          else ci['estimate'])
+    return 1.1 * max(values) if values else 1.0
+
+
 def plot(payload: Dict):
     """``plot(figures) -> figure``: one panel per task, test MSE against the
-    training-set size (log x), error bars the 95% t-intervals."""
+    training-set size (log x), error bars the 95% t-intervals, dots the
+    single seeds; a diverged run (and the mean it drags up) is drawn as a
+    triangle at the top edge with its value."""
     tasks = list(payload['tasks'].items())
 
     def draw(figures):
@@ -241,6 +266,7 @@ def plot(payload: Dict):
                                      figsize=(5.5 * len(tasks), 4.2),
                                      squeeze=False)
         for ax, (task, part) in zip(axes[0], tasks):
+            top = _top(part['rows'])
             for k, (method, _) in enumerate(METHODS):
                 rows = sorted((r for r in part['rows']
                                if r['method'] == method),
@@ -251,25 +277,50 @@ def plot(payload: Dict):
                 dodge = 1 + 0.04 * (k - (len(METHODS) - 1) / 2)
                 xs = [r['num_train'] * dodge for r in rows]
                 ys, err = error_bars([r['mse_ci'] for r in rows])
-                line = ax.errorbar(xs, ys, yerr=err, marker='o', capsize=3,
-                                   label=rows[0]['label'])
+                # a size with a diverged run: no mean on the line (its mean
+                # and interval say nothing about the other seeds), an open
+                # marker at the median instead
+                far = [bool(far_seeds(r)) for r in rows]
+                line = ax.errorbar(
+                    xs, [math.nan if f else y for f, y in zip(far, ys)],
+                    yerr=[[0.0 if f else e for f, e in zip(far, side)]
+                          for side in err],
+                    marker='o', capsize=3, label=rows[0]['label'])
+                color = line[0].get_color()
+                medians = [(x, statistics.median(run['mse']
+                                                 for run in r['runs']))
+                           for x, r, f in zip(xs, rows, far) if f]
+                if medians:
+                    ax.plot(*zip(*medians), 'o', mfc='none', color=color,
+                            markersize=8)
                 # every seed, so that one failed run is seen as such
-                ax.plot([x for x, r in zip(xs, rows) for _ in r['runs']],
-                        [run['mse'] for r in rows for run in r['runs']],
-                        '.', color=line[0].get_color(), alpha=0.5,
-                        markersize=5)
+                seeds = [(x, run['mse']) for x, r in zip(xs, rows)
+                         for run in r['runs']]
+                ax.plot([x for x, v in seeds if v <= top],
+                        [v for x, v in seeds if v <= top], '.',
+                        color=color, alpha=0.5, markersize=5)
+                # off the scale: a triangle at the top edge with the value
+                for x, v in seeds:
+                    if v > top:
+                        ax.plot([x], [top * 0.97], '^', color=color,
+                                markersize=6)
+                        ax.annotate(f'seed {v:.3g}', (x, top * 0.97),
+                                    xytext=(4, -3), fontsize=6,
+                                    textcoords='offset points', color=color)
+            ax.set_ylim(0, top)  # an MSE is >= 0 (a t-interval is not)
             ax.set_xscale('log')
             ax.set_xticks(payload['sizes'], [f'{n:,}' for n in
                                              payload['sizes']])
             ax.minorticks_off()
             ax.set_xlabel('training systems (log scale)')
             ax.set_ylabel('test MSE (length$^2$)')
-            ax.set_ylim(bottom=0)  # an MSE is >= 0 (a t-interval is not)
             ax.set_title(part['title'], fontsize=9)
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=7, loc='center right')
         n = len(payload['seeds'])
-        fig.suptitle(f'error bars: 95% t-interval of the mean over {n} '
-                     f'seed(s); dots: single seeds', fontsize=9)
+        fig.suptitle(f'filled markers and error bars: mean and 95% '
+                     f't-interval over {n} seed(s); dots: single seeds\n'
+                     f'open markers: median where a run diverged (more than '
+                     f'3x the median); triangles: off scale', fontsize=8)
         fig.tight_layout()
         return fig
     return draw

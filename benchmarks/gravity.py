@@ -49,8 +49,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _stats import (  # noqa: E402
     add_intervals,
     compare_rows,
+    comparison_table,
+    far_seed_lines,
     format_interval,
     mean_interval,
+    missing_lines,
 )
 
 from _runs import (  # noqa: E402
@@ -191,17 +194,11 @@ def markdown(payload: Dict) -> str:
                 f'{format_interval(r["planets_mse_ci"], 2, 1e3)} | '
                 f'{format_interval(r["E_prime_paper_ci"], 3, 1e2)} | '
                 f'{", ".join(str(e) for e in r["best_epochs"])} |')
-        if part['comparisons']:
-            lines += ['', '| difference | metric | x 1e-3 [interval] | '
-                      'verdict |', '|---|---|---|---|']
-            for c in part['comparisons']:
-                metric = 'test' if c['key'] == 'mse' else 'OOD'
-                lines.append(f'| {c["a"]} - {c["b"]} | {metric} | '
-                             f'{format_interval(c["difference"], 3, 1e3)} '
-                             f'| {c["verdict"]} |')
-        if part['missing']:
-            lines += ['', 'Not yet finished for every seed (not '
-                      'tabulated): ' + ', '.join(part['missing']) + '.']
+        lines += far_seed_lines(part['rows'], 1e3, 'x 1e-3')
+        lines += comparison_table(part['comparisons'],
+                                  {'mse': ('test MSE x 1e-3', 1e3),
+                                   'ood_mse': ('OOD MSE x 1e-3', 1e3)})
+        lines += missing_lines(part['missing'])
         parts.append('\n'.join(lines))
     paper = [f'| {label} | {a:.2f} | {b:.2f} |'
              for label, (a, b) in PAPER.items()]

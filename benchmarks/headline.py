@@ -45,7 +45,15 @@ import tempfile
 from typing import Dict, List
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _stats import add_intervals, compare_rows, format_interval  # noqa: E402
+from _stats import (  # noqa: E402
+    MSE_AND_E_PRIME,
+    add_intervals,
+    compare_rows,
+    comparison_table,
+    far_seed_lines,
+    format_interval,
+    missing_lines,
+)
 
 from _runs import (  # noqa: E402
     QUICK,
@@ -145,20 +153,9 @@ def markdown(payload: Dict) -> str:
             f'{format_interval(r["E_prime_ci"], 3, 1e2)} | '
             f'{", ".join(str(e) for e in r["best_epochs"])} | '
             f'{r["train_core_seconds"] / 3600:.2f} |')
-    lines += ['', 'Paired differences over seeds (bootstrap, 10,000 '
-              'resamples, 95% percentile interval); "tie" when the interval '
-              'contains 0.', '',
-              '| difference | metric | estimate [interval] | verdict |',
-              '|---|---|---|---|']
-    for c in payload['comparisons']:
-        d = c['difference']
-        scale, unit = (1e3, 'test MSE x 1e-3') if c['key'] == 'mse' else \
-            (1e2, "E' (paper) x 1e-2")
-        lines.append(f'| {c["a"]} - {c["b"]} | {unit} | '
-                     f'{format_interval(d, 3, scale)} | {c["verdict"]} |')
-    if payload['missing']:
-        lines += ['', 'Not yet finished for every seed (not tabulated): ' +
-                  ', '.join(payload['missing']) + '.']
+    lines += far_seed_lines(payload['rows'], 1e3, 'x 1e-3')
+    lines += comparison_table(payload['comparisons'], MSE_AND_E_PRIME)
+    lines += missing_lines(payload['missing'])
     return '\n'.join(lines) + '\n'
 
 

@@ -60,7 +60,14 @@ import tempfile
 from typing import Dict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _stats import add_intervals, compare_rows, format_interval  # noqa: E402
+from _stats import (  # noqa: E402
+    add_intervals,
+    compare_rows,
+    comparison_table,
+    far_seed_lines,
+    format_interval,
+    missing_lines,
+)
 
 from _runs import (  # noqa: E402
     QUICK,
@@ -172,18 +179,11 @@ def markdown(payload: Dict) -> str:
         tables += ['', f'### MD17 ({kinds} files): {epochs} epochs, '
                    f'{len(seeds)} seeds {seeds}'] + head + \
             [line(r) for r in real]
-    if payload['comparisons']:
-        tables += ['', 'Paired differences over seeds (bootstrap, 10,000 '
-                   'resamples, 95% percentile interval); "tie" when the '
-                   'interval contains 0.', '',
-                   '| molecule | difference | test MSE x 1e-2 [interval] | '
-                   'verdict |', '|---|---|---|---|']
-        tables += [f'| {c["molecule"]} | {c["a"]} - {c["b"]} | '
-                   f'{format_interval(c["difference"], 3, 1e2)} | '
-                   f'{c["verdict"]} |' for c in payload['comparisons']]
-    if payload['missing']:
-        tables += ['', 'Not yet finished for every seed (not tabulated): ' +
-                   ', '.join(payload['missing']) + '.']
+    tables += far_seed_lines(payload['rows'], 1e2, 'x 1e-2')
+    tables += comparison_table(payload['comparisons'],
+                               {'mse': ('test MSE x 1e-2', 1e2)},
+                               first=('molecule', 'molecule'))
+    tables += missing_lines(payload['missing'])
     table = '\n'.join(tables) + '\n'
     if real:
         table += '\n' + paper_reference()

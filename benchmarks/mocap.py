@@ -50,7 +50,14 @@ import tempfile
 from typing import Dict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _stats import add_intervals, compare_rows, format_interval  # noqa: E402
+from _stats import (  # noqa: E402
+    add_intervals,
+    compare_rows,
+    comparison_table,
+    far_seed_lines,
+    format_interval,
+    missing_lines,
+)
 
 from _runs import (  # noqa: E402
     QUICK,
@@ -169,20 +176,12 @@ def markdown(payload: Dict) -> str:
             f'{format_interval(r["E_prime_paper_ci"], 3, 1e2)} | '
             f'{format_interval(r["E_prime_ci"], 3, 1e2)} | '
             f'{", ".join(str(e) for e in r["best_epochs"])} |')
-    if payload['comparisons']:
-        lines += ['', 'Paired differences over seeds (bootstrap, 10,000 '
-                  'resamples, 95% percentile interval); "tie" when the '
-                  'interval contains 0.', '',
-                  '| difference | metric | x 1e-2 [interval] | verdict |',
-                  '|---|---|---|---|']
-        for c in payload['comparisons']:
-            metric = 'test MSE' if c['key'] == 'mse' else "E' (paper)"
-            lines.append(f'| {c["a"]} - {c["b"]} | {metric} | '
-                         f'{format_interval(c["difference"], 3, 1e2)} | '
-                         f'{c["verdict"]} |')
-    if payload['missing']:
-        lines += ['', 'Not yet finished for every seed (not tabulated): ' +
-                  ', '.join(payload['missing']) + '.']
+    lines += far_seed_lines(payload['rows'], 1e2, 'x 1e-2',
+                            name=lambda r: r['row'])
+    lines += comparison_table(payload['comparisons'],
+                              {'mse': ('test MSE x 1e-2', 1e2),
+                               'E_prime_paper': ("E' (paper) x 1e-2", 1e2)})
+    lines += missing_lines(payload['missing'])
     table = '\n'.join(lines) + '\n'
     if not payload['proxy']:
         table += '\n' + paper_reference()

@@ -296,7 +296,7 @@ def test_mocap_quick(private_tmp, capsys):
     pairs = {(c['a'], c['b'], c['key']) for c in payload['comparisons']}
     assert pairs == {('GNN + REMUL (beta=1)', 'EGNN', key)
                      for key in ('mse', 'E_prime_paper')}
-    assert '| GNN + REMUL (beta=1) - EGNN | test MSE |' in out
+    assert '| GNN + REMUL (beta=1) - EGNN | test MSE x 1e-2 |' in out
     with open(paths[1]) as f:
         assert f.read() == _script('mocap').markdown(payload)
 

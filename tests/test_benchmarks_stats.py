@@ -143,6 +143,45 @@ def test_compare_pairs_rows_by_seed():
         _stats.compare(a, row('x', [9], [1.0]))
 
 
+def _row(label, seeds, values):
+    return {'label': label, 'seeds': seeds,
+            'runs': [{'mse': v} for v in values]}
+
+
+def test_one_diverged_run_is_a_tie_in_the_mean_but_not_in_the_count():
+    remul = _row('REMUL', [0, 1, 2, 3, 4], [14.0, 13.5, 13.8, 14.2, 13.9])
+    egnn = _row('EGNN', [0, 1, 2, 3, 4], [11.8, 10.3, 803.5, 11.5, 10.5])
+    out = _stats.compare(remul, egnn)
+    assert out['verdict'] == 'tie'  # the diverged seed widens the interval
+    assert out['a_lower_on'] == 1  # ... but REMUL is lower on one seed
+    assert _stats.far_seeds(egnn) == [(2, 803.5)]
+    assert _stats.far_seeds(remul) == []
+    assert _stats.far_seeds(_row('two', [0, 1], [1.0, 100.0])) == []
+    note = _stats.far_seed_lines([remul, egnn], 1.0, 'units')
+    assert len(note) == 2 and 'EGNN: seed(s) 2 far above' in note[1]
+    assert 'median 11.5 units' in note[1] and 'REMUL' not in note[1]
+    assert _stats.far_seed_lines([remul], 1.0, 'units') == []
+
+
+def test_comparison_table_and_missing_lines():
+    a = _row('REMUL', [0, 1, 2], [1.0, 2.0, 3.0])
+    b = _row('aug', [0, 1, 2], [2.0, 3.0, 2.5])
+    comps = [dict(_stats.compare(a, b), num_train=1000)]
+    lines = _stats.comparison_table(comps, {'mse': ('MSE x 1e-3', 1e3)},
+                                    first=('systems', 'num_train'))
+    assert lines[1] == _stats.PAIRED_NOTE
+    assert lines[3] == ('| systems | difference | metric | estimate '
+                        '[interval] | verdict | a lower on |')
+    d = comps[0]['difference']
+    assert lines[5] == (f'| 1,000 | REMUL - aug | MSE x 1e-3 | '
+                        f'{_stats.format_interval(d, 3, 1e3)} | '
+                        f'{comps[0]["verdict"]} | 2/3 |')
+    assert _stats.comparison_table([], {}) == []
+    assert _stats.missing_lines([]) == []
+    assert _stats.missing_lines(['EGNN', 'SEGNN'])[1].endswith(
+        'EGNN, SEGNN.')
+
+
 def test_epochs_match_steps():
     de = _script('data_efficiency')
     assert de.epochs_for(3000, 60, 300) == 60
