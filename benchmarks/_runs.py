@@ -166,6 +166,58 @@ def finished_configs(configs: List[Dict], seeds: Sequence[int],
     return out
 
 
+def add_protocol_arguments(parser, epochs: int, val_every: Optional[int]
+                           = None, only: bool = True,
+                           work: bool = False) -> None:
+    """The options every benchmark under the evaluation protocol shares:
+    ``--seeds`` (default 0-4), ``--epochs``, ``--val-every`` (when
+    ``val_every`` is given), ``--jobs``, ``--only`` (exact row labels),
+    ``--work`` (where the runs live), ``--report-only``, ``--data-root``
+    and ``--quick``."""
+    parser.add_argument('--seeds', type=int, nargs='+',
+                        default=[0, 1, 2, 3, 4])
+    parser.add_argument('--epochs', type=int, default=epochs)
+    if val_every is not None:
+        parser.add_argument('--val-every', type=int, default=val_every,
+                            help='validate every N epochs (and after the '
+                            'last)')
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='runs trained at once (one per core)')
+    if only:
+        parser.add_argument('--only', nargs='*', default=None,
+                            help='labels (exact) of the rows to train or '
+                            'report')
+    if work:
+        parser.add_argument('--work', default='runs',
+                            help='where the runs live (default: runs)')
+    parser.add_argument('--report-only', action='store_true',
+                        help='train nothing; tabulate the rows whose every '
+                        'seed finished')
+    parser.add_argument('--data-root', default='data')
+    parser.add_argument('--quick', action='store_true')
+
+
+def selected_rows(parser, configs: List[Dict],
+                  only: Optional[Sequence[str]]) -> List[Dict]:
+    """Copies of the ``configs`` whose label is in ``only`` (all without
+    it); an ``--only`` that matches no row is a usage error listing the
+    rows."""
+    out = [dict(c) for c in configs if not only or c['label'] in only]
+    if not out:
+        parser.error(f'--only matches no row; rows: '
+                     f'{", ".join(c["label"] for c in configs)}')
+    return out
+
+
+def interval_payload(seeds: Sequence[int], **fields) -> Dict:
+    """The JSON of a table under the evaluation protocol: its provenance
+    (:func:`run_provenance`), the seeds, how intervals and differences are
+    computed, and ``fields``."""
+    return dict(run_provenance(), seeds=list(seeds),
+                interval='95% Student-t interval of the mean over seeds',
+                bootstrap_resamples=10_000, **fields)
+
+
 def _train_one(values: Dict) -> float:
     """Trains one run in a worker process; returns its wall seconds."""
     import torch

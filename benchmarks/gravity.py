@@ -58,10 +58,12 @@ from _stats import (  # noqa: E402
 
 from _runs import (  # noqa: E402
     QUICK,
+    add_protocol_arguments,
     finished_configs,
     interval_panel,
+    interval_payload,
     run_all,
-    run_provenance,
+    selected_rows,
     write_outputs,
 )
 
@@ -240,28 +242,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--protocols', nargs='+', choices=tuple(PROTOCOLS),
                         default=list(PROTOCOLS))
-    parser.add_argument('--seeds', type=int, nargs='+',
-                        default=[0, 1, 2, 3, 4])
-    parser.add_argument('--epochs', type=int, default=60)
-    parser.add_argument('--val-every', type=int, default=1,
-                        help='validate every N epochs (and after the last)')
     parser.add_argument('--beta', type=float, default=1.0)
-    parser.add_argument('--jobs', type=int, default=1,
-                        help='runs trained at once (one per core)')
-    parser.add_argument('--only', nargs='*', default=None,
-                        help='labels (exact) of the rows to train/report')
-    parser.add_argument('--work', default='runs',
-                        help='where the runs live (default: runs)')
-    parser.add_argument('--report-only', action='store_true',
-                        help='train nothing; tabulate the finished rows')
-    parser.add_argument('--data-root', default='data')
-    parser.add_argument('--quick', action='store_true')
+    add_protocol_arguments(parser, epochs=60, val_every=1, work=True)
     args = parser.parse_args(argv)
-    configs = [dict(c) for c in CONFIGS
-               if not args.only or c['label'] in args.only]
-    if not configs:
-        parser.error(f'--only matches no row; rows: '
-                     f'{", ".join(c["label"] for c in CONFIGS)}')
+    configs = selected_rows(parser, CONFIGS, args.only)
     common = dict(task='gravity', epochs=args.epochs, beta=args.beta,
                   val_every=args.val_every, data_root=args.data_root)
     work, seeds, directory = args.work, list(args.seeds), {}
@@ -275,12 +259,10 @@ def main(argv=None):
     protocols = {name: run_protocol(name, configs, seeds, common, work,
                                     args.report_only, args.jobs)
                  for name in args.protocols}
-    payload = dict(run_provenance(), seeds=seeds, epochs=common['epochs'],
-                   val_every=common['val_every'],
-                   interval='95% Student-t interval of the mean over seeds',
-                   bootstrap_resamples=10_000, metrics=INTERVALS,
-                   protocols=protocols,
-                   paper={'note': PAPER_NOTE, 'mse_1e3': PAPER})
+    payload = interval_payload(seeds, epochs=common['epochs'],
+                               val_every=common['val_every'],
+                               metrics=INTERVALS, protocols=protocols,
+                               paper={'note': PAPER_NOTE, 'mse_1e3': PAPER})
     table = markdown(payload)
     print('\n' + table)
     drawn = any(p['rows'] for p in protocols.values())

@@ -57,10 +57,12 @@ from _stats import (  # noqa: E402
 
 from _runs import (  # noqa: E402
     QUICK,
+    add_protocol_arguments,
     finished_configs,
     interval_panel,
+    interval_payload,
     run_all,
-    run_provenance,
+    selected_rows,
     write_outputs,
 )
 
@@ -197,26 +199,9 @@ def plot(payload: Dict):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--seeds', type=int, nargs='+',
-                        default=[0, 1, 2, 3, 4])
-    parser.add_argument('--epochs', type=int, default=300)
-    parser.add_argument('--val-every', type=int, default=5)
-    parser.add_argument('--jobs', type=int, default=1,
-                        help='runs trained at once (one per core)')
-    parser.add_argument('--only', nargs='*', default=None,
-                        help='labels (exact) of the rows to train/report')
-    parser.add_argument('--work', default='runs',
-                        help='where the runs live (default: runs)')
-    parser.add_argument('--report-only', action='store_true',
-                        help='train nothing; tabulate the finished rows')
-    parser.add_argument('--data-root', default='data')
-    parser.add_argument('--quick', action='store_true')
+    add_protocol_arguments(parser, epochs=300, val_every=5, work=True)
     args = parser.parse_args(argv)
-    configs = [dict(c) for c in CONFIGS
-               if not args.only or c['label'] in args.only]
-    if not configs:
-        parser.error(f'--only matches no row; rows: '
-                     f'{", ".join(c["label"] for c in CONFIGS)}')
+    configs = selected_rows(parser, CONFIGS, args.only)
     common = dict(task='nbody', epochs=args.epochs, val_every=args.val_every,
                   data_root=args.data_root)
     work, seeds, directory = args.work, list(args.seeds), {}
@@ -232,11 +217,9 @@ def main(argv=None):
     missing = [c['label'] for c in configs if c not in done]
     rows = run_all(done, seeds, common, work_dir, jobs=args.jobs) \
         if done else []
-    payload = dict(run_provenance(), seeds=seeds, epochs=common['epochs'],
-                   val_every=common['val_every'], common=common,
-                   interval='95% Student-t interval of the mean over seeds',
-                   bootstrap_resamples=10_000, missing=missing,
-                   metrics=INTERVALS)
+    payload = interval_payload(seeds, epochs=common['epochs'],
+                               val_every=common['val_every'], common=common,
+                               missing=missing, metrics=INTERVALS)
     payload.update(aggregate(rows, done, work_dir))
     table = markdown(payload)
     print('\n' + table)

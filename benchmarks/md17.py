@@ -71,10 +71,11 @@ from _stats import (  # noqa: E402
 
 from _runs import (  # noqa: E402
     QUICK,
+    add_protocol_arguments,
     finished_configs,
     interval_panel,
+    interval_payload,
     run_all,
-    run_provenance,
     write_outputs,
 )
 from _timing import machine_description  # noqa: E402
@@ -236,15 +237,7 @@ def main(argv=None):
                         help='default: all eight')
     parser.add_argument('--source', default='auto',
                         choices=('auto', 'md17', 'rmd17', 'standin'))
-    parser.add_argument('--seeds', type=int, nargs='+',
-                        default=[0, 1, 2, 3, 4])
-    parser.add_argument('--epochs', type=int, default=60)
-    parser.add_argument('--jobs', type=int, default=1,
-                        help='runs trained at once (one per core)')
-    parser.add_argument('--report-only', action='store_true',
-                        help='train nothing; tabulate the finished rows')
-    parser.add_argument('--data-root', default='data')
-    parser.add_argument('--quick', action='store_true')
+    add_protocol_arguments(parser, epochs=60, only=False)
     args = parser.parse_args(argv)
     seeds = list(args.seeds)
     molecules = [canonical_molecule(m) for m in
@@ -300,12 +293,10 @@ def main(argv=None):
                 f' ({STANDIN_LABEL})' if standin else '')
         rows += part
 
-    payload = dict(run_provenance(), seeds=seeds, common=common,
-                   sources=sources, standin_label=STANDIN_LABEL,
-                   interval='95% Student-t interval of the mean over seeds',
-                   bootstrap_resamples=10_000, metrics=INTERVALS,
-                   molecules=molecules, rows=rows, comparisons=comparisons,
-                   missing=missing)
+    payload = interval_payload(seeds, common=common, sources=sources,
+                               standin_label=STANDIN_LABEL, metrics=INTERVALS,
+                               molecules=molecules, rows=rows,
+                               comparisons=comparisons, missing=missing)
     if any(r['source'] != 'standin' for r in rows):
         payload['paper_reference_x1e-2'] = dict(PAPER)
     table = markdown(payload)

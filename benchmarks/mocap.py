@@ -61,10 +61,11 @@ from _stats import (  # noqa: E402
 
 from _runs import (  # noqa: E402
     QUICK,
+    add_protocol_arguments,
     finished_configs,
     interval_panel,
+    interval_payload,
     run_all,
-    run_provenance,
     write_outputs,
 )
 from _timing import machine_description  # noqa: E402
@@ -216,15 +217,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--source', default='auto',
                         choices=('auto', 'files', 'proxy'))
-    parser.add_argument('--seeds', type=int, nargs='+',
-                        default=[0, 1, 2, 3, 4])
-    parser.add_argument('--epochs', type=int, default=100)
-    parser.add_argument('--jobs', type=int, default=1,
-                        help='runs trained at once (one per core)')
-    parser.add_argument('--report-only', action='store_true',
-                        help='train nothing; tabulate the finished rows')
-    parser.add_argument('--data-root', default='data')
-    parser.add_argument('--quick', action='store_true')
+    add_protocol_arguments(parser, epochs=100, only=False)
     args = parser.parse_args(argv)
     common = dict(task='mocap', epochs=args.epochs, data_root=args.data_root,
                   **PROTOCOL)
@@ -260,11 +253,9 @@ def main(argv=None):
         row['row'] = row['label']
         if proxy:
             row['label'] += f' ({PROXY_LABEL})'
-    payload = dict(run_provenance(), seeds=seeds, common=common,
-                   proxy=proxy, data_note=note,
-                   interval='95% Student-t interval of the mean over seeds',
-                   bootstrap_resamples=10_000, metrics=INTERVALS,
-                   rows=rows, comparisons=comparisons, missing=missing)
+    payload = interval_payload(seeds, common=common, proxy=proxy,
+                               data_note=note, metrics=INTERVALS, rows=rows,
+                               comparisons=comparisons, missing=missing)
     if proxy:
         payload['data_label'] = PROXY_LABEL
     else:

@@ -45,10 +45,12 @@ from _stats import (  # noqa: E402
 
 from _runs import (  # noqa: E402
     QUICK,
+    add_protocol_arguments,
     finished_configs,
     interval_panel,
+    interval_payload,
     run_all,
-    run_provenance,
+    selected_rows,
     write_outputs,
 )
 from _timing import machine_description  # noqa: E402
@@ -136,26 +138,10 @@ def plot(payload: Dict):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--seeds', type=int, nargs='+',
-                        default=[0, 1, 2, 3, 4])
-    parser.add_argument('--epochs', type=int, default=60)
     parser.add_argument('--beta', type=float, default=1.0)
-    parser.add_argument('--only', nargs='*', default=None,
-                        help='labels (exact) of the rows to train/report')
-    parser.add_argument('--data-root', default='data')
-    parser.add_argument('--val-every', type=int, default=1,
-                        help='validate every N epochs (and after the last)')
-    parser.add_argument('--jobs', type=int, default=1,
-                        help='runs trained at once (one per core)')
-    parser.add_argument('--report-only', action='store_true',
-                        help='train nothing; tabulate the finished rows')
-    parser.add_argument('--quick', action='store_true')
+    add_protocol_arguments(parser, epochs=60, val_every=1)
     args = parser.parse_args(argv)
-    configs = [dict(c) for c in CONFIGS
-               if not args.only or c['label'] in args.only]
-    if not configs:
-        parser.error(f'--only matches no row; rows: '
-                     f'{", ".join(c["label"] for c in CONFIGS)}')
+    configs = selected_rows(parser, CONFIGS, args.only)
     common = dict(task='nbody', epochs=args.epochs, beta=args.beta,
                   data_root=args.data_root, val_every=args.val_every)
     work, seeds, directory = 'runs', list(args.seeds), {}
@@ -172,13 +158,11 @@ def main(argv=None):
     rows = run_all(done, seeds, common, work_dir, jobs=args.jobs) \
         if done else []
     add_intervals(rows, INTERVALS)
-    payload = dict(run_provenance(), seeds=seeds, epochs=common['epochs'],
-                   common=common,
-                   interval='95% Student-t interval of the mean over seeds',
-                   bootstrap_resamples=10_000, metrics=INTERVALS,
-                   rows=rows,
-                   comparisons=compare_rows(rows, COMPARISONS, COMPARED),
-                   missing=[c['label'] for c in configs if c not in done])
+    missing = [c['label'] for c in configs if c not in done]
+    payload = interval_payload(
+        seeds, epochs=common['epochs'], common=common, metrics=INTERVALS,
+        rows=rows, comparisons=compare_rows(rows, COMPARISONS, COMPARED),
+        missing=missing)
     table = markdown(payload)
     print('\n' + table)
     paths = write_outputs('nbody', payload, table,
