@@ -186,6 +186,8 @@ def main(argv=None):
     parser.add_argument('--epsilons', type=float, nargs='*',
                         default=[0.03, 0.01])
     parser.add_argument('--seeds', type=int, nargs='+', default=[0])
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='runs trained at once (one per core)')
     parser.add_argument('--data-root', default='data')
     parser.add_argument('--replot', metavar='JSON', default=None,
                         help='only draw the figure of a written '
@@ -211,7 +213,7 @@ def main(argv=None):
                      loss='remul', mode='consistency', weighting='target',
                      epsilon=e) for e in args.epsilons]
     print(f'machine: {machine_description()}')
-    rows = run_all(configs, args.seeds, common, work)
+    rows = run_all(configs, args.seeds, common, work, jobs=args.jobs)
     by_label = {r['label']: r for r in rows}
     table = markdown_table(rows, f'{args.model} on charged N-body (simulated '
                            f'stand-in), {common["epochs"]} epochs, seeds '
