@@ -66,7 +66,7 @@ def test_gravity_quick_both_protocols(private_tmp, capsys, monkeypatch):
         assert egnn['E_prime_paper'] < 1e-4
         pairs = {(c['a'], c['b'], c['key']) for c in part['comparisons']}
         assert pairs == {('Transformer + REMUL', 'EGNN', key)
-                         for key in ('mse', 'ood_mse')}
+                         for key in ('mse', 'ood_mse', 'E_prime_paper')}
         for c in part['comparisons']:
             assert c['seeds'] == [0, 1]
             assert c['verdict'] in ('tie', 'Transformer + REMUL lower',
