@@ -187,5 +187,19 @@ def _resolve_reexport(app, env, node, contnode):
     return None
 
 
+def _public_bases(app, name, obj, options, bases):
+    """A private base class of this package (defined in a ``_``-prefixed
+    module, e.g. the datasets' ``CachedDataset``) is shown as its own bases,
+    so that "Bases:" names only documented classes."""
+    out = []
+    for base in bases:
+        module = getattr(base, '__module__', '') or ''
+        private = module.startswith('torch_geometric_remul') and any(
+            part.startswith('_') for part in module.split('.'))
+        out.extend(base.__bases__ if private else [base])
+    bases[:] = out
+
+
 def setup(app):
     app.connect('missing-reference', _resolve_reexport)
+    app.connect('autodoc-process-bases', _public_bases)

@@ -38,3 +38,57 @@ def test_split_rng_independent_per_split():
     assert (a == split_rng(0, 'train').random(4)).all()
     assert not (a == split_rng(0, 'val').random(4)).any()
     assert not (a == split_rng(1, 'train').random(4)).any()
+
+
+# The datasets' cache bookkeeping (CachedDataset) ###########################
+
+def _gravity(root, **kw):
+    from torch_geometric_remul.datasets import Gravity
+    return Gravity(str(root), split='train', seed=0, num_train=4, num_val=2,
+                   num_test=2, **kw)
+
+
+def test_every_dataset_uses_the_safe_cache_bookkeeping():
+    from torch_geometric_remul.datasets import (
+        ChargedParticles,
+        Gravity,
+        MD17Trajectories,
+        MotionCapture,
+    )
+    from torch_geometric_remul.datasets._utils import CachedDataset
+    for cls in (ChargedParticles, Gravity, MD17Trajectories, MotionCapture):
+        assert issubclass(cls, CachedDataset)
+
+
+def test_half_written_record_is_skipped_not_fatal(tmp_path):
+    # another process rewriting pre_transform.pt while this one starts: PyG
+    # itself fails with EOFError ("Ran out of input") here
+    first = _gravity(tmp_path)
+    record = tmp_path / 'processed' / 'pre_transform.pt'
+    assert record.is_file()
+    record.write_bytes(b'')
+    again = _gravity(tmp_path)
+    assert torch.equal(again[0].pos, first[0].pos)
+
+
+def test_records_are_never_unpickled(tmp_path):
+    import pickle
+    _gravity(tmp_path)
+    record = tmp_path / 'processed' / 'pre_filter.pt'
+
+    class Boom:
+        def __reduce__(self):
+            return (exec, ("raise SystemExit('unpickled')", ))
+
+    record.write_bytes(pickle.dumps(Boom(), protocol=2))
+    _gravity(tmp_path)  # weights_only=True refuses it: skipped, not run
+
+
+def test_other_pre_transform_warns_and_records_are_atomic(tmp_path):
+    _gravity(tmp_path)
+    with pytest.warns(UserWarning, match='pre_transform` argument differs'):
+        _gravity(tmp_path, pre_transform=lambda d: d)
+    processed = tmp_path / 'processed'
+    assert not [p for p in processed.iterdir() if p.name.endswith('.tmp')]
+    assert torch.load(processed / 'pre_transform.pt',
+                      weights_only=True) == 'None'

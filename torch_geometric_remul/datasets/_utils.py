@@ -5,6 +5,9 @@ dataset modules."""
 import hashlib
 import os
 import os.path as osp
+import pickle
+import sys
+import warnings
 from typing import (
     Any,
     Callable,
@@ -126,6 +129,72 @@ def save_data_list(data_list: List[Data], path: str) -> None:
     data, slices = InMemoryDataset.collate(data_list)
     payload = (data.to_dict(), slices, data.__class__)
     atomic_write(path, lambda f: torch.save(payload, f))
+
+
+def _pre_repr(fn: Optional[Callable]) -> str:
+    """How PyG records a ``pre_transform``/``pre_filter`` beside a cache (its
+    own helper, so that caches written by PyG and by us compare equal)."""
+    from torch_geometric.data.dataset import _repr
+    return _repr(fn)
+
+
+def _read_pre_repr(path: str) -> Optional[str]:
+    """The recorded ``pre_transform``/``pre_filter`` of a cache, read
+    without unpickling code (``weights_only=True``); ``None`` when the file
+    is unreadable (half-written by another process, damaged, or holding
+    anything but a string)."""
+    try:
+        value = torch.load(path, weights_only=True)
+    except (EOFError, OSError, RuntimeError, pickle.UnpicklingError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+class CachedDataset(InMemoryDataset):
+    r"""The base of the package's datasets: an
+    :class:`~torch_geometric.data.InMemoryDataset` whose cache bookkeeping
+    is safe when several processes share one data root (two benchmark runs
+    at once, the ranks of a distributed run) and never unpickles a file.
+
+    PyG's ``Dataset._process`` compares the ``pre_transform`` and
+    ``pre_filter`` recorded beside the cache (``pre_transform.pt``,
+    ``pre_filter.pt``, shared by every cache in ``processed_dir``) by
+    unpickling them (``weights_only=False``), and rewrites them in place
+    after processing, so a process reading while another writes fails with
+    ``EOFError``. Here they are read with ``weights_only=True`` (an
+    unreadable record is skipped, not fatal), compared as PyG does (a
+    mismatch warns) and written atomically; processed files are written
+    atomically by :func:`save_data_list`.
+    """
+
+    def _process(self) -> None:
+        records = (('pre_transform', self.pre_transform),
+                   ('pre_filter', self.pre_filter))
+        for name, fn in records:
+            path = osp.join(self.processed_dir, f'{name}.pt')
+            if self.force_reload or not osp.exists(path):
+                continue
+            saved = _read_pre_repr(path)
+            if saved is not None and saved != _pre_repr(fn):
+                warnings.warn(
+                    f"The `{name}` argument differs from the one used to "
+                    f"create the cache in {self.processed_dir} ({saved}); "
+                    f"pass `force_reload=True` or delete the cache to "
+                    f"rebuild it with the new one", stacklevel=2)
+        if not self.force_reload and all(osp.exists(p)
+                                         for p in self.processed_paths):
+            return
+        verbose = self.log and 'PYTEST_CURRENT_TEST' not in os.environ
+        if verbose:
+            print('Processing...', file=sys.stderr)
+        os.makedirs(self.processed_dir, exist_ok=True)
+        self.process()
+        for name, fn in records:
+            text = _pre_repr(fn)
+            atomic_write(osp.join(self.processed_dir, f'{name}.pt'),
+                         lambda f, t=text: torch.save(t, f))
+        if verbose:
+            print('Done!', file=sys.stderr)
 
 
 def apply_pre(data_list: List[Data], pre_filter: Optional[Callable],

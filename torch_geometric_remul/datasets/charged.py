@@ -3,7 +3,7 @@ PyG dataset built on it."""
 from typing import Callable, List, NamedTuple, Optional
 
 import numpy as np
-from torch_geometric.data import Data, InMemoryDataset
+from torch_geometric.data import Data
 
 from torch_geometric_remul._checks import (
     check_choice,
@@ -11,6 +11,7 @@ from torch_geometric_remul._checks import (
     check_real,
 )
 from torch_geometric_remul.datasets._utils import (
+    CachedDataset,
     apply_pre,
     cache_name,
     full_edge_index,
@@ -242,7 +243,7 @@ def charged_energy(pos: np.ndarray, vel: np.ndarray, charge: np.ndarray,
     return kinetic + interaction_strength * potential
 
 
-class ChargedParticles(InMemoryDataset):
+class ChargedParticles(CachedDataset):
     r"""The charged-particle N-body dataset of EGNN (Satorras et al., 2021),
     simulated with :func:`simulate_charged` on first use and cached.
 

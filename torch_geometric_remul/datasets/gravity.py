@@ -7,7 +7,7 @@ from typing import Callable, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 import torch
-from torch_geometric.data import Data, InMemoryDataset
+from torch_geometric.data import Data
 
 from torch_geometric_remul._checks import (
     check_bool,
@@ -17,6 +17,7 @@ from torch_geometric_remul._checks import (
     check_real,
 )
 from torch_geometric_remul.datasets._utils import (
+    CachedDataset,
     apply_pre,
     cache_name,
     derived_torch_generator,
@@ -226,7 +227,7 @@ def _simulate(rng, S, n_p, num_steps, time, star_range, planet_range,
     return GravitySimulation(*out)
 
 
-class Gravity(InMemoryDataset):
+class Gravity(CachedDataset):
     r"""The gravitational N-body dataset of the GATr and REMUL papers: one
     star and ``num_planets`` planets; predict all positions after
     ``num_steps`` Euler steps spanning ``time`` (defaults: 100 steps, 0.1),

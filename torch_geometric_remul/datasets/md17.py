@@ -6,7 +6,7 @@ from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 import torch
-from torch_geometric.data import Data, InMemoryDataset
+from torch_geometric.data import Data
 
 from torch_geometric_remul._checks import (
     check_choice,
@@ -22,6 +22,7 @@ from torch_geometric_remul.datasets._md17_files import (
     read_trajectory,
 )
 from torch_geometric_remul.datasets._utils import (
+    CachedDataset,
     apply_pre,
     cache_name,
     file_fingerprint,
@@ -40,7 +41,7 @@ SOURCES = ('auto', 'md17', 'rmd17', 'standin')
 GRAPHS = ('radius', 'full')
 
 
-class MD17Trajectories(InMemoryDataset):
+class MD17Trajectories(CachedDataset):
     r"""Future-position prediction on MD17 molecular-dynamics trajectories,
     following the protocol of EGNO (Xu et al., 2024): from the positions and
     velocities of a molecule at frame :math:`t`, predict its positions at

@@ -8,7 +8,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
-from torch_geometric.data import Data, InMemoryDataset
+from torch_geometric.data import Data
 
 from torch_geometric_remul._checks import (
     check_choice,
@@ -16,6 +16,7 @@ from torch_geometric_remul._checks import (
 )
 from torch_geometric_remul._io import atomic_write
 from torch_geometric_remul.datasets._utils import (
+    CachedDataset,
     apply_pre,
     cache_name,
     file_fingerprint,
@@ -36,7 +37,7 @@ CMU_URL = 'http://mocap.cs.cmu.edu/'
 Files = Union[None, Sequence[str], Dict[str, Sequence[str]]]
 
 
-class MotionCapture(InMemoryDataset):
+class MotionCapture(CachedDataset):
     r"""Future-position prediction on motion-capture clips, following GMN
     (Huang et al., 2022): from the joint positions and velocities at frame
     :math:`t`, predict the joint positions at :math:`t +` ``delta_frame``
