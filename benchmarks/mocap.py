@@ -3,8 +3,8 @@ trained plain, with data augmentation and with REMUL at two weights beta,
 against the exactly equivariant EGNN.
 
 Usage:  python benchmarks/mocap.py [--source auto|files|proxy]
-            [--seeds 0 1 2 3 4] [--epochs 100] [--jobs 2] [--report-only]
-            [--quick] [--data-root data]
+            [--seeds 0 1 2 3 4] [--epochs 100] [--jobs 2] [--only LABEL ...]
+            [--report-only] [--quick] [--data-root data]
 
 Data: the user's CMU motion-capture files (ASF/AMC or BVH in
 <data-root>/mocap/raw, read by `remul train --task mocap --source files`)
@@ -66,6 +66,7 @@ from _runs import (  # noqa: E402
     interval_panel,
     interval_payload,
     run_all,
+    selected_rows,
     write_outputs,
 )
 from _timing import machine_description  # noqa: E402
@@ -217,11 +218,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--source', default='auto',
                         choices=('auto', 'files', 'proxy'))
-    add_protocol_arguments(parser, epochs=100, only=False)
+    add_protocol_arguments(parser, epochs=100)
     args = parser.parse_args(argv)
     common = dict(task='mocap', epochs=args.epochs, data_root=args.data_root,
                   **PROTOCOL)
-    configs = [dict(c) for c in CONFIGS]
+    configs = selected_rows(parser, CONFIGS, args.only)
     seeds = list(args.seeds)
     if args.quick:
         seeds = [0, 1]
