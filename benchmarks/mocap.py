@@ -205,7 +205,7 @@ def plot(payload: Dict):
             interval_panel(ax, [dict(r, label=r['row']) for r in rows], key,
                            1e2, xlabel, outlier=OUTLIER,
                            labels=ax is axes[0])
-        axes[0].legend(fontsize=7, loc='lower right')
+        axes[0].legend(fontsize=7, loc='center right')
         fig.suptitle(f'Motion capture ({data}), split by clip: error bars '
                      f'are 95% t-intervals of the mean over '
                      f'{len(payload["seeds"])} seeds', fontsize=9)
