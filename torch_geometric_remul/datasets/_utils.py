@@ -159,7 +159,7 @@ class CachedDataset(InMemoryDataset):
     PyG's ``Dataset._process`` compares the ``pre_transform`` and
     ``pre_filter`` recorded beside the cache (``pre_transform.pt``,
     ``pre_filter.pt``, shared by every cache in ``processed_dir``) by
-    unpickling them (``weights_only=False``), and rewrites them in place
+    unpickling them (a full ``torch.load``), and rewrites them in place
     after processing, so a process reading while another writes fails with
     ``EOFError``. Here they are read with ``weights_only=True`` (an
     unreadable record is skipped, not fatal), compared as PyG does (a
