@@ -382,6 +382,7 @@ def interval_panel(ax, rows: List[Dict], key: str, scale: float = 1.0,
     keep = [i for i, e in enumerate(est)
             if outlier is None or e <= outlier * typical]
     right = 1.15 * max(max(est[i] + err[1][i], *seeds[i]) for i in keep)
+    right = right or 1.0  # every value on the scale is 0 (e.g. EGNN's E')
     for i in ys:
         if i not in keep:
             ax.annotate(f'{est[i]:.3g} (off scale)', (right, ys[i]),

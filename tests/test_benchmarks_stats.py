@@ -276,3 +276,17 @@ def test_data_efficiency_report_only(private_tmp, capsys, monkeypatch):
     assert {r['num_train'] for r in part['rows']} == {16}
     assert {m['num_train'] for m in part['missing']} == {32}
     assert 'GNN + REMUL at 32' in out
+
+
+def test_interval_panel_with_zeros_and_an_outlier():
+    from matplotlib.figure import Figure
+
+    import _runs
+    rows = [_row(name, [0, 1, 2], vals) for name, vals in (
+        ('EGNN', [0.0, 0.0, 0.0]), ('SEGNN', [0.0, 0.0, 0.0]),
+        ('GNN', [0.1, 0.2, 0.15]))]
+    _stats.add_intervals(rows, ['mse'])
+    ax = Figure().subplots()
+    _runs.interval_panel(ax, rows, 'mse', outlier=3.0)
+    assert ax.get_xlim() == (0.0, 1.0)  # the median is 0: GNN off scale
+    assert [t.get_text() for t in ax.texts] == ['0.15 (off scale)']
