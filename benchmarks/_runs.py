@@ -263,6 +263,12 @@ def _train_missing(configs, seeds, common, work_dir, current,
                            f'{failed[0][0]}') from failed[0][1]
 
 
+def saved_results(work_dir: str, label: str, seed: int) -> Dict:
+    """The saved ``results.json`` of the run of ``label`` and ``seed`` in
+    ``work_dir`` (as :func:`run_all` names its directory)."""
+    return _results(_values({}, {}, seed, label, work_dir)['run_dir'])
+
+
 def _results(run_dir: str) -> Dict:
     with open(osp.join(run_dir, 'results.json')) as f:
         return json.load(f)

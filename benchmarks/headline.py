@@ -20,7 +20,13 @@ Rows, in the order they are trained:
   graph's worth of compute);
 * ``GNN + augmentation x2``: two transformed copies per graph and step,
   fused (``num_samples=2``): as many forward passes as REMUL;
-* ``EGNN``, ``GNN plain``, then the Transformer rows.
+* ``EGNN``, ``GNN plain``, then the Transformer rows;
+* ``SEGNN`` (plain; equivariant by construction), with its own schedule
+  and learning rate: ``--segnn-epochs`` (default 100, about the training
+  time of the other rows' 300 epochs), and the learning rate of
+  ``SEGNN_LRS`` (5e-4, 1.5e-3, 4.5e-3) whose seed-0 run reaches the
+  lowest validation MSE (the runs of that search are trained first and
+  tabulated; the row's label names the learning rate chosen).
 
 Selection: each run's test metrics are those of the model at its epoch of
 lowest validation MSE (validated every ``--val-every`` epochs and at the
@@ -38,11 +44,12 @@ against training seconds (accuracy for compute).
 """
 import argparse
 import json
+import math
 import os
 import os.path as osp
 import sys
 import tempfile
-from typing import Dict, List
+from typing import Dict, List, Optional, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _stats import (  # noqa: E402
@@ -50,8 +57,10 @@ from _stats import (  # noqa: E402
     add_intervals,
     compare_rows,
     comparison_table,
+    error_bars,
     far_seed_lines,
     format_interval,
+    mean_interval,
     missing_lines,
 )
 
@@ -62,6 +71,7 @@ from _runs import (  # noqa: E402
     interval_panel,
     interval_payload,
     run_all,
+    saved_results,
     selected_rows,
     write_outputs,
 )
@@ -78,7 +88,19 @@ CONFIGS = [
     dict(label='Transformer + augmentation', model='transformer',
          loss='augment'),
     dict(label='Transformer plain', model='transformer', loss='plain'),
+    dict(label='SEGNN', model='segnn', loss='plain'),
 ]
+
+#: SEGNN's learning rates tried (the task default, 5e-4, and two steps of
+#: about 3x up): each is trained on seed ``TUNE_SEED`` for the SEGNN
+#: schedule, and the one with the lowest best validation MSE is the SEGNN
+#: row's (its seed-0 run is that tuning run)
+SEGNN_LRS = (5e-4, 1.5e-3, 4.5e-3)
+TUNE_SEED = 0
+#: SEGNN's epochs: a SEGNN epoch costs about 2.5 GNN + REMUL epochs on
+#: this machine, so 100 SEGNN epochs take about the training time of the
+#: other rows' 300 (the table's core-hours column says how close)
+SEGNN_EPOCHS = 100
 
 #: the paired differences reported (label a - label b)
 COMPARISONS = (('GNN + REMUL', 'GNN + augmentation'),
@@ -90,7 +112,13 @@ COMPARISONS = (('GNN + REMUL', 'GNN + augmentation'),
                ('GNN + augmentation', 'GNN plain'),
                ('Transformer + REMUL', 'Transformer + augmentation'),
                ('Transformer + REMUL', 'EGNN'),
-               ('Transformer + REMUL', 'Transformer plain'))
+               ('Transformer + REMUL', 'Transformer plain'),
+               ('GNN + REMUL', 'SEGNN'),
+               ('EGNN', 'SEGNN'))
+
+#: pairs of two exactly equivariant models: their E' are both 0 up to
+#: float rounding, so only the test MSE is compared
+MSE_ONLY = (('EGNN', 'SEGNN'),)
 
 #: metrics given a 95% interval per row (key -> description)
 INTERVALS = {'mse': 'test MSE (length^2)',
@@ -119,8 +147,48 @@ def _curve(run_dir: str) -> Dict[str, List[float]]:
     return {'seconds': seconds, 'val_mse': mse, 'total_seconds': total}
 
 
-def aggregate(rows: List[Dict], configs: List[Dict], work_dir: str) -> Dict:
-    """Intervals per row, paired comparisons, curves and compute."""
+def segnn_configs(epochs: int) -> List[Dict]:
+    """The SEGNN learning-rate search: one configuration per rate of
+    ``SEGNN_LRS``, each for ``epochs`` epochs."""
+    return [dict(label=f'SEGNN (lr {lr:g})', model='segnn', loss='plain',
+                 lr=lr, epochs=epochs) for lr in SEGNN_LRS]
+
+
+def tune_segnn(common: Dict, work_dir: str, epochs: int, jobs: int = 1,
+               report_only: bool = False
+               ) -> Tuple[Optional[Dict], List[Dict]]:
+    """Trains (or, with ``report_only``, only reads) the SEGNN search on
+    seed ``TUNE_SEED``; returns the configuration with the lowest best
+    validation MSE (a diverged run's NaN counts as worst) and one record
+    per rate, or ``(None, [])`` when ``report_only`` finds the search
+    unfinished."""
+    configs = segnn_configs(epochs)
+    if report_only:
+        if finished_configs(configs, [TUNE_SEED], common, work_dir) != \
+                configs:
+            return None, []
+    else:
+        run_all(configs, [TUNE_SEED], common, work_dir, jobs=jobs)
+    search = []
+    for cfg in configs:
+        saved = saved_results(work_dir, cfg['label'], TUNE_SEED)
+        val = saved['best_val_mse']
+        search.append({'label': cfg['label'], 'lr': cfg['lr'],
+                       'best_val_mse': val, 'best_epoch': saved['best_epoch'],
+                       'seconds_per_epoch':
+                           saved['test']['seconds_per_epoch']})
+
+    def rank(record):
+        v = record['best_val_mse']
+        return math.inf if v is None or v != v else v
+    best = min(range(len(configs)), key=lambda i: rank(search[i]))
+    return configs[best], search
+
+
+def aggregate(rows: List[Dict], configs: List[Dict], work_dir: str,
+              segnn_label: str = 'SEGNN') -> Dict:
+    """Intervals per row, paired comparisons (``'SEGNN'`` in
+    ``COMPARISONS`` stands for ``segnn_label``), curves and compute."""
     add_intervals(rows, INTERVALS)
     for cfg, row in zip(configs, rows):
         row['passes_per_graph'] = passes(cfg)
@@ -128,8 +196,15 @@ def aggregate(rows: List[Dict], configs: List[Dict], work_dir: str) -> Dict:
                                   .replace(' ', '_'))) for s in row['seeds']]
         row['curves'] = curves
         row['train_core_seconds'] = sum(c['total_seconds'] for c in curves)
-    return {'rows': rows, 'comparisons': compare_rows(
-        rows, COMPARISONS, ('mse', 'E_prime_paper'))}
+        run_seconds = [c['total_seconds'] for c in curves]
+        row['train_seconds_ci'] = mean_interval(run_seconds).as_dict()
+    def named(pairs):
+        return [tuple(segnn_label if x == 'SEGNN' else x for x in pair)
+                for pair in pairs]
+    both = [p for p in COMPARISONS if p not in MSE_ONLY]
+    return {'rows': rows, 'comparisons':
+            compare_rows(rows, named(both), ('mse', 'E_prime_paper')) +
+            compare_rows(rows, named(MSE_ONLY), ('mse',))}
 
 
 def markdown(payload: Dict) -> str:
@@ -144,30 +219,53 @@ def markdown(payload: Dict) -> str:
         'Passes: forward passes per training graph and step. Core-hours: '
         'the training time of all seeds of the row (two runs shared the '
         '2-core machine at a time).', '',
-        '| model / loss | passes | test MSE | E\' (paper, Eq. 9) | '
+        '| model / loss | passes | epochs | test MSE | E\' (paper, Eq. 9) | '
         'E\' (per node) | best epochs | core-hours |',
-        '|---|---|---|---|---|---|---|']
+        '|---|---|---|---|---|---|---|---|']
     for r in payload['rows']:
+        epochs = r['config'].get('epochs', payload['epochs'])
         lines.append(
-            f'| {r["label"]} | {r["passes_per_graph"]} | '
+            f'| {r["label"]} | {r["passes_per_graph"]} | {epochs} | '
             f'{format_interval(r["mse_ci"], 2, 1e3)} | '
             f'{format_interval(r["E_prime_paper_ci"], 3, 1e2)} | '
             f'{format_interval(r["E_prime_ci"], 3, 1e2)} | '
             f'{", ".join(str(e) for e in r["best_epochs"])} | '
             f'{r["train_core_seconds"] / 3600:.2f} |')
     lines += far_seed_lines(payload['rows'], 1e3, 'x 1e-3')
+    lines += segnn_search_lines(payload.get('segnn_search'))
     lines += comparison_table(payload['comparisons'], MSE_AND_E_PRIME)
     lines += missing_lines(payload['missing'])
     return '\n'.join(lines) + '\n'
 
 
+def segnn_search_lines(search: Optional[Dict]) -> List[str]:
+    """The SEGNN learning-rate search as a table (none without one)."""
+    if not search:
+        return []
+    lines = ['', f'SEGNN\'s learning rate: each rate trained on seed '
+             f'{search["seed"]} for {search["epochs"]} epochs; the rate with '
+             f'the lowest best validation MSE is used for every seed '
+             f'(chosen: {search["chosen_lr"]:g}). The test set is not '
+             f'used.', '',
+             '| learning rate | best validation MSE x 1e-3 | best epoch | '
+             's / epoch |', '|---|---|---|---|']
+    for r in search['runs']:
+        v = r['best_val_mse']
+        val = 'diverged' if v is None or v != v else f'{v * 1e3:.2f}'
+        lines.append(f'| {r["lr"]:g} | {val} | {r["best_epoch"]} | '
+                     f'{r["seconds_per_epoch"]:.2f} |')
+    return lines
+
+
 def plot(payload: Dict):
     """``plot(figures) -> figure``: test MSE and E' (paper) per row with
-    their 95% intervals, and validation MSE against training time."""
+    their 95% intervals; validation MSE against training time; test MSE
+    against the training time of a run (accuracy for compute)."""
     rows = payload['rows']
 
     def draw(figures):
-        fig, axes = figures.subplots(1, 3, figsize=(15, 4.2))
+        fig, grid = figures.subplots(2, 2, figsize=(13, 9))
+        axes = grid.ravel()
         for ax, key, scale, xlabel in (
                 (axes[0], 'mse', 1e3, 'test MSE x 1e-3 (length$^2$)'),
                 (axes[1], 'E_prime_paper', 1e2,
@@ -185,8 +283,24 @@ def plot(payload: Dict):
                    for i in range(n)]
             ax.plot(xs, ys_, label=r['label'])
         ax.set_xlabel('training seconds per run (mean over seeds)')
-        ax.set_ylabel('validation MSE x 1e-3 (length$^2$)')
+        ax.set_ylabel('validation MSE x 1e-3 (length$^2$), mean over seeds')
         ax.set_yscale('log')
+        ax.set_title('validation MSE during training', fontsize=9)
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+        ax = axes[3]
+        for r in rows:
+            (x,), xerr = error_bars([r['train_seconds_ci']])
+            (y,), yerr = error_bars([r['mse_ci']], 1e3)
+            ax.errorbar([x], [y], xerr=xerr, yerr=yerr, fmt='o', capsize=3,
+                        label=r['label'])
+        ax.set_xlabel('training seconds per run (two runs shared the 2 '
+                      'cores)')
+        ax.set_ylabel('test MSE x 1e-3 (length$^2$)')
+        ax.set_ylim(bottom=0)
+        ax.set_xlim(left=0)
+        ax.set_title('accuracy for compute: best-validation test MSE '
+                     'against training time', fontsize=9)
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
         fig.suptitle(f'Charged N-body (simulated stand-in): error bars are '
@@ -200,6 +314,9 @@ def plot(payload: Dict):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_protocol_arguments(parser, epochs=300, val_every=5, work=True)
+    parser.add_argument('--segnn-epochs', type=int, default=SEGNN_EPOCHS,
+                        help='epochs of the SEGNN row and of its '
+                        'learning-rate search (default %(default)s)')
     args = parser.parse_args(argv)
     configs = selected_rows(parser, CONFIGS, args.only)
     common = dict(task='nbody', epochs=args.epochs, val_every=args.val_every,
@@ -212,15 +329,30 @@ def main(argv=None):
         work = common['data_root'] = tempfile.mkdtemp()
         directory = {'directory': work}
     work_dir = osp.join(work, 'bench-headline')
+    search, segnn_label, missing = None, 'SEGNN', []
+    if any(c['label'] == 'SEGNN' for c in configs):
+        epochs = common['epochs'] if args.quick else args.segnn_epochs
+        chosen, runs = tune_segnn(common, work_dir, epochs, args.jobs,
+                                  args.report_only)
+        if chosen is None:
+            missing.append('SEGNN (learning-rate search)')
+        else:
+            segnn_label = chosen['label']
+            search = {'seed': TUNE_SEED, 'epochs': epochs, 'runs': runs,
+                      'chosen_lr': chosen['lr'],
+                      'rule': 'lowest best validation MSE'}
+        configs = [chosen if c['label'] == 'SEGNN' else c for c in configs
+                   if c['label'] != 'SEGNN' or chosen is not None]
     done = configs if not args.report_only else \
         finished_configs(configs, seeds, common, work_dir)
-    missing = [c['label'] for c in configs if c not in done]
+    missing += [c['label'] for c in configs if c not in done]
     rows = run_all(done, seeds, common, work_dir, jobs=args.jobs) \
         if done else []
     payload = interval_payload(seeds, epochs=common['epochs'],
                                val_every=common['val_every'], common=common,
-                               missing=missing, metrics=INTERVALS)
-    payload.update(aggregate(rows, done, work_dir))
+                               missing=missing, metrics=INTERVALS,
+                               segnn_search=search)
+    payload.update(aggregate(rows, done, work_dir, segnn_label))
     table = markdown(payload)
     print('\n' + table)
     paths = write_outputs('headline', payload, table,

@@ -81,3 +81,44 @@ def test_only_refuses_an_unknown_row(capsys):
     with pytest.raises(SystemExit):
         _script('headline').main(['--quick', '--only', 'GNN + magic'])
     assert '--only matches no row' in capsys.readouterr().err
+
+
+def test_segnn_row_takes_the_learning_rate_of_its_search(private_tmp,
+                                                         capsys):
+    headline = _script('headline')
+    assert headline.main(['--quick', '--only', 'SEGNN', 'EGNN',
+                          '--jobs', '2']) == 0
+    out = capsys.readouterr().out
+    with open(_paths(out)[0]) as f:
+        payload = json.load(f)
+    # --quick writes its outputs next to its runs
+    work_dir = osp.join(osp.dirname(_paths(out)[0]), 'bench-headline')
+    search = payload['segnn_search']
+    assert [r['lr'] for r in search['runs']] == list(headline.SEGNN_LRS)
+    assert search['seed'] == headline.TUNE_SEED == 0
+    best = min(search['runs'], key=lambda r: r['best_val_mse'])
+    assert search['chosen_lr'] == best['lr']
+    by = {r['label']: r for r in payload['rows']}
+    segnn = by[best['label']]
+    assert segnn['config']['lr'] == best['lr'] and 'SEGNN' not in by
+    # the row's seed-0 run is the search's run of that rate
+    assert segnn['runs'][0]['mse'] == pytest.approx(
+        headline.saved_results(work_dir, best['label'], 0)['test']['mse'])
+    assert segnn['E_prime_paper'] < 1e-4  # equivariant by design
+    # SEGNN is compared with EGNN on test MSE only (both E' are ~0)
+    keys = {(c['a'], c['b'], c['key']) for c in payload['comparisons']}
+    assert ('EGNN', best['label'], 'mse') in keys
+    assert ('EGNN', best['label'], 'E_prime_paper') not in keys
+    assert f'(chosen: {best["lr"]:g})' in headline.markdown(payload)
+    assert segnn['train_seconds_ci']['estimate'] > 0
+
+
+def test_report_only_without_the_segnn_search_lists_it(private_tmp,
+                                                       capsys):
+    headline = _script('headline')
+    assert headline.main(['--quick', '--report-only', '--only',
+                          'SEGNN']) == 0
+    with open(_paths(capsys.readouterr().out)[0]) as f:
+        payload = json.load(f)
+    assert payload['missing'] == ['SEGNN (learning-rate search)']
+    assert payload['segnn_search'] is None and payload['rows'] == []
