@@ -94,7 +94,8 @@ def test_segnn_row_takes_the_learning_rate_of_its_search(private_tmp,
     # --quick writes its outputs next to its runs
     work_dir = osp.join(osp.dirname(_paths(out)[0]), 'bench-headline')
     search = payload['segnn_search']
-    assert [r['lr'] for r in search['runs']] == list(headline.SEGNN_LRS)
+    tried = [r['lr'] for r in search['runs']]
+    assert tried[:3] == list(headline.SEGNN_LRS)
     assert search['seed'] == headline.TUNE_SEED == 0
     best = min(search['runs'], key=lambda r: r['best_val_mse'])
     assert search['chosen_lr'] == best['lr']
@@ -122,3 +123,46 @@ def test_report_only_without_the_segnn_search_lists_it(private_tmp,
         payload = json.load(f)
     assert payload['missing'] == ['SEGNN (learning-rate search)']
     assert payload['segnn_search'] is None and payload['rows'] == []
+
+
+@pytest.mark.parametrize('valley, tried, chosen', [
+    # best inside the grid: no extension
+    (1.5e-3, [5e-4, 1.5e-3, 4.5e-3], 1.5e-3),
+    # best at the edge: one step of 3x up, which is worse: stop there
+    (4.5e-3, [5e-4, 1.5e-3, 4.5e-3, 1.35e-2], 4.5e-3),
+    # still improving: at most two extra rates, then the largest is kept
+    (1.0, [5e-4, 1.5e-3, 4.5e-3, 1.35e-2, 4.05e-2], 4.05e-2),
+])
+def test_segnn_search_extends_the_grid_while_its_edge_wins(
+        monkeypatch, valley, tried, chosen):
+    """The search's rule, on fake runs whose validation MSE is lowest at
+    ``valley``."""
+    import math
+    headline = _script('headline')
+    trained = []
+    monkeypatch.setattr(headline, 'run_all', lambda configs, seeds, *a,
+                        **k: trained.extend(c['lr'] for c in configs))
+
+    def saved(work_dir, label, seed):
+        lr = float(label.split()[-1].rstrip(')'))
+        return {'best_val_mse': abs(math.log(lr / valley)),
+                'best_epoch': 7, 'test': {'seconds_per_epoch': 1.0}}
+    monkeypatch.setattr(headline, 'saved_results', saved)
+    config, search = headline.tune_segnn({}, 'unused', epochs=7)
+    assert trained == pytest.approx(tried)  # each rate trained once
+    assert [r['lr'] for r in search] == pytest.approx(tried)
+    assert config['lr'] == pytest.approx(chosen)
+    assert config['epochs'] == 7 and config['model'] == 'segnn'
+
+
+def test_segnn_search_counts_a_diverged_run_as_worst(monkeypatch):
+    headline = _script('headline')
+    monkeypatch.setattr(headline, 'run_all', lambda *a, **k: None)
+    vals = {'0.0005': 3.0, '0.0015': 2.0, '0.0045': float('nan')}
+    monkeypatch.setattr(headline, 'saved_results', lambda w, label, s: {
+        'best_val_mse': vals[label.split()[-1].rstrip(')')],
+        'best_epoch': 1, 'test': {'seconds_per_epoch': 1.0}})
+    config, search = headline.tune_segnn({}, 'unused', epochs=3)
+    assert config['lr'] == 1.5e-3 and len(search) == 3
+    assert '| 0.0045 | diverged |' in '\n'.join(headline.segnn_search_lines(
+        {'seed': 0, 'epochs': 3, 'runs': search, 'chosen_lr': 1.5e-3}))
