@@ -256,11 +256,13 @@ def segnn_search_lines(search: Optional[Dict]) -> List[str]:
     """The SEGNN learning-rate search as a table (none without one)."""
     if not search:
         return []
+    start = ', '.join(f'{lr:g}' for lr in SEGNN_LRS)
     lines = ['', f'SEGNN\'s learning rate: each rate trained on seed '
-             f'{search["seed"]} for {search["epochs"]} epochs; the rate with '
-             f'the lowest best validation MSE is used for every seed '
-             f'(chosen: {search["chosen_lr"]:g}). The test set is not '
-             f'used.', '',
+             f'{search["seed"]} for {search["epochs"]} epochs ({start}, then '
+             f'{SEGNN_STEP:g}x larger while the largest rate tried was the '
+             f'best, at most {SEGNN_EXTRA} more); the rate with the lowest '
+             f'best validation MSE is used for every seed (chosen: '
+             f'{search["chosen_lr"]:g}). The test set is not used.', '',
              '| learning rate | best validation MSE x 1e-3 | best epoch | '
              's / epoch |', '|---|---|---|---|']
     for r in search['runs']:
