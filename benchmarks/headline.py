@@ -212,6 +212,7 @@ def aggregate(rows: List[Dict], configs: List[Dict], work_dir: str,
         row['train_core_seconds'] = sum(c['total_seconds'] for c in curves)
         run_seconds = [c['total_seconds'] for c in curves]
         row['train_seconds_ci'] = mean_interval(run_seconds).as_dict()
+
     def named(pairs):
         return [tuple(segnn_label if x == 'SEGNN' else x for x in pair)
                 for pair in pairs]
