@@ -76,15 +76,27 @@ def test_nbody_quick_charged(private_tmp, capsys):
 
 
 def test_beta_sweep_quick(private_tmp, capsys):
-    assert _script('beta_sweep').main(['--quick']) == 0
+    assert _script('beta_sweep').main(['--quick', '--jobs', '2']) == 0
     out = capsys.readouterr().out
     assert '| beta = 0 |' in out and '| beta = 10 |' in out
     assert 'monotonically with beta' in out
     payload, _ = _written(out, 'beta_sweep')
+    assert payload['seeds'] == [0, 1] and payload['missing'] == []
+    assert payload['selection'].startswith('best_val')
     assert set(payload['monotone']) == {'target', 'consistency'}
     assert '| beta = 10 (consistency) |' in out
     assert all(isinstance(v, bool) for v in payload['monotone'].values())
     assert set(payload['monotone_within_noise']) == set(payload['monotone'])
+    for r in payload['rows']:
+        for key in ('mse', 'E_prime_paper', 'E_prime'):
+            ci = r[key + '_ci']
+            assert ci['n'] == 2 and ci['low'] <= ci['estimate'] <= ci['high']
+    # every row against plain training, on MSE and the paper's E'
+    pairs = {(c['a'], c['b'], c['key']) for c in payload['comparisons']}
+    others = [r['label'] for r in payload['rows'] if r['label'] != 'beta = 0']
+    assert pairs == {(a, 'beta = 0', k) for a in others
+                     for k in ('mse', 'E_prime_paper')}
+    assert '| beta = 10 - beta = 0 | test MSE x 1e-3 |' in out
     # the figure can be drawn again from the JSON alone
     json_path = [p for p in _written(out, 'beta_sweep')[1]
                  if p.endswith('.json')][0]
@@ -94,22 +106,43 @@ def test_beta_sweep_quick(private_tmp, capsys):
     assert osp.getsize(png) > 0
 
 
+def test_beta_sweep_rows_and_usage_errors():
+    sweep = _script('beta_sweep')
+    labels = [c['label'] for c in sweep.all_configs((0, 1, 10),
+                                                    ('target', 'consistency'),
+                                                    (0.01,))]
+    assert labels == ['beta = 0', 'beta = 1', 'beta = 10',
+                      'beta = 1 (consistency)', 'beta = 10 (consistency)',
+                      "target E' <= 0.01 (consistency)"]
+    for argv in (['--betas', '-1'], ['--epsilons', '0'],
+                 ['--only', 'no such row']):
+        with pytest.raises(SystemExit):
+            sweep.main(argv + ['--report-only'])
+
+
 def test_beta_sweep_monotone_report():
     sweep = _script('beta_sweep')
 
-    def row(label, e, std):
-        return {'label': label, 'E_prime': e, 'E_prime_std': std}
+    def row(label, values):
+        return {'label': label, 'seeds': list(range(len(values))),
+                'runs': [{'E_prime_paper': v} for v in values],
+                'E_prime_paper': sum(values) / len(values)}
 
-    rows = [row('0', 0.11, 0.004), row('0.01', 0.112, 0.004),
-            row('1', 0.07, 0.003)]
-    strict, noise, text = sweep.monotone_report('target', rows)
-    assert not strict and noise and '0 -> 0.01' in text
-    rows[1] = row('0.01', 0.12, 0.004)  # a rise of 0.01 > 0.004
-    strict, noise, text = sweep.monotone_report('target', rows)
+    # a rise of 0.002 on average, but 0.01 up or down from seed to seed: tie
+    rows = [row('0', [0.11, 0.10, 0.12, 0.11]),
+            row('0.01', [0.124, 0.094, 0.13, 0.1]),
+            row('1', [0.07, 0.071, 0.069, 0.07])]
+    strict, noise, text, rises = sweep.monotone_report('target', rows)
+    assert not strict and noise and '0.01 -> 0' not in text
+    assert '0 -> 0.01' in text and 'tie' in text
+    assert [(c['a'], c['b']) for c in rises] == [('0.01', '0')]
+    # a rise on every seed: not a tie
+    rows[1] = row('0.01', [0.12, 0.11, 0.13, 0.12])
+    strict, noise, text, rises = sweep.monotone_report('target', rows)
     assert not strict and not noise and 'NOT every rise' in text
-    strict, noise, _ = sweep.monotone_report(
-        'target', [row('0', 0.1, 0.0), row('1', 0.05, 0.0)])
-    assert strict and noise
+    strict, noise, _, rises = sweep.monotone_report(
+        'target', [row('0', [0.1, 0.1]), row('1', [0.05, 0.06])])
+    assert strict and noise and rises == []
 
 
 def test_speed_quick(private_tmp, capsys):
