@@ -323,6 +323,33 @@ def run_provenance() -> Dict:
                 'the earlier epoch)')
 
 
+def code_lines(rows: Sequence[Dict], name=lambda r: r['label']
+               ) -> List[str]:
+    """The markdown note on the code that trained a table's runs: every
+    code version the rows' runs recorded (``code_versions`` of
+    :func:`run_all`), as the git tree of ``torch_geometric_remul/`` and the
+    commit; with more than one (runs reused from another code version),
+    which rows each trained (``name(row)``, default the label). Empty when
+    no row records a code version."""
+    groups: Dict[str, List[str]] = {}
+    for r in rows:
+        for v in r.get('code_versions') or []:
+            tree, commit = v.get('package_tree'), v.get('commit')
+            key = 'unknown code version' if not tree else (
+                f'package tree {tree[:7]} (commit {str(commit)[:7]}'
+                + (', with uncommitted package changes'
+                   if v.get('package_dirty') else '') + ')')
+            if name(r) not in groups.setdefault(key, []):
+                groups[key].append(name(r))
+    if not groups:
+        return []
+    if len(groups) == 1:
+        return ['', f'Code of every run: {next(iter(groups))}.']
+    parts = [f'{key}: {", ".join(labels)}' for key, labels in groups.items()]
+    return ['', 'Code of the runs (more than one version): '
+            + '; '.join(parts) + '.']
+
+
 def _fmt(row: Dict, key: str, digits: int) -> str:
     if len(row['seeds']) > 1:
         return f'{row[key]:.{digits}f} +- {row[key + "_std"]:.{digits}f}'

@@ -52,6 +52,7 @@ from _stats import (  # noqa: E402
 from _runs import (  # noqa: E402
     QUICK,
     add_protocol_arguments,
+    code_lines,
     finished_configs,
     interval_payload,
     run_all,
@@ -169,6 +170,7 @@ def markdown(payload: Dict) -> str:
         lines.append(payload['monotone_text'][mode].rstrip('\n'))
     lines += comparison_table(payload['comparisons'], MSE_AND_E_PRIME)
     lines += missing_lines(payload['missing'])
+    lines += code_lines(payload['rows'])
     return '\n'.join(lines) + '\n'
 
 

@@ -54,7 +54,13 @@ from _stats import (  # noqa: E402
 )
 
 import _runs  # noqa: E402
-from _runs import QUICK, finished_configs, run_all, write_outputs  # noqa: E402
+from _runs import (  # noqa: E402
+    QUICK,
+    code_lines,
+    finished_configs,
+    run_all,
+    write_outputs,
+)
 from _timing import machine_description  # noqa: E402
 
 SIZES = (100, 300, 1000, 3000)
@@ -234,6 +240,8 @@ def markdown(payload: Dict) -> str:
                                   first=('training systems', 'num_train'))
         lines += missing_lines([f'{m["label"]} at {m["num_train"]:,}'
                                 for m in part.get('missing', [])])
+        lines += code_lines(part['rows'], name=lambda r: f'{r["label"]} at '
+                            f'{r["num_train"]:,}')
         parts.append('\n'.join(lines) + '\n')
     return '\n'.join(parts)
 

@@ -72,6 +72,7 @@ from _stats import (  # noqa: E402
 from _runs import (  # noqa: E402
     QUICK,
     add_protocol_arguments,
+    code_lines,
     finished_configs,
     interval_panel,
     interval_payload,
@@ -185,6 +186,7 @@ def markdown(payload: Dict) -> str:
                                {'mse': ('test MSE x 1e-2', 1e2)},
                                first=('molecule', 'molecule'))
     tables += missing_lines(payload['missing'])
+    tables += code_lines(payload['rows'])
     table = '\n'.join(tables) + '\n'
     if real:
         table += '\n' + paper_reference()

@@ -46,6 +46,7 @@ from _stats import (  # noqa: E402
 from _runs import (  # noqa: E402
     QUICK,
     add_protocol_arguments,
+    code_lines,
     finished_configs,
     interval_panel,
     interval_payload,
@@ -109,6 +110,7 @@ def markdown(payload: Dict) -> str:
     lines += far_seed_lines(payload['rows'], 1e3, 'x 1e-3')
     lines += comparison_table(payload['comparisons'], MSE_AND_E_PRIME)
     lines += missing_lines(payload['missing'])
+    lines += code_lines(payload['rows'])
     return '\n'.join(lines) + '\n'
 
 

@@ -290,3 +290,25 @@ def test_interval_panel_with_zeros_and_an_outlier():
     _runs.interval_panel(ax, rows, 'mse', outlier=3.0)
     assert ax.get_xlim() == (0.0, 1.0)  # the median is 0: GNN off scale
     assert [t.get_text() for t in ax.texts] == ['0.15 (off scale)']
+
+
+def test_code_lines_name_every_code_version():
+    import _runs
+    old = {'commit': 'e61a88b' + '0' * 33,
+           'package_tree': '0d37504' + '1' * 33, 'package_dirty': False}
+    new = {'commit': 'a4dd74b' + '0' * 33,
+           'package_tree': 'd6d2328' + '2' * 33, 'package_dirty': True}
+    rows = [{'label': 'GNN plain', 'code_versions': [old]},
+            {'label': 'MLP plain', 'code_versions': [new]},
+            {'label': 'EGNN', 'code_versions': [old, new]}]
+    text = ''.join(_runs.code_lines(rows))
+    assert 'more than one version' in text
+    assert ('package tree 0d37504 (commit e61a88b): GNN plain, EGNN'
+            in text)
+    assert ('package tree d6d2328 (commit a4dd74b, with uncommitted '
+            'package changes): MLP plain, EGNN' in text)
+    assert _runs.code_lines(rows[:1]) == [
+        '', 'Code of every run: package tree 0d37504 (commit e61a88b).']
+    assert _runs.code_lines([{'label': 'x', 'code_versions': []}]) == []
+    assert 'unknown code version' in ''.join(_runs.code_lines(
+        [{'label': 'x', 'code_versions': [{'package_tree': None}]}]))
