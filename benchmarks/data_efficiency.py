@@ -53,11 +53,11 @@ from _stats import (  # noqa: E402
     missing_lines,
 )
 
-import _runs  # noqa: E402
 from _runs import (  # noqa: E402
     QUICK,
     code_lines,
     finished_configs,
+    interval_payload,
     run_all,
     write_outputs,
 )
@@ -138,21 +138,6 @@ def _run_record(run_dir: str) -> Dict:
             'best_epoch': saved.get('best_epoch'),
             'code': prov.get('code'),
             'code_versions': prov.get('code_versions')}
-
-
-def _code_version():
-    """The code version of this checkout, when the training package or
-    ``_runs`` can tell it (``None`` otherwise)."""
-    fn = getattr(_runs, 'code_version', None)
-    if fn is None:
-        try:
-            from torch_geometric_remul.train import code_version as fn
-        except ImportError:
-            return None
-    try:
-        return fn()
-    except Exception as exc:  # provenance never fails the benchmark
-        return {'error': repr(exc)}
 
 
 def run_task(task: str, sizes: Sequence[int], seeds: Sequence[int],
@@ -369,18 +354,12 @@ def main(argv=None):
         work = common['data_root'] = tempfile.mkdtemp()
         directory = {'directory': work}
     print(f'machine: {machine_description()}')
-    payload = {
-        'machine': machine_description(),
-        'code_version': _code_version(),
-        'seeds': seeds, 'sizes': sizes,
-        'epoch_rule': f'epochs x {REFERENCE_SIZE} / size (at least epochs, '
-                      f'at most max_epochs) below {REFERENCE_SIZE} systems',
-        'epochs': epochs, 'max_epochs': max_epochs,
-        'selection_rule': SELECTION_NOTE,
-        'interval': '95% Student-t interval of the mean over seeds',
-        'bootstrap_resamples': 10_000,
-        'common': common, 'tasks': {},
-    }
+    payload = interval_payload(
+        seeds, sizes=sizes,
+        epoch_rule=f'epochs x {REFERENCE_SIZE} / size (at least epochs, '
+                   f'at most max_epochs) below {REFERENCE_SIZE} systems',
+        epochs=epochs, max_epochs=max_epochs, selection_rule=SELECTION_NOTE,
+        common=common, tasks={})
     for task in args.tasks:
         payload['tasks'][task] = run_task(task, sizes, seeds, common, work,
                                           epochs, max_epochs, jobs=args.jobs,

@@ -216,7 +216,7 @@ def test_data_efficiency_quick(private_tmp, capsys, tasks):
     assert payload['seeds'] == [0, 1] and payload['sizes'] == [16, 32]
     assert 'validation' in payload['selection_rule']
     assert payload['selections_recorded'] == ['best_val']
-    assert 'code_version' in payload and 'machine' in payload
+    assert {'code', 'versions', 'machine', 'selection'} <= set(payload)
     assert set(payload['tasks']) == set(tasks)
     for task, part in payload['tasks'].items():
         assert {r['method'] for r in part['rows']} == {
