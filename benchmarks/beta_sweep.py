@@ -237,8 +237,10 @@ def plot(payload: Dict):
         t_ax.set_ylabel('test MSE x 1e-3 (length$^2$)')
         t_ax.set_title('accuracy / equivariance trade-off (means)',
                        fontsize=9)
-        t_ax.set_xlim(left=0)
-        t_ax.set_ylim(bottom=0)
+        shown = [point(r) for c in curves.values() for r in c] + [
+            point(r) for r in targets]
+        t_ax.set_xlim(0, 1.1 * max(p[0] for p in shown))
+        t_ax.set_ylim(0, 1.1 * max(p[1] for p in shown))
         t_ax.grid(alpha=0.3)
         t_ax.legend(fontsize=7)
         bar = fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), ax=t_ax)
