@@ -350,29 +350,6 @@ def code_lines(rows: Sequence[Dict], name=lambda r: r['label']
             + '; '.join(parts) + '.']
 
 
-def _fmt(row: Dict, key: str, digits: int) -> str:
-    if len(row['seeds']) > 1:
-        return f'{row[key]:.{digits}f} +- {row[key + "_std"]:.{digits}f}'
-    return f'{row[key]:.{digits}f}'
-
-
-def markdown_table(rows: List[Dict], title: str,
-                   columns: Sequence = (('test MSE', 'mse', 5),
-                                        ("E'", 'E_prime', 4),
-                                        ('E', 'E', 4)),
-                   label: str = 'model / loss') -> str:
-    """A markdown table: one row per configuration, mean +- std over seeds
-    where there are several, then parameters and seconds per epoch."""
-    head = [label] + [c[0] for c in columns] + ['params', 's / epoch']
-    lines = [f'### {title}', '', '| ' + ' | '.join(head) + ' |',
-             '|' + '---|' * len(head)]
-    for r in rows:
-        cells = [r['label']] + [_fmt(r, key, d) for _, key, d in columns]
-        cells += [f'{r["params"]:,}', f'{r["seconds_per_epoch"]:.2f}']
-        lines.append('| ' + ' | '.join(cells) + ' |')
-    return '\n'.join(lines) + '\n'
-
-
 def write_outputs(name: str, payload: Dict, table: str,
                   plot=None, directory: str = RESULTS) -> List[str]:
     """Writes ``<directory>/<name>.json`` and ``.md``, and ``.png`` when

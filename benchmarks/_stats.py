@@ -302,6 +302,17 @@ def far_seed_lines(rows: Sequence[Dict], scale: float, unit: str,
             'widens the t-interval of the mean): ' + '; '.join(out) + '.']
 
 
+def interval_cells(row: Dict, mse_scale: float, mse_digits: int = 3
+                   ) -> List[str]:
+    """The table cells test MSE, E' (paper, Eq. 9), E' (per node) and best
+    epochs of a ``run_all`` row with intervals (:func:`add_intervals`):
+    MSE multiplied by ``mse_scale``, both E' by 1e2."""
+    return [format_interval(row['mse_ci'], mse_digits, mse_scale),
+            format_interval(row['E_prime_paper_ci'], 3, 1e2),
+            format_interval(row['E_prime_ci'], 3, 1e2),
+            ', '.join(str(e) for e in row['best_epochs'])]
+
+
 def add_intervals(rows: Sequence[Dict], keys: Sequence[str]) -> None:
     """Adds ``<key>_ci`` (mean over seeds with a 95% t-interval, as a dict)
     to every ``run_all`` row, for each key of ``keys`` its runs report."""
@@ -323,5 +334,6 @@ def compare_rows(rows: Sequence[Dict], pairs: Sequence[Tuple[str, str]],
 
 __all__ = ['Interval', 'format_interval', 'error_bars', 't_quantile',
            'mean_interval', 'paired_bootstrap', 'verdict', 'paired_by_seed',
-           'compare', 'far_seeds', 'add_intervals', 'compare_rows',
+           'compare', 'far_seeds', 'interval_cells', 'add_intervals',
+           'compare_rows',
            'comparison_table', 'missing_lines', 'far_seed_lines']

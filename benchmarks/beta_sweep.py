@@ -46,6 +46,7 @@ from _stats import (  # noqa: E402
     error_bars,
     far_seed_lines,
     format_interval,
+    interval_cells,
     missing_lines,
 )
 
@@ -159,11 +160,8 @@ def markdown(payload: Dict) -> str:
              "| row | test MSE | E' (paper, Eq. 9) | E' (per node) | "
              "best epochs |", '|---|---|---|---|---|']
     for r in payload['rows']:
-        lines.append(
-            f'| {r["label"]} | {format_interval(r["mse_ci"], 3, 1e3)} | '
-            f'{format_interval(r["E_prime_paper_ci"], 3, 1e2)} | '
-            f'{format_interval(r["E_prime_ci"], 3, 1e2)} | '
-            f'{", ".join(str(e) for e in r["best_epochs"])} |')
+        lines.append('| ' + ' | '.join([r['label'],
+                                        *interval_cells(r, 1e3)]) + ' |')
     lines += far_seed_lines(payload['rows'], 1e3, 'x 1e-3')
     lines.append('')
     for mode in payload['monotone']:

@@ -65,7 +65,7 @@ from _stats import (  # noqa: E402
     compare_rows,
     comparison_table,
     far_seed_lines,
-    format_interval,
+    interval_cells,
     missing_lines,
 )
 
@@ -165,10 +165,8 @@ def markdown(payload: Dict) -> str:
             'E\' (per node) | best epochs |', '|---|---|---|---|---|']
 
     def line(r):
-        return (f'| {r["label"]} | {format_interval(r["mse_ci"], 3, 1e2)} | '
-                f'{format_interval(r["E_prime_paper_ci"], 3, 1e2)} | '
-                f'{format_interval(r["E_prime_ci"], 3, 1e2)} | '
-                f'{", ".join(str(e) for e in r["best_epochs"])} |')
+        return '| ' + ' | '.join([r['label'], *interval_cells(r, 1e2)]) + \
+            ' |'
     tables = []
     standin = [r for r in payload['rows'] if r['source'] == 'standin']
     real = [r for r in payload['rows'] if r['source'] != 'standin']

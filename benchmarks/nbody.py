@@ -39,7 +39,7 @@ from _stats import (  # noqa: E402
     compare_rows,
     comparison_table,
     far_seed_lines,
-    format_interval,
+    interval_cells,
     missing_lines,
 )
 
@@ -101,12 +101,9 @@ def markdown(payload: Dict) -> str:
         '| model / loss | test MSE | E\' (paper, Eq. 9) | E\' (per node) | '
         'best epochs | params | s / epoch |', '|---|---|---|---|---|---|---|']
     for r in payload['rows']:
-        lines.append(
-            f'| {r["label"]} | {format_interval(r["mse_ci"], 2, 1e3)} | '
-            f'{format_interval(r["E_prime_paper_ci"], 3, 1e2)} | '
-            f'{format_interval(r["E_prime_ci"], 3, 1e2)} | '
-            f'{", ".join(str(e) for e in r["best_epochs"])} | '
-            f'{r["params"]:,} | {r["seconds_per_epoch"]:.2f} |')
+        cells = [r['label'], *interval_cells(r, 1e3, 2), f'{r["params"]:,}',
+                 f'{r["seconds_per_epoch"]:.2f}']
+        lines.append('| ' + ' | '.join(cells) + ' |')
     lines += far_seed_lines(payload['rows'], 1e3, 'x 1e-3')
     lines += comparison_table(payload['comparisons'], MSE_AND_E_PRIME)
     lines += missing_lines(payload['missing'])
