@@ -60,6 +60,7 @@ from _stats import (  # noqa: E402
 from _runs import (  # noqa: E402
     QUICK,
     add_protocol_arguments,
+    code_lines,
     finished_configs,
     interval_panel,
     interval_payload,
@@ -204,6 +205,7 @@ def markdown(payload: Dict) -> str:
                                    'E_prime_paper': ("E' (paper) x 1e-2",
                                                      1e2)})
         lines += missing_lines(part['missing'])
+        lines += code_lines(part['rows'])
         parts.append('\n'.join(lines))
     paper = [f'| {label} | {a:.2f} | {b:.2f} |'
              for label, (a, b) in PAPER.items()]

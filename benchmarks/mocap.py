@@ -62,6 +62,7 @@ from _stats import (  # noqa: E402
 from _runs import (  # noqa: E402
     QUICK,
     add_protocol_arguments,
+    code_lines,
     finished_configs,
     interval_panel,
     interval_payload,
@@ -184,6 +185,7 @@ def markdown(payload: Dict) -> str:
                               {'mse': ('test MSE x 1e-2', 1e2),
                                'E_prime_paper': ("E' (paper) x 1e-2", 1e2)})
     lines += missing_lines(payload['missing'])
+    lines += code_lines(payload['rows'], name=lambda r: r['row'])
     table = '\n'.join(lines) + '\n'
     if not payload['proxy']:
         table += '\n' + paper_reference()

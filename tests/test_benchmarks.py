@@ -328,6 +328,7 @@ def test_mocap_quick(private_tmp, capsys):
     assert pairs == {('GNN + REMUL (beta=1)', 'EGNN', key)
                      for key in ('mse', 'E_prime_paper')}
     assert '| GNN + REMUL (beta=1) - EGNN | test MSE x 1e-2 |' in out
+    assert out.count('Code of every run: ') == 1
     with open(paths[1]) as f:
         assert f.read() == _script('mocap').markdown(payload)
 

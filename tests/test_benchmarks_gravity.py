@@ -75,6 +75,8 @@ def test_gravity_quick_both_protocols(private_tmp, capsys, monkeypatch):
     for nth in (0, 1):
         assert _cells(out, 'EGNN', nth)[3].startswith('1.00')
     assert "GATr's protocol" in out and 'rotated test (OOD)' in out
+    # each protocol's table names the code that trained its runs
+    assert out.count('Code of every run: ') == 2
     # the paper's numbers are a separate table that says what differs
     assert 'Not comparable to the tables above' in out
     assert payload['paper']['mse_1e3']['Transformer + REMUL'] == [1.94,
