@@ -207,7 +207,8 @@ def plot(payload: Dict):
             interval_panel(ax, [dict(r, label=r['row']) for r in rows], key,
                            1e2, xlabel, outlier=OUTLIER,
                            labels=ax is axes[0])
-        axes[0].legend(fontsize=7, loc='center right')
+        # the E' panel's lower right is free (EGNN sits at 0, bottom left)
+        axes[1].legend(fontsize=7, loc='lower right')
         fig.suptitle(f'Motion capture ({data}), split by clip: error bars '
                      f'are 95% t-intervals of the mean over '
                      f'{len(payload["seeds"])} seeds', fontsize=9)
