@@ -327,25 +327,41 @@ def code_lines(rows: Sequence[Dict], name=lambda r: r['label']
                ) -> List[str]:
     """The markdown note on the code that trained a table's runs: every
     code version the rows' runs recorded (``code_versions`` of
-    :func:`run_all`), as the git tree of ``torch_geometric_remul/`` and the
-    commit; with more than one (runs reused from another code version),
+    :func:`run_all`), as the git tree of ``torch_geometric_remul/`` (the
+    version runs are matched on) with the commits it was trained at; with
+    more than one package tree (runs reused from another code version),
     which rows each trained (``name(row)``, default the label). Empty when
     no row records a code version."""
     groups: Dict[str, List[str]] = {}
+    commits: Dict[str, List[str]] = {}
     for r in rows:
         for v in r.get('code_versions') or []:
-            tree, commit = v.get('package_tree'), v.get('commit')
+            tree = v.get('package_tree')
             key = 'unknown code version' if not tree else (
-                f'package tree {tree[:7]} (commit {str(commit)[:7]}'
-                + (', with uncommitted package changes'
-                   if v.get('package_dirty') else '') + ')')
+                f'package tree {tree[:7]}' + (
+                    ', with uncommitted package changes'
+                    if v.get('package_dirty') else ''))
             if name(r) not in groups.setdefault(key, []):
                 groups[key].append(name(r))
+            commit = v.get('commit')
+            if tree and commit and \
+                    str(commit)[:7] not in commits.setdefault(key, []):
+                commits[key].append(str(commit)[:7])
+
+    def described(key):
+        found = commits.get(key)
+        if not found:
+            return key
+        word = 'commit' if len(found) == 1 else 'commits'
+        head, _, dirty = key.partition(', ')
+        return f'{head} ({word} {", ".join(found)}' + (
+            f', {dirty}' if dirty else '') + ')'
     if not groups:
         return []
     if len(groups) == 1:
-        return ['', f'Code of every run: {next(iter(groups))}.']
-    parts = [f'{key}: {", ".join(labels)}' for key, labels in groups.items()]
+        return ['', f'Code of every run: {described(next(iter(groups)))}.']
+    parts = [f'{described(key)}: {", ".join(labels)}'
+             for key, labels in groups.items()]
     return ['', 'Code of the runs (more than one version): '
             + '; '.join(parts) + '.']
 

@@ -312,3 +312,11 @@ def test_code_lines_name_every_code_version():
     assert _runs.code_lines([{'label': 'x', 'code_versions': []}]) == []
     assert 'unknown code version' in ''.join(_runs.code_lines(
         [{'label': 'x', 'code_versions': [{'package_tree': None}]}]))
+    # one package tree trained at two commits is one code version: the
+    # runs are matched on the tree, so the note lists both commits
+    again = dict(old, commit='8ae0272' + '0' * 33)
+    assert _runs.code_lines([{'label': 'GNN plain', 'code_versions': [old]},
+                             {'label': 'MLP plain',
+                              'code_versions': [again]}]) == [
+        '', 'Code of every run: package tree 0d37504 (commits e61a88b, '
+        '8ae0272).']
