@@ -75,6 +75,19 @@ def test_nbody_quick_charged(private_tmp, capsys):
         assert f.read() == nbody.markdown(payload)
 
 
+def test_nbody_segnn_row_uses_the_headline_search_rate():
+    # the 60-epoch table trains SEGNN at the rate the headline's search
+    # chose on the validation set, not at the task's default
+    nbody = _script('nbody')
+    segnn = [c for c in nbody.CONFIGS if c['model'] == 'segnn']
+    assert [c['lr'] for c in segnn] == [nbody.SEGNN_LR]
+    with open(osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
+                       'benchmarks', 'results', 'headline.json')) as f:
+        search = json.load(f)['segnn_search']
+    assert search['chosen_lr'] == pytest.approx(nbody.SEGNN_LR)
+    assert search['chosen_lr'] != pytest.approx(5e-4)  # the task default
+
+
 def test_beta_sweep_quick(private_tmp, capsys):
     assert _script('beta_sweep').main(['--quick', '--jobs', '2']) == 0
     out = capsys.readouterr().out
