@@ -23,7 +23,7 @@ import os
 import os.path as osp
 import statistics
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from torch_geometric_remul.train import (
     TrainConfig,
@@ -332,30 +332,30 @@ def code_lines(rows: Sequence[Dict], name=lambda r: r['label']
     more than one package tree (runs reused from another code version),
     which rows each trained (``name(row)``, default the label). Empty when
     no row records a code version."""
-    groups: Dict[str, List[str]] = {}
-    commits: Dict[str, List[str]] = {}
+    # (package tree, uncommitted changes) or None -> row names, commits
+    groups: Dict[Optional[Tuple[str, bool]], List[str]] = {}
+    commits: Dict[Optional[Tuple[str, bool]], List[str]] = {}
     for r in rows:
         for v in r.get('code_versions') or []:
-            tree = v.get('package_tree')
-            key = 'unknown code version' if not tree else (
-                f'package tree {tree[:7]}' + (
-                    ', with uncommitted package changes'
-                    if v.get('package_dirty') else ''))
+            tree, commit = v.get('package_tree'), v.get('commit')
+            key = (tree[:7], bool(v.get('package_dirty'))) if tree else None
             if name(r) not in groups.setdefault(key, []):
                 groups[key].append(name(r))
-            commit = v.get('commit')
-            if tree and commit and \
-                    str(commit)[:7] not in commits.setdefault(key, []):
-                commits[key].append(str(commit)[:7])
+            found = commits.setdefault(key, [])
+            if key and commit and str(commit)[:7] not in found:
+                found.append(str(commit)[:7])
 
-    def described(key):
-        found = commits.get(key)
-        if not found:
-            return key
-        word = 'commit' if len(found) == 1 else 'commits'
-        head, _, dirty = key.partition(', ')
-        return f'{head} ({word} {", ".join(found)}' + (
-            f', {dirty}' if dirty else '') + ')'
+    def described(key) -> str:
+        if key is None:
+            return 'unknown code version'
+        found, notes = commits[key], []
+        if found:
+            notes.append(('commit ' if len(found) == 1 else 'commits ')
+                         + ', '.join(found))
+        if key[1]:
+            notes.append('with uncommitted package changes')
+        return f'package tree {key[0]}' + (
+            f' ({", ".join(notes)})' if notes else '')
     if not groups:
         return []
     if len(groups) == 1:
