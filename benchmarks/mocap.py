@@ -55,7 +55,7 @@ from _stats import (  # noqa: E402
     compare_rows,
     comparison_table,
     far_seed_lines,
-    format_interval,
+    interval_cells,
     missing_lines,
 )
 
@@ -174,11 +174,8 @@ def markdown(payload: Dict) -> str:
         '| model / loss | test MSE | E\' (paper, Eq. 9) | E\' (per node) | '
         'best epochs |', '|---|---|---|---|---|']
     for r in payload['rows']:
-        lines.append(
-            f'| {r["label"]} | {format_interval(r["mse_ci"], 3, 1e2)} | '
-            f'{format_interval(r["E_prime_paper_ci"], 3, 1e2)} | '
-            f'{format_interval(r["E_prime_ci"], 3, 1e2)} | '
-            f'{", ".join(str(e) for e in r["best_epochs"])} |')
+        lines.append('| ' + ' | '.join([r['label'],
+                                        *interval_cells(r, 1e2)]) + ' |')
     lines += far_seed_lines(payload['rows'], 1e2, 'x 1e-2',
                             name=lambda r: r['row'])
     lines += comparison_table(payload['comparisons'],
