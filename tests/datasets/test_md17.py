@@ -258,3 +258,19 @@ def test_not_an_archive(tmp_path, content):
     path.write_bytes(content)
     with pytest.raises(ValueError, match='junk.npz: not an .npz archive'):
         MD17Trajectories(str(tmp_path), 'ethanol', path=str(path), **SMALL)
+
+
+def test_replaced_file_with_same_size_and_mtime_is_reprocessed(md17_root):
+    # cp -p, tar and touch -r keep size and modification time: the cache
+    # is keyed on the content (SHA-256), not on path + size + mtime
+    root, R = md17_root
+    path = os.path.join(root, 'ethanol', 'raw', 'md17_ethanol.npz')
+    st = os.stat(path)
+    old = MD17Trajectories(root, 'ethanol', **SMALL)
+    write_md17(path, R + 0.5)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert os.stat(path).st_size == st.st_size
+    assert os.stat(path).st_mtime_ns == st.st_mtime_ns
+    new = MD17Trajectories(root, 'ethanol', **SMALL)
+    assert new.processed_paths[0] != old.processed_paths[0]
+    torch.testing.assert_close(new._data.pos, old._data.pos + 0.5)

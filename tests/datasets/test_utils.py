@@ -92,3 +92,127 @@ def test_other_pre_transform_warns_and_records_are_atomic(tmp_path):
     assert not [p for p in processed.iterdir() if p.name.endswith('.tmp')]
     assert torch.load(processed / 'pre_transform.pt',
                       weights_only=True) == 'None'
+
+
+# Processed files: weights-only loads, damaged files ########################
+
+class _CreatesFile:
+    r"""A pickle whose loading creates a file (what a crafted processed file
+    would do with a full unpickler)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, 'w'))
+
+
+def test_crafted_processed_file_is_never_unpickled(tmp_path):
+    first = _gravity(tmp_path)
+    path = first.processed_paths[0]
+    marker = tmp_path / 'PWNED'
+    torch.save(_CreatesFile(marker), path)
+    # PyG's InMemoryDataset.load retries with weights_only=False here and
+    # creates the marker; the package treats the file as damaged
+    with pytest.warns(UserWarning, match='damaged processed file') as info:
+        again = _gravity(tmp_path)
+    assert not marker.exists()
+    assert any(path in str(w.message) for w in info)
+    assert 'weights_only=False' not in str(info[0].message)
+    assert torch.equal(again[0].pos, first[0].pos)
+    # rebuilt in place: it loads weights-only again
+    assert isinstance(torch.load(path, weights_only=True), tuple)
+
+
+@pytest.mark.parametrize('damage', ['empty', 'truncated', 'other_layout'])
+def test_damaged_processed_file_is_rebuilt_naming_it(tmp_path, damage):
+    first = _gravity(tmp_path)
+    path = first.processed_paths[0]
+    content = open(path, 'rb').read()
+    if damage == 'empty':  # PyG: a bare EOFError
+        open(path, 'wb').close()
+    elif damage == 'truncated':  # PyG: "PytorchStreamReader failed ..."
+        open(path, 'wb').write(content[:len(content) // 2])
+    else:
+        torch.save({'x': torch.zeros(2)}, path)
+    with pytest.warns(UserWarning, match='rebuilding') as info:
+        again = _gravity(tmp_path)
+    assert path in str(info[0].message)
+    assert torch.equal(again[0].pos, first[0].pos)
+    assert open(path, 'rb').read() == content
+
+
+def test_processed_file_that_stays_damaged_raises_naming_it(tmp_path,
+                                                            monkeypatch):
+    import torch_geometric_remul.datasets.gravity as gravity_mod
+    from torch_geometric_remul.datasets._utils import DamagedProcessedFile
+    path = _gravity(tmp_path).processed_paths[0]
+    open(path, 'wb').close()
+    # a rebuild that writes a damaged file again (e.g. a broken disk)
+    monkeypatch.setattr(gravity_mod, 'save_data_list',
+                        lambda data_list, p: open(p, 'wb').close())
+    with pytest.warns(UserWarning, match='rebuilding'), \
+            pytest.raises(DamagedProcessedFile, match='force_reload') as info:
+        _gravity(tmp_path)
+    assert path in str(info.value) and isinstance(info.value, ValueError)
+
+
+def test_read_processed_names_the_file(tmp_path):
+    from torch_geometric_remul.datasets._utils import (
+        DamagedProcessedFile,
+        read_processed,
+    )
+    path = tmp_path / 'x.pt'
+    path.write_bytes(b'')
+    with pytest.raises(DamagedProcessedFile, match=f'{path}: damaged.*EOF'):
+        read_processed(str(path))
+    torch.save([1, 2], path)
+    assert read_processed(str(path)) == [1, 2]
+    with pytest.raises(DamagedProcessedFile, match='layout'):
+        read_processed(str(path), lambda v: isinstance(v, dict))
+    with pytest.raises(FileNotFoundError, match='nowhere'):
+        read_processed(str(tmp_path / 'nowhere.pt'))
+
+
+# Raw-file fingerprints ######################################################
+
+def test_file_fingerprint_hashes_contents(tmp_path):
+    import os
+
+    from torch_geometric_remul.datasets._utils import file_fingerprint
+    a, b = tmp_path / 'a.bin', tmp_path / 'b.bin'
+    a.write_bytes(b'0123456789')
+    st = os.stat(a)
+    key = file_fingerprint([str(a)])
+    # same size and modification time, other content (cp -p, tar, touch -r)
+    a.write_bytes(b'0123456780')
+    os.utime(a, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert os.stat(a).st_mtime_ns == st.st_mtime_ns
+    assert file_fingerprint([str(a)]) != key
+    # the same content elsewhere gives the same key; the order counts
+    b.write_bytes(b'0123456780')
+    assert file_fingerprint([str(b)]) == file_fingerprint([str(a)])
+    b.write_bytes(b'x')
+    assert file_fingerprint([str(a), str(b)]) != \
+        file_fingerprint([str(b), str(a)])
+
+
+def test_damaged_mocap_joint_names_are_rebuilt(tmp_path):
+    from torch_geometric_remul.datasets import (
+        MotionCapture,
+        generate_mocap_proxy,
+    )
+    generate_mocap_proxy(str(tmp_path / 'raw'), num_clips=2, num_frames=30,
+                         seed=1)
+    kw = dict(delta_frame=5, num_train=4, num_val=2, num_test=2)
+    with pytest.warns(UserWarning, match='synthetic proxy'):
+        first = MotionCapture(str(tmp_path), **kw)
+    joints = first.processed_paths[0] + '.joints'
+    marker = tmp_path / 'PWNED'
+    torch.save(_CreatesFile(marker), joints)
+    with pytest.warns(UserWarning) as info:
+        again = MotionCapture(str(tmp_path), **kw)
+    assert not marker.exists()
+    assert any(joints in str(w.message) and 'damaged' in str(w.message)
+               for w in info)
+    assert again.joint_names == first.joint_names

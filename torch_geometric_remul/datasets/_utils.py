@@ -110,15 +110,20 @@ def cache_name(prefix: str, params: Dict[str, Any]) -> str:
 
 
 def file_fingerprint(paths: Iterable[str]) -> str:
-    r"""A short hash of the absolute paths, sizes and modification times of
-    files, so that a cache built from other (or changed) raw files is never
-    reused."""
-    h = hashlib.sha1()
+    r"""A short SHA-256 hash of the contents of files (in the given order),
+    so that a cache built from other (or changed) raw files is never
+    reused: a file replaced by one with the same size and modification time
+    (``cp -p``, ``tar``, ``touch -r``) changes it too, and a file moved
+    elsewhere unchanged keeps it. Hashing reads each file once, which is
+    cheap next to processing it."""
+    h = hashlib.sha256()
     for path in paths:
-        st = os.stat(path)
-        h.update(osp.abspath(path).encode())
-        h.update(f':{st.st_size}:{st.st_mtime_ns};'.encode())
-    return h.hexdigest()[:10]
+        digest = hashlib.sha256()
+        with open(path, 'rb') as f:
+            for chunk in iter(lambda: f.read(1 << 20), b''):
+                digest.update(chunk)
+        h.update(digest.digest())
+    return h.hexdigest()[:16]
 
 
 # Atomic writes ##############################################################
@@ -150,6 +155,63 @@ def _read_pre_repr(path: str) -> Optional[str]:
     return value if isinstance(value, str) else None
 
 
+class DamagedProcessedFile(ValueError):
+    r"""A processed (cache) file that cannot be read back: empty, truncated,
+    not a :func:`torch.save` file, holding objects that a weights-only load
+    refuses (pickled code), or not in the layout this package writes."""
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, pickle.UnpicklingError):
+        # torch's message suggests weights_only=False: never repeat that
+        return ('it holds objects that a weights-only load refuses, e.g. '
+                'pickled code')
+    if isinstance(error, EOFError):
+        return 'EOFError: the file is empty or truncated'
+    text = (str(error).strip().splitlines() or [''])[0][:160]
+    return f'{type(error).__name__}: {text}' if text else \
+        type(error).__name__
+
+
+def read_processed(path: str,
+                   check: Optional[Callable[[Any], bool]] = None) -> Any:
+    r"""Reads a processed file with ``torch.load(..., weights_only=True)``
+    and nothing else (PyG's ``fs.torch_load`` retries with
+    ``weights_only=False``, which runs the code a crafted file carries).
+
+    Args:
+        path (str): The file.
+        check (callable, optional): Whether the loaded object has the
+            expected layout.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        DamagedProcessedFile: (a :class:`ValueError`) naming the file, for a
+            file that cannot be read or has another layout.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f"{path}: no such processed file")
+    try:
+        with open(path, 'rb') as f:
+            value = torch.load(f, map_location='cpu', weights_only=True)
+    except Exception as e:  # any failure of a weights-only load: damaged
+        raise DamagedProcessedFile(
+            f"{path}: damaged processed file ({_describe(e)})") from None
+    if check is not None and not check(value):
+        raise DamagedProcessedFile(
+            f"{path}: damaged processed file (not the layout this package "
+            f"writes: got a {type(value).__name__})")
+    return value
+
+
+def _is_collated(value: Any) -> bool:
+    r"""The layout :func:`save_data_list` writes: ``(dict of tensors, dict
+    of slices, Data subclass)``."""
+    return (isinstance(value, tuple) and len(value) == 3
+            and isinstance(value[0], dict) and isinstance(value[1], dict)
+            and isinstance(value[2], type) and issubclass(value[2], Data))
+
+
 class CachedDataset(InMemoryDataset):
     r"""The base of the package's datasets: an
     :class:`~torch_geometric.data.InMemoryDataset` whose cache bookkeeping
@@ -165,7 +227,64 @@ class CachedDataset(InMemoryDataset):
     unreadable record is skipped, not fatal), compared as PyG does (a
     mismatch warns) and written atomically; processed files are written
     atomically by :func:`save_data_list`.
+
+    Processed files are read by :meth:`load` and :meth:`read_processed`
+    with ``torch.load(..., weights_only=True)`` only (PyG's
+    :meth:`~torch_geometric.data.InMemoryDataset.load` retries with
+    ``weights_only=False``). A file that fails (empty, truncated, holding
+    pickled code or another layout) is damaged: it is rebuilt from the raw
+    data once, with a warning naming it; if it still fails, a
+    :class:`DamagedProcessedFile` (:class:`ValueError`) names it.
     """
+
+    @property
+    def processed_paths(self) -> List[str]:
+        r"""The processed files, computed once per dataset (their names
+        hash the raw files' contents, see :func:`file_fingerprint`)."""
+        paths = self.__dict__.get('_remul_processed_paths')
+        if paths is None:
+            paths = list(super().processed_paths)
+            self._remul_processed_paths = paths
+        return list(paths)
+
+    def load(self, path: str, data_cls: Any = Data) -> None:
+        r"""Loads the collated dataset written by :func:`save_data_list` to
+        ``path`` (see the class description for damaged files)."""
+        data, slices, data_cls = self.read_processed(path, _is_collated)
+        self.slices = slices
+        self.data = data_cls.from_dict(data)
+
+    def read_processed(self, path: str,
+                       check: Optional[Callable[[Any], bool]] = None
+                       ) -> Any:
+        r""":func:`read_processed` of a file of this dataset's cache; a
+        damaged file is rebuilt once (see the class description).
+
+        Args:
+            path (str): The file, in :attr:`processed_dir`.
+            check (callable, optional): Whether the loaded object has the
+                expected layout.
+        """
+        try:
+            return read_processed(path, check)
+        except DamagedProcessedFile as e:
+            inside = (osp.dirname(osp.abspath(path))
+                      == osp.abspath(self.processed_dir))
+            if not inside or getattr(self, '_remul_rebuilt', False):
+                raise DamagedProcessedFile(
+                    f"{e}; delete it (or pass force_reload=True) to rebuild "
+                    f"it from the raw data") from None
+            warnings.warn(f"{e}; rebuilding it from the raw data",
+                          UserWarning, stacklevel=3)
+        self._remul_rebuilt = True
+        self._build()
+        try:
+            return read_processed(path, check)
+        except DamagedProcessedFile as e:
+            raise DamagedProcessedFile(
+                f"{e}, although it was just rebuilt from the raw data; "
+                f"check the disk, then delete it (or pass force_reload=True) "
+                f"to rebuild it again") from None
 
     def _process(self) -> None:
         records = (('pre_transform', self.pre_transform),
@@ -184,6 +303,13 @@ class CachedDataset(InMemoryDataset):
         if not self.force_reload and all(osp.exists(p)
                                          for p in self.processed_paths):
             return
+        self._build()
+
+    def _build(self) -> None:
+        r"""Runs :meth:`process` and records the ``pre_transform`` and
+        ``pre_filter`` beside the cache."""
+        records = (('pre_transform', self.pre_transform),
+                   ('pre_filter', self.pre_filter))
         verbose = self.log and 'PYTEST_CURRENT_TEST' not in os.environ
         if verbose:
             print('Processing...', file=sys.stderr)

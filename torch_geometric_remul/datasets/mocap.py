@@ -161,8 +161,9 @@ class MotionCapture(CachedDataset):
         super().__init__(root, transform, pre_transform, pre_filter,
                          force_reload=force_reload)
         self.load(self.processed_paths[0])
-        self.joint_names: List[str] = torch.load(
-            self.processed_paths[0] + '.joints', weights_only=True)
+        self.joint_names: List[str] = self.read_processed(
+            self.processed_paths[0] + '.joints', lambda v: isinstance(
+                v, list) and all(isinstance(n, str) for n in v))
 
     # File resolution #######################################################
 
