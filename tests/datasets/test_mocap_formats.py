@@ -276,5 +276,78 @@ def test_missing_files(tmp_path):
 def test_binary_file(tmp_path):
     path = tmp_path / 'bin.asf'
     path.write_bytes(b'\xff\xfe\x00\x81' * 10)
-    with pytest.raises(ValueError, match='bin.asf: not a text file'):
+    with pytest.raises(ValueError,
+                       match='bin.asf: line 1, column 1: not a text file'):
         read_asf(str(path))
+
+
+# Frame numbers, encodings, line numbers #####################################
+
+@pytest.mark.parametrize('text, match', [
+    (AMC.replace('2\nroot 0', '1\nroot 0'),
+     r"bad.amc: line 8: frame number 1 given twice \(also at line 4\)"),
+    (AMC.replace('1\nroot 1', '3\nroot 1'),
+     r"bad.amc: line 8: frame number 2 after frame 3 \(line 4\): frames "
+     r"out of order"),
+])
+def test_amc_repeated_or_decreasing_frame_numbers(asf_amc, tmp_path, text,
+                                                  match):
+    path = _write(tmp_path, 'bad.amc', text)
+    with pytest.raises(ValueError, match=match):
+        asf_amc_positions(asf_amc[0], path)
+
+
+def test_amc_frame_gap_warns_naming_the_line(asf_amc, tmp_path):
+    import warnings
+    path = _write(tmp_path, 'gap.amc', AMC.replace('2\nroot 0', '5\nroot 0'))
+    with pytest.warns(UserWarning, match=r"gap.amc: line 8: frame 5 follows "
+                      r"frame 1; 3 frame number\(s\) missing in 1 gap"):
+        clip = asf_amc_positions(asf_amc[0], path)
+    np.testing.assert_array_equal(clip.positions,
+                                  asf_amc_positions(*asf_amc).positions)
+    # any first number, consecutive after it: no warning
+    shifted = _write(tmp_path, 'shifted.amc', AMC.replace(
+        '1\nroot 1', '101\nroot 1').replace('2\nroot 0', '102\nroot 0'))
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        asf_amc_positions(asf_amc[0], shifted)
+
+
+def test_utf8_byte_order_mark_is_accepted(asf_amc, tmp_path):
+    asf, amc = tmp_path / 'bom.asf', tmp_path / 'bom.amc'
+    asf.write_bytes(b'\xef\xbb\xbf' + ASF.encode())
+    amc.write_bytes(b'\xef\xbb\xbf' + AMC.encode())
+    clip = asf_amc_positions(str(asf), str(amc))
+    np.testing.assert_array_equal(clip.positions,
+                                  asf_amc_positions(*asf_amc).positions)
+    bvh = tmp_path / 'bom.bvh'
+    bvh.write_bytes(b'\xef\xbb\xbf' + BVH.encode())
+    assert read_bvh(str(bvh)).positions.shape[0] == 3
+
+
+def test_latin1_byte_names_file_and_line(asf_amc, tmp_path):
+    amc = tmp_path / 'latin.amc'
+    amc.write_bytes(AMC.replace(':DEGREES', ':DEGREES\n# caf\xe9').encode(
+        'latin-1'))
+    with pytest.raises(ValueError, match=r"latin.amc: line 4, column 6: not "
+                       r"a text file in UTF-8 \(byte 0xe9"):
+        asf_amc_positions(asf_amc[0], str(amc))
+    asf = tmp_path / 'latin.asf'
+    asf.write_bytes(ASF.replace(':name', '# \xb0\n:name').encode('latin-1'))
+    with pytest.raises(ValueError, match=r"latin.asf: line 3, column 3"):
+        read_asf(str(asf))
+
+
+@pytest.mark.parametrize('bad, match', [
+    ('nan', r"'nan' \(frame 2, channel 8\): motion data contains NaN"),
+    ('inf', r"'inf' \(frame 2, channel 8\): motion data contains NaN"),
+    ('x', r"'x' \(frame 2, channel 8\): motion data must be numbers"),
+])
+def test_bvh_bad_value_names_the_line(tmp_path, bad, match):
+    text = BVH.replace('0 0 0 90 0 0 0 90 0 0 0 0',
+                       f'0 0 0 90 0 0 0 {bad} 0 0 0 0')
+    line = next(i for i, t in enumerate(text.splitlines(), start=1)
+                if f' {bad} ' in t)
+    path = _write(tmp_path, 'bad.bvh', text)
+    with pytest.raises(ValueError, match=f'bad.bvh: line {line}: {match}'):
+        read_bvh(path)

@@ -31,9 +31,12 @@ global frame (rotation and position, one element per frame of the clip) is
 a :class:`~torch_geometric_remul.group.RigidTransform` composed from its
 parent's.
 """
+import bisect
+import codecs
 import math
 import os.path as osp
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -209,13 +212,25 @@ _ROT_DOFS = {'rx': 'x', 'ry': 'y', 'rz': 'z'}
 
 
 def _read_text(path: str) -> List[str]:
+    r"""The lines of a UTF-8 (or ASCII) text file, without a leading
+    byte-order mark; a byte that is not UTF-8 (e.g. Latin-1 in a comment)
+    raises a :class:`ValueError` naming the file and line."""
     if not osp.isfile(path):
         raise FileNotFoundError(f"{path}: no such file")
+    with open(path, 'rb') as f:
+        data = f.read()
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
     try:
-        with open(path, 'r', encoding='utf-8', errors='strict') as f:
-            return f.read().splitlines()
+        text = data.decode('utf-8')
     except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not a text file ({e})") from None
+        prefix = data[:e.start].decode('utf-8')
+        lines = (prefix + '.').splitlines()  # numbered as the parsers do
+        raise ValueError(
+            f"{path}: line {len(lines)}, column {len(lines[-1])}: not a text "
+            f"file in UTF-8 (byte 0x{data[e.start]:02x}: a Latin-1 or other "
+            f"8-bit character?); save it as UTF-8 or ASCII") from None
+    return text.splitlines()
 
 
 def read_asf(path: str) -> AsfSkeleton:
@@ -439,6 +454,12 @@ def read_amc(path: str, skeleton: AsfSkeleton) -> Dict[str, np.ndarray]:
         path (str): The ``.amc`` file.
         skeleton (AsfSkeleton): Its skeleton (:func:`read_asf`).
 
+    Frame numbers must increase: a repeated or decreasing one raises a
+    :class:`ValueError` naming the file and line. A gap (frames missing,
+    e.g. a clip cut from a longer take) is accepted with a warning naming
+    the file and the line of the first gap: the frames read are used as
+    consecutive. The first frame number may be any.
+
     Raises:
         FileNotFoundError: If the file does not exist.
         ValueError: On malformed content (naming the file and line).
@@ -460,6 +481,8 @@ def read_amc(path: str, skeleton: AsfSkeleton) -> Dict[str, np.ndarray]:
                      if b.dofs})
     frames: List[Dict[str, List[float]]] = []
     frame_line = 0
+    number = 0
+    gaps: List[Tuple[int, int, int]] = []  # (line, previous, number)
     for lineno, raw in enumerate(lines, start=1):
         line = raw.strip()
         if not line or line.startswith('#'):
@@ -475,8 +498,20 @@ def read_amc(path: str, skeleton: AsfSkeleton) -> Dict[str, np.ndarray]:
             continue
         tokens = line.split()
         if len(tokens) == 1 and _INT.match(tokens[0]):
+            previous, number = number, int(tokens[0])
             if frames:
                 _check_frame(frames[-1], expected, path, frame_line)
+                if number == previous:
+                    raise ValueError(
+                        f"{path}: line {lineno}: frame number {number} "
+                        f"given twice (also at line {frame_line})")
+                if number < previous:
+                    raise ValueError(
+                        f"{path}: line {lineno}: frame number {number} "
+                        f"after frame {previous} (line {frame_line}): "
+                        f"frames out of order")
+                if number > previous + 1:
+                    gaps.append((lineno, previous, number))
             frames.append({})
             frame_line = lineno
             continue
@@ -499,6 +534,16 @@ def read_amc(path: str, skeleton: AsfSkeleton) -> Dict[str, np.ndarray]:
     if not frames:
         raise ValueError(f"{path}: no frames; not an AMC file or empty")
     _check_frame(frames[-1], expected, path, frame_line)
+    if gaps:
+        lineno, previous, number = gaps[0]
+        missing = sum(b - a - 1 for _, a, b in gaps)
+        warnings.warn(
+            f"{path}: line {lineno}: frame {number} follows frame "
+            f"{previous}; {missing} frame number(s) missing in "
+            f"{len(gaps)} gap(s) (the first here). The frames read are "
+            f"used as consecutive: across a gap, velocities and "
+            f"'delta_frame' span more than one frame interval",
+            UserWarning, stacklevel=2)
     out = {k: np.array([f[k] for f in frames], dtype=np.float64)
            for k in expected}
     scale = math.pi / 180.0 if unit == 'deg' else 1.0
@@ -587,6 +632,14 @@ def asf_amc_positions(asf: str, amc: str,
 
 
 # BVH ########################################################################
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
 
 _BVH_CHANNELS = {'xposition', 'yposition', 'zposition', 'xrotation',
                  'yrotation', 'zrotation'}
@@ -718,6 +771,8 @@ def read_bvh(path: str) -> MocapClip:
     rest = lines[motion_line:]
     num_frames = frame_time = None
     values: List[str] = []
+    starts: List[int] = []  # index in values of each data line's first
+    value_lines: List[int] = []
     for offset, raw in enumerate(rest, start=motion_line + 1):
         line = raw.strip()
         if not line:
@@ -739,6 +794,8 @@ def read_bvh(path: str) -> MocapClip:
             if num_frames is None:
                 raise ValueError(f"{path}: line {offset}: motion data before "
                                  f"'Frames:'")
+            starts.append(len(values))
+            value_lines.append(offset)
             values.extend(line.split())
     if num_frames is None or num_frames < 1:
         raise ValueError(f"{path}: missing or empty 'Frames:' line")
@@ -747,13 +804,23 @@ def read_bvh(path: str) -> MocapClip:
         raise ValueError(f"{path}: expected {num_frames} frames x {C} "
                          f"channels = {num_frames * C} values, found "
                          f"{len(values)} (truncated file?)")
+    def where(index: int) -> str:
+        line = value_lines[bisect.bisect_right(starts, index) - 1]
+        return (f"line {line}: {values[index]!r} (frame {index // C + 1}, "
+                f"channel {index % C + 1})")
+
     try:
         data = np.array(values, dtype=np.float64).reshape(num_frames, C)
     except ValueError:
-        raise ValueError(f"{path}: motion data contains non-numbers"
-                         ) from None
-    if not np.isfinite(data).all():
-        raise ValueError(f"{path}: motion data contains NaN or infinity")
+        bad = next((i for i, v in enumerate(values) if not _is_float(v)),
+                   None)
+        raise ValueError(f"{path}: {where(bad) if bad is not None else ''}"
+                         f": motion data must be numbers") from None
+    finite = np.isfinite(data).ravel()
+    if not finite.all():
+        bad = int(np.flatnonzero(~finite)[0])
+        raise ValueError(f"{path}: {where(bad)}: motion data contains NaN "
+                         f"or infinity")
 
     T = num_frames
     # global frame of a joint: x -> G x + p, one element per frame
