@@ -13,8 +13,11 @@ BENZENE_Z = np.array([6] * 6 + [1] * 6)
 
 
 def trajectory(num_frames=80, z=ETHANOL_Z, seed=0):
+    # atoms on a grid 1.2 Å apart, jittered: plausible bond lengths in Å
     rng = np.random.default_rng(seed)
-    base = rng.normal(0.0, 1.2, (1, z.size, 3))
+    grid = np.stack(np.meshgrid(np.arange(3), np.arange(3), np.arange(2),
+                                indexing='ij'), axis=-1).reshape(-1, 3)
+    base = (1.2 * grid[:z.size] + rng.normal(0.0, 0.05, (z.size, 3)))[None]
     return base + np.cumsum(rng.normal(0.0, 0.02, (num_frames, z.size, 3)),
                             axis=0)
 
@@ -274,3 +277,63 @@ def test_replaced_file_with_same_size_and_mtime_is_reprocessed(md17_root):
     new = MD17Trajectories(root, 'ethanol', **SMALL)
     assert new.processed_paths[0] != old.processed_paths[0]
     torch.testing.assert_close(new._data.pos, old._data.pos + 0.5)
+
+
+def test_truncated_file_is_closed(tmp_path):
+    import gc
+    path = write_md17(str(tmp_path / 'ethanol' / 'raw' / 'md17_ethanol.npz'),
+                      trajectory())
+    data = open(path, 'rb').read()
+    with open(path, 'wb') as f:
+        f.write(data[:len(data) // 2])
+
+    def message():
+        try:
+            MD17Trajectories(str(tmp_path), 'ethanol', **SMALL)
+        except ValueError as e:
+            return str(e)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        text = message()
+        gc.collect()
+    assert text.startswith(path) and 'truncated' in text
+    leaks = [w for w in caught if issubclass(w.category, ResourceWarning)]
+    assert not leaks, [str(w.message) for w in leaks]
+
+
+@pytest.mark.parametrize('value', [np.array([True, False]), np.ones(3),
+                                   np.array('yes')])
+def test_standin_marker_that_is_not_a_boolean(tmp_path, value):
+    path = str(tmp_path / 'ethanol' / 'raw' / 'md17_ethanol.npz')
+    os.makedirs(os.path.dirname(path))
+    R = trajectory()
+    np.savez(path, z=ETHANOL_Z, R=R, E=np.zeros(len(R)), F=np.zeros_like(R),
+             standin=value)
+    with pytest.raises(ValueError, match="md17_ethanol.npz: the 'standin' "
+                       "key .* must hold a single boolean"):
+        MD17Trajectories(str(tmp_path), 'ethanol', **SMALL)
+    with pytest.raises(ValueError, match="md17_ethanol.npz: the 'standin'"):
+        md17_mod.read_trajectory(path, 'ethanol')
+
+
+@pytest.mark.parametrize('scale, unit', [(0.1, 'nm'),
+                                         (1 / 0.529177210903, 'bohr'),
+                                         (100.0, 'pm'),
+                                         (10.0, 'not in Å')])
+def test_coordinates_in_another_unit_warn(tmp_path, scale, unit):
+    path = write_md17(str(tmp_path / 'x.npz'), trajectory() * scale)
+    with pytest.warns(UserWarning, match='shortest interatomic distance') \
+            as info:
+        MD17Trajectories(str(tmp_path), 'ethanol', path=path, **SMALL)
+    message = next(str(w.message) for w in info
+                   if 'interatomic' in str(w.message))
+    assert message.startswith(path) and "'R'" in message
+    assert (f'look like {unit} ' if unit != 'not in Å' else unit) in message
+
+
+def test_coordinates_in_angstrom_do_not_warn(tmp_path):
+    path = write_md17(str(tmp_path / 'x.npz'), trajectory())
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        MD17Trajectories(str(tmp_path), 'ethanol', path=path, **SMALL)

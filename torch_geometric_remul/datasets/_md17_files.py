@@ -128,6 +128,60 @@ def missing_file_message(root: str, molecule: str, source: str,
     return '\n'.join(lines)
 
 
+def standin_flag(value: np.ndarray, path: str) -> bool:
+    r"""The stand-in marker of ``path``: a single boolean (or integer)."""
+    value = np.asarray(value)
+    if value.size != 1 or not (value.dtype == np.bool_ or np.issubdtype(
+            value.dtype, np.integer)):
+        raise ValueError(f"{path}: the {STANDIN_KEY!r} key marks a "
+                         f"classical stand-in and must hold a single "
+                         f"boolean (got shape {list(value.shape)}, dtype "
+                         f"{value.dtype}); a real MD17/rMD17 file has no "
+                         f"such key")
+    return bool(value.reshape(()))
+
+
+#: Lengths (in Å) of one unit of those a file may use by mistake.
+LENGTH_UNITS = (('nm', 10.0), ('bohr', 0.529177210903), ('pm', 0.01))
+
+#: Shortest interatomic distance (Å, median over the first frames) of a
+#: plausible MD17 molecule: bonds to hydrogen are about 0.96-1.09 Å at
+#: equilibrium (0.88-1.16 Å measured in the rMD17 files, thermal motion
+#: included).
+BOND_RANGE = (0.75, 1.35)
+
+
+def check_length_unit(path: str, key: str, pos: np.ndarray,
+                      num_frames: int = 10) -> None:
+    r"""Warns (naming the file and the likely unit) when the shortest
+    interatomic distance of the first ``num_frames`` frames of ``pos``
+    ``[T, N, 3]`` (the median over those frames) is not a bond length in
+    Å: coordinates in nm give ~0.1, in bohr ~1.8-2.1."""
+    frames = pos[:num_frames]
+    n = frames.shape[1]
+    if n < 2:
+        return
+    dist = np.linalg.norm(frames[:, :, None] - frames[:, None], axis=-1)
+    dist[:, np.arange(n), np.arange(n)] = np.inf
+    d = float(np.median(dist.reshape(len(frames), -1).min(axis=1)))
+    lo, hi = BOND_RANGE
+    if lo <= d <= hi:
+        return
+    likely = [(u, f) for u, f in LENGTH_UNITS if lo <= d * f <= hi]
+    if likely:
+        unit, factor = likely[0]
+        hint = (f"the coordinates look like {unit} (times {factor:g} gives "
+                f"Å); convert them to Å")
+    else:
+        hint = ("the coordinates are not in Å (nor in nm, bohr or pm): "
+                "check the file")
+    warnings.warn(
+        f"{path}: the shortest interatomic distance in {key!r} is {d:.3g} "
+        f"(median over the first {len(frames)} frames), but bonds to "
+        f"hydrogen in MD17 molecules are {lo}-{hi} Å; {hint}",
+        UserWarning, stacklevel=3)
+
+
 class Trajectory(NamedTuple):
     z: np.ndarray  # [N] int64
     pos: np.ndarray  # [T, N, 3] float64
@@ -149,12 +203,24 @@ def read_trajectory(path: str, molecule: Optional[str] = None) -> Trajectory:
         raise ValueError(f"{path}: not an .npz archive ({what}); expected "
                          f"an MD17 file with keys {list(MD17_KEYS)} or an "
                          f"rMD17 file with keys {list(RMD17_KEYS)}")
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except Exception as e:
-        raise ValueError(f"{path}: cannot be read as an .npz archive "
-                         f"({type(e).__name__}: {e}); the file may be "
-                         f"truncated or not an MD17 file") from e
+    # the file is opened here, not by np.load, so that it is closed even
+    # when the archive turns out truncated (np.load leaks it then)
+    with open(path, 'rb') as handle:
+        try:
+            archive = np.load(handle, allow_pickle=False)
+        except Exception as e:
+            raise ValueError(f"{path}: cannot be read as an .npz archive "
+                             f"({type(e).__name__}: {e}); the file may be "
+                             f"truncated or not an MD17 file") from None
+        z, pos, order, is_standin, z_key, r_key, kind = _read_arrays(
+            path, archive)
+    if is_standin:
+        kind = 'standin'
+    return _check_trajectory(path, molecule, z, pos, order, is_standin,
+                             z_key, r_key, kind)
+
+
+def _read_arrays(path: str, archive):
     with archive:
         keys = set(archive.files)
         if {'z', 'R'} <= keys:
@@ -174,15 +240,20 @@ def read_trajectory(path: str, molecule: Optional[str] = None) -> Trajectory:
             except Exception as e:
                 raise ValueError(f"{path}: cannot read array {key!r} "
                                  f"({type(e).__name__}: {e}); the file may "
-                                 f"be truncated") from e
+                                 f"be truncated") from None
 
         z, pos = read(z_key), read(r_key)
         order = read('old_indices') if (kind == 'rmd17' and 'old_indices'
                                         in keys) else None
-        is_standin = STANDIN_KEY in keys and bool(read(STANDIN_KEY))
-    if is_standin:
-        kind = 'standin'
+        is_standin = (STANDIN_KEY in keys
+                      and standin_flag(read(STANDIN_KEY), path))
+    return z, pos, order, is_standin, z_key, r_key, kind
 
+
+def _check_trajectory(path: str, molecule: Optional[str], z: np.ndarray,
+                      pos: np.ndarray, order: Optional[np.ndarray],
+                      is_standin: bool, z_key: str, r_key: str,
+                      kind: str) -> Trajectory:
     if z.ndim != 1 or z.size == 0 or not np.issubdtype(z.dtype,
                                                        np.integer):
         raise ValueError(f"{path}: {z_key!r} must be a non-empty 1-D integer "
@@ -209,6 +280,7 @@ def read_trajectory(path: str, molecule: Optional[str] = None) -> Trajectory:
                              f"{molecule!r} is {formula(expected)}; wrong "
                              f"file or wrong 'molecule'")
     pos = pos.astype(np.float64, copy=False)
+    check_length_unit(path, r_key, pos)
     if order is not None:
         if order.shape != (pos.shape[0],):
             raise ValueError(f"{path}: 'old_indices' must have shape "

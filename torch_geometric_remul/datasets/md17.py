@@ -20,6 +20,7 @@ from torch_geometric_remul.datasets._md17_files import (
     canonical_molecule,
     missing_file_message,
     read_trajectory,
+    standin_flag,
 )
 from torch_geometric_remul.datasets._utils import (
     CachedDataset,
@@ -130,7 +131,8 @@ class MD17Trajectories(CachedDataset):
         >>> root = tempfile.mkdtemp()
         >>> os.makedirs(os.path.join(root, 'ethanol', 'raw'))
         >>> rng = np.random.default_rng(0)
-        >>> R = np.cumsum(rng.normal(0, 0.01, (60, 9, 3)), 0)
+        >>> chain = np.outer(np.arange(9), [1.1, 0, 0])  # 1.1 Å apart
+        >>> R = chain + np.cumsum(rng.normal(0, 0.01, (60, 9, 3)), 0)
         >>> np.savez(os.path.join(root, 'ethanol', 'raw', 'md17_ethanol.npz'),
         ...          z=np.array([6, 6, 8, 1, 1, 1, 1, 1, 1]), R=R,
         ...          E=np.zeros((60, 1)), F=np.zeros((60, 9, 3)))
@@ -322,12 +324,17 @@ def find_md17_file(root: str, molecule: str, source: str = 'auto',
 
 def _peek_standin(path: str) -> bool:
     r"""Whether ``path`` carries the stand-in marker (a cheap look at the
-    archive's key list; read errors surface later in :meth:`process`)."""
+    archive's key list; read errors surface later in :meth:`process`, a
+    marker that is not a single boolean raises here, naming the file)."""
     try:
-        with np.load(path, allow_pickle=False) as f:
-            return STANDIN_KEY in f.files and bool(f[STANDIN_KEY])
+        with open(path, 'rb') as handle, \
+                np.load(handle, allow_pickle=False) as f:
+            if STANDIN_KEY not in f.files:
+                return False
+            value = f[STANDIN_KEY]
     except Exception:
         return False
+    return standin_flag(value, path)
 
 
 __all__ = ['MD17_MOLECULES', 'MD17Trajectories', 'canonical_molecule',
