@@ -58,6 +58,8 @@ def test_every_dataset_uses_the_safe_cache_bookkeeping():
     from torch_geometric_remul.datasets._utils import CachedDataset
     for cls in (ChargedParticles, Gravity, MD17Trajectories, MotionCapture):
         assert issubclass(cls, CachedDataset)
+        # processed files go through the weights-only loader, never PyG's
+        assert cls.load is CachedDataset.load
 
 
 def test_half_written_record_is_skipped_not_fatal(tmp_path):
