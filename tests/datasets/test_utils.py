@@ -121,6 +121,7 @@ def test_crafted_processed_file_is_never_unpickled(tmp_path):
     assert not marker.exists()
     assert any(path in str(w.message) for w in info)
     assert 'weights_only=False' not in str(info[0].message)
+    assert 'weights-only load refuses it' in str(info[0].message)
     assert torch.equal(again[0].pos, first[0].pos)
     # rebuilt in place: it loads weights-only again
     assert isinstance(torch.load(path, weights_only=True), tuple)

@@ -162,10 +162,18 @@ class DamagedProcessedFile(ValueError):
 
 
 def _describe(error: BaseException) -> str:
-    if isinstance(error, pickle.UnpicklingError):
-        # torch's message suggests weights_only=False: never repeat that
-        return ('it holds objects that a weights-only load refuses, e.g. '
-                'pickled code')
+    if (isinstance(error, pickle.UnpicklingError)
+            and 'weights only' in str(error).lower()):
+        # torch's message suggests weights_only=False: never repeat that;
+        # keep its reason (e.g. "Unsupported global: GLOBAL posix.system")
+        advice = ('weights_only', 'weights only', 'documentation',
+                  'file an issue', 'safe_globals')
+        lines = [ln.replace('WeightsUnpickler error:', '').strip()
+                 for ln in str(error).splitlines()]
+        reason = next((ln for ln in lines if ln and not any(
+            a in ln.lower() for a in advice)), '')[:160]
+        return ('a weights-only load refuses it, as it would any pickled '
+                'code' + (f': {reason}' if reason else ''))
     if isinstance(error, EOFError):
         return 'EOFError: the file is empty or truncated'
     text = (str(error).strip().splitlines() or [''])[0][:160]
