@@ -8,6 +8,7 @@ import torch
 
 from tests.train._helpers import one_line_error
 from torch_geometric_remul.cli import main
+from torch_geometric_remul.train.config import MAX_SEED, derive_seed
 from torch_geometric_remul.train import (
     TASK_DEFAULTS,
     TASKS,
@@ -217,3 +218,39 @@ def test_num_samples_needs_a_loss_that_draws_group_elements():
         TrainConfig(loss='plain', num_samples=2).resolved()
     assert TrainConfig(loss='augment', num_samples=2).resolved() \
         .num_samples == 2
+
+
+@pytest.mark.parametrize('seed', [-1, MAX_SEED + 1, 2**64])
+def test_seed_range_is_checked(seed):
+    with pytest.raises(ValueError, match=r"'seed' must be an integer from 0 "
+                       r"to 2\*\*63 - 1"):
+        TrainConfig(seed=seed).resolved()
+
+
+@pytest.mark.parametrize('command', [['train'], ['evaluate', 'RUN'],
+                                     ['check', 'RUN'], ['demo']])
+@pytest.mark.parametrize('seed', ['-1', str(MAX_SEED + 1), '1e3'])
+def test_every_command_checks_the_seed_range(command, seed, capsys):
+    # the same check for every command, before any file is read
+    with pytest.raises(SystemExit) as info:
+        main(command + ['--seed', seed])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert 'Traceback' not in err
+    assert 'argument --seed: must be an integer' in err, err
+    if seed != '1e3':
+        assert 'from 0 to 2**63 - 1' in err
+
+
+def test_the_largest_seed_trains(data_root, tmp_path):
+    """The seeds derived per epoch (seed * 100003 + epoch, ...) stay in the
+    range of torch.Generator.manual_seed: MAX_SEED used to fail after the
+    data were simulated ('Overflow when unpacking long long')."""
+    from tests.train._helpers import make_config, quiet
+    from torch_geometric_remul.train import train
+    config = make_config(tmp_path / 'run', data_root, epochs=1, seed=MAX_SEED)
+    result = train(config, progress=False, log=quiet)
+    assert len(result.history) == 1 and math.isfinite(result.test['mse'])
+    assert derive_seed(MAX_SEED, 100003, 5) == \
+        (MAX_SEED * 100003 + 5) % 2**64
+    assert derive_seed(12345, 100003, 5) == 12345 * 100003 + 5  # unchanged

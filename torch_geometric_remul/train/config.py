@@ -35,6 +35,13 @@ SOURCES: Dict[str, Optional[Tuple[str, ...]]] = {
     'md17': ('auto', 'md17', 'rmd17', 'standin'),
     'mocap': ('files', 'proxy'),
 }
+#: The largest seed (``2**63 - 1``): seeds are the integers ``0`` to
+#: ``MAX_SEED``, the non-negative range of a signed 64-bit integer, which
+#: every consumer of a seed accepts (:meth:`torch.Generator.manual_seed`
+#: takes ``-2**63`` to ``2**64 - 1``, NumPy's generators any integer
+#: ``>= 0``). The seeds derived from it (one per epoch, split, process)
+#: are reduced modulo ``2**64`` by :func:`derive_seed`.
+MAX_SEED = 2**63 - 1
 #: Fields a resumed run may change (see :func:`resume_config`).
 RESUMABLE = ('epochs', 'data_root')
 
@@ -143,7 +150,7 @@ class TrainConfig:
             check_str(values[key], key)
         check_str(values['run_dir'], 'run_dir', optional=True)
         check_bool(values['fused'], 'fused')
-        check_int(values['seed'], 'seed', minimum=0)
+        check_seed(values['seed'])
         for key in ('epochs', 'batch_size', 'num_train', 'num_val',
                     'num_test', 'eval_graphs', 'eval_samples',
                     'num_samples', 'val_every', 'hidden_channels',
@@ -185,6 +192,49 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown config field(s): {sorted(unknown)}")
         return cls(**values)
+
+
+def check_seed(seed: Any, name: str = 'seed') -> int:
+    r"""``seed`` as an ``int`` after checking that it lies in ``0`` to
+    :data:`MAX_SEED` (the one check of every command's seed).
+
+    Raises:
+        TypeError: Naming ``name``, when ``seed`` is not an integer.
+        ValueError: Naming ``name`` and the range, when it is out of range.
+
+    Example:
+
+        >>> check_seed(7)
+        7
+        >>> try:
+        ...     check_seed(-1)
+        ... except ValueError as e:
+        ...     print(str(e).split(' (=')[0])
+        'seed' must be an integer from 0 to 2**63 - 1
+    """
+    seed = check_int(seed, name)
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"'{name}' must be an integer from 0 to 2**63 - 1 "
+                         f"(= {MAX_SEED}; got {seed})")
+    return seed
+
+
+def derive_seed(seed: int, multiplier: int, offset: int = 0) -> int:
+    r"""``(seed * multiplier + offset) mod 2**64``: a seed derived from a
+    run's seed (per epoch, split, ...), always in the range of
+    :meth:`torch.Generator.manual_seed`. Without the reduction,
+    ``seed * 100003`` exceeded ``2**64 - 1`` for seeds above about
+    ``1.84e14`` ("Overflow when unpacking long long"); for every smaller
+    seed the value is the product itself (runs are unchanged).
+
+    Example:
+
+        >>> derive_seed(3, 100003, 2)
+        300011
+        >>> derive_seed(MAX_SEED, 100003) < 2**64
+        True
+    """
+    return (seed * multiplier + offset) % 2**64
 
 
 #: Fields whose ``None`` means the default of the model's constructor.
@@ -459,6 +509,7 @@ def load_config(path: str,
 
 
 __all__ = ['TASKS', 'LOSSES', 'WEIGHTINGS', 'MODES', 'SOURCES',
-           'TASK_DEFAULTS', 'DEFAULT_DATA_ROOT', 'RESUMABLE', 'TrainConfig',
+           'TASK_DEFAULTS', 'DEFAULT_DATA_ROOT', 'RESUMABLE', 'MAX_SEED',
+           'TrainConfig', 'check_seed', 'derive_seed',
            'ConfigFileError', 'defaults', 'read_config_file', 'load_config',
            'resume_config']
