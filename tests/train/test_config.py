@@ -254,3 +254,48 @@ def test_the_largest_seed_trains(data_root, tmp_path):
     assert derive_seed(MAX_SEED, 100003, 5) == \
         (MAX_SEED * 100003 + 5) % 2**64
     assert derive_seed(12345, 100003, 5) == 12345 * 100003 + 5  # unchanged
+
+
+@pytest.mark.parametrize('text,message', [
+    ('{"beta": 1.0, "beta": 2.0}', "key 'beta' given twice"),
+    ('{"extra": {"note": 1, "note": 2}}', "key 'note' given twice"),
+])
+def test_json_config_refuses_repeated_keys(tmp_path, text, message):
+    path = tmp_path / 'c.json'
+    path.write_text(text)
+    with pytest.raises(ConfigFileError) as info:
+        load_config(str(path))
+    assert str(path) in str(info.value) and message in str(info.value)
+
+
+@pytest.mark.parametrize('text,message', [
+    ('task: gravity\nbeta: 1.0\nbeta: 2.0\n', "key 'beta' given twice "
+     "(line 3)"),
+    ('extra: {a: 1, a: 2}\n', "key 'a' given twice"),
+    ('beta: &b 2.0\nalpha: *b\n', 'YAML anchor &b at line 1'),
+    # an alias bomb: refused at its first anchor, nothing expanded
+    ('a: &a ["x", "x"]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n'
+     + ''.join(f'{c}: &{c} [{", ".join([f"*{p}"] * 9)}]\n'
+               for p, c in zip('bcdefgh', 'cdefghi')), 'YAML anchor &a'),
+])
+def test_yaml_config_refuses_repeated_keys_and_aliases(tmp_path, text,
+                                                       message):
+    pytest.importorskip('yaml')
+    path = tmp_path / 'c.yaml'
+    path.write_text(text)
+    with pytest.raises(ConfigFileError) as info:
+        read_config_file(str(path))
+    assert str(path) in str(info.value) and message in str(info.value)
+
+
+def test_config_file_size_is_capped(tmp_path, capsys):
+    from torch_geometric_remul.train.config import MAX_CONFIG_BYTES
+    path = tmp_path / 'big.json'
+    path.write_text('{"extra": {"pad": "' + 'x' * MAX_CONFIG_BYTES + '"}}')
+    with pytest.raises(ConfigFileError, match=r'big.json is not a valid '
+                       r'configuration file \(larger than 1048576 bytes'):
+        read_config_file(str(path))
+    # an endless device: refused after 1 MiB, not a MemoryError
+    assert main(['train', '--no-progress', '--config', '/dev/zero']) == 1
+    line = one_line_error(capsys.readouterr().err)
+    assert '/dev/zero is not a valid configuration file (larger than' in line
