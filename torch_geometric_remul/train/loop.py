@@ -206,6 +206,9 @@ def _train(config: TrainConfig, resume_from: Optional[str], progress: bool,
     files = RunFiles(config.run_dir, resumed=checkpoint is not None,
                      overwrite=overwrite)
     try:
+        if checkpoint is not None:
+            # writable, and no other process writes it, before any work
+            runtime.on_main(files.lock)
         return _run(config, checkpoint, files, progress, log, runtime)
     except BaseException:
         if runtime.is_main:
@@ -213,6 +216,9 @@ def _train(config: TrainConfig, resume_from: Optional[str], progress: bool,
             if what:
                 log(f'the run stopped before its first checkpoint: {what}')
         raise
+    finally:
+        if runtime.is_main:
+            files.close()
 
 
 def _load_data(config: TrainConfig, runtime: Runtime):
