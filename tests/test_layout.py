@@ -80,7 +80,8 @@ def test_batch_of_no_graphs_is_refused():
         CenterPerGraph,
         RandomRigidTransform,
     )
-    empty = Batch(pos=torch.zeros(0, 3), batch=torch.zeros(0, dtype=torch.long),
+    empty = Batch(pos=torch.zeros(0, 3),
+                  batch=torch.zeros(0, dtype=torch.long),
                   ptr=torch.zeros(1, dtype=torch.long))
     for fn in (graph_layout, RandomRigidTransform('SO3'), CenterPerGraph()):
         with pytest.raises(ValueError, match=r'the Batch holds no graphs '

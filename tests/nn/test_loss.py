@@ -606,7 +606,8 @@ def test_fused_batch_matches_from_data_list_and_separates():
 def _all_empty_batch(num_graphs=3):
     """A Batch of graphs that all have no nodes (node-level target)."""
     return Batch.from_data_list([
-        Data(pos=torch.zeros(0, 3, dtype=F64), vel=torch.zeros(0, 3, dtype=F64),
+        Data(pos=torch.zeros(0, 3, dtype=F64),
+             vel=torch.zeros(0, 3, dtype=F64),
              y=torch.zeros(0, 3, dtype=F64)) for _ in range(num_graphs)])
 
 
@@ -641,7 +642,8 @@ def test_all_empty_batch_gives_zero_loss_and_zero_gradient(
 
 
 def test_batch_of_no_graphs_is_refused():
-    empty = Batch(pos=torch.zeros(0, 3), batch=torch.zeros(0, dtype=torch.long),
+    empty = Batch(pos=torch.zeros(0, 3),
+                  batch=torch.zeros(0, dtype=torch.long),
                   ptr=torch.zeros(1, dtype=torch.long))
     with pytest.raises(ValueError, match=r'the Batch holds no graphs '
                        r'\(num_graphs is 0\)'):

@@ -8,7 +8,6 @@ import torch
 
 from tests.train._helpers import one_line_error
 from torch_geometric_remul.cli import main
-from torch_geometric_remul.train.config import MAX_SEED, derive_seed
 from torch_geometric_remul.train import (
     TASK_DEFAULTS,
     TASKS,
@@ -19,6 +18,7 @@ from torch_geometric_remul.train import (
     read_config_file,
     resume_config,
 )
+from torch_geometric_remul.train.config import MAX_SEED, derive_seed
 
 
 def test_resolved_fills_defaults_and_canonical_names():

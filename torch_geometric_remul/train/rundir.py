@@ -495,5 +495,5 @@ class RunFiles:
 
 
 __all__ = ['RUN_FILES', 'PLOTS', 'CONFIG', 'CHECKPOINT', 'BEST', 'LOCK',
-           'RunFiles', 'RunLock', 'check_new_run_dir', 'check_writable', 'default_run_dir', 'describe_os_error',
-           'load_run', 'read_config']
+           'RunFiles', 'RunLock', 'check_new_run_dir', 'check_writable',
+           'default_run_dir', 'describe_os_error', 'load_run', 'read_config']

@@ -550,6 +550,6 @@ def test_out_of_range_indices_name_the_tensor(name):
         model(batch)
     empty = Data(pos=torch.zeros(0, 3), vel=torch.zeros(0, 3),
                  edge_index=torch.tensor([[0], [1]]))
-    with pytest.raises(ValueError, match=r"'data.edge_index' holds 1 edge\(s\) "
-                       r"but there are no nodes"):
+    with pytest.raises(ValueError, match=r"'data.edge_index' holds 1 "
+                       r"edge\(s\) but there are no nodes"):
         model(empty)
