@@ -165,7 +165,8 @@ TRAIN_OPTIONS = (
     ('eval_samples', int, "group elements per graph for E'"),
     ('val_every', int, 'validate every N epochs and after the last; the '
      'best-validation model is chosen among those'),
-    ('seed', int, 'seed of the data, the weights and the group elements'),
+    ('seed', int, 'seed of the data, the weights and the group elements, '
+     '0 to 2**63 - 1'),
     ('data_root', str, 'where the data are cached or simulated; may change '
      'with --resume'),
     ('molecule', str, 'md17: aspirin, benzene, ethanol, malonaldehyde, '
