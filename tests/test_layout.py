@@ -71,3 +71,19 @@ def test_debug_checks_stale_metadata_and_ptr():
         with pytest.raises(ValueError, match="'batch.ptr' and 'batch.batch' "
                            "disagree"):
             graph_layout(bad)
+
+
+def test_batch_of_no_graphs_is_refused():
+    """A Batch of no graphs gives one clear error, whoever is given it (it
+    used to be 'cannot tell which rows ... belong to which graph')."""
+    from torch_geometric_remul.transforms import (
+        CenterPerGraph,
+        RandomRigidTransform,
+    )
+    empty = Batch(pos=torch.zeros(0, 3),
+                  batch=torch.zeros(0, dtype=torch.long),
+                  ptr=torch.zeros(1, dtype=torch.long))
+    for fn in (graph_layout, RandomRigidTransform('SO3'), CenterPerGraph()):
+        with pytest.raises(ValueError, match=r'the Batch holds no graphs '
+                           r'\(num_graphs is 0\)'):
+            fn(empty)

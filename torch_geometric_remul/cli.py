@@ -98,6 +98,23 @@ def demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _seed(text: str) -> int:
+    """The ``--seed`` of every command: an integer from 0 to ``MAX_SEED``
+    (checked once, before any work; see
+    ``torch_geometric_remul.train.config.check_seed``)."""
+    from torch_geometric_remul.train.config import check_seed
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'must be an integer (got {text!r})') from None
+    try:
+        return check_seed(value, '--seed')
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(
+            str(e).replace("'--seed' must", 'must')) from None
+
+
 def _table(rows) -> str:
     width = max(len(k) for k, _ in rows)
     return '\n'.join(f'  {k:<{width}}  {v}' for k, v in rows)
@@ -148,7 +165,8 @@ TRAIN_OPTIONS = (
     ('eval_samples', int, "group elements per graph for E'"),
     ('val_every', int, 'validate every N epochs and after the last; the '
      'best-validation model is chosen among those'),
-    ('seed', int, 'seed of the data, the weights and the group elements'),
+    ('seed', int, 'seed of the data, the weights and the group elements, '
+     '0 to 2**63 - 1'),
     ('data_root', str, 'where the data are cached or simulated; may change '
      'with --resume'),
     ('molecule', str, 'md17: aspirin, benzene, ethanol, malonaldehyde, '
@@ -431,6 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
         help_ = f'{help_} (default: {_default_text(name)})'
         if kind is argparse.BooleanOptionalAction:
             p.add_argument(flag, action=kind, default=None, help=help_)
+        elif name == 'seed':
+            p.add_argument(flag, type=_seed, default=None, help=help_)
         else:
             p.add_argument(flag, type=kind, default=None, help=help_,
                            choices=choices.get(name))
@@ -466,7 +486,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument('--data-root', default=None,
                        help="where the task's data are now (default: where "
                        "the run read them)")
-        p.add_argument('--seed', type=int, default=0)
+        p.add_argument('--seed', type=_seed, default=0,
+                       help='seed of the group elements, 0 to 2**63 - 1 '
+                       '(default: 0)')
         p.add_argument('--which', default='best', choices=('best', 'last'),
                        help='best: the model of the epoch with the best '
                        'validation MSE (best.pt); last: the last epoch\'s '
@@ -481,7 +503,8 @@ def build_parser() -> argparse.ArgumentParser:
                        'timed on random graphs')
     p.add_argument('--graphs', type=int, default=2000,
                    help='number of graphs (default: 2000)')
-    p.add_argument('--seed', type=int, default=0, help='random seed')
+    p.add_argument('--seed', type=_seed, default=0,
+                   help='random seed, 0 to 2**63 - 1 (default: 0)')
     p.set_defaults(func=demo)
 
     p = sub.add_parser('build-kernels', help='compile the optional fused '

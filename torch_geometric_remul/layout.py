@@ -80,7 +80,8 @@ def graph_layout(data: Data) -> Tuple[int, Optional[Tensor]]:
     device), or ``(1, None)`` for a single ``Data``.
 
     Under debug mode, checks that ``ptr`` and ``batch`` agree (a stale
-    ``ptr``, e.g. after ``Batch.subgraph``, is reported, not used).
+    ``ptr``, e.g. after ``Batch.subgraph``, is reported, not used). A
+    ``Batch`` of no graphs is refused (:class:`ValueError`).
 
     Example:
 
@@ -93,6 +94,11 @@ def graph_layout(data: Data) -> Tuple[int, Optional[Tensor]]:
     if not isinstance(data, Batch):
         return 1, None
     B = data.num_graphs
+    if B == 0:
+        raise ValueError("the Batch holds no graphs (num_graphs is 0): there "
+                         "is nothing to transform, evaluate or train on; "
+                         "leave empty batches out (is the dataset or the "
+                         "split empty?)")
     ptr = data.ptr if 'ptr' in data else None
     batch = data.batch if 'batch' in data else None
     if ptr is None:

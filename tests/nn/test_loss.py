@@ -601,3 +601,50 @@ def test_fused_batch_matches_from_data_list_and_separates():
     for a, b in zip(parts, ref.to_data_list()):
         assert torch.equal(a.pos, b.pos)
         assert torch.equal(a.edge_index, b.edge_index)
+
+
+def _all_empty_batch(num_graphs=3):
+    """A Batch of graphs that all have no nodes (node-level target)."""
+    return Batch.from_data_list([
+        Data(pos=torch.zeros(0, 3, dtype=F64),
+             vel=torch.zeros(0, 3, dtype=F64),
+             y=torch.zeros(0, 3, dtype=F64)) for _ in range(num_graphs)])
+
+
+@pytest.mark.parametrize('weighting', ['constant', 'gradnorm'])
+@pytest.mark.parametrize('mode', ['target', 'consistency'])
+@pytest.mark.parametrize('fused', [False, True])
+@pytest.mark.parametrize('debug_mode', [False, True])
+def test_all_empty_batch_gives_zero_loss_and_zero_gradient(
+        weighting, mode, fused, debug_mode):
+    from torch_geometric_remul.testing import assert_no_syncs, count_syncs
+    torch.manual_seed(0)
+    model = FreePoint()
+    batch = _all_empty_batch()
+    weights = (GradNorm(model.parameters()) if weighting == 'gradnorm'
+               else Constant(1.0, 1.0))
+    loss_fn = RemulLoss(vectors='vel', mode=mode, fused=fused,
+                        weighting=weights)
+    with debug(debug_mode), count_syncs() as syncs:
+        out = loss_fn(model, batch, batch.y)
+        out.loss.backward()
+    if not debug_mode:  # decided from shapes: no host read
+        assert_no_syncs(syncs, 'all-empty batch')
+    # it used to be NaN (a mean over no rows); debug mode raised
+    assert out.loss.item() == 0.0 and out.equi.item() == 0.0
+    assert out.task.item() == 0.0
+    for p in model.parameters():
+        assert p.grad is None or (p.grad == 0).all()
+    assert float(out.error['absolute']) == 0.0
+    if weighting == 'gradnorm':
+        assert torch.isfinite(torch.as_tensor(out.alpha)).all()
+        assert torch.isfinite(torch.as_tensor(out.beta)).all()
+
+
+def test_batch_of_no_graphs_is_refused():
+    empty = Batch(pos=torch.zeros(0, 3),
+                  batch=torch.zeros(0, dtype=torch.long),
+                  ptr=torch.zeros(1, dtype=torch.long))
+    with pytest.raises(ValueError, match=r'the Batch holds no graphs '
+                       r'\(num_graphs is 0\)'):
+        RemulLoss()(FreePoint(), empty, torch.zeros(0, 3))

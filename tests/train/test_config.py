@@ -18,6 +18,7 @@ from torch_geometric_remul.train import (
     read_config_file,
     resume_config,
 )
+from torch_geometric_remul.train.config import MAX_SEED, derive_seed
 
 
 def test_resolved_fills_defaults_and_canonical_names():
@@ -217,3 +218,84 @@ def test_num_samples_needs_a_loss_that_draws_group_elements():
         TrainConfig(loss='plain', num_samples=2).resolved()
     assert TrainConfig(loss='augment', num_samples=2).resolved() \
         .num_samples == 2
+
+
+@pytest.mark.parametrize('seed', [-1, MAX_SEED + 1, 2**64])
+def test_seed_range_is_checked(seed):
+    with pytest.raises(ValueError, match=r"'seed' must be an integer from 0 "
+                       r"to 2\*\*63 - 1"):
+        TrainConfig(seed=seed).resolved()
+
+
+@pytest.mark.parametrize('command', [['train'], ['evaluate', 'RUN'],
+                                     ['check', 'RUN'], ['demo']])
+@pytest.mark.parametrize('seed', ['-1', str(MAX_SEED + 1), '1e3'])
+def test_every_command_checks_the_seed_range(command, seed, capsys):
+    # the same check for every command, before any file is read
+    with pytest.raises(SystemExit) as info:
+        main(command + ['--seed', seed])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert 'Traceback' not in err
+    assert 'argument --seed: must be an integer' in err, err
+    if seed != '1e3':
+        assert 'from 0 to 2**63 - 1' in err
+
+
+def test_the_largest_seed_trains(data_root, tmp_path):
+    """The seeds derived per epoch (seed * 100003 + epoch, ...) stay in the
+    range of torch.Generator.manual_seed: MAX_SEED used to fail after the
+    data were simulated ('Overflow when unpacking long long')."""
+    from tests.train._helpers import make_config, quiet
+    from torch_geometric_remul.train import train
+    config = make_config(tmp_path / 'run', data_root, epochs=1, seed=MAX_SEED)
+    result = train(config, progress=False, log=quiet)
+    assert len(result.history) == 1 and math.isfinite(result.test['mse'])
+    assert derive_seed(MAX_SEED, 100003, 5) == \
+        (MAX_SEED * 100003 + 5) % 2**64
+    assert derive_seed(12345, 100003, 5) == 12345 * 100003 + 5  # unchanged
+
+
+@pytest.mark.parametrize('text,message', [
+    ('{"beta": 1.0, "beta": 2.0}', "key 'beta' given twice"),
+    ('{"extra": {"note": 1, "note": 2}}', "key 'note' given twice"),
+])
+def test_json_config_refuses_repeated_keys(tmp_path, text, message):
+    path = tmp_path / 'c.json'
+    path.write_text(text)
+    with pytest.raises(ConfigFileError) as info:
+        load_config(str(path))
+    assert str(path) in str(info.value) and message in str(info.value)
+
+
+@pytest.mark.parametrize('text,message', [
+    ('task: gravity\nbeta: 1.0\nbeta: 2.0\n', "key 'beta' given twice "
+     "(line 3)"),
+    ('extra: {a: 1, a: 2}\n', "key 'a' given twice"),
+    ('beta: &b 2.0\nalpha: *b\n', 'YAML anchor &b at line 1'),
+    # an alias bomb: refused at its first anchor, nothing expanded
+    ('a: &a ["x", "x"]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n'
+     + ''.join(f'{c}: &{c} [{", ".join([f"*{p}"] * 9)}]\n'
+               for p, c in zip('bcdefgh', 'cdefghi')), 'YAML anchor &a'),
+])
+def test_yaml_config_refuses_repeated_keys_and_aliases(tmp_path, text,
+                                                       message):
+    pytest.importorskip('yaml')
+    path = tmp_path / 'c.yaml'
+    path.write_text(text)
+    with pytest.raises(ConfigFileError) as info:
+        read_config_file(str(path))
+    assert str(path) in str(info.value) and message in str(info.value)
+
+
+def test_config_file_size_is_capped(tmp_path, capsys):
+    from torch_geometric_remul.train.config import MAX_CONFIG_BYTES
+    path = tmp_path / 'big.json'
+    path.write_text('{"extra": {"pad": "' + 'x' * MAX_CONFIG_BYTES + '"}}')
+    with pytest.raises(ConfigFileError, match=r'big.json is not a valid '
+                       r'configuration file \(larger than 1048576 bytes'):
+        read_config_file(str(path))
+    # an endless device: refused after 1 MiB, not a MemoryError
+    assert main(['train', '--no-progress', '--config', '/dev/zero']) == 1
+    line = one_line_error(capsys.readouterr().err)
+    assert '/dev/zero is not a valid configuration file (larger than' in line

@@ -26,7 +26,7 @@ from torch_geometric_remul.train import (
     TrainingError,
     train,
 )
-from torch_geometric_remul.train.rundir import RUN_FILES
+from torch_geometric_remul.train.rundir import LOCK, RUN_FILES, RunLock
 
 
 def test_new_run_refuses_a_directory_holding_a_run(run_copy, data_root,
@@ -344,3 +344,111 @@ def test_resumed_run_keeps_file_modes(run_copy):
     train(TrainConfig(epochs=2), resume_from=str(run_copy), progress=False,
           log=quiet)
     assert os.stat(run_copy / 'checkpoint.pt').st_mode & 0o777 == 0o640
+
+
+def test_resume_on_a_read_only_run_dir_fails_before_training(
+        run_copy, monkeypatch, capsys):
+    steps = []
+    real_step = loop.train_step
+
+    def counting_step(*args, **kwargs):
+        steps.append(1)
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(loop, 'train_step', counting_step)
+    before = snapshot(run_copy)
+    _read_only(monkeypatch, run_copy)
+    try:
+        assert main(['train', '--no-progress', '--resume', str(run_copy),
+                     '--epochs', '2']) == 1
+    finally:
+        os.chmod(run_copy, 0o755)
+    line = one_line_error(capsys.readouterr().err)
+    assert f'cannot write to the run directory {run_copy}' in line
+    assert not steps  # no epoch was trained (it used to train one first)
+    assert snapshot(run_copy) == before
+
+
+_HOLDER = r'''
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.write(fd, f'{os.getpid()} somehost\n'.encode())
+print('locked', flush=True)
+sys.stdin.read()  # holds the lock until the test closes stdin
+'''
+
+
+@pytest.fixture
+def lock_holder():
+    """Starts a second process that holds the lock of a run directory
+    (the way a training run does) until the test ends."""
+    import subprocess
+    import sys
+    procs = []
+
+    def hold(run_dir):
+        proc = subprocess.Popen(
+            [sys.executable, '-c', _HOLDER, osp.join(run_dir, LOCK)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        procs.append(proc)
+        assert proc.stdout.readline().strip() == 'locked'
+        return proc
+
+    yield hold
+    for proc in procs:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+
+
+def test_a_run_directory_in_use_is_refused(run_copy, data_root, lock_holder,
+                                           capsys):
+    run = str(run_copy)
+    holder = lock_holder(run)
+    before = snapshot(run_copy)
+    # --resume of a run that is still training
+    assert main(['train', '--no-progress', '--resume', run, '--epochs',
+                 '2']) == 1
+    line = one_line_error(capsys.readouterr().err)
+    assert f'{run} is in use by another run (process {holder.pid} on ' \
+        f'somehost holds {osp.join(run, LOCK)})' in line
+    # --overwrite of it: refused before any data are read
+    assert main(tiny_args(data_root, run_dir=run, overwrite=None) +
+                ['--overwrite']) == 1
+    assert f'process {holder.pid}' in one_line_error(capsys.readouterr().err)
+    assert snapshot(run_copy) == before
+    # once the other process is gone, the run resumes (and its lock goes)
+    holder.stdin.close()
+    holder.wait(timeout=60)
+    assert main(['train', '--no-progress', '--resume', run, '--epochs',
+                 '2']) == 0
+    capsys.readouterr()
+    assert json.loads((run_copy / 'results.json').read_text())
+    assert not osp.lexists(osp.join(run, LOCK))
+
+
+def test_the_lock_is_held_for_the_life_of_a_run(tmp_path, data_root,
+                                                monkeypatch):
+    """While a new run trains, another open of its lock file (the second
+    open file description a second process would have) is refused; a lock
+    file left by a killed run holds no lock and is taken over."""
+    run = tmp_path / 'run'
+    seen = []
+    real_step = loop.train_step
+
+    def probing_step(*args, **kwargs):
+        if not seen:
+            with pytest.raises(RunDirectoryError) as info:
+                RunLock(str(run)).acquire()
+            seen.append(str(info.value))
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(loop, 'train_step', probing_step)
+    train(make_config(run, data_root, epochs=1), progress=False, log=quiet)
+    assert f'process {os.getpid()} on ' in seen[0]
+    assert not osp.lexists(run / LOCK)  # released and removed at the end
+    (run / LOCK).write_text('999999 elsewhere\n')  # left by a killed run
+    result = train(make_config(run, data_root, epochs=2),
+                   resume_from=str(run), progress=False, log=quiet)
+    assert len(result.history) == 2 and len(seen) == 1
+    assert not osp.lexists(run / LOCK)

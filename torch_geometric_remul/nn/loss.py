@@ -128,6 +128,16 @@ class RemulOutput:
     parts: Optional[Dict[str, Tensor]] = None
 
 
+def _term(fn: LossFn, input: Tensor, target: Tensor) -> Tensor:
+    """``fn(input, target)``, or ``0`` with a zero gradient when ``input``
+    has no rows (e.g. node-level outputs of a batch whose graphs all have
+    no nodes), where a mean over nothing would give NaN. Decided from the
+    shape: nothing is read on the host."""
+    if input.numel() == 0:
+        return input.sum()
+    return fn(input, target)
+
+
 def _weighted(weight: WeightLike, loss: Tensor) -> Tensor:
     """``weight * loss``; a tensor weight is cast to the loss's dtype (a
     0-dim host tensor multiplies a device tensor without a copy)."""
@@ -183,6 +193,13 @@ class RemulLoss(DeclaredGeometry, torch.nn.Module):
     constants ``alpha`` and ``beta``. Adaptive weightings learn only in
     training mode (``loss_fn.train()``, the default) with gradients enabled;
     their state is part of ``state_dict()``.
+
+    A batch whose graphs all have no nodes (every graph empty) gives a
+    loss of ``0`` with a zero gradient, not NaN: a task or equivariance term
+    whose output has no rows is ``0`` (decided from its shape, with no
+    host read), as there is nothing to fit; its :attr:`RemulOutput.error`
+    is ``0`` too. A batch of no graphs at all is refused
+    (:class:`ValueError`).
 
     A step makes no host-device synchronisation (it never reads a tensor
     value on the host): whether the task loss is computed is decided from
@@ -518,8 +535,8 @@ class RemulLoss(DeclaredGeometry, torch.nn.Module):
         task = None
         if need_task:
             for k in roles:
-                parts[f'task/{k}'] = self.task_losses[k](clean[k],
-                                                        targets[k])
+                parts[f'task/{k}'] = _term(self.task_losses[k], clean[k],
+                                           targets[k])
             task = self._combine(parts, 'task')
         base = targets if self.mode == 'target' else {
             k: (v.detach() if self.detach_reference else v)
@@ -527,7 +544,7 @@ class RemulLoss(DeclaredGeometry, torch.nn.Module):
         for k, role in roles.items():
             refs = [act(T, base[k], role, layouts[k]) for T in Ts]
             parts[f'equi/{k}'] = torch.stack([
-                self.equi_losses[k](y_g[k], r)
+                _term(self.equi_losses[k], y_g[k], r)
                 for y_g, r in zip(transformed, refs)]).mean()
         equi = self._combine(parts, 'equi')
 

@@ -24,6 +24,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 import torch
 
 from torch_geometric_remul._io import atomic_torch_save
+from torch_geometric_remul.train.config import derive_seed
 
 #: Version of the checkpoint layout (absent in the first layout, which
 #: stored the loss and CPU generator states at the top level only; 3 adds
@@ -347,8 +348,8 @@ def restore_rng(checkpoint: Dict[str, Any],
     # ranks: everything else is restored exactly, the group elements REMUL
     # samples from here on are drawn from fresh per-rank generators.
     if generator is not None:
-        generator.manual_seed(runtime.seed((seed + 1) * 1000003 +
-                                           checkpoint['epoch']))
+        generator.manual_seed(runtime.seed(derive_seed(
+            seed + 1, 1000003, checkpoint['epoch'])))
     shared = {k: v for k, v in checkpoint['rng'].items()
               if k not in ('loss_generator', 'cuda')}
     set_rng_state(shared)

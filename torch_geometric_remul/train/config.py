@@ -35,6 +35,13 @@ SOURCES: Dict[str, Optional[Tuple[str, ...]]] = {
     'md17': ('auto', 'md17', 'rmd17', 'standin'),
     'mocap': ('files', 'proxy'),
 }
+#: The largest seed (``2**63 - 1``): seeds are the integers ``0`` to
+#: ``MAX_SEED``, the non-negative range of a signed 64-bit integer, which
+#: every consumer of a seed accepts (:meth:`torch.Generator.manual_seed`
+#: takes ``-2**63`` to ``2**64 - 1``, NumPy's generators any integer
+#: ``>= 0``). The seeds derived from it (one per epoch, split, process)
+#: are reduced modulo ``2**64`` by :func:`derive_seed`.
+MAX_SEED = 2**63 - 1
 #: Fields a resumed run may change (see :func:`resume_config`).
 RESUMABLE = ('epochs', 'data_root')
 
@@ -143,7 +150,7 @@ class TrainConfig:
             check_str(values[key], key)
         check_str(values['run_dir'], 'run_dir', optional=True)
         check_bool(values['fused'], 'fused')
-        check_int(values['seed'], 'seed', minimum=0)
+        check_seed(values['seed'])
         for key in ('epochs', 'batch_size', 'num_train', 'num_val',
                     'num_test', 'eval_graphs', 'eval_samples',
                     'num_samples', 'val_every', 'hidden_channels',
@@ -185,6 +192,49 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown config field(s): {sorted(unknown)}")
         return cls(**values)
+
+
+def check_seed(seed: Any, name: str = 'seed') -> int:
+    r"""``seed`` as an ``int`` after checking that it lies in ``0`` to
+    :data:`MAX_SEED` (the one check of every command's seed).
+
+    Raises:
+        TypeError: Naming ``name``, when ``seed`` is not an integer.
+        ValueError: Naming ``name`` and the range, when it is out of range.
+
+    Example:
+
+        >>> check_seed(7)
+        7
+        >>> try:
+        ...     check_seed(-1)
+        ... except ValueError as e:
+        ...     print(str(e).split(' (=')[0])
+        'seed' must be an integer from 0 to 2**63 - 1
+    """
+    seed = check_int(seed, name)
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"'{name}' must be an integer from 0 to 2**63 - 1 "
+                         f"(= {MAX_SEED}; got {seed})")
+    return seed
+
+
+def derive_seed(seed: int, multiplier: int, offset: int = 0) -> int:
+    r"""``(seed * multiplier + offset) mod 2**64``: a seed derived from a
+    run's seed (per epoch, split, ...), always in the range of
+    :meth:`torch.Generator.manual_seed`. Without the reduction,
+    ``seed * 100003`` exceeded ``2**64 - 1`` for seeds above about
+    ``1.84e14`` ("Overflow when unpacking long long"); for every smaller
+    seed the value is the product itself (runs are unchanged).
+
+    Example:
+
+        >>> derive_seed(3, 100003, 2)
+        300011
+        >>> derive_seed(MAX_SEED, 100003) < 2**64
+        True
+    """
+    return (seed * multiplier + offset) % 2**64
 
 
 #: Fields whose ``None`` means the default of the model's constructor.
@@ -353,6 +403,10 @@ class ConfigFileError(ValueError):
 
 #: File name endings read as YAML (with PyYAML); any other is read as JSON.
 YAML_SUFFIXES = ('.yaml', '.yml')
+#: The largest configuration file read (1 MiB; a run's ``config.json`` is
+#: about 1 KiB): a larger file, or a device such as ``/dev/zero``, is
+#: refused after reading this many bytes.
+MAX_CONFIG_BYTES = 2**20
 
 
 def read_config_file(path: str) -> Dict[str, Any]:
@@ -361,11 +415,18 @@ def read_config_file(path: str) -> Dict[str, Any]:
     ``.yml``, when PyYAML is installed) holding a mapping of
     :class:`TrainConfig` fields to values.
 
+    At most :data:`MAX_CONFIG_BYTES` are read. A key given twice in one
+    mapping is refused (JSON and YAML parsers would silently keep the last
+    value), and so are YAML anchors and aliases (``&name``, ``*name``: a
+    few lines of aliases expand to gigabytes; a configuration has no use
+    for them); YAML is read with PyYAML's safe loader (no Python objects).
+
     Raises:
         FileNotFoundError: When ``path`` does not exist.
         OSError: When it cannot be read.
-        ConfigFileError: When it is empty, is not valid JSON/YAML, or does
-            not hold a mapping.
+        ConfigFileError: When it is empty, larger than
+            :data:`MAX_CONFIG_BYTES`, is not valid JSON/YAML, repeats a
+            key, uses a YAML anchor or alias, or does not hold a mapping.
 
     Example:
 
@@ -375,13 +436,24 @@ def read_config_file(path: str) -> Dict[str, Any]:
         ...     json.dump({'task': 'gravity', 'epochs': 3}, f)
         >>> read_config_file(path)
         {'task': 'gravity', 'epochs': 3}
+        >>> with open(path, 'w') as f:
+        ...     _ = f.write('{"beta": 1, "beta": 2}')
+        >>> try:
+        ...     read_config_file(path)
+        ... except ConfigFileError as e:
+        ...     print(e.reason)
+        key 'beta' given twice
     """
     path = str(path)
     if not osp.exists(path):
         raise FileNotFoundError(f'{path} not found: no such configuration '
                                 f'file')
     with open(path, 'rb') as f:
-        raw = f.read()
+        raw = f.read(MAX_CONFIG_BYTES + 1)
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigFileError(path, f'larger than {MAX_CONFIG_BYTES} bytes '
+                              f'(1 MiB), the most a configuration file may '
+                              f'hold')
     if not raw.strip():
         raise ConfigFileError(path, 'empty')
     try:
@@ -392,15 +464,31 @@ def read_config_file(path: str) -> Dict[str, Any]:
         values = _parse_yaml(path, text)
     else:
         try:
-            values = json.loads(text)
+            values = json.loads(text, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as e:
             raise ConfigFileError(path, f'not valid JSON: {e.msg} at line '
                                   f'{e.lineno}, column {e.colno}') from None
+        except _Refused as e:
+            raise ConfigFileError(path, str(e)) from None
     if not isinstance(values, dict):
         kind = 'JSON' if not path.lower().endswith(YAML_SUFFIXES) else 'YAML'
         raise ConfigFileError(path, f'holds a {kind} '
                               f'{type(values).__name__}, not an object')
     return values
+
+
+class _Refused(Exception):
+    r"""A configuration file construct that is refused (the reason)."""
+
+
+def _unique_keys(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
+    r"""A JSON object's dictionary, refusing a key given twice."""
+    out: Dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _Refused(f'key {key!r} given twice')
+        out[key] = value
+    return out
 
 
 def _parse_yaml(path: str, text: str) -> Any:
@@ -409,8 +497,37 @@ def _parse_yaml(path: str, text: str) -> Any:
     except ImportError:
         raise ConfigFileError(path, 'reading YAML needs PyYAML (pip install '
                               'pyyaml); or write it as JSON') from None
+
+    class Loader(yaml.SafeLoader):
+        r"""PyYAML's safe loader without anchors, aliases or repeated
+        keys."""
+        def compose_node(self, parent, index):
+            event = self.peek_event()
+            if getattr(event, 'anchor', None) is not None:
+                kind = '*' if isinstance(event, yaml.AliasEvent) else '&'
+                raise _Refused(f'YAML {"alias" if kind == "*" else "anchor"}'
+                               f' {kind}{event.anchor} at line '
+                               f'{event.start_mark.line + 1}: anchors and '
+                               f'aliases are not accepted, write the values '
+                               f'out')
+            return super().compose_node(parent, index)
+
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    continue  # refused by the constructor (unhashable)
+                key = (key_node.tag, key_node.value)
+                if key in seen:
+                    raise _Refused(f'key {key_node.value!r} given twice '
+                                   f'(line {key_node.start_mark.line + 1})')
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=Loader)  # noqa: S506 (a SafeLoader)
+    except _Refused as e:
+        raise ConfigFileError(path, str(e)) from None
     except yaml.YAMLError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else ''
         raise ConfigFileError(path, f'not valid YAML: {first}') from None
@@ -459,6 +576,8 @@ def load_config(path: str,
 
 
 __all__ = ['TASKS', 'LOSSES', 'WEIGHTINGS', 'MODES', 'SOURCES',
-           'TASK_DEFAULTS', 'DEFAULT_DATA_ROOT', 'RESUMABLE', 'TrainConfig',
+           'TASK_DEFAULTS', 'DEFAULT_DATA_ROOT', 'RESUMABLE', 'MAX_SEED',
+           'MAX_CONFIG_BYTES',
+           'TrainConfig', 'check_seed', 'derive_seed',
            'ConfigFileError', 'defaults', 'read_config_file', 'load_config',
            'resume_config']

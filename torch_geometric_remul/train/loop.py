@@ -30,7 +30,11 @@ from torch_geometric_remul.train.checkpoint import (
     save_best,
     save_checkpoint,
 )
-from torch_geometric_remul.train.config import TrainConfig, resume_config
+from torch_geometric_remul.train.config import (
+    TrainConfig,
+    derive_seed,
+    resume_config,
+)
 from torch_geometric_remul.train.evaluate import METRICS, evaluate_split
 from torch_geometric_remul.train.provenance import code_version, provenance
 from torch_geometric_remul.train.report import (
@@ -202,6 +206,9 @@ def _train(config: TrainConfig, resume_from: Optional[str], progress: bool,
     files = RunFiles(config.run_dir, resumed=checkpoint is not None,
                      overwrite=overwrite)
     try:
+        if checkpoint is not None:
+            # writable, and no other process writes it, before any work
+            runtime.on_main(files.lock)
         return _run(config, checkpoint, files, progress, log, runtime)
     except BaseException:
         if runtime.is_main:
@@ -209,6 +216,9 @@ def _train(config: TrainConfig, resume_from: Optional[str], progress: bool,
             if what:
                 log(f'the run stopped before its first checkpoint: {what}')
         raise
+    finally:
+        if runtime.is_main:
+            files.close()
 
 
 def _load_data(config: TrainConfig, runtime: Runtime):
@@ -324,7 +334,8 @@ def _epoch(config: TrainConfig, spec: TaskSpec, net: torch.nn.Module,
     epoch = state.epoch
     # The order depends on (seed, epoch) only: a resumed run sees exactly
     # the batches of an uninterrupted one.
-    order = torch.Generator().manual_seed(config.seed * 100003 + epoch)
+    order = torch.Generator().manual_seed(
+        derive_seed(config.seed, 100003, epoch))
     loader, shares = runtime.epoch_loader(train_ds, config.batch_size, order)
     net.train()
     stats = EpochStats(first_step=state.step + 1)
@@ -360,7 +371,7 @@ def _epoch(config: TrainConfig, spec: TaskSpec, net: torch.nn.Module,
     n = max(len(shares), 1)
     if _validates(config, epoch):
         val = evaluate_split(state.model, val_ds, spec, config,
-                             seed=config.seed * 7919 + epoch,
+                             seed=derive_seed(config.seed, 7919, epoch),
                              runtime=runtime)
     else:  # not validated: no candidate for the best-validation model
         val = dict.fromkeys(METRICS, math.nan)
@@ -498,7 +509,7 @@ def _test(config: TrainConfig, spec: TaskSpec, state: _State, test_ds,
           runtime: Runtime):
     r"""``(test at the best-validation epoch, test at the last epoch)``;
     the model holds the last epoch's weights again afterwards."""
-    seed = config.seed * 7919 + 10**6
+    seed = derive_seed(config.seed, 7919, 10**6)
     last = evaluate_split(state.model, test_ds, spec, config, seed=seed,
                           runtime=runtime)
     best = dict(last)

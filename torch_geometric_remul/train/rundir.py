@@ -10,9 +10,17 @@ A run directory holds :data:`RUN_FILES` (and the plots). A new run
   starts (:class:`RunFiles`);
 * removes what it created if it fails or is interrupted before writing its
   first checkpoint (nothing that existed before is ever removed).
+
+A run (new or resumed) holds an exclusive lock on :data:`LOCK` in its
+directory for as long as it runs (:class:`RunLock`): a second ``remul
+train`` writing to the same directory (``--resume`` of a run still
+training, ``--overwrite`` of it, two new runs given the same
+``--run-dir``) is refused, naming the process that holds it.
 """
+import errno
 import os
 import os.path as osp
+import socket
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -30,6 +38,9 @@ from torch_geometric_remul.train.config import (
 
 CONFIG = 'config.json'
 CHECKPOINT = 'checkpoint.pt'
+#: The lock file of a run that is training (removed when it ends; a file
+#: left by a killed run holds no lock and is taken over).
+LOCK = 'run.lock'
 #: The files a run writes (besides its plots).
 RUN_FILES = (CONFIG, CHECKPOINT, BEST, 'metrics.json', 'metrics.csv',
              'results.json')
@@ -170,30 +181,22 @@ def check_new_run_dir(run_dir: str, overwrite: bool = False) -> None:
 
     Raises:
         RunDirectoryError: When ``run_dir`` is a file or lies under one,
-            cannot be created or written, or holds another run (with
-            ``overwrite=False``): the message says how to resume it or
-            choose another directory.
+            cannot be created or written, holds another run (with
+            ``overwrite=False``), or another process is training in it
+            (holds its :class:`RunLock`): the message says how to resume it
+            or choose another directory.
     """
     if osp.lexists(run_dir):
         if not osp.isdir(run_dir):
             raise RunDirectoryError(f"the run directory {run_dir} is a "
                                     f"file, not a directory")
-        found = [name for name in RUN_FILES
-                 if osp.lexists(osp.join(run_dir, name))]
-        if found and not overwrite:
-            if found == [CONFIG]:
-                raise RunDirectoryError(
-                    f"{run_dir} holds a run that never reached a checkpoint "
-                    f"(only {CONFIG}): pass --overwrite to start over in it, "
-                    f"or choose another --run-dir")
-            raise RunDirectoryError(
-                f"{run_dir} holds another run ({', '.join(found)}): continue "
-                f"it with 'remul train --resume {run_dir}', choose another "
-                f"--run-dir, or pass --overwrite to replace it")
+        _check_run_files(run_dir, overwrite)
         if not os.access(run_dir, os.W_OK | os.X_OK):
             raise RunDirectoryError(f"cannot write to the run directory "
                                     f"{run_dir}: permission denied or "
                                     f"read-only file system")
+        if osp.lexists(osp.join(run_dir, LOCK)):  # a run may be training
+            RunLock(run_dir).acquire().release()
         return
     parent = _nearest_existing(run_dir)
     if not osp.isdir(parent):
@@ -205,6 +208,167 @@ def check_new_run_dir(run_dir: str, overwrite: bool = False) -> None:
                                 f"{run_dir}: {parent} is not writable "
                                 f"(permission denied or read-only file "
                                 f"system)")
+
+
+def _not_writable(run_dir: str, reason: str) -> RunDirectoryError:
+    return RunDirectoryError(
+        f"cannot write to the run directory {run_dir} ({reason}): make it "
+        f"writable (or remount its file system read-write), or copy the run "
+        f"elsewhere and resume the copy")
+
+
+def check_writable(run_dir: str) -> None:
+    r"""Checks that the files of the run in ``run_dir`` can be replaced
+    (before any work: a resumed run writes its first checkpoint only after
+    an epoch of training).
+
+    Raises:
+        RunDirectoryError: Naming the directory, when it is not writable
+            (permissions, or a read-only file system).
+    """
+    if not os.access(run_dir, os.W_OK | os.X_OK):
+        erofs = False
+        if hasattr(os, 'statvfs'):
+            try:
+                erofs = bool(os.statvfs(run_dir).f_flag & os.ST_RDONLY)
+            except OSError:
+                pass
+        raise _not_writable(run_dir, 'read-only file system' if erofs
+                            else 'permission denied')
+
+
+class RunLock:
+    r"""An exclusive lock on a run directory (:func:`fcntl.flock` on its
+    :data:`LOCK` file, which holds the PID and host of the holder), for the
+    life of a run: another process (or another open of the file) that
+    tries to take it is refused at once, naming the holder. The kernel
+    releases it when the process ends, however it ends; a file left by a
+    killed process is taken over.
+
+    Without :mod:`fcntl` (Windows) no lock is taken.
+
+    Args:
+        run_dir (str): The run directory (must exist).
+
+    Example:
+
+        >>> import tempfile
+        >>> run = tempfile.mkdtemp()
+        >>> first = RunLock(run).acquire()
+        >>> try:
+        ...     RunLock(run).acquire()
+        ... except RunDirectoryError as e:
+        ...     print('in use' in str(e))
+        True
+        >>> first.release()
+        >>> RunLock(run).acquire().release()
+    """
+    def __init__(self, run_dir: str) -> None:
+        self.run_dir = run_dir
+        self.path = osp.join(run_dir, LOCK)
+        self._fd: Optional[int] = None
+
+    @property
+    def held(self) -> bool:
+        r"""Whether this object holds the lock."""
+        return self._fd is not None
+
+    def acquire(self) -> 'RunLock':
+        r"""Takes the lock (returns ``self``).
+
+        Raises:
+            RunDirectoryError: Naming the directory and the process holding
+                the lock, when another run holds it; naming the directory
+                and the reason, when the lock file cannot be written (a
+                read-only file system, permissions).
+        """
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover (not POSIX)
+            return self
+        if self._fd is not None:
+            return self
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, 'O_CLOEXEC', 0) | \
+            getattr(os, 'O_NOFOLLOW', 0)
+        while True:
+            try:
+                fd = os.open(self.path, flags, 0o644)
+            except OSError as e:
+                raise _not_writable(self.run_dir,
+                                    describe_os_error(e)) from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                holder = _holder(fd)
+                os.close(fd)
+                if e.errno not in (errno.EAGAIN, errno.EACCES,
+                                   errno.EWOULDBLOCK):
+                    raise RunDirectoryError(
+                        f"cannot lock the run directory {self.run_dir}: "
+                        f"{describe_os_error(e)}") from None
+                raise RunDirectoryError(
+                    f"{self.run_dir} is in use by another run ({holder} "
+                    f"holds {self.path}): two processes writing one run "
+                    f"directory would overwrite each other's files; wait "
+                    f"for it to finish (or stop it), or choose another "
+                    f"--run-dir") from None
+            # The holder we waited for may have removed the file (and
+            # another process created a new one): lock the file at the path.
+            try:
+                current = os.stat(self.path, follow_symlinks=False)
+                same = osp.samestat(os.fstat(fd), current)
+            except OSError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f'{os.getpid()} {socket.gethostname()}\n'.encode())
+        except OSError as e:
+            os.close(fd)
+            raise _not_writable(self.run_dir, describe_os_error(e)) from None
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        r"""Removes the lock file and releases the lock (nothing when it is
+        not held)."""
+        if self._fd is None:
+            return
+        try:
+            os.unlink(self.path)  # while holding it: see acquire
+        except OSError:
+            pass
+        os.close(self._fd)
+        self._fd = None
+
+
+def _holder(fd: int) -> str:
+    r"""``'process PID on HOST'`` from a lock file's content."""
+    try:
+        fields = os.pread(fd, 256, 0).decode('utf-8', 'replace').split()
+    except OSError:
+        fields = []
+    if not fields or not fields[0].isdigit():
+        return 'a process (its PID is not recorded yet)'
+    host = f' on {fields[1]}' if len(fields) > 1 else ''
+    return f'process {fields[0]}{host}'
+
+
+def _check_run_files(run_dir: str, overwrite: bool) -> None:
+    found = [name for name in RUN_FILES
+             if osp.lexists(osp.join(run_dir, name))]
+    if found and not overwrite:
+        if found == [CONFIG]:
+            raise RunDirectoryError(
+                f"{run_dir} holds a run that never reached a checkpoint "
+                f"(only {CONFIG}): pass --overwrite to start over in it, "
+                f"or choose another --run-dir")
+        raise RunDirectoryError(
+            f"{run_dir} holds another run ({', '.join(found)}): continue "
+            f"it with 'remul train --resume {run_dir}', choose another "
+            f"--run-dir, or pass --overwrite to replace it")
 
 
 class RunFiles:
@@ -227,12 +391,30 @@ class RunFiles:
         self.checkpointed = resumed
         self._created_dirs: List[str] = []
         self._written: List[str] = []
+        self._lock = RunLock(run_dir)
+
+    def lock(self) -> None:
+        r"""Checks that the run directory is writable and takes its lock
+        (:class:`RunLock`), before any work; a resumed run calls it at once,
+        a new run in :meth:`start`.
+
+        Raises:
+            RunDirectoryError: Naming the directory, when it is not writable
+                or another process holds its lock.
+        """
+        check_writable(self.run_dir)
+        self._lock.acquire()
+
+    def close(self) -> None:
+        r"""Releases the lock of the run directory (when held)."""
+        self._lock.release()
 
     def start(self, config: TrainConfig) -> None:
-        r"""Creates the run directory (and missing parents) and writes
-        ``config.json``; with ``overwrite``, first removes the previous
-        run's files."""
+        r"""Creates the run directory (and missing parents), takes its lock
+        and writes ``config.json``; with ``overwrite``, first removes the
+        previous run's files."""
         if self.checkpointed:
+            self.lock()  # taken before any work; nothing when held
             return
         check_new_run_dir(self.run_dir, self.overwrite)  # nothing changed?
         missing, path = [], osp.abspath(self.run_dir)
@@ -249,6 +431,13 @@ class RunFiles:
                                     f"{self.run_dir}: "
                                     f"{describe_os_error(e)}") from None
         self._created_dirs = list(reversed(missing))  # outermost first
+        try:
+            self.lock()
+            # under the lock: no other run started here in the meantime
+            _check_run_files(self.run_dir, self.overwrite)
+        except RunDirectoryError:
+            self.abandon()
+            raise
         if self.overwrite:
             for name in RUN_FILES + PLOTS:
                 path = osp.join(self.run_dir, name)
@@ -290,6 +479,7 @@ class RunFiles:
                 removed.append(name)
             except OSError:
                 pass
+        self.close()  # the run ends: its lock file goes too
         run_dir, dir_removed = osp.abspath(self.run_dir), False
         for directory in reversed(self._created_dirs):  # deepest first
             try:
@@ -304,6 +494,6 @@ class RunFiles:
         return None
 
 
-__all__ = ['RUN_FILES', 'PLOTS', 'CONFIG', 'CHECKPOINT', 'BEST', 'RunFiles',
-           'check_new_run_dir', 'default_run_dir', 'describe_os_error',
-           'load_run', 'read_config']
+__all__ = ['RUN_FILES', 'PLOTS', 'CONFIG', 'CHECKPOINT', 'BEST', 'LOCK',
+           'RunFiles', 'RunLock', 'check_new_run_dir', 'check_writable',
+           'default_run_dir', 'describe_os_error', 'load_run', 'read_config']

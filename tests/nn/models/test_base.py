@@ -520,3 +520,36 @@ def test_lazy_build_follows_the_device_of_the_model():
     assert out.device.type == 'meta' and out.shape == (batch.num_nodes, 3)
     assert {p.device.type for p in model.parameters()} == {'meta'}
     assert {p.dtype for p in model.parameters()} == {torch.float64}
+
+
+@pytest.mark.parametrize('name', ['gnn', 'egnn', 'segnn'])
+def test_out_of_range_indices_name_the_tensor(name):
+    """Out-of-range indices in edge_index or batch are named in debug mode
+    (outside it they are not read); edges on no nodes, a shape, always."""
+    from torch_geometric.data import Batch
+
+    from torch_geometric_remul.nn.models import build_model
+    torch.manual_seed(0)
+    model = build_model(name, vectors=('vel', ), hidden_channels=8,
+                        num_layers=1)
+    for edges, seen in (([[0, 1], [1, 9]], '[0, 9]'),
+                        ([[0, -1], [1, 2]], '[-1, 2]')):
+        data = Data(pos=torch.randn(7, 3), vel=torch.randn(7, 3),
+                    edge_index=torch.tensor(edges))
+        with debug(), pytest.raises(ValueError) as info:
+            model(data)
+        assert f"'data.edge_index' holds node indices in {seen} but there " \
+            f"are 7 nodes" in str(info.value)
+    batch = Batch.from_data_list([
+        Data(pos=torch.randn(3, 3), vel=torch.randn(3, 3),
+             edge_index=torch.tensor([[0, 1], [1, 2]])) for _ in range(2)])
+    batch.batch = torch.tensor([0, 0, 0, 1, 1, 5])
+    with debug(), pytest.raises(ValueError, match=r"'data.batch' holds graph "
+                                r"indices in \[0, 5\] but there are 2 "
+                                r"graph\(s\)"):
+        model(batch)
+    empty = Data(pos=torch.zeros(0, 3), vel=torch.zeros(0, 3),
+                 edge_index=torch.tensor([[0], [1]]))
+    with pytest.raises(ValueError, match=r"'data.edge_index' holds 1 "
+                       r"edge\(s\) but there are no nodes"):
+        model(empty)

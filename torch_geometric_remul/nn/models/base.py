@@ -13,7 +13,7 @@ from typing import Callable, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
-from torch_geometric.data import Data
+from torch_geometric.data import Batch, Data
 
 from torch_geometric_remul._checks import check_disjoint, check_int, check_keys
 from torch_geometric_remul.debug import is_debug_enabled
@@ -431,10 +431,14 @@ class BaseModel(torch.nn.Module):
         their shapes and builds the layers.
 
         Shapes, dtypes and devices are always checked. Checks of values
-        (``edge_index`` within range and inside graphs, ``ptr`` consistent
-        with ``batch``, a plain ``Data`` holding one graph) read the device,
+        (``edge_index`` within range and inside graphs, ``batch`` within
+        range and consistent with ``ptr``, a plain ``Data`` holding one
+        graph) read the device,
         so they run only in debug mode (:func:`torch_geometric_remul.debug`):
-        a forward pass makes no host-device synchronisation. Which nodes
+        a forward pass makes no host-device synchronisation. Outside it an
+        out-of-range index reaches the layers (PyTorch's ``IndexError:
+        index out of range``): one call under ``debug()`` names the tensor
+        (``remul train`` runs its first steps so). Which nodes
         belong to which graph comes from
         :func:`torch_geometric_remul.layout.graph_layout`: a ``Batch``'s
         collation, and one graph for a plain ``Data``.
@@ -444,7 +448,10 @@ class BaseModel(torch.nn.Module):
                 has a wrong dtype (not floating point, or not the dtype of
                 the positions/parameters).
             ValueError: A declared attribute (or ``edge_index`` for a model
-                with edges) is missing or has a wrong shape or width.
+                with edges) is missing or has a wrong shape or width;
+                ``edge_index`` holds edges but there are no nodes; in debug
+                mode, naming ``edge_index`` or ``batch``, an index out of
+                range (or negative).
         """
         owner = type(self).__name__
         check_data(data, owner)
@@ -565,6 +572,14 @@ class BaseModel(torch.nn.Module):
             if batch.dim() != 1 or batch.numel() != N:
                 raise ValueError(f"{owner}: 'data.batch' must have shape "
                                  f"[{N}] (got {list(batch.shape)})")
+            if is_debug_enabled() and N > 0 and \
+                    batch.device.type != 'meta' and isinstance(data, Batch):
+                B = data.num_graphs
+                lo, hi = int(batch.min()), int(batch.max())
+                if lo < 0 or hi >= B:
+                    raise ValueError(f"{owner}: 'data.batch' holds graph "
+                                     f"indices in [{lo}, {hi}] but there "
+                                     f"are {B} graph(s)")
         # ptr (or batch) of a Batch, checked against each other in debug
         # mode; a plain Data is one graph
         num_graphs, ptr = graph_layout(data)
@@ -601,6 +616,10 @@ class BaseModel(torch.nn.Module):
             raise ValueError(f"{owner}: 'data.edge_index' is on "
                              f"{edge_index.device} but the positions are on "
                              f"{batch.device}")
+        if N == 0 and edge_index.size(1) > 0:  # a shape: always checked
+            raise ValueError(f"{owner}: 'data.edge_index' holds "
+                             f"{edge_index.size(1)} edge(s) but there are no "
+                             f"nodes")
         edge_index = edge_index.long()
         if is_debug_enabled() and edge_index.numel() > 0 and \
                 edge_index.device.type != 'meta':
