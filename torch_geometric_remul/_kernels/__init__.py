@@ -32,8 +32,9 @@ use OpenMP and in forked children such as DataLoader workers (an OpenMP team
 does not survive ``fork()``). It is built without FMA contraction:
 each output is rounded op by op, the same bits on every machine (and, on
 the machines tested, the same bits as the native path). It checks the
-values of ``ptr``/``batch`` while reading them and raises the same
-:class:`ValueError` as the native checks.
+values of ``ptr``/``batch`` while reading them, ``ptr[0] == 0`` and
+``ptr[-1] == N`` included, and raises the same :class:`ValueError` as the
+native checks.
 Build behaviour:
 
 * The first transform call loads ``rigid-<key>.so`` from the cache if it is
@@ -87,6 +88,7 @@ import torch
 from torch import Tensor
 
 import torch_geometric_remul.typing as remul_typing
+from torch_geometric_remul._checks import ptr_ends_error
 from torch_geometric_remul._kernels import _cpu, _triton
 from torch_geometric_remul.debug import is_debug_enabled
 
@@ -142,10 +144,11 @@ def rigid_apply(x: Tensor, R: Tensor, t: Optional[Tensor],
     ``ptr`` (``[B + 1]``, CSR offsets) and ``index`` (``[N]``, graph of each
     row); neither means ``B = 1``. The output is a new contiguous tensor.
 
-    Values of ``ptr`` (non-decreasing, within ``[0, N]``) and ``index``
+    Values of ``ptr`` (from 0 to ``N``, non-decreasing) and ``index``
     (within ``[0, B)``): on CPU the kernel checks them while reading and
     raises the same :class:`ValueError` as the native checks; on CUDA they
-    are checked only in debug mode (invalid rows come out as NaN otherwise).
+    are checked only in debug mode (invalid rows come out as NaN otherwise,
+    including rows before ``ptr[0]`` or from ``ptr[-1]`` on).
 
     Args:
         x (torch.Tensor): Rows ``[N, 3]``.
@@ -206,6 +209,8 @@ def _cpu_apply(lib, x: Tensor, R: Tensor, t: Optional[Tensor],
         bad = getattr(lib, f'rigid_ptr_{suffix}')(
             x.data_ptr(), out.data_ptr(), R.data_ptr(), t_addr,
             ptr.data_ptr(), B, N, nthreads)
+        if bad == B:  # the ends: checked first, nothing written
+            raise ptr_ends_error('ptr', N, int(ptr[0]), int(ptr[-1]))
         if bad >= 0:
             raise ValueError(f"'ptr' must be non-decreasing from 0 to the "
                              f"number of rows ({N}); graph {bad} spans rows "
