@@ -53,12 +53,13 @@ Build behaviour:
   SHA-256 in ``rigid-<key>.so.sha256``. A cached library is loaded only
   when nobody else can have written it, checked *before* it is loaded
   (loading runs its constructors): the cache folder is created with mode
-  0700 and refused when it is a symbolic link, not owned by the user, or
-  writable by the group or others (a refused folder is neither read nor
+  0700 and refused when it is a symbolic link, not owned by the user,
+  writable by the group or others, or below a folder that another user
+  could replace it in (a refused folder is neither read nor
   written; the kernel is compiled in every process, with one warning); the
   library and its record are regular files of the user, not writable by
   others, opened without following symbolic links; and the library's
-  SHA-256 is the recorded one. A cached library that fails these checks
+  SHA-256 is the recorded one. A cached library that fails the file checks
   or does not load (damaged file, missing symbol, other ABI version) is
   deleted and rebuilt.
 * A failure the user can fix (compiler error or time-out, unwritable or
