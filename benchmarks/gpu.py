@@ -72,7 +72,6 @@ import os
 import os.path as osp
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -88,6 +87,7 @@ import torch_geometric  # noqa: E402
 from models import md17, nbody, num_params  # noqa: E402
 from transforms import make_batch  # noqa: E402
 
+import torch_geometric_remul.train.provenance as provenance  # noqa: E402
 import torch_geometric_remul.typing as remul_typing  # noqa: E402
 from _timing import keep_freed_memory, machine_description  # noqa: E402
 from torch_geometric_remul.group import RigidTransform  # noqa: E402
@@ -209,19 +209,24 @@ def _version(module: str) -> Optional[str]:
 
 
 def _git(*args: str) -> Optional[str]:
-    try:
-        out = subprocess.run(['git', '-C', ROOT, *args], capture_output=True,
-                             text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
+    """``git <args>`` in the repository root, run as the package's
+    provenance runs it (no command of the repository's configuration:
+    fsmonitor, hooks, pager, filters, external diff), and only when that
+    repository tracks this script."""
+    if provenance._git(['ls-files', '--error-unmatch', '--',
+                        osp.relpath(__file__, ROOT)], ROOT) is None:
         return None
-    return out.stdout.strip() if out.returncode == 0 else None
+    out = provenance._git(list(args), ROOT,
+                          provenance._filter_overrides(ROOT))
+    return None if out is None else out.decode(errors='replace').strip()
 
 
 def git_commit() -> Dict:
     """The checked-out commit and whether tracked files differ from it;
     falls back to reading ``.git`` directly, then to ``None``."""
     commit = _git('rev-parse', 'HEAD')
-    status = _git('status', '--porcelain', '--untracked-files=no')
+    status = _git('status', '--porcelain', '--untracked-files=no',
+                  '--ignore-submodules=all')
     if commit is None:
         try:
             with open(osp.join(ROOT, '.git', 'HEAD')) as f:

@@ -13,9 +13,11 @@ from torch_geometric_remul._checks import (
     check_int,
     check_interval,
     check_positions,
+    check_ptr,
     check_real,
     check_str,
 )
+from torch_geometric_remul.testing import assert_no_syncs, count_syncs
 
 
 def test_check_int():
@@ -77,3 +79,18 @@ def test_check_positions():
         check_positions(torch.zeros(4))
     with pytest.raises(TypeError, match="'x' must have a floating-point"):
         check_positions(torch.zeros(4, 3, dtype=torch.long), 'x')
+
+
+def test_check_ptr_ends_of_a_host_ptr_in_every_mode():
+    with count_syncs() as syncs:  # host memory: read without device work
+        check_ptr(torch.tensor([0, 2, 5]), 'ptr', 5, 2)
+        check_ptr(torch.tensor([0, 2, 5], dtype=torch.int32)[::1], 'ptr', 5)
+    assert_no_syncs(syncs, 'check_ptr on a host ptr')
+    for bad in ([0, 2, 4], [1, 2, 5]):
+        with pytest.raises(ValueError, match=r"'ptr' must start at 0 and end "
+                           r"at the number of rows \(5\), got "
+                           f"{bad[0]} \\.\\.\\. {bad[-1]}"):
+            check_ptr(torch.tensor(bad), 'ptr', 5, 2)
+    # a device ptr is not read outside debug mode (a meta tensor has no
+    # values to read)
+    check_ptr(torch.tensor([0, 2, 4], device='meta'), 'ptr', 5, 2)

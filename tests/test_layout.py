@@ -27,6 +27,19 @@ def test_levels_from_collation_metadata():
     assert row_layout(batch, value=batch.u).ptr.tolist() == [0, 1, 2, 3]
 
 
+def test_unsorted_batch_without_ptr_is_placed_by_batch():
+    # offsets counted from an unsorted 'batch' would place rows by
+    # position; node-level rows get the graph index of each row instead
+    index = torch.tensor([1, 0, 1, 0, 1])
+    batch = Batch(pos=torch.randn(5, 3), batch=index)
+    layout = row_layout(batch, 'pos')
+    assert layout.level == 'node' and layout.ptr is None
+    assert torch.equal(layout.index, index)
+    # graph-level rows still have one row per graph
+    assert row_layout(batch, value=torch.zeros(2, 3)).ptr.tolist() == [0, 1,
+                                                                       2]
+
+
 def test_uncollated_tensors_placed_by_an_unambiguous_shape():
     batch = _batch()
     node = row_layout(batch, value=torch.randn(5, 3))

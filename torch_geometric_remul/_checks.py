@@ -7,7 +7,9 @@ at the API boundary rather than deep inside a torch kernel.
 Shape, dtype and type checks always run (they cost nothing). Checks of tensor
 *values* (index ranges, ``ptr`` bounds and order) make the host wait for the
 device, so they run only in debug mode
-(:func:`torch_geometric_remul.debug`).
+(:func:`torch_geometric_remul.debug`). One exception costs nothing and always
+runs: the two ends of a ``ptr`` held in host memory (a CPU tensor), read
+without any device work.
 """
 import math
 import numbers
@@ -64,6 +66,30 @@ def check_index(index: Tensor, name: str, length: int,
     return index
 
 
+def host_values(t: Tensor):
+    """The values of a tensor held in host memory (a CPU tensor) as a NumPy
+    array, read without dispatching any op (no device to wait for), or
+    ``None`` for a device tensor or one that cannot be read so (traced)."""
+    if t.device.type != 'cpu':
+        return None
+    compiler = getattr(torch, 'compiler', None)
+    if compiler is not None and getattr(compiler, 'is_compiling',
+                                        lambda: False)():
+        return None
+    try:
+        return t.detach().numpy()
+    except (RuntimeError, TypeError):
+        return None
+
+
+def ptr_ends_error(name: str, length: int, first: int,
+                   last: int) -> ValueError:
+    """The error for CSR offsets that do not run from 0 to ``length``: the
+    same message on every path (checks, compiled kernel, native)."""
+    return ValueError(f"'{name}' must start at 0 and end at the number of "
+                      f"rows ({length}), got {first} ... {last}")
+
+
 def check_ptr(ptr: Tensor, name: str, length: int,
               num_segments: Optional[int] = None,
               check_order: bool = True, values: Optional[bool] = None
@@ -72,7 +98,9 @@ def check_ptr(ptr: Tensor, name: str, length: int,
     from 0 to ``length``, non-decreasing (``check_order=False`` leaves the
     order to a caller that checks it while reading, such as the compiled
     kernel). ``values=True`` checks the values whatever the mode, for
-    callers whose output size depends on them anyway (graph builders)."""
+    callers whose output size depends on them anyway (graph builders). The
+    ends (``ptr[0] == 0``, ``ptr[-1] == length``) of a ``ptr`` in host
+    memory are checked in every mode: reading them costs nothing."""
     check_tensor(ptr, name)
     if ptr.dtype not in (torch.long, torch.int32):
         raise TypeError(f"'{name}' must be an integer tensor (torch.long), "
@@ -84,12 +112,15 @@ def check_ptr(ptr: Tensor, name: str, length: int,
         raise ValueError(f"'{name}' must have shape [{num_segments + 1}] "
                          f"for {num_segments} graph(s), got "
                          f"{list(ptr.shape)}")
+    host = host_values(ptr)
+    if host is not None:  # host memory: no device to wait for
+        first, last = int(host[0]), int(host[-1])
+        if first != 0 or last != length:
+            raise ptr_ends_error(name, length, first, last)
     if not (is_debug_enabled() if values is None else values):
         return ptr
-    if int(ptr[0]) != 0 or int(ptr[-1]) != length:
-        raise ValueError(f"'{name}' must start at 0 and end at the number of "
-                         f"rows ({length}), got {int(ptr[0])} ... "
-                         f"{int(ptr[-1])}")
+    if host is None and (int(ptr[0]) != 0 or int(ptr[-1]) != length):
+        raise ptr_ends_error(name, length, int(ptr[0]), int(ptr[-1]))
     if check_order and ptr.numel() > 1 and bool((ptr[1:] < ptr[:-1]).any()):
         raise ValueError(f"'{name}' must be non-decreasing")
     return ptr

@@ -77,7 +77,11 @@ def check_data(data, owner: str) -> Data:
 
 def graph_layout(data: Data) -> Tuple[int, Optional[Tensor]]:
     r"""``(num_graphs, node ptr)`` of a ``Batch`` (``ptr`` on the data's
-    device), or ``(1, None)`` for a single ``Data``.
+    device), or ``(1, None)`` for a single ``Data``. A ``Batch`` without
+    ``ptr`` gets offsets counted from ``batch``: right in their counts, but
+    they place rows by position, so they describe the rows only when
+    ``batch`` is sorted; :func:`row_layout` places the rows of such a
+    ``Batch`` by ``batch`` itself.
 
     Under debug mode, checks that ``ptr`` and ``batch`` agree (a stale
     ``ptr``, e.g. after ``Batch.subgraph``, is reported, not used). A
@@ -174,7 +178,10 @@ def row_layout(data: Data, key: Optional[str] = None,
 
     Returns:
         RowLayout: ``ptr`` (CSR offsets) or ``index`` (graph per row) on the
-        tensor's device; neither for a single ``Data``.
+        tensor's device; neither for a single ``Data``. Node-level rows of a
+        ``Batch`` that has ``batch`` but no ``ptr`` (e.g. built as
+        ``Batch(pos=..., batch=...)``, rows in any order) get
+        ``index=batch``, never offsets that assume sorted rows.
 
     Example:
 
@@ -240,6 +247,10 @@ def row_layout(data: Data, key: Optional[str] = None,
                          f"{level}-level tensor "
                          f"of this Batch has {expected}")
     if level == 'node':
+        if 'ptr' not in data and 'batch' in data:
+            # no offsets recorded: the rows need not be sorted by graph,
+            # so each row is placed by its own graph index
+            return RowLayout('node', index=data.batch.to(device))
         return RowLayout('node', ptr=node_ptr.to(device))
     if level == 'graph':
         return RowLayout('graph', ptr=torch.arange(B + 1, device=device))

@@ -1,7 +1,9 @@
 """How the C kernel is built, cached and loaded: bounded first-call latency,
 no orphaned compiler, no partial files, damaged or unwritable caches."""
+import hashlib
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -176,8 +178,14 @@ def test_fresh_build_into_cache(fresh):
         warnings.simplefilter('error')
         assert kernels.kernel_available()
     built = _files(cache)
-    assert len(built) == 1 and built[0].name.startswith('rigid-')
+    assert [p.suffix for p in built] == ['.so', '.sha256']
+    assert built[0].name.startswith('rigid-')
     data = built[0].read_bytes()
+    # the record holds the library's SHA-256; folder 0700, files not
+    # writable by others
+    assert built[1].read_text().strip() == hashlib.sha256(data).hexdigest()
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o700
+    assert all(p.stat().st_mode & 0o022 == 0 for p in built)
     assert data[:4] == b'\x7fELF' or data[:4] in (b'\xcf\xfa\xed\xfe', )
     # no OpenMP runtime linked in (torch already brings one)
     assert b'libgomp' not in data and b'GOMP_' not in data
@@ -214,7 +222,7 @@ def test_unwritable_cache_still_gives_kernel_and_warns(fresh, monkeypatch,
 def test_damaged_cached_library_is_rebuilt(fresh, damage, tmp_path):
     cache, _ = fresh
     target = cache / f'rigid-{_cpu._key(_cpu.compiler())}.so'
-    cache.mkdir()
+    cache.mkdir(mode=0o700)
     if damage == 'garbage':
         target.write_bytes(b'not a shared library' * 100)
     elif damage == 'empty':
@@ -226,10 +234,14 @@ def test_damaged_cached_library_is_rebuilt(fresh, damage, tmp_path):
                           else _cpu.ABI_VERSION))
         subprocess.run([*_cpu.compiler(), '-shared', '-fPIC', str(src), '-o',
                         str(target)], check=True, timeout=60)
+        # recorded as if this user's build wrote it: loaded, then refused
+        # by the ABI and symbol checks
+        _record(target).write_text(
+            hashlib.sha256(target.read_bytes()).hexdigest())
     with warnings.catch_warnings():
         warnings.simplefilter('error')  # rebuilt quietly
         assert kernels.kernel_available()
-    assert len(_files(cache)) == 1
+    assert len(_files(cache)) == 2
     assert target.stat().st_size > 1000
     _assert_native_results(*_inputs())
 
@@ -290,3 +302,168 @@ def test_cc_with_arguments_and_missing(monkeypatch):
     assert _cpu.compiler() == [shutil.which('sh'), '-x']
     monkeypatch.setenv('CC', '/nonexistent/cc')
     assert _cpu.compiler() is None or _cpu.compiler()[0] != '/nonexistent/cc'
+
+
+# Security: a cached library is loaded only if this user's build wrote it ##
+
+_PLANTED = r'''
+#include <stdint.h>
+#include <stdio.h>
+__attribute__((constructor)) static void planted(void) {
+  FILE *f = fopen(MARKER, "w");
+  if (f) { fputs("the planted constructor ran", f); fclose(f); }
+}
+int rigid_kernel_abi_version(void) { return ABI; }
+int rigid_set_parallel(void *a, void *b, void *c) { return 0; }
+int64_t rigid_ptr_f32(void) { return -1; }
+int64_t rigid_ptr_f64(void) { return -1; }
+int64_t rigid_index_f32(void) { return -1; }
+int64_t rigid_index_f64(void) { return -1; }
+'''
+
+
+def _record(library):
+    # where the build records the library's SHA-256 (_cpu.record_path)
+    return library.with_name(library.name + '.sha256')
+
+
+def _plant(path, marker, record=True):
+    """A library with every symbol of the kernel and a constructor that
+    writes ``marker``: what an attacker would place in the cache. With
+    ``record``, its correct SHA-256 record is placed too."""
+    src = path.with_name('planted.c')
+    src.write_text(_PLANTED)
+    subprocess.run([*_cpu.compiler(), '-shared', '-fPIC',
+                    f'-DMARKER="{marker}"', f'-DABI={_cpu.ABI_VERSION}',
+                    str(src), '-o', str(path)], check=True, timeout=60)
+    src.unlink()
+    if record:
+        _record(path).write_text(
+            hashlib.sha256(path.read_bytes()).hexdigest() + '\n')
+    return path
+
+
+def _target(cache):
+    return cache / f'rigid-{_cpu._key(_cpu.compiler())}.so'
+
+
+@needs_cc
+@pytest.mark.parametrize('case', ['world-writable', 'group-writable',
+                                  'other-owner', 'other-owner-chown',
+                                  'symlink', 'writable-parent'])
+def test_unsafe_cache_folder_is_refused_before_loading(fresh, monkeypatch,
+                                                       tmp_path, case):
+    cache, _ = fresh
+    marker = tmp_path / 'PWNED'
+    if case == 'other-owner-chown' and os.geteuid() != 0:
+        pytest.skip('needs root to give the folder to another user')
+    if case == 'symlink':
+        real = tmp_path / 'real'
+        real.mkdir(mode=0o700)
+        cache.symlink_to(real)
+    elif case == 'writable-parent':
+        shared = tmp_path / 'shared'
+        shared.mkdir()
+        shared.chmod(0o777)  # no sticky bit: others can replace 'cache'
+        cache = shared / 'cache'
+        monkeypatch.setenv('REMUL_CACHE_DIR', str(cache))
+        cache.mkdir(mode=0o700)
+    else:
+        cache.mkdir(mode=0o700)
+    planted = _plant(_target(cache), marker)
+    if case == 'world-writable':
+        cache.chmod(0o777)
+    elif case == 'group-writable':
+        cache.chmod(0o770)
+    elif case == 'other-owner':
+        uid = os.geteuid()
+        monkeypatch.setattr(_cpu, '_uid', lambda: uid + 1, raising=False)
+    elif case == 'other-owner-chown':
+        os.chown(cache, 65534, 65534)
+    before = planted.read_bytes()
+
+    with pytest.warns(RuntimeWarning, match='is not private'):
+        assert kernels.kernel_available()  # compiled privately instead
+    assert not marker.exists(), 'a planted library was loaded'
+    assert _cpu._STATE.lib is not None
+    assert 'ready' == kernels.kernel_status()['cpu']
+    assert planted.read_bytes() == before  # a refused folder is not written
+    _assert_native_results(*_inputs())
+
+
+@needs_cc
+@pytest.mark.parametrize('case', ['no-record', 'wrong-record',
+                                  'symlinked-library', 'symlinked-record',
+                                  'writable-library', 'writable-record'])
+def test_unverified_cached_library_is_never_loaded(fresh, tmp_path, case):
+    # A private folder, but a library that this user's build did not
+    # record: never loaded, replaced by a fresh build (quietly, as for a
+    # damaged file).
+    cache, _ = fresh
+    marker = tmp_path / 'PWNED'
+    cache.mkdir(mode=0o700)
+    target = _target(cache)
+    record = _record(target)
+    if case == 'symlinked-library':
+        elsewhere = tmp_path / 'elsewhere'
+        elsewhere.mkdir()
+        lib = _plant(elsewhere / 'lib.so', marker, record=False)
+        target.symlink_to(lib)
+        record.write_text(hashlib.sha256(lib.read_bytes()).hexdigest())
+    else:
+        _plant(target, marker, record=case != 'no-record')
+    if case == 'wrong-record':
+        record.write_text('0' * 64 + '\n')
+    elif case == 'symlinked-record':
+        moved = tmp_path / 'record'
+        record.rename(moved)
+        record.symlink_to(moved)
+    elif case == 'writable-library':
+        target.chmod(0o777)
+    elif case == 'writable-record':
+        record.chmod(0o666)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        assert kernels.kernel_available()
+    assert not marker.exists(), 'an unverified library was loaded'
+    # replaced by this user's own build, with its record
+    assert not target.is_symlink() and not record.is_symlink()
+    assert record.read_text().strip() == \
+        hashlib.sha256(target.read_bytes()).hexdigest()
+    assert b'the planted constructor ran' not in target.read_bytes()
+    _assert_native_results(*_inputs())
+    # and the next process loads that verified build from the cache
+    _cpu._STATE = _cpu._State()
+    assert _cpu.loaded_library() is not None
+    assert _cpu._STATE.status == 'ready' and not marker.exists()
+
+
+@needs_cc
+def test_cache_folder_is_private_whatever_the_umask(fresh):
+    cache, _ = fresh
+    old = os.umask(0)
+    try:
+        assert kernels.kernel_available()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o700
+    files = _files(cache)
+    assert len(files) == 2
+    assert all(p.stat().st_mode & 0o022 == 0 for p in files)
+
+
+@needs_cc
+def test_cli_build_kernels_never_runs_a_planted_library(fresh, tmp_path,
+                                                        capsys):
+    # The reproduction of the report: a world-writable cache folder holding
+    # a library under the predictable name, then `remul build-kernels`.
+    cache, _ = fresh
+    marker = tmp_path / 'PWNED'
+    cache.mkdir()
+    _plant(_target(cache), marker)
+    cache.chmod(0o777)
+    with pytest.warns(RuntimeWarning, match='chmod 700'):
+        assert _cli(['build-kernels', '--timeout', '60']) == 0
+    assert not marker.exists()
+    assert 'ready' in capsys.readouterr().out

@@ -1,4 +1,6 @@
+import contextlib
 import os
+import re
 
 import pytest
 import torch
@@ -86,6 +88,38 @@ def test_kernel_validates_like_native(native):
                 with pytest.raises(ValueError, match=match):
                     fn()
         else:  # the kernel checks them while reading, always
+            with pytest.raises(ValueError, match=match):
+                fn()
+
+
+@pytest.mark.parametrize('bad', [[0, 3, 6, 9], [1, 3, 6, 10],
+                                 [0, 3, 6, 11], [-1, 3, 6, 10]])
+def test_ptr_ends_are_refused_on_every_path(bad):
+    # ptr[0] != 0 or ptr[-1] != N leaves rows in no graph: the C kernel
+    # returned them uninitialised, the native path failed with "allocated
+    # size does not match". A host ptr costs nothing to check: every path,
+    # in every mode, raises the same error.
+    g = torch.Generator().manual_seed(0)
+    T = RigidTransform.sample(3, 'SE3', generator=g, dtype=torch.float64)
+    x = torch.randn(10, 3, generator=g, dtype=torch.float64)
+    ptr = torch.tensor(bad)
+    match = re.escape(f"'ptr' must start at 0 and end at the number of rows "
+                      f"(10), got {bad[0]} ... {bad[-1]}")
+    paths = [lambda: T.apply_points(x, ptr=ptr),
+             lambda: T.apply_vectors(x, ptr=ptr),
+             lambda: T.inverse().apply_points(x, ptr=ptr)]
+    for fn in paths:
+        for native in (False, True):
+            for debug_on in (False, True):
+                with remul_typing.force_native() if native else \
+                        contextlib.nullcontext(), debug(debug_on):
+                    with pytest.raises(ValueError, match=match):
+                        fn()
+    if kernels.kernel_available():  # the C kernel checks the ends itself
+        for fn in (lambda: kernels.rigid_apply(x, T.rotation, T.translation,
+                                               ptr=ptr),
+                   lambda: kernels.rigid_apply(x.float(), T.rotation.float(),
+                                               None, ptr=ptr.int())):
             with pytest.raises(ValueError, match=match):
                 fn()
 

@@ -148,6 +148,24 @@ def test_invalid_rows_are_nan_and_in_bounds():
     short = torch.tensor([0, 2, 4])
     out = kernels.rigid_apply(x, T.rotation, None, ptr=short)
     assert out[4].isnan().all() and not out[:4].isnan().any()
+    # nor starting at 0: rows before ptr[0] belong to no graph either
+    late = torch.tensor([1, 2, 5])
+    out = kernels.rigid_apply(x, T.rotation, None, ptr=late)
+    assert out[0].isnan().all() and not out[1:].isnan().any()
+
+
+def test_ptr_ends_same_error_as_every_path():
+    # A device ptr is not read on the host outside debug mode (NaN rows,
+    # above); in debug mode, and through the public API with a ptr in host
+    # memory (free to read), the error is the one of every other path.
+    x, ptr, T = _case([2, 3], torch.float64)
+    match = (r"'ptr' must start at 0 and end at the number of rows \(5\), "
+             r"got 1 \.\.\. 5")
+    late = torch.tensor([1, 2, 5])
+    with debug(), pytest.raises(ValueError, match=match):
+        kernels.rigid_apply(x, T.rotation, None, ptr=late)
+    with pytest.raises(ValueError, match=match):
+        T.apply_points(x, ptr=late)
 
 
 def test_debug_mode_checks_values():

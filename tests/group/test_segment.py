@@ -123,6 +123,26 @@ def test_bad_input():
 
 
 @pytest.mark.parametrize('native', [False, True])
+def test_ptr_ends_refused_in_every_mode(native):
+    # a host ptr's ends cost nothing to read: checked without debug mode
+    # too (the native path failed with "allocated size does not match")
+    from torch_geometric_remul.typing import force_native
+    x, _ = make([2, 3])
+    values = torch.zeros(2, 3, dtype=F64)
+    with force_native() if native else debug(False):
+        for bad in ([0, 2, 4], [1, 2, 5], [0, 2, 6]):
+            ptr = torch.tensor(bad)
+            for fn in (lambda: segment_mean(x, ptr=ptr),
+                       lambda: segment_sum(x, ptr=ptr),
+                       lambda: center(x, ptr=ptr),
+                       lambda: broadcast_to_rows(values, ptr=ptr,
+                                                 num_rows=5)):
+                with pytest.raises(ValueError, match="'ptr' must start at 0 "
+                                   r"and end at the number of rows \(5\)"):
+                    fn()
+
+
+@pytest.mark.parametrize('native', [False, True])
 def test_segment_ops_make_no_host_sync(native):
     import contextlib
 

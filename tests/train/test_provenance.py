@@ -123,3 +123,72 @@ def test_resume_on_other_code_is_recorded(tmp_path, data_root, monkeypatch):
     assert [v['commit'] for v in record['code_versions']] == ['a' * 40,
                                                               'b' * 40]
     assert record['code'] == {'commit': 'b' * 40}
+
+
+def _sh(path, body):
+    path.write_text('#!/bin/sh\n' + body)
+    path.chmod(0o755)
+    return str(path)
+
+
+def _repo(tmp_path, track_package):
+    """A repository holding a package folder ``pkg`` (its __init__.py
+    tracked or not) whose .git/config, written after the commit, names
+    commands at every place git could run one; each appends to PWNED."""
+    repo, marker = tmp_path / 'repo', tmp_path / 'PWNED'
+    pkg = repo / 'pkg'
+    pkg.mkdir(parents=True)
+    (pkg / '__init__.py').write_text('x = 1\n')
+    (repo / 'user.txt').write_text('the user\'s own file\n')
+
+    def git(*args):
+        subprocess.run(['git', '-c', 'user.name=t', '-c', 'user.email=t@t',
+                        '-c', 'init.defaultBranch=main', *args], cwd=repo,
+                       check=True, capture_output=True)
+
+    git('init', '-q')
+    git('add', 'user.txt', *(['pkg/__init__.py'] if track_package else []))
+    git('commit', '-q', '-m', 'init')
+    evil = _sh(tmp_path / 'evil', f'echo "$0 $*" >> {marker}\ncat\n')
+    hooks = repo / '.git' / 'hooks'
+    for hook in ('post-index-change', 'reference-transaction',
+                 'post-checkout'):
+        _sh(hooks / hook, f'echo hook {hook} >> {marker}\n')
+    with open(repo / '.git' / 'config', 'a') as f:
+        f.write(f'[core]\n\tfsmonitor = {evil}\n\tpager = {evil}\n'
+                f'[diff]\n\texternal = {evil}\n'
+                f'[diff "evil"]\n\ttextconv = {evil}\n\tcommand = {evil}\n'
+                f'[filter "evil"]\n\tclean = {evil}\n\tsmudge = {evil}\n'
+                f'[filter "evil2"]\n\tprocess = {evil}\n\trequired = true\n'
+                f'[pager]\n\tstatus = {evil}\n\tdiff = {evil}\n')
+    (repo / '.gitattributes').write_text('* filter=evil diff=evil\n'
+                                         '*.py filter=evil2\n')
+    # uncommitted changes: git status and diff read (and would filter) them
+    (pkg / '__init__.py').write_text('x = 2\n')
+    (pkg / 'new.py').write_text('y = 1\n')
+    return repo, pkg, marker
+
+
+def _head(repo):
+    return subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=repo,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def test_git_runs_no_command_of_the_repository_config(tmp_path):
+    repo, pkg, marker = _repo(tmp_path, track_package=True)
+    version = code_version(str(pkg))
+    assert not marker.exists(), marker.read_text()
+    assert version['commit'] == _head(repo)
+    assert version['dirty'] and version['package_dirty']
+    assert len(version['package_diff_sha256']) == 64
+
+
+def test_untracked_package_is_not_given_the_repositorys_commit(tmp_path):
+    # e.g. a wheel installed in a virtual environment inside the user's
+    # repository: the user's commit is not the package's version
+    repo, pkg, marker = _repo(tmp_path, track_package=False)
+    assert _head(repo)
+    assert code_version(str(pkg)) == {
+        'commit': None, 'dirty': None, 'package_dirty': None,
+        'package_diff_sha256': None, 'package_tree': None}
+    assert not marker.exists(), marker.read_text()

@@ -73,3 +73,25 @@ def test_negative_mass_rejected_in_debug_mode():
     data = Data(pos=torch.randn(2, 3), mass=torch.tensor([1.0, -1.0]))
     with debug(), pytest.raises(ValueError, match='non-negative'):
         CenterPerGraph(weight='mass')(data)
+
+
+@pytest.mark.parametrize('weight', [None, 'mass'])
+def test_unsorted_batch_without_ptr_centres_each_graph(backend, weight):
+    # An unsorted 'batch' and no 'ptr': each row is shifted by its own
+    # graph's centre (rows were placed by position before)
+    from torch_geometric_remul import debug
+    g = torch.Generator().manual_seed(0)
+    pos = torch.randn(5, 3, generator=g, dtype=F64) + 5.0
+    mass = torch.rand(5, generator=g, dtype=F64) + 0.5
+    index = torch.tensor([1, 0, 1, 0, 1])
+    for debug_on in (False, True):
+        data = Batch(pos=pos, mass=mass, batch=index)
+        with debug(debug_on):
+            out = CenterPerGraph(weight=weight)(data)
+        for graph in (0, 1):
+            rows = index == graph
+            w = mass[rows] if weight else torch.ones(int(rows.sum()),
+                                                     dtype=F64)
+            centre = (pos[rows] * w[:, None]).sum(0) / w.sum()
+            assert torch.allclose(out.pos[rows], pos[rows] - centre,
+                                  atol=1e-12)

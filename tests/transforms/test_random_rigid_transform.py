@@ -317,3 +317,35 @@ def test_roles_and_sampler_objects_are_shortcut_equivalent():
         RandomRigidTransform(vectors='vel', roles=Roles())
     with pytest.raises(ValueError, match="either 'sampler' or 'group'"):
         RandomRigidTransform('SE3', sampler=RigidSampler())
+
+
+@pytest.mark.parametrize('native', [False, True])
+def test_unsorted_batch_without_ptr_places_rows_by_their_graph(native):
+    # A Batch built by hand with an unsorted 'batch' and no 'ptr': each row
+    # is moved by its own graph's element (as apply_points(batch=...)),
+    # not by the graph its position would have in a sorted Batch.
+    import contextlib
+
+    from torch_geometric_remul import debug
+    from torch_geometric_remul.typing import force_native
+    g = torch.Generator().manual_seed(0)
+    pos = torch.randn(5, 3, generator=g, dtype=F64)
+    vel = torch.randn(5, 3, generator=g, dtype=F64)
+    index = torch.tensor([1, 0, 1, 0, 1])
+    for debug_on in (False, True):
+        data = Batch(pos=pos, vel=vel, batch=index)
+        ctx = force_native() if native else contextlib.nullcontext()
+        with ctx, debug(debug_on):
+            out = RandomRigidTransform(group='E3', vectors='vel', store=True,
+                                       generator=g)(data)
+        R, t = out.rigid_rotation, out.rigid_translation
+        assert R.shape == (2, 3, 3)
+        assert torch.allclose(out.pos, torch.einsum('nij,nj->ni', R[index],
+                                                    pos) + t[index],
+                              atol=1e-12)
+        assert torch.allclose(out.vel, torch.einsum('nij,nj->ni', R[index],
+                                                    vel), atol=1e-12)
+        # the same as apply_points/apply_vectors with batch=
+        T_ = stored_transform(out)
+        assert torch.equal(out.pos, T_.apply_points(pos, batch=index))
+        assert torch.equal(out.vel, T_.apply_vectors(vel, batch=index))

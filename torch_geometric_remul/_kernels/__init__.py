@@ -32,8 +32,9 @@ use OpenMP and in forked children such as DataLoader workers (an OpenMP team
 does not survive ``fork()``). It is built without FMA contraction:
 each output is rounded op by op, the same bits on every machine (and, on
 the machines tested, the same bits as the native path). It checks the
-values of ``ptr``/``batch`` while reading them and raises the same
-:class:`ValueError` as the native checks.
+values of ``ptr``/``batch`` while reading them, ``ptr[0] == 0`` and
+``ptr[-1] == N`` included, and raises the same :class:`ValueError` as the
+native checks.
 Build behaviour:
 
 * The first transform call loads ``rigid-<key>.so`` from the cache if it is
@@ -48,9 +49,19 @@ Build behaviour:
   ``remul build-kernels``) builds ahead of time.
 * The library is compiled in a private temporary folder, loaded once to
   check it, then copied into the cache under a temporary name and renamed:
-  the cache never holds a partial file. A cached library that does not
-  load (damaged file, missing symbol, other ABI version) is deleted and
-  rebuilt.
+  the cache never holds a partial file. The build records the library's
+  SHA-256 in ``rigid-<key>.so.sha256``. A cached library is loaded only
+  when nobody else can have written it, checked *before* it is loaded
+  (loading runs its constructors): the cache folder is created with mode
+  0700 and refused when it is a symbolic link, not owned by the user,
+  writable by the group or others, or below a folder that another user
+  could replace it in (a refused folder is neither read nor
+  written; the kernel is compiled in every process, with one warning); the
+  library and its record are regular files of the user, not writable by
+  others, opened without following symbolic links; and the library's
+  SHA-256 is the recorded one. A cached library that fails the file checks
+  or does not load (damaged file, missing symbol, other ABI version) is
+  deleted and rebuilt.
 * A failure the user can fix (compiler error or time-out, unwritable or
   damaged cache) is reported by one :class:`RuntimeWarning` per process,
   with the reason; :func:`kernel_error` returns it. An unwritable cache
@@ -78,6 +89,7 @@ import torch
 from torch import Tensor
 
 import torch_geometric_remul.typing as remul_typing
+from torch_geometric_remul._checks import ptr_ends_error
 from torch_geometric_remul._kernels import _cpu, _triton
 from torch_geometric_remul.debug import is_debug_enabled
 
@@ -133,10 +145,11 @@ def rigid_apply(x: Tensor, R: Tensor, t: Optional[Tensor],
     ``ptr`` (``[B + 1]``, CSR offsets) and ``index`` (``[N]``, graph of each
     row); neither means ``B = 1``. The output is a new contiguous tensor.
 
-    Values of ``ptr`` (non-decreasing, within ``[0, N]``) and ``index``
+    Values of ``ptr`` (from 0 to ``N``, non-decreasing) and ``index``
     (within ``[0, B)``): on CPU the kernel checks them while reading and
     raises the same :class:`ValueError` as the native checks; on CUDA they
-    are checked only in debug mode (invalid rows come out as NaN otherwise).
+    are checked only in debug mode (invalid rows come out as NaN otherwise,
+    including rows before ``ptr[0]`` or from ``ptr[-1]`` on).
 
     Args:
         x (torch.Tensor): Rows ``[N, 3]``.
@@ -197,6 +210,8 @@ def _cpu_apply(lib, x: Tensor, R: Tensor, t: Optional[Tensor],
         bad = getattr(lib, f'rigid_ptr_{suffix}')(
             x.data_ptr(), out.data_ptr(), R.data_ptr(), t_addr,
             ptr.data_ptr(), B, N, nthreads)
+        if bad == B:  # the ends: checked first, nothing written
+            raise ptr_ends_error('ptr', N, int(ptr[0]), int(ptr[-1]))
         if bad >= 0:
             raise ValueError(f"'ptr' must be non-decreasing from 0 to the "
                              f"number of rows ({N}); graph {bad} spans rows "

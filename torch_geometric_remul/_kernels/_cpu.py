@@ -5,12 +5,14 @@ Life cycle, per process (see the package docstring for the user view):
 * ``idle``: nothing tried yet. The first :func:`loaded_library` call
   computes the cache key *without running anything* (source, flags, the
   compiler's resolved path, size and mtime, the CPU model) and loads
-  ``rigid-<key>.so`` from the cache if it is there and sound.
+  ``rigid-<key>.so`` from the cache if it is there and sound (see
+  "Security" below).
 * ``building``: otherwise a daemon thread compiles the library into a
   private temporary folder with a time limit per attempt, loads it to check
-  it, then publishes it in the cache (copy to a temporary name + atomic
-  rename). The first caller waits at most :data:`FIRST_CALL_WAIT` seconds;
-  every call meanwhile gets ``None`` (the native path serves it).
+  it, then publishes it in the cache with its SHA-256 in
+  ``rigid-<key>.so.sha256`` (each copied to a temporary name, then renamed
+  atomically). The first caller waits at most :data:`FIRST_CALL_WAIT`
+  seconds; every call meanwhile gets ``None`` (the native path serves it).
 * ``ready`` or ``failed``: final for this process. A failure the user can
   fix (compiler error or time-out, unwritable or damaged cache) is reported
   by one :func:`warnings.warn` in the calling thread.
@@ -19,6 +21,25 @@ A forked child (DataLoader workers) keeps a ready library, used on one
 thread there, and restarts an unfinished build on its own (the parent's
 thread does not exist there). At interpreter exit a running compiler is
 killed with its process group and no further attempt starts.
+
+Security: loading a library runs its code (its constructors run inside
+:func:`ctypes.CDLL`), so a cached library is loaded only when nobody but
+this user can have put it there, and only if it is the file this user's
+build wrote:
+
+* the cache folder is created with mode 0700 (whatever the umask), and
+  refused when it is a symbolic link, is not owned by this user, or is
+  writable by the group or others; so is a folder above it that is owned by
+  another user (other than root) or writable by others without the sticky
+  bit (they could replace the cache folder). A refused folder is neither
+  read nor written: the kernel is compiled privately in every process, and
+  one warning names the folder and the fix;
+* the library and its ``.sha256`` record are opened without following
+  symbolic links and must be regular files owned by this user and not
+  writable by the group or others;
+* the library's SHA-256 must equal the record written by the build that
+  published it. All of this is checked *before* :func:`ctypes.CDLL`; a
+  file that fails is never loaded: it is deleted and rebuilt.
 """
 import atexit
 import ctypes
@@ -29,6 +50,7 @@ import re
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import threading
@@ -54,6 +76,10 @@ FIRST_CALL_WAIT = 2.0
 #: Time limit (s) for one compiler run; the whole process group of the
 #: compiler is killed when it expires.
 COMPILE_TIMEOUT = 60.0
+#: Suffix of the file that records the SHA-256 of a published library.
+RECORD_SUFFIX = '.sha256'
+#: Largest cached library (bytes) read for verification.
+_MAX_LIBRARY_BYTES = 64 << 20
 _SYMBOLS = ('rigid_ptr_f32', 'rigid_ptr_f64', 'rigid_index_f32',
             'rigid_index_f64')
 
@@ -180,6 +206,142 @@ def _key(cc: List[str]) -> str:
     return hashlib.sha256('\0'.join(ident).encode()).hexdigest()[:16]
 
 
+class UnsafeCacheError(OSError):
+    r"""The cache folder or a cached file may have been written by someone
+    other than this user: nothing is loaded from it."""
+
+
+def _uid() -> Optional[int]:
+    """This process's effective user id (``None`` where the OS has none)."""
+    return os.geteuid() if hasattr(os, 'geteuid') else None
+
+
+def _folder_problem(folder: Path) -> Optional[str]:
+    """Why code must not be loaded from the existing ``folder`` (a
+    sentence), or ``None`` when only this user (and root) can write it.
+    Raises :class:`OSError` when it cannot be inspected."""
+    uid = _uid()
+    st = os.lstat(folder)
+    if stat.S_ISLNK(st.st_mode):
+        return (f'it is a symbolic link (to {os.path.realpath(folder)}); '
+                f'name the real folder instead')
+    if not stat.S_ISDIR(st.st_mode):
+        raise NotADirectoryError(f'{folder} is not a folder')
+    if uid is None:
+        return None
+    if st.st_uid != uid:
+        return (f'it is owned by user id {st.st_uid}, not by this user '
+                f'({uid})')
+    if st.st_mode & 0o022:
+        return (f'it is writable by other users (mode '
+                f'{stat.S_IMODE(st.st_mode):04o}); run chmod 700 {folder}')
+    parent = os.path.realpath(os.path.dirname(os.path.abspath(folder)))
+    while True:
+        st = os.stat(parent)
+        if st.st_uid not in (uid, 0):
+            return (f'the folder above it, {parent}, is owned by user id '
+                    f'{st.st_uid} (neither this user nor root), who could '
+                    f'replace it')
+        if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+            return (f'the folder above it, {parent}, is writable by other '
+                    f'users (mode {stat.S_IMODE(st.st_mode):04o}, no sticky '
+                    f'bit), who could replace it')
+        up = os.path.dirname(parent)
+        if up == parent:
+            return None
+        parent = up
+
+
+def _refusal(folder: Path, problem: str) -> str:
+    return (f'the kernel cache folder {folder} is not private, so nothing is '
+            f'loaded from it or written to it: {problem}. A library placed '
+            f'there would run code in this process. Set REMUL_CACHE_DIR to '
+            f'a folder only you can write (it is created with mode 0700)')
+
+
+def _check_folder(folder: Path) -> None:
+    """Raises :class:`UnsafeCacheError` unless ``folder`` is private."""
+    problem = _folder_problem(folder)
+    if problem is not None:
+        raise UnsafeCacheError(_refusal(folder, problem))
+
+
+def _make_folder(folder: Path) -> None:
+    """Creates ``folder`` (mode 0700 whatever the umask, folders above it
+    as usual) if missing, then checks it (:class:`UnsafeCacheError`)."""
+    folder = Path(os.path.abspath(folder))
+    if not os.path.lexists(folder):
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:  # made meanwhile: checked below
+            pass
+        else:
+            os.chmod(folder, 0o700)  # the umask may have removed bits
+    _check_folder(folder)
+
+
+def _read_private(path: Path, limit: int) -> bytes:
+    """The bytes of ``path``, opened without following a symbolic link;
+    raises :class:`UnsafeCacheError` unless it is a regular file owned by
+    this user, not writable by others and at most ``limit`` bytes."""
+    flags = (os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0)
+             | getattr(os, 'O_NONBLOCK', 0) | getattr(os, 'O_CLOEXEC', 0))
+    try:
+        fd = os.open(path, flags)
+    except OSError as e:
+        if os.path.islink(path):
+            raise UnsafeCacheError(f'{path} is a symbolic link') from None
+        raise e
+    try:
+        st = os.fstat(fd)
+        uid = _uid()
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafeCacheError(f'{path} is not a regular file')
+        if uid is not None and st.st_uid != uid:
+            raise UnsafeCacheError(f'{path} is owned by user id {st.st_uid}, '
+                                   f'not by this user ({uid})')
+        if st.st_mode & 0o022:
+            raise UnsafeCacheError(f'{path} is writable by other users')
+        if st.st_size > limit:
+            raise UnsafeCacheError(f'{path} has {st.st_size} bytes, more '
+                                   f'than {limit}')
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b''.join(chunks)
+    finally:
+        os.close(fd)
+
+
+def record_path(target: Path) -> Path:
+    r"""The file that records the SHA-256 of the library ``target``."""
+    return target.with_name(target.name + RECORD_SUFFIX)
+
+
+def _open_cached(target: Path) -> ctypes.CDLL:
+    """Loads the cached library ``target`` after checking its folder, the
+    library and its record, and that the library's SHA-256 is the recorded
+    one; raises :class:`UnsafeCacheError` (refused: never loaded) or
+    :class:`OSError`."""
+    _check_folder(target.parent)
+    try:
+        recorded = _read_private(record_path(target), 1024)
+    except FileNotFoundError:
+        raise UnsafeCacheError(f'no {record_path(target).name} records '
+                               f'the hash of the build that wrote it') \
+            from None
+    data = _read_private(target, _MAX_LIBRARY_BYTES)
+    digest = hashlib.sha256(data).hexdigest()
+    if recorded.decode('ascii', 'replace').strip() != digest:
+        raise UnsafeCacheError(f'its SHA-256 ({digest[:16]}...) is not the '
+                               f'one recorded by the build')
+    return _open(target)
+
+
 def _open(path: Path) -> ctypes.CDLL:
     """Loads and checks a built library; raises :class:`OSError` for every
     kind of damage (unloadable, missing symbol, other ABI)."""
@@ -295,30 +457,37 @@ def _run_compiler(cmd: List[str], st: _State) -> Tuple[bool, str]:
     return True, text
 
 
-def _publish(built: Path, target: Path) -> Optional[str]:
-    """Copies ``built`` into the cache as ``target`` atomically; returns an
-    error text, or ``None``."""
-    tmp = None
+def _write_atomic(data: bytes, target: Path, mode: int) -> None:
+    """Writes ``data`` as ``target`` (temporary name + rename: readers
+    never see half a file)."""
+    fd, tmp = tempfile.mkstemp(prefix=f'.{target.name}-', suffix='.tmp',
+                               dir=target.parent)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f'.{target.stem}-',
-                                   suffix='.tmp', dir=target.parent)
-        with os.fdopen(fd, 'wb') as f, open(built, 'rb') as src:
-            shutil.copyfileobj(src, f)
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, target)  # readers never see half a file
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
         tmp = None
-        return None
-    except OSError as e:
-        return str(e)
     finally:
         if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+            _unlink(Path(tmp))
+
+
+def _publish(built: Path, target: Path) -> Optional[OSError]:
+    """Copies ``built`` into the cache as ``target`` with the record of its
+    SHA-256, each atomically; returns the error (an
+    :class:`UnsafeCacheError` for a refused folder), or ``None``."""
+    try:
+        _make_folder(target.parent)
+        data = built.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        _write_atomic(f'{digest}\n'.encode(), record_path(target), 0o644)
+        _write_atomic(data, target, 0o755)
+        return None
+    except OSError as e:
+        return e
 
 
 def _compile(st: _State, cc: List[str], built: Path) -> Optional[str]:
@@ -360,14 +529,19 @@ def _build(st: _State, cc: List[str], target: Path) -> None:
                 problem = _publish(built, target)
                 if problem is None:
                     try:
-                        lib = _open(target)
+                        lib = _open_cached(target)
                     except OSError as e2:
                         _unlink(target)
                         error = (f'the compiled kernel does not load: {e}; '
                                  f'{e2}')
                 else:
                     error = f'the compiled kernel does not load: {e}'
-            if problem is not None and lib is not None:
+            if isinstance(problem, UnsafeCacheError) and lib is not None:
+                warning = (f'{problem}. The kernel is compiled again in '
+                           f'every process.')
+            elif isinstance(problem, UnsafeCacheError):
+                error += f' ({problem})'
+            elif problem is not None and lib is not None:
                 warning = (f'could not write the compiled CPU kernel to the '
                            f'cache folder {target.parent} ({problem}); it '
                            f'is compiled again in every process. Set '
@@ -415,28 +589,39 @@ def _start(st: _State) -> bool:
         st.status, st.error = 'failed', f'cannot read the kernel source: {e}'
         st.done.set()
         return False
-    if target.exists():
+    if os.path.lexists(target):
         try:
-            st.lib = _open(target)
+            st.lib = _open_cached(target)
             st.status = 'ready'
             st.done.set()
             return False
         except OSError as e:
-            damage = f'the cached kernel {target} is damaged ({e})'
-            try:
-                target.unlink()  # rebuilt below
-            except OSError as e2:
-                st.status = 'failed'
-                st.error = (f'{damage} and cannot be removed ({e2}); delete '
-                            f'it or set REMUL_CACHE_DIR')
-                st.pending_warning = st.error
-                st.done.set()
-                return False
+            if not _folder_refused(target.parent):
+                # damaged, or not the file this user's build wrote: never
+                # loaded, deleted and rebuilt
+                damage = f'the cached kernel {target} is damaged ({e})'
+                try:
+                    target.unlink()  # rebuilt below
+                except OSError as e2:
+                    st.status = 'failed'
+                    st.error = (f'{damage} and cannot be removed ({e2}); '
+                                f'delete it or set REMUL_CACHE_DIR')
+                    st.pending_warning = st.error
+                    st.done.set()
+                    return False
+            # a refused folder is left alone; the build warns about it
     st.status = 'building'
     thread = threading.Thread(target=_build, args=(st, cc, target),
                               name='remul-kernel-build', daemon=True)
     thread.start()
     return True
+
+
+def _folder_refused(folder: Path) -> bool:
+    try:
+        return _folder_problem(folder) is not None
+    except OSError:
+        return False
 
 
 def _emit_warning(st: _State) -> None:

@@ -13,8 +13,9 @@ gathers ``R[g]`` (any strides, so ``R.transpose(1, 2)`` costs no copy) and
 ``t[g]``, and writes ``R[g] x_i + t[g]`` accumulated in float32 (float64 for
 float64 input). Nothing is read on the host: rows whose graph index is
 invalid (``batch`` outside ``[0, B)``, or a row outside its ``ptr`` range
-because ``ptr`` is not sorted) are never read out of bounds and come out as
-NaN; the value checks that raise run only in debug mode, in the caller.
+because ``ptr`` is not sorted or does not run from 0 to ``N``) are never
+read out of bounds and come out as NaN; the value checks that raise run
+only in debug mode, in the caller.
 """
 import os
 import threading

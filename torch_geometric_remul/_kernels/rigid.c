@@ -17,8 +17,11 @@
  * that the caller needs no separate pass over ptr/index: they return -1 on
  * success, else the smallest offending position (a graph g whose range
  * ptr[g]..ptr[g+1] is decreasing or outside [0, N], or a row i whose index
- * is outside [0, B)). Rows of valid graphs are written either way; nothing
- * is ever read or written out of bounds. */
+ * is outside [0, B)). The ptr entry points first check the ends, ptr[0] == 0
+ * and ptr[B] == N (otherwise some rows would belong to no graph and stay
+ * unwritten), and return B, writing nothing, when they do not hold. Rows of
+ * valid graphs are written otherwise; nothing is ever read or written out of
+ * bounds. */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -143,6 +146,8 @@ static int64_t dispatch(int is_ptr, int is_f64, const void *x, void *out,
   k.count = count;
   k.B = B;
   k.N = N;
+  if (is_ptr && (seg[0] != 0 || seg[count] != N))
+    return count; /* rows outside [ptr[0], ptr[B]) belong to no graph */
   for (int i = 0; i < MAX_THREADS; ++i) k.bad[i] = -1;
   if (nthreads > MAX_THREADS) nthreads = MAX_THREADS;
   if (nthreads > 1 && count >= nthreads && gomp_parallel != NULL)

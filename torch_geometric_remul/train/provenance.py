@@ -7,6 +7,14 @@ trained it in its checkpoint, so that a benchmark reusing finished runs can
 tell a current run from a stale one. Nothing here ever fails a run: when
 ``git`` is missing, the package is not in a git checkout, or a command does
 not answer within a few seconds, the git fields are ``None``.
+
+Git reads the repository's own configuration, which can name commands to
+run (``core.fsmonitor``, hooks, a pager, filters, external diff drivers). So
+git is asked about a repository only when that repository tracks the
+package's own sources (``<package>/__init__.py``; a wheel installed in a
+virtual environment inside some other repository is not tracked there, and
+its code version is unknown rather than that repository's commit), and every
+command runs with those commands switched off (:func:`_git`).
 """
 import hashlib
 import os
@@ -23,17 +31,73 @@ GIT_TIMEOUT = 5.0
 _PACKAGE_DIR = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
-def _git(args: List[str], cwd: str) -> Optional[bytes]:
-    r"""The output of ``git <args>`` run in ``cwd``, or ``None`` when git
-    is missing, fails or does not answer in time."""
+#: Options that keep git from running any command named by a
+#: repository's configuration: no file-system monitor, no hooks, no pager,
+#: no external diff, no submodule recursion.
+_GIT_SAFE = ('--no-pager', '-c', 'core.fsmonitor=', '-c',
+             'core.hooksPath=/dev/null', '-c', 'core.pager=cat', '-c',
+             'diff.external=', '-c', 'submodule.recurse=false', '-c',
+             'core.untrackedCache=false')
+#: Filter-driver keys blanked for every driver the configuration names
+#: (an empty command disables it; ``required`` is set to false, so that the
+#: file is read as it is).
+_FILTER_KEYS = ('clean', 'smudge', 'process')
+
+
+def _run_git(args: List[str], cwd: str) -> Optional[bytes]:
+    env = dict(os.environ, GIT_OPTIONAL_LOCKS='0', LC_ALL='C',
+               GIT_TERMINAL_PROMPT='0', GIT_PAGER='cat', PAGER='cat')
+    for name in ('GIT_EXTERNAL_DIFF', 'GIT_DIR', 'GIT_WORK_TREE',
+                 'GIT_INDEX_FILE'):
+        env.pop(name, None)
     try:
-        res = subprocess.run(['git', *args], cwd=cwd, capture_output=True,
-                             timeout=GIT_TIMEOUT,
-                             env=dict(os.environ, GIT_OPTIONAL_LOCKS='0',
-                                      LC_ALL='C'))
+        res = subprocess.run(['git', *_GIT_SAFE, *args], cwd=cwd,
+                             stdin=subprocess.DEVNULL, capture_output=True,
+                             timeout=GIT_TIMEOUT, env=env)
     except (OSError, subprocess.SubprocessError):
         return None
     return res.stdout if res.returncode == 0 else None
+
+
+def _filter_overrides(cwd: str) -> List[str]:
+    """``-c filter.<name>.<key>=`` for every filter driver the
+    configuration defines (reading the configuration runs nothing)."""
+    out = _run_git(['config', '--null', '--name-only', '--get-regexp',
+                    r'^filter\.'], cwd)
+    if out is None:  # exit 1: no filter defined (or no git at all)
+        return []
+    names = set()
+    for key in out.decode(errors='replace').split('\0'):
+        if key.startswith('filter.') and key.count('.') >= 2:
+            names.add(key[len('filter.'):key.rindex('.')])
+    return [arg for name in sorted(names)
+            for setting in (*(f'filter.{name}.{k}=' for k in _FILTER_KEYS),
+                            f'filter.{name}.required=false')
+            for arg in ('-c', setting)]
+
+
+def _git(args: List[str], cwd: str,
+         filters: Optional[List[str]] = None) -> Optional[bytes]:
+    r"""The output of ``git <args>`` run in ``cwd``, or ``None`` when git
+    is missing, fails or does not answer in time. Git runs without any
+    command a repository's configuration could name: no file-system
+    monitor, hooks, pager or external diff, ``GIT_OPTIONAL_LOCKS=0``, and
+    ``filters`` (from :func:`_filter_overrides`) blanking its filter
+    drivers; ``diff`` runs with ``--no-ext-diff --no-textconv``."""
+    if args and args[0] == 'diff':
+        args = ['diff', '--no-ext-diff', '--no-textconv', *args[1:]]
+    return _run_git([*(filters or []), *args], cwd)
+
+
+def _tracks_package(package_dir: str) -> bool:
+    """Whether the repository around ``package_dir`` tracks the package's
+    own ``__init__.py`` (the package is that repository's source, not a copy
+    installed somewhere inside it)."""
+    init = osp.join(package_dir, '__init__.py')
+    if not osp.isfile(init):
+        return False
+    return _git(['ls-files', '--error-unmatch', '--', '__init__.py'],
+                package_dir) is not None
 
 
 def code_version(package_dir: Optional[str] = None) -> Dict[str, Any]:
@@ -41,8 +105,10 @@ def code_version(package_dir: Optional[str] = None) -> Dict[str, Any]:
     'package_dirty', 'package_diff_sha256', 'package_tree'}``.
 
     * ``commit``: the git commit (40 hex digits) of the checkout the
-      package lives in, ``None`` when it is not in a git checkout (e.g.
-      installed from a wheel) or git is unavailable;
+      package lives in, ``None`` when it is not in a git checkout, when
+      that checkout does not track the package's sources (e.g. a wheel
+      installed in a virtual environment inside another repository) or
+      git is unavailable;
     * ``dirty``: whether any tracked file of the work tree differs from
       the commit, or untracked files exist (``None`` without git);
     * ``package_dirty``: the same for the package's own sources (the code
@@ -72,27 +138,33 @@ def code_version(package_dir: Optional[str] = None) -> Dict[str, Any]:
     package_dir = package_dir or _PACKAGE_DIR
     out = {'commit': None, 'dirty': None, 'package_dirty': None,
            'package_diff_sha256': None, 'package_tree': None}
+    if not _tracks_package(package_dir):
+        return out
     head = _git(['rev-parse', 'HEAD'], package_dir)
     top = _git(['rev-parse', '--show-toplevel'], package_dir)
     if head is None or top is None:
         return out
+    filters = _filter_overrides(package_dir)
     out['commit'] = head.decode().strip()
     prefix = _git(['rev-parse', '--show-prefix'], package_dir)
     tree = None if prefix is None else _git(
         ['rev-parse', 'HEAD:' + prefix.decode().strip()], package_dir)
     if tree is not None:
         out['package_tree'] = tree.decode().strip() or None
-    status = _git(['status', '--porcelain'], package_dir)
+    status = _git(['status', '--porcelain', '--ignore-submodules=all'],
+                  package_dir, filters)
     package = ['--', package_dir]
-    own = _git(['status', '--porcelain', *package], package_dir)
+    own = _git(['status', '--porcelain', '--ignore-submodules=all',
+                *package], package_dir, filters)
     if status is None or own is None:
         return out
     out['dirty'] = bool(status.strip())
     out['package_dirty'] = bool(own.strip())
     if out['package_dirty']:
-        diff = _git(['diff', 'HEAD', '--binary', *package], package_dir)
+        diff = _git(['diff', 'HEAD', '--binary', *package], package_dir,
+                    filters)
         untracked = _git(['ls-files', '--others', '--exclude-standard', '-z',
-                          *package], package_dir)
+                          *package], package_dir, filters)
         if diff is not None and untracked is not None:
             digest = hashlib.sha256(diff)
             root = top.decode().strip()
