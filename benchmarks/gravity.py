@@ -27,11 +27,11 @@ split; every model here accepts variable graph sizes).
 
 Selection: each run's metrics are those of the model at its epoch of lowest
 validation MSE (validated every ``--val-every`` epochs and at the last).
-Statistics: mean over seeds with a 95% Student-t interval; paired bootstrap
-intervals (10,000 resamples over seeds) of REMUL - augmentation, REMUL -
-EGNN and REMUL - plain per backbone, on the test and the
-out-of-distribution MSE and on E' (the paper's Eq. 9), "tie" when the
-interval contains 0. Rows without
+Statistics: mean over seeds with a 95% Student-t interval; paired
+Student-t intervals over seeds (``_stats.PAIRED_METHOD``) of REMUL -
+augmentation, REMUL - EGNN and REMUL - plain per backbone, on the test
+and the out-of-distribution MSE and on E' (the paper's Eq. 9), "tie" (not
+shown to differ) when the interval contains 0. Rows without
 every requested seed finished are listed as missing (``--report-only``
 tabulates only finished rows and trains nothing). Finished runs are reused
 when the package code is the same, so an interrupted benchmark continues.
@@ -64,6 +64,7 @@ from _runs import (  # noqa: E402
     finished_configs,
     interval_panel,
     interval_payload,
+    rerender,
     run_all,
     selected_rows,
     write_outputs,
@@ -183,8 +184,8 @@ def markdown(payload: Dict) -> str:
         'MSE x 1e-3 (length^2) and E\' x 1e-2 (length): mean [95% '
         't-interval] over seeds, at each run\'s best-validation epoch. '
         'OOD / test: the ratio per seed, averaged. Differences: paired '
-        'bootstrap over seeds (10,000 resamples, 95% percentile interval); '
-        '"tie" when the interval contains 0.']
+        'Student-t 95% interval over seeds; "tie" (not shown to differ) '
+        'when the interval contains 0.']
     for name, part in payload['protocols'].items():
         lines = ['', f'#### {part["title"]} (`--source {name}`)', '',
                  f'| model / loss | {part["test"]} | {part["ood"]} | '
@@ -250,6 +251,10 @@ def main(argv=None):
     parser.add_argument('--beta', type=float, default=1.0)
     add_protocol_arguments(parser, epochs=60, val_every=1, work=True)
     args = parser.parse_args(argv)
+    if args.from_json:
+        print('wrote', ', '.join(rerender('gravity', args.from_json,
+                                          markdown, plot)))
+        return 0
     configs = selected_rows(parser, CONFIGS, args.only)
     common = dict(task='gravity', epochs=args.epochs, beta=args.beta,
                   val_every=args.val_every, data_root=args.data_root)

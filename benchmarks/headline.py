@@ -33,8 +33,8 @@ Rows, in the order they are trained:
 Selection: each run's test metrics are those of the model at its epoch of
 lowest validation MSE (validated every ``--val-every`` epochs and at the
 last). Statistics: mean over seeds with a 95% Student-t interval; paired
-bootstrap intervals (10,000 resamples over seeds) of REMUL - augmentation,
-REMUL - augmentation x2, REMUL - EGNN and REMUL - plain, "tie" when the
+Student-t intervals over seeds (``_stats.PAIRED_METHOD``) of the
+differences in ``COMPARISONS``, "tie" (not shown to differ) when the
 interval contains 0. Only rows with every requested seed finished are
 tabulated; the others are listed as missing (``--jobs 2`` trains two runs at
 once; an interrupted run starts over, finished runs are reused when the
@@ -70,9 +70,11 @@ from _stats import (  # noqa: E402
 from _runs import (  # noqa: E402
     QUICK,
     add_protocol_arguments,
+    code_lines,
     finished_configs,
     interval_panel,
     interval_payload,
+    rerender,
     run_all,
     saved_results,
     selected_rows,
@@ -250,6 +252,7 @@ def markdown(payload: Dict) -> str:
     lines += segnn_search_lines(payload.get('segnn_search'))
     lines += comparison_table(payload['comparisons'], MSE_AND_E_PRIME)
     lines += missing_lines(payload['missing'])
+    lines += code_lines(payload['rows'])
     return '\n'.join(lines) + '\n'
 
 
@@ -335,6 +338,10 @@ def main(argv=None):
                         help='epochs of the SEGNN row and of its '
                         'learning-rate search (default %(default)s)')
     args = parser.parse_args(argv)
+    if args.from_json:
+        print('wrote', ', '.join(rerender('headline', args.from_json,
+                                          markdown, plot)))
+        return 0
     configs = selected_rows(parser, CONFIGS, args.only)
     common = dict(task='nbody', epochs=args.epochs, val_every=args.val_every,
                   data_root=args.data_root)
