@@ -494,6 +494,57 @@ def interval_panel(ax, rows: List[Dict], key: str, scale: float = 1.0,
     ax.set_xlabel(xlabel)
 
 
+def paired_panel(ax, comparisons: List[Dict], scale: float = 1.0,
+                 xlabel: str = '', relative: bool = False,
+                 label=lambda c: f'{c["a"]} - {c["b"]}',
+                 limit: Optional[float] = None) -> None:
+    """Draws the paired differences ``a - b`` of ``comparisons``
+    (``_stats.compare``) as a forest plot: per comparison, the mean
+    difference with its paired 95% t-interval (the verdicts' basis, unlike
+    the rows' own intervals), filled when the interval excludes 0, open
+    for a tie, with the sign-flip p-value and the seeds on which ``a`` is
+    lower written next to it; a vertical line at 0. Values are multiplied
+    by ``scale``, or with ``relative`` given in percent of ``b``'s mean
+    (``b_mean``). ``label(c)`` names each line. With ``limit``, the axis
+    ends at +-``limit``: an interval reaching beyond is cut there (an
+    arrow head) and written out in full."""
+    ys = list(range(len(comparisons)))
+    for y, c in zip(ys, comparisons):
+        d = c['difference']
+        unit = 100 / abs(c['b_mean']) if relative else scale
+        est = d['estimate'] * unit
+        low = d['low'] * unit if d['low'] is not None else est
+        high = d['high'] * unit if d['high'] is not None else est
+        tie = c['verdict'] == 'tie'
+        colour = 'gray' if tie else ('C2' if est < 0 else 'C3')
+        p = c.get('p_sign_flip')
+        note = (f'p={p:.3g}, ' if p is not None else '') + \
+            f'{c.get("a_lower_on", "?")}/{len(c["seeds"])}'
+        if limit is not None and (low < -limit or high > limit):
+            note = f'[{low:.3g}, {high:.3g}] cut; ' + note
+            for end, marker in ((low, '<'), (high, '>')):
+                if abs(end) > limit:
+                    ax.plot([limit if end > 0 else -limit], [y], marker,
+                            color=colour)
+            low, high = max(low, -limit), min(high, limit)
+            est = min(max(est, -limit), limit)
+        ax.errorbar([est], [y], xerr=[[est - low], [high - est]], fmt='o',
+                    capsize=3, color=colour,
+                    mfc='white' if tie else colour)
+        ax.annotate(note, (high, y), xytext=(4, 0),
+                    textcoords='offset points', va='center', fontsize=6,
+                    color=colour)
+    ax.axvline(0.0, color='black', lw=0.8)
+    ax.set_yticks(ys, [label(c) for c in comparisons], fontsize=7)
+    ax.set_ylim(len(comparisons) - 0.5, -0.5)
+    ax.grid(axis='x', alpha=0.3)
+    if limit is not None:
+        ax.set_xlim(-limit * 1.05, limit * 1.6)
+    else:
+        ax.margins(x=0.25)
+    ax.set_xlabel(xlabel or ('a - b, % of b' if relative else 'a - b'))
+
+
 class Figures:
     """What the ``plot`` callbacks of :func:`write_outputs` draw with:
     ``subplots`` as in :mod:`matplotlib.pyplot`, but on a

@@ -64,6 +64,7 @@ from _runs import (  # noqa: E402
     finished_configs,
     interval_panel,
     interval_payload,
+    paired_panel,
     rerender,
     run_all,
     selected_rows,
@@ -225,8 +226,10 @@ def plot(payload: Dict):
     panels = ('mse', 'ood_mse', 'planets_mse')
 
     def draw(figures):
-        fig, axes = figures.subplots(len(protocols), 3, squeeze=False,
-                                     figsize=(15, 3.6 * len(protocols)))
+        fig, axes = figures.subplots(
+            len(protocols), 4, squeeze=False,
+            figsize=(21, 3.8 * len(protocols)),
+            gridspec_kw={'width_ratios': (1, 1, 1, 1.15)})
         for axrow, (name, part) in zip(axes, protocols):
             for ax, key in zip(axrow, panels):
                 interval_panel(ax, part['rows'], key, 1e3,
@@ -235,11 +238,20 @@ def plot(payload: Dict):
                 title = part['test'] if key == 'mse' else \
                     part['ood'] if key == 'ood_mse' else 'test, 5 planets'
                 ax.set_title(f'{name}: {title}', fontsize=8)
-            axrow[0].legend(fontsize=7, loc='lower right')
+            ax = axrow[3]
+            paired_panel(ax, [c for c in part['comparisons']
+                              if c['key'] == 'mse'], 1e3,
+                         'paired difference of test MSE x 1e-3')
+            ax.yaxis.tick_right()
+            ax.set_title(f'{name}: paired differences a - b over seeds '
+                         f'(95% t-interval; open: tie)', fontsize=8)
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, fontsize=8, loc='upper right')
         fig.suptitle(f'Gravity (simulated, GATr setup): error bars are 95% '
                      f't-intervals of the mean over '
-                     f'{len(payload["seeds"])} seeds', fontsize=9)
-        fig.tight_layout()
+                     f'{len(payload["seeds"])} seeds (rows) and of the '
+                     f'paired seed-wise differences (right)', fontsize=9)
+        fig.tight_layout(rect=(0, 0, 1, 0.95))
         return fig
     return draw
 

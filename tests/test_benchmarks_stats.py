@@ -11,6 +11,7 @@ import json
 import os.path as osp
 import sys
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -541,3 +542,46 @@ def test_code_lines_name_every_code_version():
                               'code_versions': [again]}]) == [
         '', 'Code of every run: package tree 0d37504 (commits e61a88b, '
         '8ae0272).']
+
+
+def test_speed_from_json_redraws_the_committed_table(tmp_path):
+    speed = _script('speed')
+    path = tmp_path / 'speed.json'
+    path.write_text(Path(RESULTS, 'speed.json').read_text())
+    assert speed.main(['--from-json', str(path)]) == 0
+    with open(osp.join(RESULTS, 'speed.md')) as f:
+        assert (tmp_path / 'speed.md').read_text() == f.read()
+    assert (tmp_path / 'speed.png').stat().st_size > 0
+    # the figure's training bar: the faster of the unfused and fused step
+    row = {'train_vs_SEGNN': 3.3, 'fused_vs_SEGNN': 3.9}
+    assert speed.train_vs_segnn(row) == 3.9
+    assert speed.train_vs_segnn(dict(row, fused_vs_SEGNN=None)) == 3.3
+    assert speed.workload_name({'workload': 'MD17', 'graphs': 100}) == \
+        '21-node random\ngraphs x 100'
+
+
+def test_headline_validated_epochs():
+    headline = _script('headline')
+    assert headline.validated_epochs(3, 5, 300) == [5, 10, 15]
+    assert headline.validated_epochs(60, 5, 300)[-1] == 300
+    assert headline.validated_epochs(3, 5, 12) == [5, 10, 12]
+
+
+def test_paired_figure_from_the_results(tmp_path, capsys):
+    paired = _script('paired')
+    found = paired.collect(RESULTS)
+    benchmarks = {w.split(':')[0].split(' ')[0] for w, _ in found}
+    assert {'N-body', 'gravity', 'data', 'mocap', 'MD17'} <= benchmarks
+    assert all(c['key'] == 'mse' for _, c in found)
+    for (_, test), panel in zip(paired.PANELS, ('REMUL - augmentation',
+                                                'REMUL - EGNN')):
+        assert any(test(c['a'], c['b']) for _, c in found), panel
+    for name in ('headline', 'gravity'):
+        (tmp_path / f'{name}.json').write_text(
+            Path(RESULTS, f'{name}.json').read_text())
+    assert paired.main(['--results', str(tmp_path)]) == 0
+    assert (tmp_path / 'paired.png').stat().st_size > 0
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    with pytest.raises(SystemExit):
+        paired.main(['--results', str(empty)])
