@@ -32,8 +32,8 @@ the model at its epoch of lowest validation MSE. E and E' are measured on
 100 graphs with 10 group elements each (instead of 200 x 20). Statistics:
 mean over seeds with a 95% Student-t interval; paired Student-t
 intervals over seeds (``_stats.PAIRED_METHOD``) of the differences in
-COMPARISONS, "tie" (not shown to differ) when the interval contains 0. "+ REMUL" runs two forward passes per step,
-"+ augmentation" one.
+COMPARISONS, "tie" (not shown to differ) when the interval contains 0.
+"+ REMUL" runs two forward passes per step, "+ augmentation" one.
 
 Writes benchmarks/results/mocap.{json,md,png} (``--quick``: a smoke run,
 written into a temporary directory). Finished runs under runs/bench-mocap/

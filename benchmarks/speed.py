@@ -46,6 +46,7 @@ from _runs import load_results, write_outputs  # noqa: E402
 from _timing import interleaved_median, keep_freed_memory, machine_description  # noqa: E402
 from torch_geometric_remul.nn import RemulLoss  # noqa: E402
 from torch_geometric_remul.nn.models import build_model  # noqa: E402
+from torch_geometric_remul.train.provenance import provenance  # noqa: E402
 
 MODELS = [('MLP', 'mlp'), ('GNN', 'gnn'), ('Transformer', 'transformer'),
           ('EGNN', 'egnn'), ('SEGNN', 'segnn')]
@@ -190,8 +191,9 @@ def main(argv=None):
           f'{args.repeats} interleaved repeats (median)\n')
     rows = measure((('N-body', nbody), ('MD17', md17)), graphs, device,
                    args.repeats, warmup)
-    payload = {'machine': where, 'device': str(device),
-               'repeats': args.repeats, 'rows': rows}
+    # the code version, library versions and machine, as the other JSONs
+    payload = dict(provenance(), machine_description=where,
+                   device=str(device), repeats=args.repeats, rows=rows)
     text = markdown(payload)
     print('\n' + text)
     name = 'speed' if device.type == 'cpu' else f'speed_{device.type}'
@@ -205,8 +207,9 @@ def main(argv=None):
 def markdown(payload: Dict) -> str:
     """The table and the goals of a written speed JSON."""
     device = torch.device(payload['device'])
-    text = table(payload['rows'],
-                 f'Speed on {device.type} ({payload["machine"]})')
+    # speed.json before it recorded its provenance: "machine" is the text
+    where = payload.get('machine_description', payload['machine'])
+    text = table(payload['rows'], f'Speed on {device.type} ({where})')
     return text + '\nGoals:\n' + goals(payload['rows'])
 
 
