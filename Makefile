@@ -82,6 +82,7 @@ results: $(VENV)/.accel
 	$(PY) benchmarks/beta_sweep.py --jobs $(JOBS)
 	$(PY) benchmarks/md17.py --jobs $(JOBS)
 	$(PY) benchmarks/mocap.py --jobs $(JOBS)
+	$(PY) benchmarks/paired.py
 	$(PY) benchmarks/speed.py
 
 # The documentation site (docs/): Sphinx + myst-parser + furo from the `docs`

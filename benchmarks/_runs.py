@@ -193,8 +193,65 @@ def add_protocol_arguments(parser, epochs: int, val_every: Optional[int]
     parser.add_argument('--report-only', action='store_true',
                         help='train nothing; tabulate the rows whose every '
                         'seed finished')
+    add_from_json_argument(parser)
     parser.add_argument('--data-root', default='data')
     parser.add_argument('--quick', action='store_true')
+
+
+def add_from_json_argument(parser) -> None:
+    """``--from-json JSON``: train and read no run; recompute the paired
+    comparisons of a written results JSON from its per-seed values and
+    write its JSON, table and figure again (:func:`rerender`)."""
+    parser.add_argument('--from-json', metavar='JSON', default=None,
+                        help='train nothing and read no run: recompute the '
+                        'paired comparisons of a written results JSON from '
+                        'its per-seed values and write its .json, .md and '
+                        '.png again, next to it')
+
+
+def load_results(path: str) -> Dict:
+    """A results JSON written by :func:`write_outputs` (a missing or
+    damaged file is a ValueError naming it)."""
+    try:
+        with open(path) as f:
+            payload = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f'cannot read the results JSON {path!r}: {e}') \
+            from e
+    if not isinstance(payload, dict):
+        raise ValueError(f'{path!r} is not a results JSON (expected an '
+                         f'object at the top)')
+    return payload
+
+
+def rerender(name: str, path: str, markdown, plot=None, refresh=None
+             ) -> List[str]:
+    """Writes the outputs of a results JSON again without training or
+    reading a run: every stored comparison is recomputed from the rows'
+    per-seed values (``_stats.recompute_comparisons``), ``refresh(payload)``
+    updates what else depends on them (e.g. the beta sweep's monotonicity),
+    the payload records the paired method, and ``markdown(payload)`` and
+    ``plot(payload)`` (a ``plot(figures)`` callback) are written next to
+    ``path`` as ``<name>.{json,md,png}``. Prints every verdict that
+    changed; returns the paths written."""
+    from _stats import PAIRED_METHOD, recompute_comparisons
+    payload = load_results(path)
+    changes = recompute_comparisons(payload)
+    if refresh is not None:
+        refresh(payload)
+    payload.pop('bootstrap_resamples', None)
+    payload['paired_method'] = PAIRED_METHOD
+    for where, old, new in changes:
+        if old['verdict'] != new['verdict']:
+            extra = ''.join(f' [{k} {old[k]}]' for k in
+                            ('molecule', 'num_train') if k in old)
+            print(f'{name} ({where}): {old["a"]} - {old["b"]} '
+                  f'({old["key"]}){extra}: {old["verdict"]} -> '
+                  f'{new["verdict"]}')
+    table = markdown(payload)
+    return write_outputs(name, payload, table,
+                         plot(payload) if plot is not None else None,
+                         directory=osp.dirname(osp.abspath(path)))
 
 
 def selected_rows(parser, configs: List[Dict],
@@ -213,9 +270,10 @@ def interval_payload(seeds: Sequence[int], **fields) -> Dict:
     """The JSON of a table under the evaluation protocol: its provenance
     (:func:`run_provenance`), the seeds, how intervals and differences are
     computed, and ``fields``."""
+    from _stats import PAIRED_METHOD
     return dict(run_provenance(), seeds=list(seeds),
                 interval='95% Student-t interval of the mean over seeds',
-                bootstrap_resamples=10_000, **fields)
+                paired_method=PAIRED_METHOD, **fields)
 
 
 def _train_one(values: Dict) -> float:
@@ -375,10 +433,8 @@ def write_outputs(name: str, payload: Dict, table: str,
     os.makedirs(directory, exist_ok=True)
     paths = [osp.join(directory, f'{name}.json'),
              osp.join(directory, f'{name}.md')]
-    with open(paths[0], 'w') as f:
-        json.dump(payload, f, indent=2)
-    with open(paths[1], 'w') as f:
-        f.write(table)
+    _write_atomic(paths[0], json.dumps(payload, indent=2))
+    _write_atomic(paths[1], table)
     if plot is not None:
         try:
             from matplotlib.figure import Figure
@@ -386,8 +442,19 @@ def write_outputs(name: str, payload: Dict, table: str,
             return paths
         fig = plot(Figures(Figure))
         paths.append(osp.join(directory, f'{name}.png'))
-        fig.savefig(paths[-1], dpi=100)
+        tmp = paths[-1] + '.tmp.png'
+        fig.savefig(tmp, dpi=100)
+        os.replace(tmp, paths[-1])
     return paths
+
+
+def _write_atomic(path: str, text: str) -> None:
+    """Writes ``text`` to ``path`` through a temporary file in the same
+    directory, so that an interrupted write leaves the old file."""
+    tmp = f'{path}.tmp'
+    with open(tmp, 'w') as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 def interval_panel(ax, rows: List[Dict], key: str, scale: float = 1.0,
@@ -425,6 +492,57 @@ def interval_panel(ax, rows: List[Dict], key: str, scale: float = 1.0,
     ax.set_ylim(len(rows) - 0.5, -0.5)  # first row on top
     ax.grid(axis='x', alpha=0.3)
     ax.set_xlabel(xlabel)
+
+
+def paired_panel(ax, comparisons: List[Dict], scale: float = 1.0,
+                 xlabel: str = '', relative: bool = False,
+                 label=lambda c: f'{c["a"]} - {c["b"]}',
+                 limit: Optional[float] = None) -> None:
+    """Draws the paired differences ``a - b`` of ``comparisons``
+    (``_stats.compare``) as a forest plot: per comparison, the mean
+    difference with its paired 95% t-interval (the verdicts' basis, unlike
+    the rows' own intervals), filled when the interval excludes 0, open
+    for a tie, with the sign-flip p-value and the seeds on which ``a`` is
+    lower written next to it; a vertical line at 0. Values are multiplied
+    by ``scale``, or with ``relative`` given in percent of ``b``'s mean
+    (``b_mean``). ``label(c)`` names each line. With ``limit``, the axis
+    ends at +-``limit``: an interval reaching beyond is cut there (an
+    arrow head) and written out in full."""
+    ys = list(range(len(comparisons)))
+    for y, c in zip(ys, comparisons):
+        d = c['difference']
+        unit = 100 / abs(c['b_mean']) if relative else scale
+        est = d['estimate'] * unit
+        low = d['low'] * unit if d['low'] is not None else est
+        high = d['high'] * unit if d['high'] is not None else est
+        tie = c['verdict'] == 'tie'
+        colour = 'gray' if tie else ('C2' if est < 0 else 'C3')
+        p = c.get('p_sign_flip')
+        note = (f'p={p:.3g}, ' if p is not None else '') + \
+            f'{c.get("a_lower_on", "?")}/{len(c["seeds"])}'
+        if limit is not None and (low < -limit or high > limit):
+            note = f'[{low:.3g}, {high:.3g}] cut; ' + note
+            for end, marker in ((low, '<'), (high, '>')):
+                if abs(end) > limit:
+                    ax.plot([limit if end > 0 else -limit], [y], marker,
+                            color=colour)
+            low, high = max(low, -limit), min(high, limit)
+            est = min(max(est, -limit), limit)
+        ax.errorbar([est], [y], xerr=[[est - low], [high - est]], fmt='o',
+                    capsize=3, color=colour,
+                    mfc='white' if tie else colour)
+        ax.annotate(note, (high, y), xytext=(4, 0),
+                    textcoords='offset points', va='center', fontsize=6,
+                    color=colour)
+    ax.axvline(0.0, color='black', lw=0.8)
+    ax.set_yticks(ys, [label(c) for c in comparisons], fontsize=7)
+    ax.set_ylim(len(comparisons) - 0.5, -0.5)
+    ax.grid(axis='x', alpha=0.3)
+    if limit is not None:
+        ax.set_xlim(-limit * 1.05, limit * 1.6)
+    else:
+        ax.margins(x=0.25)
+    ax.set_xlabel(xlabel or ('a - b, % of b' if relative else 'a - b'))
 
 
 class Figures:

@@ -1,17 +1,21 @@
 """Intervals over seeds for the benchmark tables: the mean with a Student-t
-interval, a *paired* bootstrap interval for the mean difference of two
-methods run on the same seeds, a verdict that calls a difference whose
-interval contains 0 a tie, and formatting for tables.
+interval, a *paired* Student-t interval for the mean difference of two
+methods run on the same seeds with the exact sign-flip p-value, a verdict
+that calls a difference whose interval contains 0 a tie ("not shown to
+differ"), formatting for tables, and the recomputation of every stored
+comparison of a results JSON from its per-seed values.
 
 Example:
 
-    >>> from _stats import mean_interval, paired_bootstrap, verdict
+    >>> from _stats import mean_interval, paired_t, sign_flip_p, verdict
     >>> iv = mean_interval([0.011, 0.012, 0.0105, 0.0118, 0.0112])
     >>> print(iv.format(4))
     0.0113 [0.0105, 0.0121]
-    >>> diff = paired_bootstrap([1.0, 1.1, 0.9], [2.0, 2.2, 1.9])
+    >>> diff = paired_t([1.0, 1.1, 0.9], [2.0, 2.2, 1.9])
     >>> verdict(diff, 'REMUL', 'augmentation')
     'REMUL lower'
+    >>> sign_flip_p([1.0, 1.1, 0.9], [2.0, 2.2, 1.9])  # 3 pairs: >= 2/8
+    0.25
 """
 import math
 from dataclasses import asdict, dataclass
@@ -140,35 +144,61 @@ def mean_interval(values: Sequence[float],
                     't')
 
 
-def paired_bootstrap(a: Sequence[float], b: Sequence[float],
-                     num_resamples: int = 10_000, confidence: float = 0.95,
-                     seed: int = 0) -> Interval:
-    """Percentile bootstrap interval of the mean difference ``a - b`` of two
-    methods measured on the same seeds (``a[i]`` and ``b[i]`` share seed
-    ``i``): the seeds are resampled with replacement, the pairs kept
-    together. Reproducible (``numpy.random.default_rng(seed)``)."""
+#: the method of every paired comparison (stored in each comparison of the
+#: JSONs as ``method``)
+PAIRED_METHOD = ('paired Student-t 95% interval of the mean seed-wise '
+                 'difference (t with n - 1 degrees of freedom); exact '
+                 'two-sided sign-flip p-value over the 2^n sign assignments')
+
+#: the most pairs the exact sign-flip test enumerates (2^20 assignments)
+MAX_SIGN_FLIP_PAIRS = 20
+
+
+def _paired(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
     x, y = _values(a, 'a'), _values(b, 'b')
     if x.shape != y.shape:
         raise ValueError(f"'a' and 'b' must be paired (same length; got "
                          f"{x.size} and {y.size})")
+    return x - y
+
+
+def paired_t(a: Sequence[float], b: Sequence[float],
+             confidence: float = 0.95) -> Interval:
+    """Student-t interval of the mean difference ``a - b`` of two methods
+    measured on the same seeds (``a[i]`` and ``b[i]`` share seed ``i``):
+    :math:`\\bar d \\pm t_{n-1}\\, s_d / \\sqrt{n}` over the seed-wise
+    differences :math:`d_i = a_i - b_i` (undefined for one pair)."""
+    d = _paired(a, b)
     _check_confidence(confidence)
-    if isinstance(num_resamples, bool) or not isinstance(
-            num_resamples, int) or num_resamples < 1:
-        raise ValueError(f"'num_resamples' must be a positive int (got "
-                         f"{num_resamples!r})")
-    d = x - y
     est = float(d.mean())
     if d.size < 2:
-        return Interval(est, None, None, 1, confidence, 'paired bootstrap')
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, d.size, size=(num_resamples, d.size))
-    means = d[idx].mean(axis=1)
-    tail = 100 * (1 - confidence) / 2
-    low, high = np.percentile(means, [tail, 100 - tail])
-    # a constant difference gives exactly that constant (no rounding drift)
-    low, high = min(float(low), est), max(float(high), est)
-    return Interval(est, low, high, int(d.size), confidence,
-                    'paired bootstrap')
+        return Interval(est, None, None, 1, confidence, 'paired t')
+    half = t_quantile(d.size - 1, confidence) * float(d.std(ddof=1)) / \
+        math.sqrt(d.size)
+    return Interval(est, est - half, est + half, int(d.size), confidence,
+                    'paired t')
+
+
+def sign_flip_p(a: Sequence[float], b: Sequence[float]) -> float:
+    """Exact two-sided sign-flip (randomisation) p-value of the mean
+    difference ``a - b`` of paired values: the share of the :math:`2^n`
+    assignments of signs to the seed-wise differences whose mean is at
+    least as far from 0 as the observed one. With ``n`` pairs it is never
+    below :math:`2 / 2^n` (0.0625 for 5 seeds); 1.0 when every difference
+    is 0."""
+    d = _paired(a, b)
+    n = d.size
+    if n > MAX_SIGN_FLIP_PAIRS:
+        raise ValueError(f'the exact sign-flip test enumerates 2^n sign '
+                         f'assignments; at most {MAX_SIGN_FLIP_PAIRS} pairs '
+                         f'(got {n})')
+    bits = (np.arange(2 ** n)[:, None] >> np.arange(n)) & 1
+    sums = np.abs((1 - 2 * bits) @ d)
+    observed = abs(float(d.sum()))
+    # the observed assignment itself always counts; relative tolerance for
+    # the float rounding of equal sums in another order
+    tol = 1e-12 * max(1.0, float(np.abs(d).sum()))
+    return float(np.count_nonzero(sums >= observed - tol)) / 2 ** n
 
 
 def verdict(diff: Interval, a: str = 'A', b: str = 'B') -> str:
@@ -197,23 +227,39 @@ def paired_by_seed(row_a: Dict, row_b: Dict,
 
 
 def compare(row_a: Dict, row_b: Dict, key: str = 'mse',
-            num_resamples: int = 10_000, seed: int = 0,
             names: Optional[Tuple[str, str]] = None) -> Dict:
-    """Paired comparison of two ``run_all`` rows on ``key``: the bootstrap
-    interval of the mean difference ``a - b``, its verdict and on how many
-    of the seeds ``a`` is lower (``a_lower_on``; robust to one diverged
-    run, which can make the mean's interval a tie), as a dict for JSON
-    (``names`` replace the rows' labels in ``a``, ``b`` and the
-    verdict)."""
+    """Paired comparison of two ``run_all`` rows on ``key``, as a dict for
+    JSON (``names`` replace the rows' labels in ``a``, ``b`` and the
+    verdict): the paired t-interval of the mean difference ``a - b``
+    (:func:`paired_t`), its verdict (``"tie"`` exactly when the interval
+    contains 0), the exact sign-flip p-value (``p_sign_flip``), the means
+    of ``a`` and ``b`` over the paired seeds (``a_mean``, ``b_mean``) and
+    the interval's half-width relative to the larger of them in absolute
+    value (``relative_half_width``: how large a difference, as a share of
+    the compared values, the interval still leaves room for; a share of
+    the smaller mean would blow up next to an exactly equivariant model's
+    E' of about 0),
+    on how many seeds ``a`` is lower (``a_lower_on``; robust to one
+    diverged run, which can make the mean's interval a tie) and the
+    ``method``."""
     a, b, seeds = paired_by_seed(row_a, row_b, key)
     if not seeds:
         raise ValueError(f"rows {row_a['label']!r} and {row_b['label']!r} "
                          f"share no seed with {key!r}")
-    diff = paired_bootstrap(a, b, num_resamples=num_resamples, seed=seed)
+    diff = paired_t(a, b)
     a_name, b_name = names or (row_a['label'], row_b['label'])
+    a_mean, b_mean = float(np.mean(a)), float(np.mean(b))
+    reference = max(abs(a_mean), abs(b_mean))
+    rel = None
+    if diff.defined and reference > 0.0:
+        rel = (diff.high - diff.low) / 2 / reference
     return {'a': a_name, 'b': b_name, 'key': key, 'seeds': seeds,
+            'method': PAIRED_METHOD,
             'difference': diff.as_dict(),
             'verdict': verdict(diff, a_name, b_name),
+            'p_sign_flip': sign_flip_p(a, b),
+            'a_mean': a_mean, 'b_mean': b_mean,
+            'relative_half_width': rel,
             'a_lower_on': sum(x < y for x, y in zip(a, b))}
 
 
@@ -236,10 +282,27 @@ MSE_AND_E_PRIME = {'mse': ('test MSE x 1e-3', 1e3),
                    'E_prime_paper': ("E' (paper) x 1e-2", 1e2)}
 
 #: the sentence above every table of paired differences
-PAIRED_NOTE = ('Paired differences over seeds (bootstrap, 10,000 resamples, '
-               '95% percentile interval); "tie" when the interval contains '
-               '0. "a lower on": the seeds on which the first row is lower '
-               '(robust to one diverged run).')
+PAIRED_NOTE = (
+    'Paired differences over seeds: the mean of the seed-wise differences '
+    'a - b with a 95% Student-t interval (t with n - 1 degrees of freedom). '
+    '"tie" exactly when the interval contains 0: not shown to differ, which '
+    'is not "equal"; "half-width": the interval\'s half-width as a share of '
+    'the larger of the two means, the size of a difference that could '
+    'still hide in it. "p": '
+    'exact two-sided sign-flip p-value over the 2^n sign assignments of the '
+    'differences (with 5 seeds it cannot go below 0.0625). "a lower on": '
+    'the seeds on which the first row is lower (robust to one diverged '
+    'run). Each interval is 95% on its own; no correction for the many '
+    'comparisons of the results pages is applied, so a few intervals that '
+    'exclude 0 are expected by chance alone.')
+
+
+def relative_half_width(c: Dict) -> str:
+    """``"±16%"``: the half-width of a comparison's interval relative to
+    the larger of its two means (``relative_half_width`` of
+    :func:`compare`), ``"-"`` when undefined."""
+    rel = c.get('relative_half_width')
+    return '-' if rel is None else f'±{100 * rel:.0f}%'
 
 
 def comparison_table(comparisons: Sequence[Dict],
@@ -253,8 +316,8 @@ def comparison_table(comparisons: Sequence[Dict],
     if not comparisons:
         return []
     head = ([first[0]] if first else []) + [
-        'difference', 'metric', 'estimate [interval]', 'verdict',
-        'a lower on']
+        'difference', 'metric', 'estimate [95% t-interval]', 'half-width',
+        'p (sign-flip)', 'verdict', 'a lower on']
     lines = ['', PAIRED_NOTE, '', '| ' + ' | '.join(head) + ' |',
              '|' + '---|' * len(head)]
     for c in comparisons:
@@ -263,12 +326,104 @@ def comparison_table(comparisons: Sequence[Dict],
         if first:
             value = c[first[1]]
             lead = [f'{value:,}' if isinstance(value, int) else str(value)]
+        p = c.get('p_sign_flip')
         cells = lead + [f'{c["a"]} - {c["b"]}', name,
                         format_interval(c['difference'], 3, scale),
+                        relative_half_width(c),
+                        '-' if p is None else f'{p:.3g}',
                         c['verdict'],
                         f'{c.get("a_lower_on", "?")}/{len(c["seeds"])}']
         lines.append('| ' + ' | '.join(cells) + ' |')
     return lines
+
+
+def _is_comparison(item) -> bool:
+    return isinstance(item, dict) and 'difference' in item and \
+        'verdict' in item and 'a' in item and 'b' in item
+
+
+#: fields of a comparison that select its rows besides the names
+ROW_SELECTORS = ('num_train', 'molecule')
+
+
+def row_of(rows: Sequence[Dict], name: str, comparison: Dict) -> Dict:
+    """The row a comparison's ``a`` or ``b`` (``name``) stands for: the
+    row with that ``label``, ``row`` (its short name) or ``method``, among
+    those with the comparison's ``num_train`` / ``molecule`` where it has
+    one. A name that matches no row or more than one is a ValueError."""
+    found = [r for r in rows
+             if all(r.get(k) == comparison[k] for k in ROW_SELECTORS
+                    if k in comparison)
+             and name in (r.get('label'), r.get('row'), r.get('method'))]
+    if len(found) != 1:
+        where = ', '.join(f'{k}={comparison[k]!r}' for k in ROW_SELECTORS
+                          if k in comparison)
+        raise ValueError(f'comparison {comparison["a"]!r} - '
+                         f'{comparison["b"]!r}: {len(found)} rows match '
+                         f'{name!r}{" at " + where if where else ""} '
+                         f'(expected exactly one)')
+    return found[0]
+
+
+def recompute_comparisons(payload: Dict) -> List[Tuple[str, Dict, Dict]]:
+    """Recomputes, in place, every comparison stored in a results JSON
+    (any list of :func:`compare` dicts, at any depth) from the per-seed
+    values of the ``rows`` next to it or above it (:func:`row_of`), with
+    the current method; fields that are not :func:`compare`'s own (e.g.
+    ``num_train``) are kept. Returns ``(where, old, new)`` per comparison,
+    ``where`` the keys leading to its list (e.g.
+    ``"tasks/gravity/comparisons"``)."""
+    changes: List[Tuple[str, Dict, Dict]] = []
+
+    def walk(node, rows, where):
+        if isinstance(node, dict):
+            if isinstance(node.get('rows'), list):
+                rows = node['rows']
+            for key, value in node.items():
+                walk(value, rows, f'{where}/{key}' if where else str(key))
+        elif isinstance(node, list):
+            for i, item in enumerate(node):
+                if _is_comparison(item):
+                    if rows is None:
+                        raise ValueError(f'comparison {item["a"]!r} - '
+                                         f'{item["b"]!r} has no rows to '
+                                         f'recompute it from')
+                    new = compare(row_of(rows, item['a'], item),
+                                  row_of(rows, item['b'], item),
+                                  item['key'], names=(item['a'], item['b']))
+                    new.update((k, v) for k, v in item.items()
+                               if k not in new and k not in OLD_FIELDS)
+                    changes.append((where, item, new))
+                    node[i] = new
+                else:
+                    walk(item, rows, where)
+    walk(payload, None, '')
+    return changes
+
+
+def compare_named(rows: Sequence[Dict], pairs: Sequence[Tuple[str, str]],
+                  keys: Sequence[str], **where) -> List[Dict]:
+    """:func:`compare` of every ``(name a, name b)`` of ``pairs`` whose two
+    rows are present among ``rows`` (a name is a row's ``label``, ``row``
+    or ``method``, see :func:`row_of`; ``where``, e.g. ``num_train=300``,
+    restricts the rows and is stored in each comparison), on every key of
+    ``keys``. What the ``--from-json`` re-rendering of a table uses to
+    rebuild its comparisons from a written JSON."""
+    out = []
+    for a, b in pairs:
+        try:
+            ra, rb = (row_of(rows, name, dict(where, a=a, b=b))
+                      for name in (a, b))
+        except ValueError:
+            continue  # a row not in the table (e.g. not finished)
+        out += [dict(compare(ra, rb, key, names=(a, b)), **where)
+                for key in keys]
+    return out
+
+
+#: fields of comparisons written by earlier versions, dropped when
+#: recomputed
+OLD_FIELDS = ('num_resamples',)
 
 
 def missing_lines(missing: Sequence[str]) -> List[str]:
@@ -333,7 +488,9 @@ def compare_rows(rows: Sequence[Dict], pairs: Sequence[Tuple[str, str]],
 
 
 __all__ = ['Interval', 'format_interval', 'error_bars', 't_quantile',
-           'mean_interval', 'paired_bootstrap', 'verdict', 'paired_by_seed',
+           'mean_interval', 'paired_t', 'sign_flip_p', 'PAIRED_METHOD',
+           'PAIRED_NOTE', 'verdict', 'paired_by_seed', 'row_of',
+           'recompute_comparisons', 'relative_half_width', 'compare_named',
            'compare', 'far_seeds', 'interval_cells', 'add_intervals',
            'compare_rows',
            'comparison_table', 'missing_lines', 'far_seed_lines']

@@ -7,6 +7,8 @@ Usage:  python benchmarks/beta_sweep.py [--model gnn] [--epochs 60]
             [--only LABEL ...] [--report-only] [--quick]
         python benchmarks/beta_sweep.py --replot \\
             benchmarks/results/beta_sweep.json
+        python benchmarks/beta_sweep.py --from-json \\
+            benchmarks/results/beta_sweep.json
 
 Runs `remul train --beta B` for B in {0, 0.01, 0.1, 1, 10, 100} (beta = 0 is
 plain training, one run shared by both modes) in each REMUL mode:
@@ -20,22 +22,25 @@ simulator (stand-in for the EGNN files), validated after every epoch.
 Protocol (as the other accuracy tables): each run's test metrics are those
 of the model at its epoch of lowest validation MSE; per row, the mean over
 seeds with a 95% Student-t interval; every row against beta = 0 (plain) as
-a paired bootstrap interval over seeds (10,000 resamples) on test MSE and
-the paper's E' (Eq. 9), "tie" when it contains 0. Monotonicity, per mode:
+a paired Student-t interval over seeds (t with n - 1 degrees of freedom,
+with the exact sign-flip p-value) on test MSE and the paper's E' (Eq. 9),
+"tie" (not shown to differ) when it contains 0. Monotonicity, per mode:
 whether the mean E' (paper) never rises from one beta to the next, and
-whether every rise is a tie (its paired interval contains 0). Every row
+whether every rise is a tie (its paired t-interval contains 0). Every row
 with beta > 0 runs two forward passes per step, beta = 0 one.
 
 Writes benchmarks/results/beta_sweep.{json,md,png} (``--quick``: a smoke
 run into a temporary directory). Finished runs under runs/bench-beta-sweep/
 are reused when the package code is the same (``--report-only`` trains
-nothing and tabulates the rows whose every seed finished).
+nothing and tabulates the rows whose every seed finished; ``--from-json``
+reads no run and recomputes the comparisons, the monotonicity and the
+outputs from a written JSON).
 """
 import argparse
 import os
 import sys
 import tempfile
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _stats import (  # noqa: E402
@@ -56,6 +61,7 @@ from _runs import (  # noqa: E402
     code_lines,
     finished_configs,
     interval_payload,
+    rerender,
     run_all,
     selected_rows,
     write_outputs,
@@ -105,10 +111,10 @@ def all_configs(betas: Sequence[float], modes: Sequence[str],
 def monotone_report(mode: str, rows: List[Dict], key: str = MONOTONE_KEY):
     """``(strictly monotone, monotone within noise, text, rises)`` for one
     mode's rows in increasing beta: whether the mean of ``key`` never rises
-    with beta, and whether every rise is a tie (the paired bootstrap
-    interval of the later minus the earlier row contains 0; with one seed
-    no rise is a tie). ``rises``: the comparisons (``_stats.compare``) of
-    the rises."""
+    with beta, and whether every rise is a tie (the paired t-interval of
+    the later minus the earlier row contains 0, ``_stats.compare``; with
+    one seed no rise is a tie). ``rises``: the comparisons of the
+    rises."""
     errors = [r[key] for r in rows]
     monotone = all(a >= b for a, b in zip(errors, errors[1:]))
     text = (f"{mode} mode: E' (paper) x 1e-2 "
@@ -123,8 +129,28 @@ def monotone_report(mode: str, rows: List[Dict], key: str = MONOTONE_KEY):
             f'({format_interval(c["difference"], 3, 1e2)} x 1e-2, '
             f'{c["verdict"]})' for c in rises) + '\n'
         text += (f"  {'every' if noise else 'NOT every'} rise is a tie "
-                 f"(paired interval over seeds contains 0)\n")
+                 f"(paired t-interval over seeds contains 0: not shown to "
+                 f"rise)\n")
     return monotone, noise, text, rises
+
+
+def monotone_fields(rows: List[Dict]) -> Tuple[Dict, Dict, Dict, Dict]:
+    """``monotone``, ``monotone_within_noise``, ``monotone_text`` and
+    ``monotone_rises`` of the JSON, per mode (:func:`monotone_report`)."""
+    monotone, within_noise, texts, steps = {}, {}, {}, {}
+    for mode, curve in _curves(rows).items():
+        monotone[mode], within_noise[mode], texts[mode], steps[mode] = \
+            monotone_report(mode, curve)
+    return monotone, within_noise, texts, steps
+
+
+def refresh_monotone(payload: Dict) -> None:
+    """Recomputes the monotonicity fields of a written ``beta_sweep.json``
+    from its rows (``--from-json``), with the current paired method."""
+    fields = monotone_fields(payload['rows'])
+    for key, value in zip(('monotone', 'monotone_within_noise',
+                           'monotone_text', 'monotone_rises'), fields):
+        payload[key] = value
 
 
 def _curves(rows: List[Dict]) -> Dict[str, List[Dict]]:
@@ -284,6 +310,11 @@ def main(argv=None):
     if args.replot:
         print('wrote', replot(args.replot))
         return 0
+    if args.from_json:
+        print('wrote', ', '.join(rerender('beta_sweep', args.from_json,
+                                          markdown, plot,
+                                          refresh=refresh_monotone)))
+        return 0
     if any(b < 0 for b in args.betas):
         parser.error('--betas must be >= 0')
     if any(e <= 0 for e in args.epsilons):
@@ -309,11 +340,7 @@ def main(argv=None):
         if done else []
     add_intervals(rows, INTERVALS)
     by_label = {r['label']: r for r in rows}
-    monotone, within_noise, texts, steps = {}, {}, {}, {}
-    for mode, curve in _curves(rows).items():
-        monotone[mode], within_noise[mode], texts[mode], rises = \
-            monotone_report(mode, curve)
-        steps[mode] = rises
+    monotone, within_noise, texts, steps = monotone_fields(rows)
     comparisons = [compare(r, by_label[PLAIN], key) for r in rows
                    if PLAIN in by_label and r['label'] != PLAIN
                    for key in MSE_AND_E_PRIME]

@@ -25,11 +25,14 @@ the small runs. The epochs and validation interval of every size are
 recorded in the JSON. ``--jobs 2`` trains two runs at once.
 
 Statistics: the mean test MSE over seeds with a 95% Student-t interval;
-REMUL - augmentation, REMUL - EGNN and REMUL - plain as paired bootstrap
-intervals (10,000 resamples over seeds, percentile) with a verdict ("tie"
-when the interval contains 0). Writes
+REMUL - augmentation, REMUL - EGNN, REMUL - plain and augmentation - plain
+as paired Student-t intervals over seeds (t with n - 1 degrees of freedom,
+with the exact sign-flip p-value) with a verdict ("tie", not shown to
+differ, when the interval contains 0). Writes
 benchmarks/results/data_efficiency.{json,md,png} (``--quick``: tiny sizes,
-one or two epochs, into a temporary directory).
+one or two epochs, into a temporary directory; ``--from-json JSON`` trains
+and reads no run: it recomputes the comparisons of a written JSON from its
+per-seed values and writes the outputs again).
 """
 import argparse
 import json
@@ -44,7 +47,7 @@ from typing import Dict, List, Sequence
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _stats import (  # noqa: E402
     add_intervals,
-    compare,
+    compare_named,
     comparison_table,
     error_bars,
     far_seed_lines,
@@ -55,9 +58,11 @@ from _stats import (  # noqa: E402
 
 from _runs import (  # noqa: E402
     QUICK,
+    add_from_json_argument,
     code_lines,
     finished_configs,
     interval_payload,
+    rerender,
     run_all,
     write_outputs,
 )
@@ -88,7 +93,8 @@ METHODS = (
 )
 #: the paired differences reported (method a - method b)
 COMPARISONS = (('REMUL', 'augmentation'), ('REMUL', 'EGNN'),
-               ('REMUL', 'plain'))
+               ('REMUL', 'plain'), ('augmentation', 'plain'),
+               ('EGNN', 'augmentation'))
 
 SELECTION_NOTE = ('test MSE of the model at the epoch of the lowest '
                   'validation MSE (ties to the earlier epoch), as recorded '
@@ -170,7 +176,6 @@ def run_task(task: str, sizes: Sequence[int], seeds: Sequence[int],
         size_rows = run_all(done, seeds, values, work_dir, log=log,
                             jobs=jobs) if done else []
         add_intervals(size_rows, ('mse', 'E_prime', 'E_prime_paper'))
-        by_method = {}
         for cfg, row in zip([c for c, r in zip(configs, run_cfgs)
                              if r in done], size_rows):
             row['method'] = cfg['method']
@@ -179,18 +184,28 @@ def run_task(task: str, sizes: Sequence[int], seeds: Sequence[int],
             row['run_records'] = [
                 _run_record(osp.join(work_dir, f'{row["label"]}-seed{s}'
                                      .replace(' ', '_'))) for s in seeds]
-            by_method[cfg['method']] = row
             rows.append(row)
-        for a, b in COMPARISONS:
-            if a in by_method and b in by_method:
-                comp = compare(by_method[a], by_method[b], 'mse',
-                               names=(a, b))
-                comp['num_train'] = size
-                comparisons.append(comp)
+        comparisons += size_comparisons(size_rows, size)
     return {'title': title, 'backbone': backbone,
             'epochs_by_size': epochs_by_size,
             'val_every_by_size': val_every, 'rows': rows,
             'comparisons': comparisons, 'missing': missing}
+
+
+def size_comparisons(rows: List[Dict], size: int) -> List[Dict]:
+    """The paired differences of ``COMPARISONS`` (test MSE) among the rows
+    of one training-set size (rows named by their ``method``)."""
+    return compare_named([r for r in rows if r['num_train'] == size],
+                         COMPARISONS, ('mse',), num_train=size)
+
+
+def refresh_comparisons(payload: Dict) -> None:
+    """Rebuilds every task's comparisons of a written JSON from its rows
+    (``--from-json``)."""
+    for part in payload['tasks'].values():
+        sizes = sorted({r['num_train'] for r in part['rows']})
+        part['comparisons'] = [c for size in sizes for c in
+                               size_comparisons(part['rows'], size)]
 
 
 def markdown(payload: Dict) -> str:
@@ -199,9 +214,9 @@ def markdown(payload: Dict) -> str:
     seeds = payload['seeds']
     parts = [f'# Data efficiency\n\nTest MSE (length^2) x 1e-3: mean over '
              f'{len(seeds)} seeds {seeds} [95% t-interval]. Model selection: '
-             f'{payload["selection_rule"]}. Differences: paired bootstrap '
-             f'over seeds ({payload["bootstrap_resamples"]:,} resamples, '
-             f'percentile 95% interval); "tie" when it contains 0.\n']
+             f'{payload["selection_rule"]}. Differences: paired Student-t '
+             f'95% interval over seeds; "tie" (not shown to differ) when '
+             f'it contains 0.\n']
     for task, part in payload['tasks'].items():
         methods = [m for m, _ in METHODS]
         labels = {r['method']: r['label'] for r in part['rows']}
@@ -338,8 +353,14 @@ def main(argv=None):
     parser.add_argument('--report-only', action='store_true',
                         help='train nothing; tabulate the methods whose '
                         'every seed finished')
+    add_from_json_argument(parser)
     parser.add_argument('--quick', action='store_true')
     args = parser.parse_args(argv)
+    if args.from_json:
+        print('wrote', ', '.join(rerender(
+            'data_efficiency', args.from_json, markdown, plot,
+            refresh=refresh_comparisons)))
+        return 0
     sizes = sorted(set(args.sizes + ([LARGE] if args.large else [])))
     if any(s < 1 for s in sizes):
         parser.error('--sizes must be positive')

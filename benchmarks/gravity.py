@@ -27,11 +27,11 @@ split; every model here accepts variable graph sizes).
 
 Selection: each run's metrics are those of the model at its epoch of lowest
 validation MSE (validated every ``--val-every`` epochs and at the last).
-Statistics: mean over seeds with a 95% Student-t interval; paired bootstrap
-intervals (10,000 resamples over seeds) of REMUL - augmentation, REMUL -
-EGNN and REMUL - plain per backbone, on the test and the
-out-of-distribution MSE and on E' (the paper's Eq. 9), "tie" when the
-interval contains 0. Rows without
+Statistics: mean over seeds with a 95% Student-t interval; paired
+Student-t intervals over seeds (``_stats.PAIRED_METHOD``) of REMUL -
+augmentation, REMUL - EGNN and REMUL - plain per backbone, on the test
+and the out-of-distribution MSE and on E' (the paper's Eq. 9), "tie" (not
+shown to differ) when the interval contains 0. Rows without
 every requested seed finished are listed as missing (``--report-only``
 tabulates only finished rows and trains nothing). Finished runs are reused
 when the package code is the same, so an interrupted benchmark continues.
@@ -64,6 +64,8 @@ from _runs import (  # noqa: E402
     finished_configs,
     interval_panel,
     interval_payload,
+    paired_panel,
+    rerender,
     run_all,
     selected_rows,
     write_outputs,
@@ -183,8 +185,8 @@ def markdown(payload: Dict) -> str:
         'MSE x 1e-3 (length^2) and E\' x 1e-2 (length): mean [95% '
         't-interval] over seeds, at each run\'s best-validation epoch. '
         'OOD / test: the ratio per seed, averaged. Differences: paired '
-        'bootstrap over seeds (10,000 resamples, 95% percentile interval); '
-        '"tie" when the interval contains 0.']
+        'Student-t 95% interval over seeds; "tie" (not shown to differ) '
+        'when the interval contains 0.']
     for name, part in payload['protocols'].items():
         lines = ['', f'#### {part["title"]} (`--source {name}`)', '',
                  f'| model / loss | {part["test"]} | {part["ood"]} | '
@@ -224,8 +226,10 @@ def plot(payload: Dict):
     panels = ('mse', 'ood_mse', 'planets_mse')
 
     def draw(figures):
-        fig, axes = figures.subplots(len(protocols), 3, squeeze=False,
-                                     figsize=(15, 3.6 * len(protocols)))
+        fig, axes = figures.subplots(
+            len(protocols), 4, squeeze=False,
+            figsize=(21, 3.8 * len(protocols)),
+            gridspec_kw={'width_ratios': (1, 1, 1, 1.15)})
         for axrow, (name, part) in zip(axes, protocols):
             for ax, key in zip(axrow, panels):
                 interval_panel(ax, part['rows'], key, 1e3,
@@ -234,11 +238,20 @@ def plot(payload: Dict):
                 title = part['test'] if key == 'mse' else \
                     part['ood'] if key == 'ood_mse' else 'test, 5 planets'
                 ax.set_title(f'{name}: {title}', fontsize=8)
-            axrow[0].legend(fontsize=7, loc='lower right')
+            ax = axrow[3]
+            paired_panel(ax, [c for c in part['comparisons']
+                              if c['key'] == 'mse'], 1e3,
+                         'paired difference of test MSE x 1e-3')
+            ax.yaxis.tick_right()
+            ax.set_title(f'{name}: paired differences a - b over seeds '
+                         f'(95% t-interval; open: tie)', fontsize=8)
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, fontsize=8, loc='upper right')
         fig.suptitle(f'Gravity (simulated, GATr setup): error bars are 95% '
                      f't-intervals of the mean over '
-                     f'{len(payload["seeds"])} seeds', fontsize=9)
-        fig.tight_layout()
+                     f'{len(payload["seeds"])} seeds (rows) and of the '
+                     f'paired seed-wise differences (right)', fontsize=9)
+        fig.tight_layout(rect=(0, 0, 1, 0.95))
         return fig
     return draw
 
@@ -250,6 +263,10 @@ def main(argv=None):
     parser.add_argument('--beta', type=float, default=1.0)
     add_protocol_arguments(parser, epochs=60, val_every=1, work=True)
     args = parser.parse_args(argv)
+    if args.from_json:
+        print('wrote', ', '.join(rerender('gravity', args.from_json,
+                                          markdown, plot)))
+        return 0
     configs = selected_rows(parser, CONFIGS, args.only)
     common = dict(task='gravity', epochs=args.epochs, beta=args.beta,
                   val_every=args.val_every, data_root=args.data_root)

@@ -33,8 +33,8 @@ Rows, in the order they are trained:
 Selection: each run's test metrics are those of the model at its epoch of
 lowest validation MSE (validated every ``--val-every`` epochs and at the
 last). Statistics: mean over seeds with a 95% Student-t interval; paired
-bootstrap intervals (10,000 resamples over seeds) of REMUL - augmentation,
-REMUL - augmentation x2, REMUL - EGNN and REMUL - plain, "tie" when the
+Student-t intervals over seeds (``_stats.PAIRED_METHOD``) of the
+differences in ``COMPARISONS``, "tie" (not shown to differ) when the
 interval contains 0. Only rows with every requested seed finished are
 tabulated; the others are listed as missing (``--jobs 2`` trains two runs at
 once; an interrupted run starts over, finished runs are reused when the
@@ -42,8 +42,13 @@ package code is the same).
 
 Writes benchmarks/results/headline.{json,md,png}: the test-MSE panel, the
 E' panel (the paper's Eq. 9; the table also gives our per-node variant),
-validation MSE against training seconds, and each row's best-validation
-test MSE against the training seconds of a run (accuracy for compute).
+validation MSE against the epoch, and the paired differences of test MSE
+with their t-intervals. Training time is not plotted: the runs shared a
+loaded 2-core machine (two at a time, some resumed), so a run's wall time
+measures the load as much as the method; the per-step cost of each loss is
+measured side by side by benchmarks/loss.py (step.json). ``--from-json
+JSON`` trains and reads no run: it recomputes the comparisons of a written
+JSON from its per-seed values and writes its outputs again.
 """
 import argparse
 import json
@@ -60,7 +65,6 @@ from _stats import (  # noqa: E402
     add_intervals,
     compare_rows,
     comparison_table,
-    error_bars,
     far_seed_lines,
     format_interval,
     mean_interval,
@@ -70,9 +74,12 @@ from _stats import (  # noqa: E402
 from _runs import (  # noqa: E402
     QUICK,
     add_protocol_arguments,
+    code_lines,
     finished_configs,
     interval_panel,
     interval_payload,
+    paired_panel,
+    rerender,
     run_all,
     saved_results,
     selected_rows,
@@ -232,8 +239,10 @@ def markdown(payload: Dict) -> str:
         'Test MSE x 1e-3 (length^2) and E\' x 1e-2 (length): mean '
         '[95% t-interval] over seeds, at each run\'s best-validation epoch. '
         'Passes: forward passes per training graph and step. Core-hours: '
-        'the training time of all seeds of the row (two runs shared the '
-        '2-core machine at a time).', '',
+        'the wall time of all seeds of the row on a shared, loaded 2-core '
+        'machine (two runs at a time, some resumed): a record of the '
+        'budget, not a cost of the method (the per-step cost of each loss, '
+        'measured side by side, is in step.json).', '',
         '| model / loss | passes | epochs | test MSE | E\' (paper, Eq. 9) | '
         'E\' (per node) | best epochs | core-hours |',
         '|---|---|---|---|---|---|---|---|']
@@ -250,6 +259,7 @@ def markdown(payload: Dict) -> str:
     lines += segnn_search_lines(payload.get('segnn_search'))
     lines += comparison_table(payload['comparisons'], MSE_AND_E_PRIME)
     lines += missing_lines(payload['missing'])
+    lines += code_lines(payload['rows'])
     return '\n'.join(lines) + '\n'
 
 
@@ -274,14 +284,27 @@ def segnn_search_lines(search: Optional[Dict]) -> List[str]:
     return lines
 
 
+def validated_epochs(count: int, val_every: int, epochs: int) -> List[int]:
+    """The epochs of a run's ``count`` validations: every ``val_every``
+    epochs and after the last (``epochs``)."""
+    out = list(range(val_every, epochs + 1, val_every))
+    if not out or out[-1] != epochs:
+        out.append(epochs)
+    return out[:count]
+
+
 def plot(payload: Dict):
     """``plot(figures) -> figure``: test MSE and E' (paper) per row with
-    their 95% intervals; validation MSE against training time; test MSE
-    against the training time of a run (accuracy for compute)."""
+    their 95% intervals; validation MSE against the epoch (not against
+    seconds: the runs shared a loaded machine, so their wall time says
+    more about the load than about the method; per-step cost is measured
+    side by side in ``step.json``); the paired differences of test MSE
+    with their paired t-intervals, on which the verdicts rest."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
     rows = payload['rows']
 
     def draw(figures):
-        fig, grid = figures.subplots(2, 2, figsize=(13, 9))
+        fig, grid = figures.subplots(2, 2, figsize=(14, 10))
         axes = grid.ravel()
         for ax, key, scale, xlabel in (
                 (axes[0], 'mse', 1e3, 'test MSE x 1e-3 (length$^2$)'),
@@ -293,36 +316,36 @@ def plot(payload: Dict):
         ax = axes[2]
         for r in rows:
             curves = r['curves']
-            n = min(len(c['seconds']) for c in curves)
-            xs = [sum(c['seconds'][i] for c in curves) / len(curves)
-                  for i in range(n)]
+            n = min(len(c['val_mse']) for c in curves)
+            epochs = validated_epochs(
+                n, payload['val_every'],
+                r['config'].get('epochs', payload['epochs']))
             ys_ = [sum(c['val_mse'][i] for c in curves) / len(curves) * 1e3
-                   for i in range(n)]
-            ax.plot(xs, ys_, label=r['label'])
-        ax.set_xlabel('training seconds per run (mean over seeds)')
-        ax.set_ylabel('validation MSE x 1e-3 (length$^2$), mean over seeds')
+                   for i in range(len(epochs))]
+            ax.plot(epochs, ys_, label=r['label'])
+        ax.set_xlabel('epoch')
+        ax.set_ylabel('validation MSE x 1e-3 (length$^2$), mean over '
+                      'seeds (log scale)')
         ax.set_yscale('log')
-        ax.set_title('validation MSE during training', fontsize=9)
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1, 2, 5)))
+        ax.yaxis.set_minor_locator(LogLocator(base=10, subs=()))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f'{v:g}'))
+        ax.set_title('validation MSE during training (SEGNN: 100 epochs)',
+                     fontsize=9)
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
         ax = axes[3]
-        for r in rows:
-            (x,), xerr = error_bars([r['train_seconds_ci']])
-            (y,), yerr = error_bars([r['mse_ci']], 1e3)
-            ax.errorbar([x], [y], xerr=xerr, yerr=yerr, fmt='o', capsize=3,
-                        label=r['label'])
-        ax.set_xlabel('training seconds per run (two runs shared the 2 '
-                      'cores)')
-        ax.set_ylabel('test MSE x 1e-3 (length$^2$)')
-        ax.set_ylim(bottom=0)
-        ax.set_xlim(left=0)
-        ax.set_title('accuracy for compute: best-validation test MSE '
-                     'against training time', fontsize=9)
-        ax.legend(fontsize=7)
-        ax.grid(alpha=0.3)
+        paired_panel(ax, [c for c in payload['comparisons']
+                          if c['key'] == 'mse'], 1e3,
+                     'paired difference of test MSE x 1e-3 (a - b)')
+        ax.set_title('paired a - b: 95% t-interval (open: tie; green: a '
+                     'lower, red: b lower); sign-flip p, seeds a lower',
+                     fontsize=8)
         fig.suptitle(f'Charged N-body (simulated stand-in): error bars are '
-                     f'95% t-intervals of the mean over '
-                     f'{len(payload["seeds"])} seeds', fontsize=9)
+                     f'95% t-intervals over {len(payload["seeds"])} seeds; '
+                     f'the verdicts rest on the paired differences '
+                     f'(bottom right), not on overlap of the rows\' '
+                     f'intervals', fontsize=9)
         fig.tight_layout()
         return fig
     return draw
@@ -335,6 +358,10 @@ def main(argv=None):
                         help='epochs of the SEGNN row and of its '
                         'learning-rate search (default %(default)s)')
     args = parser.parse_args(argv)
+    if args.from_json:
+        print('wrote', ', '.join(rerender('headline', args.from_json,
+                                          markdown, plot)))
+        return 0
     configs = selected_rows(parser, CONFIGS, args.only)
     common = dict(task='nbody', epochs=args.epochs, val_every=args.val_every,
                   data_root=args.data_root)

@@ -22,9 +22,9 @@ options of its row (REMUL: beta = 1, constant weighting, two forward passes
 per step; augmentation: one), validated after every epoch; its test
 metrics are those of the model at its epoch of lowest validation MSE.
 Statistics per molecule: mean over seeds with a 95% Student-t interval;
-paired bootstrap intervals (10,000 resamples over seeds) of REMUL -
-augmentation, REMUL - plain and REMUL - EGNN, "tie" when the interval
-contains 0. E and E' are measured under SO(3).
+paired Student-t intervals over seeds (``_stats.PAIRED_METHOD``) of REMUL -
+augmentation, REMUL - plain and REMUL - EGNN, "tie" (not shown to differ) when
+the interval contains 0. E and E' are measured under SO(3).
 
 Deviations from the protocol, so that the full default run (8 molecules x 4
 rows x 5 seeds) stays within about 40 minutes on two CPU cores:
@@ -76,6 +76,7 @@ from _runs import (  # noqa: E402
     finished_configs,
     interval_panel,
     interval_payload,
+    rerender,
     run_all,
     write_outputs,
 )
@@ -239,6 +240,10 @@ def main(argv=None):
                         choices=('auto', 'md17', 'rmd17', 'standin'))
     add_protocol_arguments(parser, epochs=60, only=False)
     args = parser.parse_args(argv)
+    if args.from_json:
+        print('wrote', ', '.join(rerender('md17', args.from_json,
+                                          markdown, plot)))
+        return 0
     seeds = list(args.seeds)
     molecules = [canonical_molecule(m) for m in
                  (args.molecules or MD17_MOLECULES)]

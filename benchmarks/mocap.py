@@ -30,10 +30,10 @@ Protocol: every run is validated after every epoch on 200 validation
 samples (GMN: 600; fewer to fit the CPU) and its test metrics are those of
 the model at its epoch of lowest validation MSE. E and E' are measured on
 100 graphs with 10 group elements each (instead of 200 x 20). Statistics:
-mean over seeds with a 95% Student-t interval; paired bootstrap intervals
-(10,000 resamples over seeds) of the differences in COMPARISONS, "tie"
-when the interval contains 0. "+ REMUL" runs two forward passes per step,
-"+ augmentation" one.
+mean over seeds with a 95% Student-t interval; paired Student-t
+intervals over seeds (``_stats.PAIRED_METHOD``) of the differences in
+COMPARISONS, "tie" (not shown to differ) when the interval contains 0.
+"+ REMUL" runs two forward passes per step, "+ augmentation" one.
 
 Writes benchmarks/results/mocap.{json,md,png} (``--quick``: a smoke run,
 written into a temporary directory). Finished runs under runs/bench-mocap/
@@ -52,6 +52,7 @@ from typing import Dict
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _stats import (  # noqa: E402
     add_intervals,
+    compare_named,
     compare_rows,
     comparison_table,
     far_seed_lines,
@@ -66,6 +67,7 @@ from _runs import (  # noqa: E402
     finished_configs,
     interval_panel,
     interval_payload,
+    rerender,
     run_all,
     selected_rows,
     write_outputs,
@@ -95,6 +97,7 @@ COMPARISONS = (
     ('Transformer + REMUL (beta=0.1)', 'Transformer + REMUL (beta=1)'),
     ('Transformer + REMUL (beta=0.1)', 'Transformer plain'),
     ('Transformer + REMUL (beta=0.1)', 'EGNN'),
+    ('EGNN', 'GNN + augmentation'),
     ('GNN + REMUL (beta=1)', 'GNN + augmentation'),
     ('GNN + REMUL (beta=1)', 'GNN plain'),
     ('GNN + REMUL (beta=1)', 'EGNN'),
@@ -220,6 +223,12 @@ def main(argv=None):
                         choices=('auto', 'files', 'proxy'))
     add_protocol_arguments(parser, epochs=100)
     args = parser.parse_args(argv)
+    if args.from_json:
+        print('wrote', ', '.join(rerender(
+            'mocap', args.from_json, markdown, plot,
+            refresh=lambda p: p.update(comparisons=compare_named(
+                p['rows'], COMPARISONS, COMPARED)))))
+        return 0
     common = dict(task='mocap', epochs=args.epochs, data_root=args.data_root,
                   **PROTOCOL)
     configs = selected_rows(parser, CONFIGS, args.only)

@@ -17,8 +17,8 @@ Every run is `remul train --task nbody` with the options of its row and the
 task's defaults otherwise (REMUL: beta = 1, target mode, two forward passes
 per step; augmentation: one). Selection: each run's test metrics are those
 of the model at its epoch of lowest validation MSE. Statistics: mean over
-seeds with a 95% Student-t interval; paired bootstrap intervals (10,000
-resamples over seeds) of REMUL - augmentation and REMUL - plain per
+seeds with a 95% Student-t interval; paired Student-t intervals over
+seeds (``_stats.PAIRED_METHOD``) of REMUL - augmentation and REMUL - plain per
 backbone and REMUL - EGNN, "tie" when the interval contains 0. E and E'
 are measured under SO(3) on 200 test graphs (20 rotations each). Finished
 runs under runs/bench-nbody/ are reused when the package code is the same,
@@ -51,6 +51,7 @@ from _runs import (  # noqa: E402
     finished_configs,
     interval_panel,
     interval_payload,
+    rerender,
     run_all,
     selected_rows,
     write_outputs,
@@ -147,6 +148,10 @@ def main(argv=None):
     parser.add_argument('--beta', type=float, default=1.0)
     add_protocol_arguments(parser, epochs=60, val_every=1)
     args = parser.parse_args(argv)
+    if args.from_json:
+        print('wrote', ', '.join(rerender('nbody', args.from_json,
+                                          markdown, plot)))
+        return 0
     configs = selected_rows(parser, CONFIGS, args.only)
     common = dict(task='nbody', epochs=args.epochs, beta=args.beta,
                   data_root=args.data_root, val_every=args.val_every)

@@ -168,6 +168,9 @@ def test_speed_quick(private_tmp, capsys):
     for model in ('MLP', 'GNN', 'Transformer', 'EGNN', 'SEGNN'):
         assert f'| {model} |' in out
     assert 'x SEGNN' in out and 'Goals:' in out
+    # the code version and the machine, as in the other results JSONs
+    assert set(payload['code']) >= {'commit', 'package_tree'}
+    assert payload['machine_description'] in out
 
 
 @pytest.fixture

@@ -1,11 +1,17 @@
 """The statistics of the benchmark tables (``benchmarks/_stats.py``: t
-intervals over seeds, paired bootstrap intervals, verdicts, formatting) and
-a ``--quick`` run of ``benchmarks/data_efficiency.py``."""
+intervals over seeds, paired t-intervals with the exact sign-flip p-value,
+verdicts, formatting, the recomputation of stored comparisons), every
+committed results JSON against the paired t-interval recomputed from its
+per-seed values, and a ``--quick`` run of
+``benchmarks/data_efficiency.py``."""
 import builtins
+import glob
+import itertools
 import json
 import os.path as osp
 import sys
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -66,15 +72,30 @@ def test_t_table_without_scipy(monkeypatch):
         _stats.t_quantile(5, 0.9)
 
 
-def test_paired_bootstrap_constant_difference_zero_width():
+def test_paired_t_known_values_and_scipy():
+    from scipy import stats
+    a = [1.3, 2.0, 3.1, 4.0, 5.6]
+    b = [0.0, 0.5, 0.2, 0.9, 1.0]
+    d = np.subtract(a, b)
+    diff = _stats.paired_t(a, b)
+    half = stats.t.ppf(0.975, 4) * d.std(ddof=1) / np.sqrt(5)
+    assert diff.estimate == pytest.approx(d.mean(), abs=1e-12)
+    assert (diff.low, diff.high) == pytest.approx(
+        (d.mean() - half, d.mean() + half), rel=1e-12)
+    ci = stats.ttest_rel(a, b).confidence_interval(0.95)
+    assert (diff.low, diff.high) == pytest.approx((ci.low, ci.high),
+                                                  rel=1e-9)
+    assert diff.n == 5 and diff.method == 'paired t'
+
+
+def test_paired_t_constant_difference_zero_width():
     a = [1.0, 2.5, -3.0, 0.7, 4.0]
     b = [x - 0.25 for x in a]
-    diff = _stats.paired_bootstrap(a, b)
+    diff = _stats.paired_t(a, b)
     assert diff.estimate == pytest.approx(0.25, abs=1e-12)
     assert diff.high - diff.low == pytest.approx(0.0, abs=1e-12)
-    assert diff.low == pytest.approx(0.25, abs=1e-12)
     assert _stats.verdict(diff, 'REMUL', 'aug') == 'aug lower'
-    assert _stats.verdict(_stats.paired_bootstrap(b, a), 'REMUL',
+    assert _stats.verdict(_stats.paired_t(b, a), 'REMUL',
                           'aug') == 'REMUL lower'
     # pairing matters: the methods' spread across seeds cancels, so the
     # unpaired intervals overlap while the paired one excludes 0
@@ -82,31 +103,70 @@ def test_paired_bootstrap_constant_difference_zero_width():
     assert ia.low < ib.high
 
 
-def test_paired_bootstrap_symmetric_noise_is_tie_and_reproducible():
+def test_five_same_sign_differences_can_still_be_a_tie():
+    # every seed lower, but the differences vary a lot: the percentile
+    # bootstrap called this a win; the paired t-interval contains 0 and
+    # the sign-flip p-value is its floor for 5 pairs, 2 / 32
+    a = [1.0, 1.0, 1.0, 1.0, 1.0]
+    b = [1.01, 1.02, 1.01, 1.3, 1.02]
+    diff = _stats.paired_t(a, b)
+    assert diff.low < 0 < diff.high and _stats.verdict(diff) == 'tie'
+    assert _stats.sign_flip_p(a, b) == 0.0625
+    out = _stats.compare(_row('x', list(range(5)), a),
+                         _row('y', list(range(5)), b))
+    assert out['verdict'] == 'tie' and out['a_lower_on'] == 5
+    assert out['method'] == _stats.PAIRED_METHOD
+    assert out['p_sign_flip'] == 0.0625
+
+
+def _sign_flip_brute(d):
+    d = np.asarray(d, dtype=float)
+    observed = abs(d.sum())
+    hits = sum(abs(np.dot(signs, d)) >= observed - 1e-12
+               for signs in itertools.product((1.0, -1.0), repeat=d.size))
+    return hits / 2 ** d.size
+
+
+def test_sign_flip_p_exact():
+    rng = np.random.default_rng(4)
+    for n in (1, 2, 3, 5, 7):
+        for _ in range(5):
+            a, b = rng.normal(size=n), rng.normal(size=n)
+            assert _stats.sign_flip_p(a, b) == pytest.approx(
+                _sign_flip_brute(a - b), abs=1e-15)
+    assert _stats.sign_flip_p([1.0] * 5, [0.0] * 5) == 2 / 32
+    assert _stats.sign_flip_p([1.0] * 5, [1.0] * 5) == 1.0
+    # 3 of 4 positive, equal size: 10 of 16 assignments reach |sum| >= 2
+    assert _stats.sign_flip_p([1, 1, 1, -1], [0, 0, 0, 0]) == 10 / 16
+    with pytest.raises(ValueError, match='at most 20 pairs'):
+        _stats.sign_flip_p(np.ones(21), np.zeros(21))
+    with pytest.raises(ValueError, match='paired'):
+        _stats.sign_flip_p([1.0, 2.0], [1.0])
+
+
+def test_symmetric_noise_is_tie():
     noise = np.random.default_rng(1).normal(0.0, 0.01, size=8)
     a = 1.0 + np.concatenate([noise, -noise])  # symmetric around 0
     b = np.ones(16)
-    diff = _stats.paired_bootstrap(a, b, seed=3)
+    diff = _stats.paired_t(a, b)
     assert abs(diff.estimate) < 1e-12
     assert diff.low < 0 < diff.high
     assert _stats.verdict(diff) == 'tie'
-    assert _stats.paired_bootstrap(a, b, seed=3) == diff
-    assert _stats.paired_bootstrap(a, b, seed=4) != diff
+    assert _stats.sign_flip_p(a, b) == 1.0
 
 
-def test_intervals_cover_the_true_mean_in_simulation():
+def test_paired_t_covers_the_true_difference_with_five_seeds():
+    # n = 5 as in the tables: the paired t-interval keeps its 95% (the
+    # percentile bootstrap it replaces covered about 85%)
     rng = np.random.default_rng(0)
-    trials, n, mu = 400, 8, 0.3
-    t_hits = boot_hits = 0
-    for i in range(trials):
+    trials, n, mu = 600, 5, 0.3
+    t_hits = paired_hits = 0
+    for _ in range(trials):
         x = rng.normal(mu, 1.0, size=n)
         t_hits += _stats.mean_interval(x).contains(mu)
-        boot_hits += _stats.paired_bootstrap(x, np.zeros(n),
-                                             num_resamples=1000,
-                                             seed=i).contains(mu)
-    # nominal 95%; the percentile bootstrap under-covers somewhat for n = 8
+        paired_hits += _stats.paired_t(x + 2.0, np.full(n, 2.0)).contains(mu)
     assert 0.92 <= t_hits / trials <= 0.98
-    assert 0.84 <= boot_hits / trials <= 0.97
+    assert 0.92 <= paired_hits / trials <= 0.98
 
 
 def test_bad_inputs():
@@ -115,12 +175,12 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="'values' must hold finite"):
         _stats.mean_interval([1.0, float('nan')])
     with pytest.raises(ValueError, match='paired'):
-        _stats.paired_bootstrap([1.0, 2.0], [1.0])
-    with pytest.raises(ValueError, match="'num_resamples'"):
-        _stats.paired_bootstrap([1.0, 2.0], [1.0, 2.0], num_resamples=0)
+        _stats.paired_t([1.0, 2.0], [1.0])
     with pytest.raises(ValueError, match="'confidence'"):
         _stats.mean_interval([1.0, 2.0], confidence=1.5)
-    one = _stats.paired_bootstrap([1.0], [0.0])
+    with pytest.raises(ValueError, match="'confidence'"):
+        _stats.paired_t([1.0, 2.0], [1.0, 2.0], confidence=0.0)
+    one = _stats.paired_t([1.0], [0.0])
     assert not one.defined and _stats.verdict(one) == 'undetermined'
 
 
@@ -171,15 +231,173 @@ def test_comparison_table_and_missing_lines():
                                     first=('systems', 'num_train'))
     assert lines[1] == _stats.PAIRED_NOTE
     assert lines[3] == ('| systems | difference | metric | estimate '
-                        '[interval] | verdict | a lower on |')
+                        '[95% t-interval] | half-width | p (sign-flip) | '
+                        'verdict | a lower on |')
     d = comps[0]['difference']
+    half = (d['high'] - d['low']) / 2 / 2.5  # the larger mean: aug's 2.5
+    assert comps[0]['relative_half_width'] == pytest.approx(half)
     assert lines[5] == (f'| 1,000 | REMUL - aug | MSE x 1e-3 | '
                         f'{_stats.format_interval(d, 3, 1e3)} | '
+                        f'±{100 * half:.0f}% | 0.5 | '
                         f'{comps[0]["verdict"]} | 2/3 |')
     assert _stats.comparison_table([], {}) == []
     assert _stats.missing_lines([]) == []
     assert _stats.missing_lines(['EGNN', 'SEGNN'])[1].endswith(
         'EGNN, SEGNN.')
+
+
+def test_recompute_comparisons_from_nested_rows():
+    def row(method, size, values):
+        return dict(_row(f'GNN {method}', [0, 1, 2], values), method=method,
+                    num_train=size)
+    rows = [row('REMUL', 100, [1.0, 2.0, 3.0]),
+            row('aug', 100, [2.0, 2.5, 3.9]),
+            row('REMUL', 300, [1.0, 1.0, 1.0]),
+            row('aug', 300, [0.0, 0.5, 0.1])]
+    stale = {'a': 'REMUL', 'b': 'aug', 'key': 'mse', 'seeds': [0, 1, 2],
+             'difference': {'estimate': 0.0, 'low': 0.0, 'high': 0.0},
+             'verdict': 'old', 'num_resamples': 10, 'num_train': 300}
+    payload = {'tasks': {'t': {'rows': rows, 'comparisons': [stale]}}}
+    changes = _stats.recompute_comparisons(payload)
+    (where, old, new), = changes
+    assert where == 'tasks/t/comparisons' and old is stale
+    assert payload['tasks']['t']['comparisons'] == [new]
+    # the rows at 300 systems, named by their method; extra fields kept,
+    # the old method's dropped
+    x, y = [1.0, 1.0, 1.0], [0.0, 0.5, 0.1]
+    assert new['difference'] == _stats.paired_t(x, y).as_dict()
+    assert new['num_train'] == 300 and 'num_resamples' not in new
+    assert new['verdict'] == 'aug lower' and new['a_lower_on'] == 0
+    assert new == dict(_stats.compare(rows[2], rows[3], names=('REMUL',
+                                                               'aug')),
+                       num_train=300)
+    # compare_named: the same comparisons, restricted by num_train
+    assert _stats.compare_named(rows, [('REMUL', 'aug'), ('REMUL', 'x')],
+                                ['mse'], num_train=300) == [new]
+    with pytest.raises(ValueError, match="2 rows match 'REMUL'"):
+        _stats.row_of(rows, 'REMUL', {'a': 'REMUL', 'b': 'aug'})
+    with pytest.raises(ValueError, match='no rows'):
+        _stats.recompute_comparisons({'comparisons': [stale]})
+
+
+RESULTS = osp.join(osp.dirname(BENCH), 'benchmarks', 'results')
+
+
+def _stored_comparisons(node, rows=None, where=''):
+    """(where, rows, comparison) of every comparison of a results JSON,
+    found independently of ``_stats.recompute_comparisons``."""
+    if isinstance(node, dict):
+        rows = node['rows'] if isinstance(node.get('rows'), list) else rows
+        for key, value in node.items():
+            yield from _stored_comparisons(value, rows, f'{where}/{key}')
+    elif isinstance(node, list):
+        for item in node:
+            if isinstance(item, dict) and 'difference' in item:
+                yield where, rows, item
+            else:
+                yield from _stored_comparisons(item, rows, where)
+
+
+def _per_seed(rows, name, comparison):
+    found = [r for r in rows
+             if name in (r['label'], r.get('row'), r.get('method'))
+             and all(r.get(k) == comparison[k]
+                     for k in ('num_train', 'molecule') if k in comparison)]
+    assert len(found) == 1, (name, comparison)
+    r = found[0]
+    return {s: run[comparison['key']] for s, run in zip(r['seeds'],
+                                                        r['runs'])}
+
+
+JSONS = sorted(glob.glob(osp.join(RESULTS, '*.json')))
+
+
+@pytest.mark.parametrize('path', JSONS, ids=osp.basename)
+def test_committed_comparisons_are_paired_t_intervals(path):
+    """Every stored comparison's interval is the paired Student-t interval
+    (t with n - 1 df) recomputed from the per-seed values of its rows, its
+    verdict "tie" exactly when that interval contains 0, and its p-value
+    the exact sign-flip p-value."""
+    from scipy import stats
+    with open(path) as f:
+        payload = json.load(f)
+    found = list(_stored_comparisons(payload))
+    if not found:
+        assert 'bootstrap' not in json.dumps(payload)
+        return
+    assert payload['paired_method'] == _stats.PAIRED_METHOD
+    assert 'bootstrap_resamples' not in payload
+    for where, rows, c in found:
+        a = _per_seed(rows, c['a'], c)
+        b = _per_seed(rows, c['b'], c)
+        seeds = [s for s in a if s in b]
+        assert c['seeds'] == seeds and len(seeds) >= 2, (where, c)
+        x, y = np.array([a[s] for s in seeds]), np.array([b[s] for s in seeds])
+        d = x - y
+        half = stats.t.ppf(0.975, d.size - 1) * d.std(ddof=1) / \
+            np.sqrt(d.size)
+        diff = c['difference']
+        assert diff['method'] == 'paired t' and diff['n'] == d.size
+        assert (diff['estimate'], diff['low'], diff['high']) == \
+            pytest.approx((d.mean(), d.mean() - half, d.mean() + half),
+                          rel=1e-9, abs=1e-15), (where, c)
+        tie = diff['low'] <= 0 <= diff['high']
+        assert (c['verdict'] == 'tie') == tie, (where, c)
+        if not tie:
+            lower = c['a'] if diff['high'] < 0 else c['b']
+            assert c['verdict'] == f'{lower} lower'
+        assert c['method'] == _stats.PAIRED_METHOD
+        assert c['p_sign_flip'] == pytest.approx(_sign_flip_brute(d),
+                                                 abs=1e-12)
+        assert c['a_lower_on'] == int(np.sum(x < y))
+        scale = max(abs(x.mean()), abs(y.mean()))
+        assert c['relative_half_width'] == pytest.approx(half / scale)
+
+
+#: the script of each results JSON that has paired comparisons
+SCRIPTS = {'headline': 'headline', 'nbody': 'nbody', 'gravity': 'gravity',
+           'mocap': 'mocap', 'md17': 'md17', 'beta_sweep': 'beta_sweep',
+           'data_efficiency': 'data_efficiency'}
+
+
+@pytest.mark.parametrize('name', sorted(SCRIPTS))
+def test_committed_tables_are_rendered_from_their_json(name):
+    """Each table with paired comparisons is its script's markdown of the
+    committed JSON (so it shows the recomputed intervals and verdicts),
+    and the beta sweep's monotonicity follows the paired t-intervals of
+    its rises."""
+    script = _script(SCRIPTS[name])
+    with open(osp.join(RESULTS, f'{name}.json')) as f:
+        payload = json.load(f)
+    with open(osp.join(RESULTS, f'{name}.md')) as f:
+        assert f.read() == script.markdown(payload)
+    if name == 'beta_sweep':
+        for mode, rises in payload['monotone_rises'].items():
+            assert payload['monotone_within_noise'][mode] == all(
+                c['verdict'] == 'tie' for c in rises)
+
+
+def test_from_json_rerenders_and_reports_changed_verdicts(tmp_path,
+                                                          capsys):
+    """``--from-json`` recomputes a stale comparison, writes the outputs
+    next to the JSON and prints the verdict that changed."""
+    mocap = _script('mocap')
+    with open(osp.join(RESULTS, 'mocap.json')) as f:
+        payload = json.load(f)
+    payload['comparisons'][0]['verdict'] = 'stale'
+    payload['bootstrap_resamples'] = 10_000
+    path = tmp_path / 'mocap.json'
+    path.write_text(json.dumps(payload))
+    assert mocap.main(['--from-json', str(path)]) == 0
+    out = capsys.readouterr().out
+    assert 'stale -> ' in out
+    fresh = json.loads(path.read_text())
+    with open(osp.join(RESULTS, 'mocap.json')) as f:
+        assert fresh == json.load(f)
+    assert (tmp_path / 'mocap.md').read_text() == mocap.markdown(fresh)
+    (tmp_path / 'bad.json').write_text('{not json')
+    with pytest.raises(ValueError, match='bad.json'):
+        mocap.main(['--from-json', str(tmp_path / 'bad.json')])
 
 
 def test_epochs_match_steps():
@@ -234,11 +452,15 @@ def test_data_efficiency_quick(private_tmp, capsys, tasks):
                  for c in part['comparisons']}
         assert pairs == {(a, b, n) for a, b in (('REMUL', 'augmentation'),
                                                 ('REMUL', 'EGNN'),
-                                                ('REMUL', 'plain'))
+                                                ('REMUL', 'plain'),
+                                                ('augmentation', 'plain'),
+                                                ('EGNN', 'augmentation'))
                          for n in (16, 32)}
         for c in part['comparisons']:
             assert c['seeds'] == [0, 1]
-            assert c['verdict'] in ('tie', 'REMUL lower', f'{c["b"]} lower')
+            assert c['method'] == _stats.PAIRED_METHOD
+            assert c['verdict'] in ('tie', f'{c["a"]} lower',
+                                    f'{c["b"]} lower')
     assert '## Charged N-body' in out
     assert '| training systems | epochs | GNN plain | GNN + augmentation ' \
         '| GNN + REMUL | EGNN |' in out
@@ -320,3 +542,46 @@ def test_code_lines_name_every_code_version():
                               'code_versions': [again]}]) == [
         '', 'Code of every run: package tree 0d37504 (commits e61a88b, '
         '8ae0272).']
+
+
+def test_speed_from_json_redraws_the_committed_table(tmp_path):
+    speed = _script('speed')
+    path = tmp_path / 'speed.json'
+    path.write_text(Path(RESULTS, 'speed.json').read_text())
+    assert speed.main(['--from-json', str(path)]) == 0
+    with open(osp.join(RESULTS, 'speed.md')) as f:
+        assert (tmp_path / 'speed.md').read_text() == f.read()
+    assert (tmp_path / 'speed.png').stat().st_size > 0
+    # the figure's training bar: the faster of the unfused and fused step
+    row = {'train_vs_SEGNN': 3.3, 'fused_vs_SEGNN': 3.9}
+    assert speed.train_vs_segnn(row) == 3.9
+    assert speed.train_vs_segnn(dict(row, fused_vs_SEGNN=None)) == 3.3
+    assert speed.workload_name({'workload': 'MD17', 'graphs': 100}) == \
+        '21-node random\ngraphs x 100'
+
+
+def test_headline_validated_epochs():
+    headline = _script('headline')
+    assert headline.validated_epochs(3, 5, 300) == [5, 10, 15]
+    assert headline.validated_epochs(60, 5, 300)[-1] == 300
+    assert headline.validated_epochs(3, 5, 12) == [5, 10, 12]
+
+
+def test_paired_figure_from_the_results(tmp_path, capsys):
+    paired = _script('paired')
+    found = paired.collect(RESULTS)
+    benchmarks = {w.split(':')[0].split(' ')[0] for w, _ in found}
+    assert {'N-body', 'gravity', 'data', 'mocap', 'MD17'} <= benchmarks
+    assert all(c['key'] == 'mse' for _, c in found)
+    for (_, test), panel in zip(paired.PANELS, ('REMUL - augmentation',
+                                                'REMUL - EGNN')):
+        assert any(test(c['a'], c['b']) for _, c in found), panel
+    for name in ('headline', 'gravity'):
+        (tmp_path / f'{name}.json').write_text(
+            Path(RESULTS, f'{name}.json').read_text())
+    assert paired.main(['--results', str(tmp_path)]) == 0
+    assert (tmp_path / 'paired.png').stat().st_size > 0
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    with pytest.raises(SystemExit):
+        paired.main(['--results', str(empty)])
