@@ -33,7 +33,7 @@ SOURCES: Dict[str, Optional[Tuple[str, ...]]] = {
     'nbody': None,
     'gravity': ('canonical', 'gatr'),
     'md17': ('auto', 'md17', 'rmd17', 'standin'),
-    'mocap': ('files', 'proxy'),
+    'mocap': ('files', 'proxy', 'gmn'),
 }
 #: Fields a resumed run may change (see :func:`resume_config`).
 RESUMABLE = ('epochs', 'data_root')
@@ -102,7 +102,8 @@ class TrainConfig:
     run_dir: Optional[str] = None
     molecule: str = 'aspirin'
     #: Where the data come from, for the md17 task ``'auto'``, ``'md17'``,
-    #: ``'rmd17'`` or ``'standin'``, for mocap ``'files'`` or ``'proxy'``,
+    #: ``'rmd17'`` or ``'standin'``, for mocap ``'files'``, ``'proxy'``
+    #: or ``'gmn'`` (the real files with GMN's split),
     #: for gravity the protocol ``'canonical'`` or ``'gatr'`` (``None``:
     #: the first a task accepts, see ``SOURCES``).
     source: Optional[str] = None

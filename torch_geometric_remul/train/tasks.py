@@ -218,6 +218,12 @@ def proxy_clip_files() -> Dict[str, List[str]]:
     return out
 
 
+#: The split file the mocap task's ``'gmn'`` source reads from
+#: ``<data_root>/mocap/raw`` (beside the skeleton and its 23 clips), see
+#: :class:`~torch_geometric_remul.datasets.MotionCapture`'s ``gmn_split``.
+GMN_SPLIT_FILE = 'gmn_motion_split.json'
+
+
 def _mocap(config: TrainConfig) -> TaskSpec:
     from torch_geometric_remul.datasets import (
         MotionCapture,
@@ -237,8 +243,9 @@ def _mocap(config: TrainConfig) -> TaskSpec:
                                  seed=PROXY_DATA_SEED)
     else:
         root = osp.join(config.data_root, 'mocap')
-    label = ' (synthetic proxy split by clip, not motion capture)' if \
-        config.source == 'proxy' else ''
+    gmn_split = GMN_SPLIT_FILE if config.source == 'gmn' else None
+    label = {'proxy': ' (synthetic proxy split by clip, not motion capture)',
+             'gmn': ' (GMN split)'}.get(config.source, '')
     # gravity picks the vertical axis: the task's group is SO2 about y
     spec = TaskSpec('mocap', f'motion capture, skeleton graph{label}',
                     POSITIONS_AND_VELOCITIES, axis='y')
@@ -248,7 +255,8 @@ def _mocap(config: TrainConfig) -> TaskSpec:
         return MotionCapture(root, split=split, files=files,
                              num_train=config.num_train,
                              num_val=config.num_val, num_test=config.num_test,
-                             seed=config.seed, transform=center)
+                             seed=config.seed, gmn_split=gmn_split,
+                             transform=center)
 
     spec.load = load
     return spec
@@ -323,4 +331,5 @@ def prepared(dataset) -> List[Data]:
 
 __all__ = ['TaskSpec', 'task_spec', 'load_task', 'prepared', 'AtomOneHot',
            'PROXY_CLIPS', 'PROXY_DATA_SEED', 'proxy_clip_files',
+           'GMN_SPLIT_FILE',
            'ELEMENTS', 'GRAVITY_PROTOCOLS', 'GRAVITY_TEST_PLANETS']
