@@ -216,18 +216,19 @@ def _initial_conditions(seed: int, first: int, num_sims: int,
     charge = np.empty((num_sims, N))
     pos = np.empty((num_sims, N, 3))
     vel = np.empty((num_sims, N, 3))
+    # The legacy normals form one sequence whatever the sizes of the calls
+    # (an odd count leaves its spare for the next call), so one call per
+    # system draws the positions, the velocities and EGNN's two noise
+    # arrays (variance 0 there: drawn, never added) in EGNN's order.
+    per_system = 2 * 3 * N + 2 * frames * 3 * N
     for s in range(first + num_sims):
-        u = rs.random_sample((N, 1))
-        x = rs.standard_normal((3, N)) * scale
-        v = rs.standard_normal((3, N))
-        # EGNN adds noise of variance 0 after the run: drawn, not used
-        rs.standard_normal((frames, 3, N))
-        rs.standard_normal((frames, 3, N))
+        u = rs.random_sample(N)
+        z = rs.standard_normal(per_system)
         if s >= first:
             k = s - first
-            charge[k] = np.where(u[:, 0] < 0.5, -1.0, 1.0)
-            pos[k] = x.T
-            vel[k] = v.T
+            charge[k] = np.where(u < 0.5, -1.0, 1.0)
+            pos[k] = z[:3 * N].reshape(3, N).T * scale
+            vel[k] = z[3 * N:6 * N].reshape(3, N).T
     norm = np.sqrt((vel ** 2).sum(axis=-1, keepdims=True))
     vel = vel * vel_norm / norm
     if box_size is not None:  # reflect into the box, velocity inwards
