@@ -26,10 +26,12 @@ class ChargedSimulation(NamedTuple):
 
     Attributes:
         pos: Saved positions ``[num_sims, num_frames, num_particles, 3]``.
-        vel: Saved velocities, same shape, synchronous with ``pos``.
+        vel: Saved velocities, same shape: the velocity of the drift that
+            reached each saved position (half a step behind it, as in
+            EGNN's files).
         charge: Charges ``[num_sims, num_particles]`` (:math:`\pm 1`).
-        pos_initial: Positions before the first step
-            ``[num_sims, num_particles, 3]``.
+        pos_initial: Positions before the first step (after EGNN's
+            initial box reflection) ``[num_sims, num_particles, 3]``.
         vel_initial: Velocities before the first step (norm ``vel_norm``).
         steps: The integration step of every saved frame ``[num_frames]``.
 
