@@ -236,6 +236,7 @@ def test_gmn_samples_follow_the_split_file(gmn_root):
     a = load_gmn(root, seed=0)
     b = load_gmn(root, seed=5)
     assert torch.equal(a._data.frame, b._data.frame)
+    assert a.processed_paths == b.processed_paths  # one cache for all seeds
     write_split(os.path.join(root, 'raw', 'split.json'),
                 {**GMN_SPLIT, 'train': {1: [7, 1], 0: [2, 0]}})
     c = load_gmn(root)

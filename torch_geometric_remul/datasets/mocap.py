@@ -317,7 +317,8 @@ class MotionCapture(CachedDataset):
             'ntr': self.sizes['train'],
             'nva': self.sizes['val'],
             'nte': self.sizes['test'],
-            'seed': self.seed,
+            # the GMN samples are fixed by the split file
+            'seed': 0 if self.gmn_split_path is not None else self.seed,
         })]
 
     def _load_clip(self, path: str, skeleton) -> MocapClip:
