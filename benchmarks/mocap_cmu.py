@@ -274,9 +274,9 @@ def markdown(payload: Dict) -> str:
         f'seeds {seeds}, group SO(2) about the vertical axis', '',
         f'{n["train"]} training, {n["val"]} validation and {n["test"]} test '
         f'samples (GMN split; case id k = the k-th trial in sorted order, '
-        f'an assumption), horizon 30 frames. Test MSE x 1e-2 ({units}) and E\' '
-        f'under SO(2) x 1e-2: mean [95% '
-        f't-interval] over seeds, at each run\'s best-validation epoch.', '',
+        f'an assumption), horizon 30 frames. Test MSE x 1e-2 ({units}) '
+        f'and E\' under SO(2) x 1e-2: mean [95% t-interval] over seeds, at '
+        f'each run\'s best-validation epoch.', '',
         '| model / loss | test MSE | E\' (paper, Eq. 9) | E\' (per node) | '
         'best epochs |', '|---|---|---|---|---|']
     for r in payload['rows']:
