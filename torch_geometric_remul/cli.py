@@ -174,8 +174,10 @@ TRAIN_OPTIONS = (
     ('source', str, 'md17: auto (MD17, then rMD17 files under '
      'DATA_ROOT/md17), md17, rmd17, or standin (a labelled classical RDKit '
      'stand-in, generated on first use); mocap: files (ASF/AMC or BVH under '
-     'DATA_ROOT/mocap/raw) or proxy (a labelled synthetic proxy, split by '
-     'clip); gravity: '
+     'DATA_ROOT/mocap/raw), proxy (a labelled synthetic proxy, split by '
+     'clip) or gmn (GMN protocol: the skeleton, the clips and '
+     'gmn_motion_split.json in DATA_ROOT/mocap/raw; case id k = k-th .amc '
+     'in sorted order); gravity: '
      'canonical (systems in their canonical frame, split ood rotated) or '
      'gatr (GATr protocol: systems randomly rotated, shifted and '
      'permuted, split ood shifted by 200 along x); nbody has no source'),

@@ -32,9 +32,25 @@ def test_shapes_and_initial_statistics():
     assert np.isfinite(sim.pos).all() and np.isfinite(sim.vel).all()
     sim2 = simulate_charged(400, num_steps=300, loc_std=2.0, vel_norm=1.5,
                             seed=0)
-    np.testing.assert_allclose(sim2.pos_initial, 2 * sim.pos_initial)
     np.testing.assert_allclose(np.linalg.norm(sim2.vel_initial, axis=-1),
                                1.5)
+    # inside EGNN's box of +-5 the positions scale; outside they reflect
+    wide = np.abs(2 * sim.pos_initial) > 5
+    assert 0 < wide.sum() < 100  # 2.5 sigma: about 1% of 6000
+    np.testing.assert_allclose(sim2.pos_initial[~wide],
+                               2 * sim.pos_initial[~wide])
+    np.testing.assert_allclose(
+        sim2.pos_initial[wide],
+        np.sign(sim.pos_initial[wide]) * 10 - 2 * sim.pos_initial[wide])
+    assert (np.abs(sim2.pos_initial) <= 5).all()
+    # the reflected velocity component points inwards
+    assert (sim2.vel_initial[wide] * sim2.pos_initial[wide] < 0).all()
+
+
+def test_particle_number_keeps_egnn_density():
+    sim = simulate_charged(200, num_particles=40, num_steps=0, seed=0)
+    # EGNN scales loc_std by (N / 5) ** (1 / 3): here by 2
+    assert abs(sim.pos_initial.std() - 2.0) < 0.05
 
 
 def test_default_frame_count():
@@ -54,19 +70,64 @@ def test_seed_determinism_and_difference():
         a.pos_initial, c.pos_initial)
 
 
-def test_longer_run_only_appends_frames():
-    short = simulate_charged(6, num_steps=300, seed=1)
-    long = simulate_charged(6, num_steps=600, seed=1)
-    np.testing.assert_array_equal(short.pos, long.pos[:, :2])
-    np.testing.assert_array_equal(short.vel, long.vel[:, :2])
+def test_random_stream_is_egnns_draw_order():
+    # EGNN's generator draws, per system, from one legacy numpy stream:
+    # charges (uniforms, < 1/2 -> -1), positions and velocities as [3, N]
+    # normals, then two [frames, 3, N] noise arrays it never adds
+    N, frames = 5, num_charged_frames(300, 100)
+    rs = np.random.RandomState(7)
+    expected = []
+    for _ in range(3):
+        u = rs.random_sample((N, 1))[:, 0]
+        x = rs.standard_normal((3, N)).T
+        v = rs.standard_normal((3, N)).T
+        rs.standard_normal((frames, 3, N))
+        rs.standard_normal((frames, 3, N))
+        expected.append((np.where(u < 0.5, -1.0, 1.0), x,
+                         0.5 * v / np.linalg.norm(v, axis=1, keepdims=True)))
+    sim = simulate_charged(3, num_steps=300, seed=7)
+    for k, (q, x, v) in enumerate(expected):
+        np.testing.assert_array_equal(sim.charge[k], q)
+        np.testing.assert_array_equal(sim.pos_initial[k], x)
+        np.testing.assert_allclose(sim.vel_initial[k], v, rtol=1e-15)
+    # `first` skips systems of the stream: the same numbers
+    later = simulate_charged(2, num_steps=300, seed=7, first=1)
+    for x, y in zip(later[:5], sim[:5]):
+        np.testing.assert_array_equal(x, y[1:])
 
 
-def _relative_drift(sim, strength=1.0):
-    e0 = charged_energy(sim.pos_initial, sim.vel_initial, sim.charge,
-                        strength)
-    e = charged_energy(sim.pos, sim.vel, sim.charge[:, None, :], strength)
-    scale = (0.5 * (sim.vel_initial ** 2).sum((1, 2))
-             + np.abs(e0 - 0.5 * (sim.vel_initial ** 2).sum((1, 2))))
+def _coulomb(pos, charge, strength=1.0):
+    d = pos[..., :, None, :] - pos[..., None, :, :]
+    r = np.linalg.norm(d, axis=-1)
+    r = np.where(r == 0, np.inf, r)  # no self-force
+    qq = charge[..., :, None] * charge[..., None, :]
+    return strength * (qq[..., None] * d / r[..., None] ** 3).sum(-2)
+
+
+def test_integrator_is_egnns_kick_then_drift():
+    # a full first kick, then drift and kick each step; frames hold the
+    # positions after a drift and the velocity that made it
+    sim = simulate_charged(3, num_steps=3, sample_every=1, clip_force=False,
+                           seed=1)
+    dt, x, v, q = 0.001, sim.pos_initial, sim.vel_initial, sim.charge
+    for k in range(2):
+        v = v + dt * _coulomb(x, q)
+        x = x + dt * v
+        np.testing.assert_allclose(sim.pos[:, k], x, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(sim.vel[:, k], v, rtol=1e-12, atol=1e-14)
+
+
+def _relative_drift(sim, strength=1.0, dt=0.001):
+    # the scheme is leapfrog whose velocities run half a step behind: the
+    # velocity at a frame's positions is v + dt / 2 F(x), and the conserved
+    # energy starts from v0 + dt / 2 F(x0)
+    q = sim.charge
+    v0 = sim.vel_initial + 0.5 * dt * _coulomb(sim.pos_initial, q, strength)
+    e0 = charged_energy(sim.pos_initial, v0, q, strength)
+    v = sim.vel + 0.5 * dt * _coulomb(sim.pos, q[:, None], strength)
+    e = charged_energy(sim.pos, v, q[:, None, :], strength)
+    scale = (0.5 * (v0 ** 2).sum((1, 2))
+             + np.abs(e0 - 0.5 * (v0 ** 2).sum((1, 2))))
     return np.abs(e - e0[:, None]).max(1) / scale
 
 
@@ -78,6 +139,10 @@ def test_energy_conserved_without_clipping():
     # must conserve energy to leapfrog accuracy.
     assert np.median(drift) < 1e-5
     assert np.percentile(drift, 90) < 1e-3
+    # the saved (lagging) velocities themselves do not
+    naive = charged_energy(sim.pos, sim.vel, sim.charge[:, None, :])
+    e0 = charged_energy(sim.pos_initial, sim.vel_initial, sim.charge)
+    assert np.median(np.abs(naive - e0[:, None]).max(1)) > 1e-4
 
 
 def test_energy_error_is_second_order_in_dt():
@@ -85,8 +150,8 @@ def test_energy_error_is_second_order_in_dt():
                               clip_force=False, seed=6)
     fine = simulate_charged(64, num_steps=400, sample_every=20, dt=0.001,
                             clip_force=False, seed=6)
-    ratio = np.median(_relative_drift(coarse)) / np.median(
-        _relative_drift(fine))
+    ratio = np.median(_relative_drift(coarse, dt=0.002)) / np.median(
+        _relative_drift(fine, dt=0.001))
     assert ratio > 2.5  # ~4 for a second-order symplectic scheme
 
 
@@ -249,3 +314,26 @@ def test_pre_filter(tmp_path):
     with pytest.raises(ValueError, match='pre_filter'):
         ChargedParticles(str(tmp_path / 'b'), pre_filter=lambda d: False,
                          seed=0, **SMALL)
+
+
+def test_splits_follow_egnns_stream_layout(tmp_path):
+    # one stream: train_pool training systems, then validation, then test
+    kw = dict(SMALL, num_steps=600, train_pool=9, seed=43)
+    sim = simulate_charged(9 + 4 + 3, num_steps=600, seed=43)
+    first = {'train': 0, 'val': 9, 'test': 13}
+    for split, n in (('train', 6), ('val', 4), ('test', 3)):
+        ds = ChargedParticles(str(tmp_path), split=split, **kw)
+        assert ds.first == first[split] and len(ds) == n
+        a = first[split]
+        torch.testing.assert_close(ds._data.pos.view(n, 5, 3), torch.tensor(
+            sim.pos[a:a + n, 2], dtype=torch.float32))
+        torch.testing.assert_close(ds._data.y.view(n, 5, 3), torch.tensor(
+            sim.pos[a:a + n, 4], dtype=torch.float32))
+        torch.testing.assert_close(ds._data.vel.view(n, 5, 3), torch.tensor(
+            sim.vel[a:a + n, 2], dtype=torch.float32))
+    with pytest.raises(ValueError, match='train_pool'):
+        ChargedParticles(str(tmp_path), **{**kw, 'train_pool': 5})
+    import inspect
+    params = inspect.signature(ChargedParticles).parameters
+    assert (params['seed'].default, params['train_pool'].default) == (
+        43, 10000)  # EGNN's nbody_small

@@ -1,3 +1,4 @@
+import json
 import os
 
 import numpy as np
@@ -9,6 +10,7 @@ from torch_geometric_remul.datasets import (
     MotionCapture,
     asf_amc_positions,
     generate_mocap_proxy,
+    read_gmn_split,
 )
 
 SMALL = dict(delta_frame=10, num_train=12, num_val=6, num_test=6)
@@ -181,3 +183,147 @@ def test_several_skeletons(proxy_root):
         MotionCapture(root, **SMALL)
     with pytest.warns(UserWarning, match='synthetic proxy'):
         MotionCapture(root, skeleton=os.path.basename(asf), **SMALL)
+
+
+# GMN protocol ###############################################################
+
+def write_split(path, split):
+    with open(path, 'w') as f:
+        json.dump({k: {str(c): v for c, v in cases.items()}
+                   for k, cases in split.items()}, f)
+    return str(path)
+
+
+GMN_SPLIT = {'train': {1: [5, 1, 3], 0: [2, 0, 4]}, 'val': {2: [0, 28, 7]},
+             'test': {3: [6, 2, 9]}}
+GMN_SIZES = dict(delta_frame=10, num_train=4, num_val=2, num_test=3)
+
+
+@pytest.fixture
+def gmn_root(tmp_path):
+    asf, amcs = generate_mocap_proxy(str(tmp_path / 'raw'), num_clips=4,
+                                     num_frames=40, seed=2)
+    write_split(tmp_path / 'raw' / 'split.json', GMN_SPLIT)
+    return str(tmp_path), asf, amcs
+
+
+def load_gmn(root, **kw):
+    with pytest.warns(UserWarning, match='synthetic proxy'):
+        return MotionCapture(root, gmn_split='split.json',
+                             **{**GMN_SIZES, **kw})
+
+
+def test_gmn_samples_follow_the_split_file(gmn_root):
+    root, asf, amcs = gmn_root
+    clips = [asf_amc_positions(asf, p).positions for p in amcs]
+    expected = {'train': [(0, 2), (0, 0), (1, 5), (1, 1)],  # 4 // 2 cases
+                'val': [(2, 0), (2, 28)], 'test': [(3, 6), (3, 2), (3, 9)]}
+    for split, pairs in expected.items():
+        ds = load_gmn(root, split=split)
+        assert 'GMN split' in repr(ds)
+        assert ds.gmn_samples() == pairs
+        got = list(zip(ds._data.clip.tolist(), ds._data.frame.tolist()))
+        assert got == pairs  # dataset order: cases by id, file order
+        for data, (c, t) in zip(ds, pairs):
+            X = clips[c]
+            torch.testing.assert_close(data.pos, torch.tensor(
+                X[t], dtype=torch.float32))
+            torch.testing.assert_close(data.vel, torch.tensor(
+                X[t + 1] - X[t], dtype=torch.float32))
+            torch.testing.assert_close(data.y, torch.tensor(
+                X[t + 10], dtype=torch.float32))
+    # the seed plays no part; the split file's content does
+    a = load_gmn(root, seed=0)
+    b = load_gmn(root, seed=5)
+    assert torch.equal(a._data.frame, b._data.frame)
+    assert a.processed_paths == b.processed_paths  # one cache for all seeds
+    write_split(os.path.join(root, 'raw', 'split.json'),
+                {**GMN_SPLIT, 'train': {1: [7, 1], 0: [2, 0]}})
+    c = load_gmn(root)
+    assert c.gmn_samples() == [(0, 2), (0, 0), (1, 7), (1, 1)]
+
+
+def test_gmn_last_frame_only_serves_the_velocity(gmn_root):
+    root, _, _ = gmn_root
+    # 40 frames, delta 10: t = 28 is the last start (X truncated to 39)
+    ds = load_gmn(root, split='val')
+    assert ds.gmn_samples()[-1] == (2, 28)
+    write_split(os.path.join(root, 'raw', 'split.json'),
+                {**GMN_SPLIT, 'val': {2: [29]}})
+    with pytest.warns(UserWarning), pytest.raises(
+            ValueError, match=r'start frame 29 of case 2 .*_03\.amc'):
+        MotionCapture(root, split='val', gmn_split='split.json',
+                      **{**GMN_SIZES, 'num_val': 1})
+
+
+def test_gmn_errors(gmn_root, tmp_path):
+    root, _, amcs = gmn_root
+    with pytest.warns(UserWarning), pytest.raises(
+            ValueError, match=r'7 // 1 cases = 7 start frames per case'):
+        MotionCapture(root, split='test', gmn_split='split.json',
+                      **{**GMN_SIZES, 'num_test': 7})
+    with pytest.raises(ValueError, match=r'case ids \[3\].*only 3 clips'):
+        MotionCapture(root, split='test', gmn_split='split.json',
+                      files=[os.path.basename(p) for p in amcs[:3]],
+                      **GMN_SIZES)
+    with pytest.raises(ValueError, match="'files' must be a list"):
+        MotionCapture(root, gmn_split='split.json',
+                      files={'train': amcs}, **GMN_SIZES)
+    with pytest.raises(FileNotFoundError, match='no_such.json'):
+        MotionCapture(root, gmn_split='no_such.json', **GMN_SIZES)
+    bad = {'nonsense.json': '{"train": {}',
+           'keys.json': '{"train": {"0": [1]}, "val": {"1": [1]}}',
+           'case.json': ('{"train": {"a": [1]}, "val": {"1": [1]}, '
+                         '"test": {"2": [1]}}'),
+           'frames.json': ('{"train": {"0": [1.5]}, "val": {"1": [1]}, '
+                           '"test": {"2": [1]}}'),
+           'twice.json': ('{"train": {"0": [1]}, "val": {"0": [1]}, '
+                          '"test": {"2": [1]}}')}
+    messages = {'nonsense.json': 'not a JSON', 'keys.json': 'keys',
+                'case.json': "case id 'a'", 'frames.json': 'start frames',
+                'twice.json': "both 'train' and 'val'"}
+    for name, text in bad.items():
+        path = tmp_path / name
+        path.write_text(text)
+        with pytest.raises(ValueError, match=messages[name]) as info:
+            read_gmn_split(str(path))
+        assert name in str(info.value)
+
+
+#: The real CMU subject 35 files and GMN's split (read-only; the tests skip
+#: when they are absent). ``REMUL_CMU_DIR`` overrides the place.
+CMU_DIR = os.environ.get('REMUL_CMU_DIR', os.path.join(
+    os.path.dirname(__file__), '..', '..', '..', 'shared', 'data',
+    'cmu_mocap'))
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(
+    CMU_DIR, 'gmn_motion_split.json')), reason='real CMU data absent')
+def test_gmn_protocol_on_the_real_files(tmp_path):
+    raw = tmp_path / 'raw'
+    raw.mkdir()
+    sub = os.path.join(CMU_DIR, 'subject35')
+    names = sorted(os.listdir(sub))
+    for name in names + ['../gmn_motion_split.json']:
+        os.symlink(os.path.abspath(os.path.join(sub, name)),
+                   raw / os.path.basename(name))
+    amcs = [n for n in names if n.endswith('.amc')]
+    assert len(amcs) == 23
+    split = read_gmn_split(str(raw / 'gmn_motion_split.json'))
+    first = {}
+    for name, size in (('train', 198), ('val', 600), ('test', 600)):
+        ds = MotionCapture(str(tmp_path), split=name,
+                           gmn_split='gmn_motion_split.json')
+        assert len(ds) == size and not ds.is_synthetic_proxy
+        assert ds[0].pos.shape == (31, 3)
+        first[name] = (ds.files[int(ds[0].clip)], int(ds[0].frame))
+        c0 = min(split[name])
+        assert int(ds[0].clip) == c0 and int(ds[0].frame) == split[name][c0][0]
+        if name == 'train':
+            X = asf_amc_positions(str(raw / '35.asf'),
+                                  str(raw / '35_02.amc')).positions
+            torch.testing.assert_close(ds[0].y, torch.tensor(
+                X[228 + 30], dtype=torch.float32))
+    assert {k: (os.path.basename(p), t) for k, (p, t) in first.items()} == {
+        'train': ('35_02.amc', 228), 'val': ('35_04.amc', 239),
+        'test': ('35_01.amc', 115)}

@@ -87,3 +87,24 @@ def test_proxy_split_too_large_for_its_clips(tmp_path, split):
                                                   match='start frames'):
         warnings.simplefilter('ignore')
         task_spec(config).load(split)
+
+
+def test_gmn_source_reads_the_split_file_beside_the_clips(tmp_path):
+    import json
+
+    from torch_geometric_remul.train.tasks import GMN_SPLIT_FILE
+    raw = tmp_path / 'mocap' / 'raw'
+    generate_mocap_proxy(str(raw), num_clips=4, num_frames=45, seed=0)
+    with open(raw / GMN_SPLIT_FILE, 'w') as f:
+        json.dump({'train': {'2': [3, 1, 4], '0': [5, 9]},
+                   'val': {'1': [2, 6]}, 'test': {'3': [0]}}, f)
+    config = TrainConfig(task='mocap', source='gmn', data_root=str(tmp_path),
+                         num_train=4, num_val=2, num_test=1).resolved()
+    spec = task_spec(config)
+    assert 'GMN split' in spec.description
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # "synthetic proxy" warning
+        train = spec.load('train')
+    assert train.gmn_samples() == [(0, 5), (0, 9), (2, 3), (2, 1)]
+    # centred per graph, like the task's other sources
+    assert float(train[0].pos.mean(0).abs().max()) < 1e-5

@@ -22,7 +22,7 @@ from .md17_standin import (
                       generate_md17_standin,
                       simulate_md17_standin,
 )
-from .mocap import MotionCapture
+from .mocap import MotionCapture, read_gmn_split
 from .mocap_formats import (
                       AsfSkeleton,
                       MocapClip,
@@ -50,6 +50,7 @@ __all__ = [
     'simulate_md17_standin',
     'generate_md17_standin',
     'MotionCapture',
+    'read_gmn_split',
     'MocapClip',
     'AsfSkeleton',
     'read_asf',

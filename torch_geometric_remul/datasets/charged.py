@@ -1,6 +1,6 @@
 r"""The EGNN charged-particle N-body system: a vectorised simulator and a
 PyG dataset built on it."""
-from typing import Callable, List, NamedTuple, Optional
+from typing import Callable, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 from torch_geometric.data import Data
@@ -16,7 +16,6 @@ from torch_geometric_remul.datasets._utils import (
     cache_name,
     full_edge_index,
     save_data_list,
-    split_rng,
     split_sizes,
     to_float,
 )
@@ -27,10 +26,12 @@ class ChargedSimulation(NamedTuple):
 
     Attributes:
         pos: Saved positions ``[num_sims, num_frames, num_particles, 3]``.
-        vel: Saved velocities, same shape, synchronous with ``pos``.
+        vel: Saved velocities, same shape: the velocity of the drift that
+            reached each saved position (half a step behind it, as in
+            EGNN's files).
         charge: Charges ``[num_sims, num_particles]`` (:math:`\pm 1`).
-        pos_initial: Positions before the first step
-            ``[num_sims, num_particles, 3]``.
+        pos_initial: Positions before the first step (after EGNN's
+            initial box reflection) ``[num_sims, num_particles, 3]``.
         vel_initial: Velocities before the first step (norm ``vel_norm``).
         steps: The integration step of every saved frame ``[num_frames]``.
 
@@ -48,6 +49,10 @@ class ChargedSimulation(NamedTuple):
     pos_initial: np.ndarray
     vel_initial: np.ndarray
     steps: np.ndarray
+
+
+#: EGNN's box: initial coordinates outside +-5 are reflected into it.
+BOX_SIZE = 5.0
 
 
 def num_charged_frames(num_steps: int, sample_every: int) -> int:
@@ -80,40 +85,69 @@ def simulate_charged(
     clip_force: bool = True,
     max_force: Optional[float] = None,
     seed: int = 0,
+    first: int = 0,
+    box_size: Optional[float] = BOX_SIZE,
 ) -> ChargedSimulation:
-    r"""Simulates ``num_sims`` independent charged-particle systems at once
-    (the EGNN "charged" N-body benchmark).
+    r"""Simulates ``num_sims`` independent charged-particle systems at once,
+    producing the same dataset as the generator of the EGNN "charged"
+    N-body benchmark (``vgsatorras/egnn``, ``n_body_system/dataset``), the
+    same numbers for the same seed (see below).
 
     Each system has ``num_particles`` unit-mass particles in 3D with charges
     :math:`q_i = \pm 1` (probability 1/2 each), initial positions
-    :math:`\mathcal{N}(0, 1) \cdot` ``loc_std`` and initial velocities drawn
-    from :math:`\mathcal{N}(0, I_3)` and rescaled to norm ``vel_norm``. The
-    force on particle :math:`i` is
+    :math:`\mathcal{N}(0, 1) \cdot` ``loc_std`` :math:`\cdot (N / 5)^{1/3}`
+    (EGNN keeps the density of 5 particles; no effect for 5), initial
+    velocities drawn from :math:`\mathcal{N}(0, I_3)` and rescaled to norm
+    ``vel_norm``; a coordinate outside :math:`\pm` ``box_size`` is
+    reflected into the box once, at the start (its velocity component
+    pointing inwards; EGNN's walls act only there, and only
+    :math:`|x| > 5 \sigma` triggers them). The force on particle :math:`i`
+    is
 
     .. math::
         F_i = c \sum_{j \neq i} q_i q_j \frac{x_i - x_j}{|x_i - x_j|^3},
 
     (:math:`c` = ``interaction_strength``; like charges repel) clipped per
     component to :math:`\pm` ``max_force`` when ``clip_force`` is set. The
-    equations of motion are integrated with the leapfrog scheme in its
-    kick-drift-kick (velocity Verlet) form with step ``dt``, so that saved
-    velocities are synchronous with saved positions. There are no walls.
+    integrator is EGNN's: a first kick :math:`v \mathrel{+}= \Delta t\,
+    F(x_0)`, then for every step a drift :math:`x \mathrel{+}= \Delta t\,
+    v` followed by a kick :math:`v \mathrel{+}= \Delta t\, F(x)`
+    (symplectic Euler, first order). Frame ``k`` is saved after the drift
+    of step ``(k + 1) * sample_every``: the positions there and the
+    velocity that made that drift (half a step behind the positions, as in
+    EGNN's files). There are no walls during the run.
 
-    The random draws (charges, positions, velocities) all happen before the
-    integration, so a longer ``num_steps`` only appends frames. All systems
-    are integrated together: the cost is one Python iteration per time step,
-    none per trajectory.
+    Random numbers: one legacy numpy stream
+    (:class:`numpy.random.RandomState`, Mersenne Twister) seeded with
+    ``seed``, drawn per system in EGNN's order: ``num_particles`` uniforms
+    for the charges (:math:`u < 1/2`: :math:`-1`), the positions and the
+    velocities as ``[3, num_particles]`` normal arrays, then the two
+    ``[num_frames, 3, num_particles]`` normal arrays of EGNN's observation
+    noise (variance 0 there, so only drawn, never added). System ``s`` of
+    the result is system ``first + s`` of the stream: EGNN's training,
+    validation and test systems are systems ``0..``, then the ones after
+    its ``--num-train`` training systems, then after the validation ones.
+    The arithmetic of the force follows EGNN's (squared distances as
+    :math:`|x_i|^2 + |x_j|^2 - 2 x_i \cdot x_j`, the same summation order),
+    so that the trajectories agree with EGNN's generator to rounding; see
+    ``docs/results.md`` for the comparison.
+
+    All systems are integrated together: the cost is one Python iteration
+    per time step, none per trajectory.
 
     Args:
         num_sims (int): Number of independent systems.
         num_particles (int, optional): Particles per system. (default: ``5``)
-        num_steps (int, optional): Integration steps. (default: ``5000``)
-        sample_every (int, optional): Save every this many steps; the number
+        num_steps (int, optional): Length of the run (EGNN's
+            ``--length``): steps ``1 .. num_steps - 1`` are integrated; it
+            also sets how many noise numbers each system draws. The number
             of frames is :func:`num_charged_frames`, 49 by default.
+            (default: ``5000``)
+        sample_every (int, optional): Save every this many steps.
             (default: ``100``)
         dt (float, optional): Time step. (default: ``0.001``)
-        loc_std (float, optional): Scale of the initial positions.
-            (default: ``1.0``)
+        loc_std (float, optional): Scale of the initial positions (for 5
+            particles). (default: ``1.0``)
         vel_norm (float, optional): Norm of every initial velocity.
             (default: ``0.5``)
         interaction_strength (float, optional): Coupling constant :math:`c`.
@@ -124,7 +158,13 @@ def simulate_charged(
             ``False`` for exact Coulomb dynamics. (default: ``True``)
         max_force (float, optional): Clipping bound. (default: ``0.1 / dt``,
             i.e. ``100``)
-        seed (int, optional): Seed of the numpy generator. (default: ``0``)
+        seed (int, optional): Seed of the stream (EGNN's ``--seed``: 43 for
+            its "nbody_small" files). (default: ``0``)
+        first (int, optional): Systems of the stream skipped before the
+            first one returned (their random numbers drawn, nothing
+            integrated). (default: ``0``)
+        box_size (float, optional): The initial reflection box; ``None``:
+            none. (default: ``5.0``)
 
     Returns:
         :class:`ChargedSimulation`: numpy arrays (float64).
@@ -136,6 +176,9 @@ def simulate_charged(
         ((4, 4, 5, 3), (4, 5))
         >>> sim.steps.tolist()
         [100, 200, 300, 400]
+        >>> later = simulate_charged(2, num_steps=500, seed=1, first=2)
+        >>> bool((later.pos == sim.pos[2:]).all())
+        True
     """
     num_sims = check_int(num_sims, 'num_sims', minimum=0)
     num_particles = check_int(num_particles, 'num_particles', minimum=2)
@@ -149,64 +192,103 @@ def simulate_charged(
     if max_force is None:
         max_force = 0.1 / dt
     max_force = check_real(max_force, 'max_force', minimum=0, strict=True)
-    rng = np.random.default_rng(seed)
-    return _simulate(rng, num_sims, num_particles, num_steps, sample_every,
-                     dt, loc_std, vel_norm, interaction_strength,
-                     bool(clip_force), max_force)
+    seed = check_int(seed, 'seed', minimum=0)
+    first = check_int(first, 'first', minimum=0)
+    if box_size is not None:
+        box_size = check_real(box_size, 'box_size', minimum=0, strict=True)
+    init = _initial_conditions(seed, first, num_sims, num_particles,
+                              num_steps, sample_every, loc_std, vel_norm,
+                              box_size)
+    return _simulate(init, num_steps, sample_every, dt,
+                     interaction_strength, bool(clip_force), max_force)
 
 
-def _simulate(rng: np.random.Generator, S: int, N: int, num_steps: int,
-              every: int, dt: float, loc_std: float, vel_norm: float,
-              strength: float, clip: bool, max_force: float
-              ) -> ChargedSimulation:
-    num_frames = num_charged_frames(num_steps, every)
-    charge = rng.choice(np.array([-1.0, 1.0]), size=(S, N))
-    pos0 = rng.standard_normal((S, N, 3)) * loc_std
-    vel0 = rng.standard_normal((S, N, 3))
-    norm = np.linalg.norm(vel0, axis=-1, keepdims=True)
-    vel0 = vel0 * (vel_norm / np.maximum(norm, 1e-300))
+def _initial_conditions(seed: int, first: int, num_sims: int,
+                       num_particles: int, num_steps: int, sample_every: int,
+                       loc_std: float, vel_norm: float,
+                       box_size: Optional[float]
+                       ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""``(charge [S, N], pos [S, N, 3], vel [S, N, 3])``: the initial state
+    of systems ``first .. first + num_sims - 1`` of the stream of ``seed``,
+    drawn as :func:`simulate_charged` describes (float64)."""
+    rs = np.random.RandomState(seed)
+    N = num_particles
+    frames = max(num_charged_frames(num_steps, sample_every), 0)
+    scale = loc_std * (N / 5.0) ** (1.0 / 3.0)
+    charge = np.empty((num_sims, N))
+    pos = np.empty((num_sims, N, 3))
+    vel = np.empty((num_sims, N, 3))
+    # The legacy normals form one sequence whatever the sizes of the calls
+    # (an odd count leaves its spare for the next call), so one call per
+    # system draws the positions, the velocities and EGNN's two noise
+    # arrays (variance 0 there: drawn, never added) in EGNN's order.
+    per_system = 2 * 3 * N + 2 * frames * 3 * N
+    for s in range(first + num_sims):
+        u = rs.random_sample(N)
+        z = rs.standard_normal(per_system)
+        if s >= first:
+            k = s - first
+            charge[k] = np.where(u < 0.5, -1.0, 1.0)
+            pos[k] = z[:3 * N].reshape(3, N).T * scale
+            vel[k] = z[3 * N:6 * N].reshape(3, N).T
+    norm = np.sqrt((vel ** 2).sum(axis=-1, keepdims=True))
+    vel = vel * vel_norm / norm
+    if box_size is not None:  # reflect into the box, velocity inwards
+        over, under = pos > box_size, pos < -box_size
+        pos = np.where(over, 2 * box_size - pos, pos)
+        pos = np.where(under, -2 * box_size - pos, pos)
+        vel = np.where(over, -np.abs(vel), np.where(under, np.abs(vel),
+                                                    vel))
+    return charge, pos, vel
 
-    # Coordinate-major layout [3, N, S]: every per-pair slice is a contiguous
-    # block, which makes the force evaluation about 2x faster than [S, N, 3].
-    x = np.ascontiguousarray(pos0.transpose(2, 1, 0))
-    v = np.ascontiguousarray(vel0.transpose(2, 1, 0))
-    ia, ja = np.triu_indices(N, 1)  # the pairs i < j
-    P = ia.size
-    qq = np.ascontiguousarray((charge[:, ia] * charge[:, ja]).T) * strength
-    incidence = np.zeros((N, P))  # F_i = sum_p incidence[i, p] * f_p
-    incidence[ia, np.arange(P)] = 1.0
-    incidence[ja, np.arange(P)] = -1.0
+
+def _simulate(init: Tuple[np.ndarray, np.ndarray, np.ndarray],
+              num_steps: int, every: int, dt: float, strength: float,
+              clip: bool, max_force: float) -> ChargedSimulation:
+    charge, pos0, vel0 = init
+    S, N = charge.shape
+    num_frames = max(num_charged_frames(num_steps, every), 0)
+    # [S, 3, N] as EGNN's [3, N] per system
+    x = np.ascontiguousarray(pos0.transpose(0, 2, 1))
+    v = np.ascontiguousarray(vel0.transpose(0, 2, 1))
+    qq = strength * (charge[:, :, None] * charge[:, None, :])  # [S, N, N]
+    diagonal = np.eye(N, dtype=bool)
 
     def force(x: np.ndarray) -> np.ndarray:
-        d = x[:, ia, :] - x[:, ja, :]  # [3, P, S], x_i - x_j for i < j
-        r2 = d[0] * d[0]
-        r2 += d[1] * d[1]
-        r2 += d[2] * d[2]
-        d *= qq / (r2 * np.sqrt(r2))
-        F = np.matmul(incidence, d)  # [3, N, S]
+        # EGNN's arithmetic, in its order (the sums below are numpy's
+        # reduction order; the Gram matrix is the same BLAS product)
+        sq = x[:, 0] * x[:, 0]
+        sq += x[:, 1] * x[:, 1]
+        sq += x[:, 2] * x[:, 2]  # [S, N]
+        gram = np.matmul(x.transpose(0, 2, 1), x)  # [S, N, N]
+        d2 = (sq[:, :, None] + sq[:, None, :]) - 2 * gram
+        with np.errstate(divide='ignore', invalid='ignore'):
+            size = qq / np.power(d2, 1.5)
+        size[:, diagonal] = 0.0
+        # F[:, c, i] = sum_j size[:, i, j] * (x[:, c, i] - x[:, c, j])
+        F = size[:, None, :, 0] * (x - x[:, :, 0:1])
+        for j in range(1, N):
+            F += size[:, None, :, j] * (x - x[:, :, j:j + 1])
         if clip:
-            np.clip(F, -max_force, max_force, out=F)
+            F = np.minimum(np.maximum(F, -max_force), max_force)
         return F
 
-    pos = np.empty((max(num_frames, 0), 3, N, S))
+    pos = np.empty((S, num_frames, N, 3))
     vel = np.empty_like(pos)
     last = num_frames * every  # no need to integrate past the last frame
-    half = 0.5 * dt
-    F = force(x) if last > 0 else None
+    if last > 0:
+        v += dt * force(x)
     for step in range(1, last + 1):
-        v += half * F
         x += dt * v
-        F = force(x)
-        v += half * F
         if step % every == 0:
             k = step // every - 1
-            pos[k] = x
-            vel[k] = v
-    steps = (np.arange(max(num_frames, 0)) + 1) * every
-    return ChargedSimulation(
-        pos=np.ascontiguousarray(pos.transpose(3, 0, 2, 1)),
-        vel=np.ascontiguousarray(vel.transpose(3, 0, 2, 1)),
-        charge=charge, pos_initial=pos0, vel_initial=vel0, steps=steps)
+            pos[:, k] = x.transpose(0, 2, 1)
+            vel[:, k] = v.transpose(0, 2, 1)
+        if step < last:
+            v += dt * force(x)
+    steps = (np.arange(num_frames) + 1) * every
+    return ChargedSimulation(pos=pos, vel=vel, charge=charge,
+                             pos_initial=pos0, vel_initial=vel0, steps=steps)
 
 
 def charged_energy(pos: np.ndarray, vel: np.ndarray, charge: np.ndarray,
@@ -245,7 +327,10 @@ def charged_energy(pos: np.ndarray, vel: np.ndarray, charge: np.ndarray,
 
 class ChargedParticles(CachedDataset):
     r"""The charged-particle N-body dataset of EGNN (Satorras et al., 2021),
-    simulated with :func:`simulate_charged` on first use and cached.
+    simulated with :func:`simulate_charged` on first use and cached: with
+    the defaults, EGNN's "nbody_small" data, the same numbers as its
+    generator's files (``generate_dataset.py --num-train 10000 --seed 43
+    --sufix small``; EGNN trains on the first 3,000 training systems).
 
     Each graph is one system of ``num_particles`` charged particles: the
     input is the state at frame ``frame_in`` and the target the positions
@@ -266,10 +351,13 @@ class ChargedParticles(CachedDataset):
       :math:`q_i q_j` of each edge.
 
     EGNN's node feature :math:`|v_i|` is not stored: compute it from
-    ``vel``. Train, validation and test trajectories come from independent
-    generators derived from ``(seed, split)``, so a split's content depends
-    only on its own size, the seed and the simulation parameters; only the
-    requested split is simulated. The processed file name encodes every
+    ``vel`` (EGNN's models also append :math:`|x_i - x_j|^2` to the edge
+    attribute). The splits are EGNN's: one random stream seeded with
+    ``seed`` (see :func:`simulate_charged`) gives ``train_pool`` training
+    systems, then ``num_val`` validation systems, then ``num_test`` test
+    systems; the training split is the first ``num_train`` of its pool.
+    Only the requested split is integrated. The processed file name
+    encodes every
     parameter that determines its content, so changing one regenerates the
     file (written atomically);
     :attr:`~torch_geometric.data.Dataset.processed_paths` shows it.
@@ -282,15 +370,19 @@ class ChargedParticles(CachedDataset):
         num_val (int, optional): Validation trajectories.
             (default: ``2000``)
         num_test (int, optional): Test trajectories. (default: ``2000``)
-        seed (int, optional): Base seed of the simulation. (default: ``0``)
+        seed (int, optional): Seed of the simulation's stream (EGNN's
+            "nbody_small": 43). (default: ``43``)
+        train_pool (int, optional): Training systems generated before the
+            validation ones (EGNN: 10,000); ``num_train`` of them are used.
+            (default: ``10000``)
         frame_in (int, optional): Input frame. (default: ``30``)
         frame_out (int, optional): Target frame. (default: ``40``)
         num_particles (int, optional): Particles per system.
             (default: ``5``)
         num_steps (int, optional): Length of the reference simulation, which
             bounds the valid frames (``frame_out < num_steps // sample_every
-            - 1``); only the steps up to ``frame_out`` are integrated.
-            (default: ``5000``)
+            - 1``) and sets the random numbers each system draws; only the
+            steps up to ``frame_out`` are integrated. (default: ``5000``)
         sample_every (int, optional): Steps between frames.
             (default: ``100``)
         dt (float, optional): Time step. (default: ``0.001``)
@@ -324,7 +416,8 @@ class ChargedParticles(CachedDataset):
         num_train: int = 3000,
         num_val: int = 2000,
         num_test: int = 2000,
-        seed: int = 0,
+        seed: int = 43,
+        train_pool: int = 10000,
         frame_in: int = 30,
         frame_out: int = 40,
         num_particles: int = 5,
@@ -344,6 +437,12 @@ class ChargedParticles(CachedDataset):
         self.sizes = split_sizes(self.split, num_train, num_val, num_test,
                                  'trajectory')
         self.seed = check_int(seed, 'seed', minimum=0)
+        self.train_pool = check_int(train_pool, 'train_pool', minimum=0)
+        if self.sizes['train'] > self.train_pool:
+            raise ValueError(f"num_train={self.sizes['train']} exceeds "
+                             f"train_pool={self.train_pool} (the training "
+                             f"systems generated before the validation "
+                             f"ones); raise train_pool")
         self.num_particles = check_int(num_particles, 'num_particles',
                                        minimum=2)
         self.num_steps = check_int(num_steps, 'num_steps', minimum=0)
@@ -374,8 +473,11 @@ class ChargedParticles(CachedDataset):
     @property
     def processed_file_names(self) -> List[str]:
         return [cache_name(f'charged_{self.split}', {
+            'gen': 'egnn',  # EGNN's stream, integrator and split layout
             'n': self.sizes[self.split],
             'seed': self.seed,
+            'first': self.first,
+            'steps': self.num_steps,
             'in': self.frame_in,
             'out': self.frame_out,
             'p': self.num_particles,
@@ -388,12 +490,14 @@ class ChargedParticles(CachedDataset):
         })]
 
     def process(self) -> None:
-        rng = split_rng(self.seed, self.split)
-        sim = _simulate(rng, self.sizes[self.split], self.num_particles,
-                        (self.frame_out + 2) * self.sample_every,
-                        self.sample_every, self.dt, self.loc_std,
-                        self.vel_norm, self.interaction_strength,
-                        self.clip_force, 0.1 / self.dt)
+        init = _initial_conditions(
+            self.seed, self.first, self.sizes[self.split],
+            self.num_particles, self.num_steps, self.sample_every,
+            self.loc_std, self.vel_norm, BOX_SIZE)
+        sim = _simulate(init, (self.frame_out + 2) * self.sample_every,
+                        self.sample_every, self.dt,
+                        self.interaction_strength, self.clip_force,
+                        0.1 / self.dt)
         pos = to_float(sim.pos[:, self.frame_in])
         vel = to_float(sim.vel[:, self.frame_in])
         y = to_float(sim.pos[:, self.frame_out])
@@ -410,10 +514,17 @@ class ChargedParticles(CachedDataset):
         data_list = apply_pre(data_list, self.pre_filter, self.pre_transform)
         save_data_list(data_list, self.processed_paths[0])
 
+    @property
+    def first(self) -> int:
+        r"""The index in the seed's stream of this split's first system."""
+        return {'train': 0, 'val': self.train_pool,
+                'test': self.train_pool + self.sizes['val']}[self.split]
+
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({len(self)}, '
                 f'split={self.split!r})')
 
 
-__all__ = ['ChargedSimulation', 'simulate_charged', 'charged_energy',
+__all__ = ['ChargedSimulation', 'simulate_charged',
+           'charged_energy',
            'num_charged_frames', 'ChargedParticles']

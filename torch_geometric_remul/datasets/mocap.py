@@ -2,9 +2,10 @@ r"""Motion capture (CMU ASF/AMC or BVH) as a future-position prediction task
 on the skeleton graph (GMN protocol)."""
 import glob
 import hashlib
+import json
 import os.path as osp
 import warnings
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -72,6 +73,31 @@ class MotionCapture(CachedDataset):
     "val": [...], "test": [...]}`` every split samples (without
     replacement) from its own clips, i.e. a split by clip.
 
+    **GMN protocol** (``gmn_split``): the samples are those of the GMN/EGNO
+    motion-capture benchmark (Huang et al., 2022; ``hanjq17/GMN``,
+    ``spatial_graph/motion/dataset.py``), read from its split file, a JSON
+    ``{"train"|"val"|"test": {case_id: [start frames]}}`` (the
+    ``gmn_motion_split.json`` conversion of GMN's ``split.pkl``). Each split
+    takes the first ``max_samples // number of cases`` start frames of each
+    of its cases, ``max_samples`` being ``num_train``, ``num_val`` or
+    ``num_test``: the defaults 200/600/600 give 18 per training case (198
+    samples from 11 cases) and 100 per validation or test case (600 from 6
+    cases each). Velocities are :math:`x_{t+1} - x_t` and, as in GMN, the
+    last frame of a clip only serves that difference (a start frame needs
+    :math:`t + \Delta \le T - 2`). ``seed`` plays no part: the samples are
+    fixed by the file. Order: cases by increasing id, start frames in the
+    file's order (GMN concatenates its cases in the order of its
+    hard-coded lists; the JSON keeps no order). **Assumption, not
+    confirmable from the split file:** case id ``k`` is the ``k``-th clip
+    of ``files``, by default the ``.amc`` files of ``root/raw`` in sorted
+    name order, i.e. for CMU subject 35 walking ``0 = 35_01``, ...,
+    ``15 = 35_16``, ``16 = 35_28``, ..., ``22 = 35_34`` (GMN's own
+    ``motion.pkl``, which would settle it, is not published with the
+    split). GMN's graph adds two-hop edges with edge types; the graph here
+    is the skeleton's bones. Positions are in the files' units (ASF units
+    for CMU, 1 unit = 0.056444 m), unscaled, as the published split does
+    not state GMN's preprocessing.
+
     Attributes of every :class:`~torch_geometric.data.Data` (``J`` joints:
     the root and every bone end, 31 for CMU skeletons), float32 unless
     stated:
@@ -102,6 +128,9 @@ class MotionCapture(CachedDataset):
         num_val (int, optional): Validation samples. (default: ``600``)
         num_test (int, optional): Test samples. (default: ``600``)
         seed (int, optional): Seed of the sampling. (default: ``0``)
+        gmn_split (str, optional): GMN's split file (JSON, relative to
+            ``root/raw`` or absolute); selects the GMN protocol above.
+            (default: ``None``)
         transform (callable, optional): Applied to every access.
         pre_transform (callable, optional): Applied before caching.
         pre_filter (callable, optional): Filters graphs before caching.
@@ -133,6 +162,7 @@ class MotionCapture(CachedDataset):
         num_val: int = 600,
         num_test: int = 600,
         seed: int = 0,
+        gmn_split: Optional[str] = None,
         transform: Optional[Callable] = None,
         pre_transform: Optional[Callable] = None,
         pre_filter: Optional[Callable] = None,
@@ -145,7 +175,30 @@ class MotionCapture(CachedDataset):
         self.seed = check_int(seed, 'seed', minimum=0)
         root = osp.expanduser(str(root))
         raw_dir = osp.join(root, 'raw')
+        self.gmn_split_path: Optional[str] = None
+        self.gmn_cases: Optional[Dict[str, Dict[int, List[int]]]] = None
+        if gmn_split is not None:
+            if isinstance(files, dict):
+                raise ValueError("'files' must be a list (case id k = the "
+                                 "k-th clip) or None with 'gmn_split'")
+            if files is None:  # the skeleton's clips, in sorted name order
+                files = sorted(glob.glob(osp.join(raw_dir, '*.amc')))
+                if not files:
+                    raise FileNotFoundError(self._missing_message(raw_dir))
+            path = str(gmn_split)
+            self.gmn_split_path = (path if osp.isabs(path) else
+                                   osp.join(raw_dir, path))
+            self.gmn_cases = read_gmn_split(self.gmn_split_path)
         self.files, self.split_files = self._resolve_files(raw_dir, files)
+        if self.gmn_cases is not None:
+            for name, cases in self.gmn_cases.items():
+                bad = [c for c in cases if c >= len(self.files)]
+                if bad:
+                    raise ValueError(
+                        f"{self.gmn_split_path}: {name!r} uses case ids "
+                        f"{bad}, but only {len(self.files)} clips are given "
+                        f"(case id k = the k-th clip in sorted name order; "
+                        f"subject 35 walking has 23)")
         self.skeleton_path = None
         self.is_synthetic_proxy = False
         if any(f.lower().endswith('.amc') for f in self.files):
@@ -250,7 +303,10 @@ class MotionCapture(CachedDataset):
         if self.skeleton_path is not None:
             paths.append(self.skeleton_path)
         mode = 'clips' if self.split_files is not None else 'pooled'
-        if self.split_files is not None:  # which clip goes where matters
+        if self.gmn_split_path is not None:
+            paths.append(self.gmn_split_path)
+            mode = 'gmn'
+        elif self.split_files is not None:  # which clip goes where matters
             layout = {k: [self.files.index(p) for p in v]
                       for k, v in sorted(self.split_files.items())}
             mode += '-' + hashlib.sha1(repr(layout).encode()).hexdigest()[:8]
@@ -262,7 +318,8 @@ class MotionCapture(CachedDataset):
             'ntr': self.sizes['train'],
             'nva': self.sizes['val'],
             'nte': self.sizes['test'],
-            'seed': self.seed,
+            # the GMN samples are fixed by the split file
+            'seed': 0 if self.gmn_split_path is not None else self.seed,
         })]
 
     def _load_clip(self, path: str, skeleton) -> MocapClip:
@@ -270,9 +327,53 @@ class MotionCapture(CachedDataset):
             return asf_amc_positions(self.skeleton_path, path, skeleton)
         return read_bvh(path)
 
+    def gmn_samples(self) -> List[Tuple[int, int]]:
+        r"""The ``(clip index, start frame)`` pairs of this split under the
+        GMN protocol (see the class docstring), in dataset order.
+
+        Raises:
+            ValueError: Without ``gmn_split``, or when a split's size asks
+                for more start frames per case than the file lists.
+        """
+        if self.gmn_cases is None:
+            raise ValueError("gmn_samples() needs the GMN protocol "
+                             "(gmn_split='...json')")
+        cases = self.gmn_cases[self.split]
+        size = self.sizes[self.split]
+        each = size // len(cases)
+        if each < 1 or any(each > len(v) for v in cases.values()):
+            raise ValueError(
+                f"num_{self.split} = {size} asks for {size} // "
+                f"{len(cases)} cases = {each} start frames per case, but "
+                f"{self.gmn_split_path} lists "
+                f"{min(len(v) for v in cases.values())} to "
+                f"{max(len(v) for v in cases.values())} per {self.split!r} "
+                f"case (need 1 to that many)")
+        return [(c, t) for c in sorted(cases) for t in cases[c][:each]]
+
+    def _gmn_pairs(self, clips: Dict[str, MocapClip]) -> np.ndarray:
+        pairs = self.gmn_samples()
+        for c, t in pairs:
+            T = clips[self.files[c]].positions.shape[0]
+            # GMN drops the last frame (it only serves the last velocity)
+            if t + self.delta_frame > T - 2:
+                raise ValueError(
+                    f"{self.gmn_split_path}: start frame {t} of case {c} "
+                    f"({osp.basename(self.files[c])}, {T} frames) leaves no "
+                    f"target {self.delta_frame} frames ahead (needs t + "
+                    f"delta_frame <= {T - 2}); is case {c} really this "
+                    f"clip?")
+        return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+
     def process(self) -> None:
         skeleton = (read_asf(self.skeleton_path)
                     if self.skeleton_path is not None else None)
+        if self.gmn_cases is not None:
+            used = sorted({c for c, _ in self.gmn_samples()})
+            clips = {self.files[c]: self._load_clip(self.files[c], skeleton)
+                     for c in used}
+            self._save(self._gmn_pairs(clips), clips)
+            return
         if self.split_files is None:
             pool_files = self.files
             rng = np.random.default_rng(self.seed)
@@ -305,7 +406,10 @@ class MotionCapture(CachedDataset):
         chosen = pairs[rng.permutation(pairs.shape[0])[a:a + self.sizes[
             self.split]]]
         chosen = chosen[np.lexsort((chosen[:, 1], chosen[:, 0]))]
+        self._save(chosen, clips)
 
+    def _save(self, chosen: np.ndarray, clips: Dict[str, MocapClip]
+              ) -> None:
         data_list = []
         names = None
         for c, t in chosen:
@@ -329,8 +433,78 @@ class MotionCapture(CachedDataset):
 
     def __repr__(self) -> str:
         tag = ', synthetic proxy' if self.is_synthetic_proxy else ''
+        tag += ', GMN split' if self.gmn_split_path is not None else ''
         return (f'{self.__class__.__name__}({len(self)}, '
                 f'split={self.split!r}{tag})')
 
 
-__all__ = ['MotionCapture']
+def read_gmn_split(path: str) -> Dict[str, Dict[int, List[int]]]:
+    r"""Reads the GMN motion split file: a JSON object
+    ``{"train"|"val"|"test": {case_id: [start frames]}}`` (case ids as
+    strings of integers >= 0, start frames integers >= 0, no case in two
+    splits).
+
+    Args:
+        path (str): The JSON file (e.g. ``gmn_motion_split.json``).
+
+    Returns:
+        dict: ``split -> {case id: [start frames]}`` (ints).
+
+    Raises:
+        FileNotFoundError: When the file is missing.
+        ValueError: When it is not such a JSON object (the message names
+            the file and the offending entry).
+
+    Example:
+
+        >>> import json, os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), 'split.json')
+        >>> with open(path, 'w') as f:
+        ...     json.dump({'train': {'1': [4, 0]}, 'val': {'0': [2]},
+        ...                'test': {'2': [7]}}, f)
+        >>> read_gmn_split(path)['train']
+        {1: [4, 0]}
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f"{path}: no such GMN split file (gmn_motion_split.json: "
+            f'{{"train"|"val"|"test": {{case_id: [start frames]}}}}, the '
+            f"JSON conversion of GMN's motion split.pkl)")
+    try:
+        with open(path, encoding='utf-8') as f:
+            raw = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a JSON file ({e})") from None
+    splits = MotionCapture.SPLITS
+    if not isinstance(raw, dict) or set(raw) != set(splits):
+        got = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
+        raise ValueError(f"{path}: expected a JSON object with the keys "
+                         f"{list(splits)}, got {got}")
+    out: Dict[str, Dict[int, List[int]]] = {}
+    owner: Dict[int, str] = {}
+    for split in splits:
+        cases = raw[split]
+        if not isinstance(cases, dict) or not cases:
+            raise ValueError(f"{path}: {split!r} must map case ids to lists "
+                             f"of start frames (got {cases!r:.60})")
+        out[split] = {}
+        for key, starts in cases.items():
+            if not (isinstance(key, str) and key.isdigit()):
+                raise ValueError(f"{path}: {split!r} case id {key!r} is not "
+                                 f"an integer >= 0")
+            if (not isinstance(starts, list) or not starts or not all(
+                    isinstance(t, int) and not isinstance(t, bool)
+                    and t >= 0 for t in starts)):
+                raise ValueError(f"{path}: {split!r} case {key} must list "
+                                 f"start frames (integers >= 0), got "
+                                 f"{starts!r:.60}")
+            case = int(key)
+            if case in owner:
+                raise ValueError(f"{path}: case {case} is in both "
+                                 f"{owner[case]!r} and {split!r}")
+            owner[case] = split
+            out[split][case] = list(starts)
+    return out
+
+
+__all__ = ['MotionCapture', 'read_gmn_split']

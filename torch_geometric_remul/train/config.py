@@ -33,7 +33,7 @@ SOURCES: Dict[str, Optional[Tuple[str, ...]]] = {
     'nbody': None,
     'gravity': ('canonical', 'gatr'),
     'md17': ('auto', 'md17', 'rmd17', 'standin'),
-    'mocap': ('files', 'proxy'),
+    'mocap': ('files', 'proxy', 'gmn'),
 }
 #: The largest seed (``2**63 - 1``): seeds are the integers ``0`` to
 #: ``MAX_SEED``, the non-negative range of a signed 64-bit integer, which
@@ -109,7 +109,8 @@ class TrainConfig:
     run_dir: Optional[str] = None
     molecule: str = 'aspirin'
     #: Where the data come from, for the md17 task ``'auto'``, ``'md17'``,
-    #: ``'rmd17'`` or ``'standin'``, for mocap ``'files'`` or ``'proxy'``,
+    #: ``'rmd17'`` or ``'standin'``, for mocap ``'files'``, ``'proxy'``
+    #: or ``'gmn'`` (the real files with GMN's split),
     #: for gravity the protocol ``'canonical'`` or ``'gatr'`` (``None``:
     #: the first a task accepts, see ``SOURCES``).
     source: Optional[str] = None

@@ -66,11 +66,17 @@ class TaskSpec:
                               weight=weight)
 
 
+#: The nbody task's data are EGNN's "nbody_small" files: one stream with
+#: this seed (its ``generate_dataset.py --seed 43``), the same for every
+#: run seed (the run's seed draws the initialisation and the batches).
+NBODY_DATA_SEED = 43
+
+
 def _nbody(config: TrainConfig) -> TaskSpec:
     from torch_geometric_remul.datasets import ChargedParticles
     root = osp.join(config.data_root, 'charged')
-    spec = TaskSpec('nbody', 'charged particles N-body (EGNN setup, '
-                    'simulated)', POSITIONS_AND_VELOCITIES,
+    spec = TaskSpec('nbody', "charged particles N-body (EGNN's generator "
+                    'and nbody_small data)', POSITIONS_AND_VELOCITIES,
                     dict(scalars=('charge', ), scalar_dim=1,
                          edge_scalars=('edge_attr', ), edge_scalar_dim=1))
     # Centre every graph: the paper removes translations by centring.
@@ -79,8 +85,8 @@ def _nbody(config: TrainConfig) -> TaskSpec:
     def load(split):
         return ChargedParticles(root, split=split, num_train=config.num_train,
                                 num_val=config.num_val,
-                                num_test=config.num_test, seed=config.seed,
-                                transform=center)
+                                num_test=config.num_test,
+                                seed=NBODY_DATA_SEED, transform=center)
 
     spec.load = load
     return spec
@@ -218,6 +224,12 @@ def proxy_clip_files() -> Dict[str, List[str]]:
     return out
 
 
+#: The split file the mocap task's ``'gmn'`` source reads from
+#: ``<data_root>/mocap/raw`` (beside the skeleton and its 23 clips), see
+#: :class:`~torch_geometric_remul.datasets.MotionCapture`'s ``gmn_split``.
+GMN_SPLIT_FILE = 'gmn_motion_split.json'
+
+
 def _mocap(config: TrainConfig) -> TaskSpec:
     from torch_geometric_remul.datasets import (
         MotionCapture,
@@ -237,8 +249,9 @@ def _mocap(config: TrainConfig) -> TaskSpec:
                                  seed=PROXY_DATA_SEED)
     else:
         root = osp.join(config.data_root, 'mocap')
-    label = ' (synthetic proxy split by clip, not motion capture)' if \
-        config.source == 'proxy' else ''
+    gmn_split = GMN_SPLIT_FILE if config.source == 'gmn' else None
+    label = {'proxy': ' (synthetic proxy split by clip, not motion capture)',
+             'gmn': ' (GMN split)'}.get(config.source, '')
     # gravity picks the vertical axis: the task's group is SO2 about y
     spec = TaskSpec('mocap', f'motion capture, skeleton graph{label}',
                     POSITIONS_AND_VELOCITIES, axis='y')
@@ -248,7 +261,8 @@ def _mocap(config: TrainConfig) -> TaskSpec:
         return MotionCapture(root, split=split, files=files,
                              num_train=config.num_train,
                              num_val=config.num_val, num_test=config.num_test,
-                             seed=config.seed, transform=center)
+                             seed=config.seed, gmn_split=gmn_split,
+                             transform=center)
 
     spec.load = load
     return spec
@@ -323,4 +337,5 @@ def prepared(dataset) -> List[Data]:
 
 __all__ = ['TaskSpec', 'task_spec', 'load_task', 'prepared', 'AtomOneHot',
            'PROXY_CLIPS', 'PROXY_DATA_SEED', 'proxy_clip_files',
+           'GMN_SPLIT_FILE', 'NBODY_DATA_SEED',
            'ELEMENTS', 'GRAVITY_PROTOCOLS', 'GRAVITY_TEST_PLANETS']
