@@ -19,6 +19,12 @@ SHARED = os.environ.get('REMUL_RMD17_ROOT') or osp.join(
     osp.dirname(__file__), '..', '..', '..', 'shared', 'data', 'rmd17')
 
 
+@pytest.fixture(autouse=True)
+def user_cache(tmp_path, monkeypatch):
+    # the default cache (no cache_dir) goes under $XDG_CACHE_HOME
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'xdg-cache'))
+
+
 def frames(T, z=ETHANOL_Z, seed=0):
     rng = np.random.default_rng(seed)
     return dict(nuclear_charges=z, coords=rng.normal(size=(T, z.size, 3)),
@@ -234,21 +240,21 @@ def test_bad_index_files(tmp_path):
         load(root, 'test')
 
 
-def test_read_only_root_uses_user_cache(tmp_path, monkeypatch):
+def test_default_cache_is_outside_the_data_folder(tmp_path, monkeypatch):
     root = str(tmp_path / 'data')
     os.makedirs(root)
     write_split(root)
+    before = sorted(os.listdir(root))
     monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'home-cache'))
-    ds = RMD17(root, 'ethanol', split='test', num_val=5)
-    assert ds.processed_dir == osp.join(root, 'processed')
-    # a read-only root (as root, chmod does not stop writes: the access
-    # check is what the dataset asks)
-    real_access = os.access
-    monkeypatch.setattr(os, 'access', lambda path, mode: False if
-                        path == root else real_access(path, mode))
     ds = RMD17(root, 'ethanol', split='test', num_val=5)
     assert ds.processed_dir.startswith(str(tmp_path / 'home-cache'))
     assert osp.isdir(ds.processed_dir) and len(ds) == 20
+    assert sorted(os.listdir(root)) == before  # nothing written there
+    other = str(tmp_path / 'other')
+    os.makedirs(other)
+    write_split(other)
+    assert RMD17(other, 'ethanol', num_val=5).processed_dir != \
+        ds.processed_dir
 
 
 @pytest.mark.skipif(not osp.isdir(SHARED),

@@ -291,10 +291,10 @@ class RMD17(CachedDataset):
     index file with a bad line or an out-of-range row, raises
     :class:`ValueError` naming the file.
 
-    **Cache.** The processed splits go to ``cache_dir``: by default
-    ``root/processed`` when ``root`` is writable, else
+    **Cache.** The processed splits go to ``cache_dir``, by default
     ``$XDG_CACHE_HOME/torch_geometric_remul/rmd17-<hash of root>``
-    (``~/.cache/...``), so that a read-only data folder works.
+    (``~/.cache/...`` without ``XDG_CACHE_HOME``): nothing is ever written
+    under ``root``, which may be a shared, read-only data folder.
 
     Args:
         root (str): The data folder (see the layouts above).
@@ -313,6 +313,7 @@ class RMD17(CachedDataset):
         layout (str, optional): ``"auto"``, ``"split"`` or ``"official"``.
             (default: ``"auto"``)
         cache_dir (str, optional): Where the processed splits are written.
+            (default: the user cache, see above)
         transform (callable, optional): Applied to every access.
         pre_transform (callable, optional): Applied before caching.
         pre_filter (callable, optional): Filters graphs before caching.
@@ -329,10 +330,11 @@ class RMD17(CachedDataset):
         ...              nuclear_charges=z, coords=rng.normal(size=(60, 9, 3)),
         ...              energies=rng.normal(size=60) - 97000,
         ...              forces=rng.normal(size=(60, 9, 3)))
-        >>> ds = RMD17(root, 'ethanol', split='val')
+        >>> cache = tempfile.mkdtemp()
+        >>> ds = RMD17(root, 'ethanol', split='val', cache_dir=cache)
         >>> len(ds), ds[0].pos.shape, ds[0].energy.dtype, ds.layout
         (50, torch.Size([9, 3]), torch.float64, 'split')
-        >>> len(RMD17(root, 'ethanol', split='train'))
+        >>> len(RMD17(root, 'ethanol', split='train', cache_dir=cache))
         10
         >>> RMD17(root, 'ethanol', fold=2)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
@@ -368,10 +370,8 @@ class RMD17(CachedDataset):
         root = osp.expanduser(str(root))
         self.layout, self.files = find_rmd17_files(root, self.molecule,
                                                    self.fold, layout)
-        if cache_dir is None:
-            writable = os.access(root, os.W_OK)
-            cache_dir = osp.join(root, 'processed') if writable else \
-                _user_cache(root)
+        if cache_dir is None:  # never under root: the data stay untouched
+            cache_dir = _user_cache(root)
         self._cache_dir = osp.expanduser(str(cache_dir))
         super().__init__(root, transform, pre_transform, pre_filter,
                          force_reload=force_reload)

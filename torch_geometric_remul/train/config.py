@@ -16,7 +16,7 @@ from torch_geometric_remul._checks import (
     check_str,
 )
 
-TASKS = ('nbody', 'gravity', 'md17', 'mocap')
+TASKS = ('nbody', 'gravity', 'md17', 'mocap', 'rmd17')
 LOSSES = ('plain', 'augment', 'remul')
 WEIGHTINGS = ('constant', 'schedule', 'gradnorm', 'target')
 MODES = ('target', 'consistency')
@@ -34,6 +34,8 @@ SOURCES: Dict[str, Optional[Tuple[str, ...]]] = {
     'gravity': ('canonical', 'gatr'),
     'md17': ('auto', 'md17', 'rmd17', 'standin'),
     'mocap': ('files', 'proxy'),
+    # rmd17: the files under DATA_ROOT (or DATA_ROOT/rmd17), either layout
+    'rmd17': None,
 }
 #: Fields a resumed run may change (see :func:`resume_config`).
 RESUMABLE = ('epochs', 'data_root')
@@ -50,6 +52,10 @@ TASK_DEFAULTS: Dict[str, Dict[str, Any]] = {
                  num_val=2000, num_test=2000, group='SO3'),
     'mocap': dict(epochs=100, batch_size=12, lr=5e-4, num_train=200,
                   num_val=600, num_test=600, group='SO2'),
+    # rMD17 energies + forces: a split's 1000 training frames are 950
+    # training + the last 50 for validation; its 1000 test frames
+    'rmd17': dict(epochs=100, batch_size=10, lr=1e-3, num_train=950,
+                  num_val=50, num_test=1000, group='SO3'),
 }
 
 
@@ -101,6 +107,11 @@ class TrainConfig:
     #: ``None``: ``runs/<task>-<model>-<loss>-<time>``.
     run_dir: Optional[str] = None
     molecule: str = 'aspirin'
+    #: The rmd17 task's split of the release (1 to 5).
+    fold: int = 1
+    #: The rmd17 task's weight of the force MSE against the energy MSE
+    #: (weight 1), both on the standardised targets.
+    force_weight: float = 100.0
     #: Where the data come from, for the md17 task ``'auto'``, ``'md17'``,
     #: ``'rmd17'`` or ``'standin'``, for mocap ``'files'`` or ``'proxy'``,
     #: for gravity the protocol ``'canonical'`` or ``'gatr'`` (``None``:
@@ -144,6 +155,9 @@ class TrainConfig:
         check_str(values['run_dir'], 'run_dir', optional=True)
         check_bool(values['fused'], 'fused')
         check_int(values['seed'], 'seed', minimum=0)
+        check_int(values['fold'], 'fold', minimum=1)
+        check_real(values['force_weight'], 'force_weight', minimum=0,
+                   strict=True, why=': the weight of the force loss')
         for key in ('epochs', 'batch_size', 'num_train', 'num_val',
                     'num_test', 'eval_graphs', 'eval_samples',
                     'num_samples', 'val_every', 'hidden_channels',
