@@ -2,12 +2,14 @@ r"""Interatomic potentials in ``remul train``: the rMD17 task's model
 wrapper (energy and forces :math:`F = -\partial E / \partial x` by
 autograd), its target standardisation and its evaluation (energy and force
 MAE, force equivariance error, force MAE on a rotated copy)."""
+import contextlib
 import copy
 import math
 from typing import Any, Callable, Dict, List, Optional
 
 import torch
 from torch import Tensor
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader
 from torch_geometric.transforms import BaseTransform
@@ -44,7 +46,8 @@ class Potential(torch.nn.Module):
     ``data`` is not modified), with ``create_graph=True`` in training mode
     under autograd (so that a force loss reaches the parameters: a double
     backward) and ``False`` otherwise; the forces are available under
-    :func:`torch.no_grad` too.
+    :func:`torch.no_grad` too. With ``create_graph``, attention runs on
+    PyTorch's math kernel (the fused ones have no double backward).
 
     Args:
         backbone (torch.nn.Module): ``backbone(data) -> [B, 1]`` or ``[B]``
@@ -68,15 +71,19 @@ class Potential(torch.nn.Module):
 
     def forward(self, data: Data) -> Dict[str, Tensor]:
         grad_enabled = torch.is_grad_enabled()
-        with torch.enable_grad():
+        create_graph = self.training and grad_enabled
+        # the fused attention kernels have no double backward: training
+        # (create_graph) runs attention on the math kernel
+        kernel = sdpa_kernel([SDPBackend.MATH]) if create_graph else \
+            contextlib.nullcontext()
+        with torch.enable_grad(), kernel:
             pos = data.pos if data.pos.requires_grad else \
                 data.pos.detach().requires_grad_()
             moved = copy.copy(data)  # shares every tensor; ``data`` intact
             moved.pos = pos
             energy = self.backbone(moved).reshape(-1)
-            (grad, ) = torch.autograd.grad(
-                energy.sum(), pos,
-                create_graph=self.training and grad_enabled)
+            (grad, ) = torch.autograd.grad(energy.sum(), pos,
+                                           create_graph=create_graph)
         return {'energy': energy if grad_enabled else energy.detach(),
                 'forces': -grad}
 
