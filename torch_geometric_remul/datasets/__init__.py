@@ -24,13 +24,7 @@ from .md17_standin import (
                       simulate_md17_standin,
 )
 from .mocap import MotionCapture
-from .rmd17 import (
-    RMD17,
-    RMD17_FORMULAS,
-    RMD17_NUM_VAL,
-    find_rmd17_files,
-    rmd17_molecule,
-)
+from .rmd17 import RMD17, find_rmd17_files, rmd17_molecule
 from .mocap_formats import (
                       AsfSkeleton,
                       MocapClip,
@@ -58,8 +52,6 @@ __all__ = [
     'simulate_md17_standin',
     'generate_md17_standin',
     'RMD17',
-    'RMD17_FORMULAS',
-    'RMD17_NUM_VAL',
     'find_rmd17_files',
     'rmd17_molecule',
     'MotionCapture',
