@@ -5,7 +5,7 @@ MAE, force equivariance error, force MAE on a rotated copy)."""
 import contextlib
 import copy
 import math
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Optional
 
 import torch
 from torch import Tensor
