@@ -144,6 +144,14 @@ def test_train_writes_the_potential_metrics(rmd17_root, tmp_path, loss):
     assert 'val_force_mae' in result.history[-1]
 
 
+def test_fused_remul(rmd17_root, tmp_path):
+    # one forward pass on the clean and rotated copies together
+    result = train(config(rmd17_root, tmp_path / 'run', loss='remul',
+                          fused=True, epochs=1), progress=False, log=quiet)
+    assert np.isfinite(result.history[0]['train_equi'])
+    assert result.history[0]['train_equi'] > 0
+
+
 def test_egnn_energy_is_invariant(rmd17_root, tmp_path):
     result = train(config(rmd17_root, tmp_path / 'run', model='egnn',
                           loss='plain', epochs=1), progress=False, log=quiet)
@@ -193,6 +201,9 @@ def test_cli_train_rmd17(rmd17_root, tmp_path, capsys):
     assert main(args + ['--model', 'transformer']) == 0
     out = capsys.readouterr().out
     assert 'force MAE' in out and 'kcal/mol/A' in out
+    # the run's best model evaluates again from its directory
+    assert main(['evaluate', str(tmp_path / 'r')]) == 0
+    assert "E'" in capsys.readouterr().out
     assert main(args[:5] + ['aspirin'] + args[6:] + ['--overwrite']) == 1
     err = capsys.readouterr().err
     assert "No rMD17 files for molecule 'aspirin'" in err
