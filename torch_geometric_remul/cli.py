@@ -167,10 +167,14 @@ TRAIN_OPTIONS = (
      'best-validation model is chosen among those'),
     ('seed', int, 'seed of the data, the weights and the group elements, '
      '0 to 2**63 - 1'),
-    ('data_root', str, 'where the data are cached or simulated; may change '
-     'with --resume'),
+    ('data_root', str, 'where the data are cached or simulated (rmd17: the '
+     'folder of the rMD17 files, or its parent); may change with --resume'),
     ('molecule', str, 'md17: aspirin, benzene, ethanol, malonaldehyde, '
-     'naphthalene, salicylic_acid, toluene or uracil'),
+     'naphthalene, salicylic_acid, toluene or uracil; rmd17: any molecule '
+     'with a file (rmd17_<molecule>...)'),
+    ('fold', int, 'rmd17: the split of the release, 1 to 5'),
+    ('force_weight', float, 'rmd17: weight of the force MSE (the energy '
+     "MSE's is 1), on standardised targets"),
     ('source', str, 'md17: auto (MD17, then rMD17 files under '
      'DATA_ROOT/md17), md17, rmd17, or standin (a labelled classical RDKit '
      'stand-in, generated on first use); mocap: files (ASF/AMC or BVH under '
@@ -301,6 +305,20 @@ def train_command(args: argparse.Namespace) -> int:
     if result.rank != 0:  # under torchrun, rank 0 alone reports
         return 0
     test = result.test
+    if 'force_mae' in test:  # an interatomic potential (task rmd17)
+        print('\nresult (test split, best-validation epoch)')
+        print(_table([
+            ('energy MAE', f'{test["energy_mae"]:.4g} kcal/mol '
+             f'({test["energy_mae_meV"]:.4g} meV)'),
+            ('force MAE', f'{test["force_mae"]:.4g} kcal/mol/A '
+             f'({test["force_mae_meV"]:.4g} meV/A)'),
+            ('force MAE, rotated test', f'{test["rot_force_mae"]:.4g} '
+             f'kcal/mol/A'),
+            ("force E'", f'{test["E_prime"]:.4g} kcal/mol/A'),
+            ('time per epoch', f'{test["seconds_per_epoch"]:.2f} s'),
+            ('run directory', result.run_dir),
+        ]))
+        return 0
     print('\nresult (test split)')
     print(_table([
         ('test MSE', f'{test["mse"]:.6g}'),

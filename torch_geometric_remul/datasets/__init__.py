@@ -1,5 +1,6 @@
 r"""Datasets: N-body systems (charged particles, gravity), MD17 trajectories
-(real files and a classical stand-in) and motion capture (real files and a
+(real files and a classical stand-in), rMD17 energies and forces
+(:class:`RMD17`) and motion capture (real files and a
 synthetic proxy). Every dataset yields
 ``Data(pos, vel, <scalars>, y, edge_index, ...)`` with ``pos``/``y`` points
 and ``vel`` a vector."""
@@ -23,6 +24,7 @@ from .md17_standin import (
                       simulate_md17_standin,
 )
 from .mocap import MotionCapture, read_gmn_split
+from .rmd17 import RMD17, find_rmd17_files, rmd17_molecule
 from .mocap_formats import (
                       AsfSkeleton,
                       MocapClip,
@@ -49,6 +51,9 @@ __all__ = [
     'STANDIN_SMILES',
     'simulate_md17_standin',
     'generate_md17_standin',
+    'RMD17',
+    'find_rmd17_files',
+    'rmd17_molecule',
     'MotionCapture',
     'read_gmn_split',
     'MocapClip',

@@ -128,6 +128,7 @@ def missing_file_message(root: str, molecule: str, source: str,
     return '\n'.join(lines)
 
 
+
 def standin_flag(value: np.ndarray, path: str) -> bool:
     r"""The stand-in marker of ``path``: a single boolean (or integer)."""
     value = np.asarray(value)
@@ -182,6 +183,47 @@ def check_length_unit(path: str, key: str, pos: np.ndarray,
         UserWarning, stacklevel=3)
 
 
+def open_npz(path: str, expected: str = '') -> 'np.lib.npyio.NpzFile':
+    r"""Opens ``path`` as an ``.npz`` archive without unpickling; a missing,
+    empty, non-zip or unreadable file raises :class:`FileNotFoundError` or
+    :class:`ValueError` naming the file (``expected`` describes the keys
+    the caller wants, for the message)."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    with open(path, 'rb') as f:
+        magic = f.read(4)
+    expected = expected or (f"an MD17 file with keys {list(MD17_KEYS)} or "
+                            f"an rMD17 file with keys {list(RMD17_KEYS)}")
+    if magic != b'PK\x03\x04':
+        what = ('empty' if not magic else 'a single .npy array'
+                if magic.startswith(b'\x93NUM') else 'not a zip archive')
+        raise ValueError(f"{path}: not an .npz archive ({what}); expected "
+                         f"{expected}")
+    # the file is opened here, not by np.load, so that it is closed even
+    # when the archive turns out truncated (np.load leaks it then)
+    handle = open(path, 'rb')
+    try:
+        archive = np.load(handle, allow_pickle=False)
+    except Exception as e:
+        handle.close()
+        raise ValueError(f"{path}: cannot be read as an .npz archive "
+                         f"({type(e).__name__}: {e}); the file may be "
+                         f"truncated or not an MD17 file") from None
+    archive.fid = handle  # closed with the archive
+    return archive
+
+
+def read_array(archive, key: str, path: str) -> np.ndarray:
+    r"""``archive[key]`` as an array; a damaged member raises
+    :class:`ValueError` naming the file and the key."""
+    try:
+        return np.asarray(archive[key])
+    except Exception as e:
+        raise ValueError(f"{path}: cannot read array {key!r} "
+                         f"({type(e).__name__}: {e}); the file may "
+                         f"be truncated") from None
+
+
 class Trajectory(NamedTuple):
     z: np.ndarray  # [N] int64
     pos: np.ndarray  # [T, N, 3] float64
@@ -193,34 +235,7 @@ def read_trajectory(path: str, molecule: Optional[str] = None) -> Trajectory:
     r"""Reads an MD17 (``z, R, E, F``) or rMD17 (``nuclear_charges, coords,
     energies, forces``) file; every problem raises :class:`ValueError` or
     :class:`FileNotFoundError` naming the file."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f"{path}: no such file")
-    with open(path, 'rb') as f:
-        magic = f.read(4)
-    if magic != b'PK\x03\x04':
-        what = ('empty' if not magic else 'a single .npy array'
-                if magic.startswith(b'\x93NUM') else 'not a zip archive')
-        raise ValueError(f"{path}: not an .npz archive ({what}); expected "
-                         f"an MD17 file with keys {list(MD17_KEYS)} or an "
-                         f"rMD17 file with keys {list(RMD17_KEYS)}")
-    # the file is opened here, not by np.load, so that it is closed even
-    # when the archive turns out truncated (np.load leaks it then)
-    with open(path, 'rb') as handle:
-        try:
-            archive = np.load(handle, allow_pickle=False)
-        except Exception as e:
-            raise ValueError(f"{path}: cannot be read as an .npz archive "
-                             f"({type(e).__name__}: {e}); the file may be "
-                             f"truncated or not an MD17 file") from None
-        z, pos, order, is_standin, z_key, r_key, kind = _read_arrays(
-            path, archive)
-    if is_standin:
-        kind = 'standin'
-    return _check_trajectory(path, molecule, z, pos, order, is_standin,
-                             z_key, r_key, kind)
-
-
-def _read_arrays(path: str, archive):
+    archive = open_npz(path)
     with archive:
         keys = set(archive.files)
         if {'z', 'R'} <= keys:
@@ -235,50 +250,22 @@ def _read_arrays(path: str, archive):
                 f"required)")
 
         def read(key: str) -> np.ndarray:
-            try:
-                return np.asarray(archive[key])
-            except Exception as e:
-                raise ValueError(f"{path}: cannot read array {key!r} "
-                                 f"({type(e).__name__}: {e}); the file may "
-                                 f"be truncated") from None
+            return read_array(archive, key, path)
 
         z, pos = read(z_key), read(r_key)
         order = read('old_indices') if (kind == 'rmd17' and 'old_indices'
                                         in keys) else None
         is_standin = (STANDIN_KEY in keys
                       and standin_flag(read(STANDIN_KEY), path))
-    return z, pos, order, is_standin, z_key, r_key, kind
+    if is_standin:
+        kind = 'standin'
 
-
-def _check_trajectory(path: str, molecule: Optional[str], z: np.ndarray,
-                      pos: np.ndarray, order: Optional[np.ndarray],
-                      is_standin: bool, z_key: str, r_key: str,
-                      kind: str) -> Trajectory:
-    if z.ndim != 1 or z.size == 0 or not np.issubdtype(z.dtype,
-                                                       np.integer):
-        raise ValueError(f"{path}: {z_key!r} must be a non-empty 1-D integer "
-                         f"array of atomic numbers (got shape "
-                         f"{list(z.shape)}, dtype {z.dtype})")
-    N = z.size
-    if pos.ndim != 3 or pos.shape[1:] != (N, 3):
-        raise ValueError(f"{path}: {r_key!r} must have shape [num_frames, "
-                         f"{N}, 3] for {N} atoms (got {list(pos.shape)})")
-    if not np.issubdtype(pos.dtype, np.floating):
-        raise ValueError(f"{path}: {r_key!r} must be floating point (got "
-                         f"{pos.dtype})")
+    check_atoms_and_frames(path, z, pos, z_key, r_key)
     if pos.shape[0] < 2:
         raise ValueError(f"{path}: needs at least 2 frames for velocities "
                          f"(got {pos.shape[0]})")
-    if not np.isfinite(pos).all():
-        raise ValueError(f"{path}: {r_key!r} contains NaN or infinite "
-                         f"values")
     if molecule is not None:
-        expected = MOLECULES[molecule][3]
-        found = dict(Counter(int(a) for a in z))
-        if found != expected:
-            raise ValueError(f"{path}: holds {formula(found)} but molecule "
-                             f"{molecule!r} is {formula(expected)}; wrong "
-                             f"file or wrong 'molecule'")
+        check_composition(path, z, molecule, MOLECULES[molecule][3])
     pos = pos.astype(np.float64, copy=False)
     check_length_unit(path, r_key, pos)
     if order is not None:
@@ -298,3 +285,88 @@ def _check_trajectory(path: str, molecule: Optional[str], z: np.ndarray,
                 f"differences over uneven time gaps", UserWarning,
                 stacklevel=3)
     return Trajectory(z.astype(np.int64), pos, kind, is_standin)
+
+
+def check_atoms_and_frames(path: str, z: np.ndarray, pos: np.ndarray,
+                           z_key: str, r_key: str) -> None:
+    r"""Checks the atomic numbers ``z`` ``[N]`` (integer) and the positions
+    ``pos`` ``[T, N, 3]`` (finite floats) read from ``path``."""
+    if z.ndim != 1 or z.size == 0 or not np.issubdtype(z.dtype,
+                                                       np.integer):
+        raise ValueError(f"{path}: {z_key!r} must be a non-empty 1-D integer "
+                         f"array of atomic numbers (got shape "
+                         f"{list(z.shape)}, dtype {z.dtype})")
+    N = z.size
+    if pos.ndim != 3 or pos.shape[1:] != (N, 3):
+        raise ValueError(f"{path}: {r_key!r} must have shape [num_frames, "
+                         f"{N}, 3] for {N} atoms (got {list(pos.shape)})")
+    if not np.issubdtype(pos.dtype, np.floating):
+        raise ValueError(f"{path}: {r_key!r} must be floating point (got "
+                         f"{pos.dtype})")
+    if not np.isfinite(pos).all():
+        raise ValueError(f"{path}: {r_key!r} contains NaN or infinite "
+                         f"values")
+
+
+def check_composition(path: str, z: np.ndarray, molecule: str,
+                      expected: Dict[int, int]) -> None:
+    r"""Raises :class:`ValueError` when the atoms ``z`` of ``path`` are not
+    the formula ``expected`` of ``molecule`` (a mislabelled file)."""
+    found = dict(Counter(int(a) for a in z))
+    if found != expected:
+        raise ValueError(f"{path}: holds {formula(found)} but molecule "
+                         f"{molecule!r} is {formula(expected)}; wrong "
+                         f"file or wrong 'molecule'")
+
+
+class LabelledFrames(NamedTuple):
+    z: np.ndarray  # [N] int64
+    pos: np.ndarray  # [T, N, 3] float64, Å
+    energy: np.ndarray  # [T] float64, kcal/mol
+    force: np.ndarray  # [T, N, 3] float64, kcal/mol/Å
+
+
+def read_labelled_frames(path: str) -> LabelledFrames:
+    r"""Reads the frames of an rMD17 (``nuclear_charges, coords, energies,
+    forces``) or MD17 (``z, R, E, F``) file with their energies and forces,
+    in file order (no re-ordering). Every problem (not an archive,
+    truncated, missing key, wrong shape or dtype, non-finite value) raises
+    :class:`ValueError` or :class:`FileNotFoundError` naming the file."""
+    expected = (f"an rMD17 file with keys {list(RMD17_KEYS)} (or MD17 "
+                f"{list(MD17_KEYS)})")
+    archive = open_npz(path, expected)
+    with archive:
+        keys = set(archive.files)
+        if set(RMD17_KEYS) <= keys:
+            names = RMD17_KEYS
+        elif set(MD17_KEYS) <= keys:
+            names = MD17_KEYS
+        else:
+            raise ValueError(f"{path}: unexpected keys {sorted(keys)}; "
+                             f"expected {expected}, with energies and "
+                             f"forces")
+        z, pos, energy, force = (read_array(archive, k, path)
+                                 for k in names)
+    z_key, r_key, e_key, f_key = names
+    check_atoms_and_frames(path, z, pos, z_key, r_key)
+    check_length_unit(path, r_key, pos)
+    T, N = pos.shape[0], z.size
+    if T < 1:
+        raise ValueError(f"{path}: {r_key!r} holds no frame")
+    if energy.shape not in ((T, ), (T, 1)):
+        raise ValueError(f"{path}: {e_key!r} must have shape [{T}] (one "
+                         f"energy per frame of {r_key!r}; got "
+                         f"{list(energy.shape)})")
+    if force.shape != (T, N, 3):
+        raise ValueError(f"{path}: {f_key!r} must have shape [{T}, {N}, 3] "
+                         f"like {r_key!r} (got {list(force.shape)})")
+    for key, value in ((e_key, energy), (f_key, force)):
+        if not np.issubdtype(value.dtype, np.floating):
+            raise ValueError(f"{path}: {key!r} must be floating point (got "
+                             f"{value.dtype})")
+        if not np.isfinite(value).all():
+            raise ValueError(f"{path}: {key!r} contains NaN or infinite "
+                             f"values")
+    return LabelledFrames(z.astype(np.int64), pos.astype(np.float64),
+                          energy.reshape(T).astype(np.float64),
+                          force.astype(np.float64))

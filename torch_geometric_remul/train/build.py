@@ -80,7 +80,11 @@ def build_task_model(config: TrainConfig, spec: TaskSpec,
     if config.model == 'mlp':  # a fixed-size model: the task's graph size
         kwargs['num_nodes'] = example.num_nodes
     torch.manual_seed(config.seed)
-    return build_model(config.model, **kwargs)
+    model = build_model(config.model, **kwargs)
+    if spec.potential:  # energy, and forces = -dE/dpos by autograd
+        from torch_geometric_remul.train.mlip import Potential
+        model = Potential(model)
+    return model
 
 
 def build_loss(config: TrainConfig, spec: TaskSpec, model: torch.nn.Module,
@@ -111,6 +115,8 @@ def build_loss(config: TrainConfig, spec: TaskSpec, model: torch.nn.Module,
                   axis=spec.axis, fused=config.fused,
                   num_samples=config.num_samples,
                   generator=torch.Generator().manual_seed(seed))
+    if spec.output_weights is not None:  # several named outputs
+        common['output_weights'] = spec.output_weights
     if config.loss == 'augment':
         return RemulLoss(alpha=0.0, beta=1.0, **common)
     if config.weighting == 'constant':

@@ -93,6 +93,9 @@ def evaluate_split(model, dataset, spec: TaskSpec, config: TrainConfig,
         ['E', 'E_prime', 'E_prime_paper', 'E_prime_rel', 'mse']
     """
     runtime = Runtime.current() if runtime is None else runtime
+    if spec.evaluate is not None:  # the task's own metrics (rmd17)
+        return spec.evaluate(model, dataset, spec, config, seed=seed,
+                             runtime=runtime)
     num_eval = min(config.eval_graphs, len(dataset))
     part, sub, batch_size = runtime.eval_blocks(dataset, num_eval,
                                                 config.batch_size)

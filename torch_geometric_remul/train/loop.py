@@ -347,8 +347,8 @@ def _epoch(config: TrainConfig, spec: TaskSpec, net: torch.nn.Module,
         try:
             with debug() if checking else contextlib.nullcontext():
                 loss, task, equi, alpha, beta = train_step(
-                    net, state.loss, batch, batch[spec.target],
-                    runtime.step_scale(share))
+                    net, state.loss, batch, spec.targets(batch),
+                    runtime.step_scale(share), spec.output_weights)
         except FloatingPointError as e:
             raise TrainingError(f'training stopped at epoch {epoch + 1}, '
                                 f'step {state.step + 1}: {e}') from e
@@ -369,19 +369,20 @@ def _epoch(config: TrainConfig, spec: TaskSpec, net: torch.nn.Module,
             f'holds epoch {saved_epoch}); check the learning rate and the '
             f'data')
     n = max(len(shares), 1)
+    metrics = METRICS + spec.extra_metrics
     if _validates(config, epoch):
         val = evaluate_split(state.model, val_ds, spec, config,
                              seed=derive_seed(config.seed, 7919, epoch),
                              runtime=runtime)
     else:  # not validated: no candidate for the best-validation model
-        val = dict.fromkeys(METRICS, math.nan)
+        val = dict.fromkeys(metrics, math.nan)
     return {
         'epoch': epoch + 1, 'step': state.step,
         'train_loss': reduced[0] / n,
         'train_task': reduced[1] / n,
         'train_equi': reduced[2] / n,
         'alpha': _number(alpha), 'beta': _number(beta),
-        **{f'val_{key}': val[key] for key in METRICS},
+        **{f'val_{key}': val[key] for key in metrics},
         'epoch_seconds': time.perf_counter() - t0,
     }
 
@@ -486,11 +487,16 @@ def _run(config: TrainConfig, checkpoint: Optional[Dict[str, Any]],
         test, test_last = _test(config, spec, state, test_ds, runtime)
         if runtime.is_main:
             try:
+                record = dict(provenance(state.code_versions[-1]),
+                              code_versions=state.code_versions)
+                if spec.data_files is not None:  # the data files read
+                    record['data'] = {'files': spec.data_files()}
+                    if spec.energy_force_stats is not None:
+                        record['data']['standardization'] = \
+                            spec.energy_force_stats.as_dict()
                 write_results(files, test, config, test_last=test_last,
                               best=state.best, epochs=state.epoch,
-                              provenance=dict(
-                                  provenance(state.code_versions[-1]),
-                                  code_versions=state.code_versions))
+                              provenance=record)
                 plots = plot_history(run_dir, state.history)
             except OSError as e:
                 raise _write_failure(e, files, saved_epoch) from e

@@ -2,7 +2,7 @@ r"""One training step and the running sums of an epoch: the per-step path
 of the loop, which makes no host-device synchronisation (the sums and a
 non-finite-loss flag stay on the device and are read once per epoch)."""
 import math
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Mapping, Optional
 
 import torch
 from torch import Tensor
@@ -82,7 +82,8 @@ class EpochStats:
 
 
 def train_step(net: torch.nn.Module, loss_fn: Optional[RemulLoss], batch,
-               target: Tensor, scale: float = 1.0):
+               target: Tensor, scale: float = 1.0,
+               output_weights: Optional[Mapping[str, float]] = None):
     r"""Forward pass, loss and backward pass of one training step (the
     optimiser step is the caller's). No host-device synchronisation unless
     :func:`~torch_geometric_remul.debug.is_debug_enabled`: then a non-finite
@@ -95,6 +96,9 @@ def train_step(net: torch.nn.Module, loss_fn: Optional[RemulLoss], batch,
         target (torch.Tensor): Its target.
         scale (float, optional): Factor of the loss before the backward
             pass. (default: ``1.0``)
+        output_weights (dict, optional): With several named outputs
+            (``target`` a mapping), the weight of each output's MSE in the
+            plain loss. (default: ``None``)
 
     Returns:
         ``(loss, task, equi, alpha, beta)``: the loss (detached), its task
@@ -115,7 +119,14 @@ def train_step(net: torch.nn.Module, loss_fn: Optional[RemulLoss], batch,
         >>> syncs.count, net.weight.grad is not None
         (0, True)
     """
-    if loss_fn is None:
+    if loss_fn is None and isinstance(target, Mapping):
+        pred = net(batch)
+        weights = output_weights or {}
+        loss = sum(weights.get(k, 1.0) *
+                   torch.nn.functional.mse_loss(pred[k], target[k])
+                   for k in target)
+        task, equi, alpha, beta = loss, None, math.nan, math.nan
+    elif loss_fn is None:
         loss = torch.nn.functional.mse_loss(net(batch), target)
         task, equi, alpha, beta = loss, None, math.nan, math.nan
     else:

@@ -4,7 +4,7 @@ and the geometric roles of its inputs and target, stated once in a
 loss, the centring transform and the metrics take their declarations."""
 import os.path as osp
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 from torch_geometric.data import Data
@@ -40,7 +40,7 @@ class TaskSpec:
     #: Model constructor keywords of the invariant inputs (``scalars``,
     #: ``scalar_dim``, ``edge_scalars``, ``edge_scalar_dim``).
     invariants: Dict[str, Any] = field(default_factory=dict)
-    target: str = 'y'
+    target: Union[str, Dict[str, str]] = 'y'
     #: Rotation axis when the task's group is ``"SO2"``.
     axis: Union[int, str] = 2
     #: The splits :attr:`load` accepts (the gravity task adds ``'ood'``,
@@ -49,13 +49,46 @@ class TaskSpec:
     splits: Tuple[str, ...] = ('train', 'val', 'test')
     #: ``split -> dataset``
     load: Callable[[str], Any] = field(default=None, repr=False)
+    # Interatomic potentials (the rmd17 task) #################################
+    #: Whether the model is a
+    #: :class:`~torch_geometric_remul.train.mlip.Potential` around a
+    #: backbone with a per-graph scalar output (``roles.output`` is then
+    #: ``{'energy': 'scalar', 'forces': 'vector'}`` and :attr:`target` maps
+    #: each output to its attribute).
+    potential: bool = False
+    #: Weight of each named output in the loss (``None``: one output).
+    output_weights: Optional[Dict[str, float]] = None
+    #: Metrics the task's evaluation adds to the shared ones.
+    extra_metrics: Tuple[str, ...] = ()
+    #: ``(model, dataset, spec, config, seed, runtime) -> metrics``: the
+    #: task's own evaluation (``None``: the shared MSE and equivariance).
+    evaluate: Optional[Callable[..., Dict[str, float]]] = field(
+        default=None, repr=False)
+    #: ``() -> {file name: SHA-256}`` of the data files read, recorded in
+    #: ``results.json``.
+    data_files: Optional[Callable[[], Dict[str, str]]] = field(
+        default=None, repr=False)
+    #: The target standardisation of a potential
+    #: (:class:`~torch_geometric_remul.train.mlip.EnergyForceStats`).
+    energy_force_stats: Any = field(default=None, repr=False)
 
     @property
     def model_kwargs(self) -> Dict[str, Any]:
         r"""The keywords of
         :func:`~torch_geometric_remul.nn.models.build_model` that describe
-        the inputs and the output: ``roles`` and :attr:`invariants`."""
+        the inputs and the output: ``roles`` and :attr:`invariants` (for a
+        potential, the backbone's per-graph scalar output, sum-pooled)."""
+        if self.potential:
+            return dict(roles=self.roles.replace(output='scalar'),
+                        pool='sum', **self.invariants)
         return dict(roles=self.roles, **self.invariants)
+
+    def targets(self, batch) -> Any:
+        r"""The target of ``batch``: ``batch[target]``, or a mapping
+        output name -> tensor when :attr:`target` is a mapping."""
+        if isinstance(self.target, dict):
+            return {k: batch[v] for k, v in self.target.items()}
+        return batch[self.target]
 
     def centering(self, weight: Union[str, None] = None) -> CenterPerGraph:
         r"""The transform that centres every graph: the points of
@@ -268,8 +301,73 @@ def _mocap(config: TrainConfig) -> TaskSpec:
     return spec
 
 
+# rMD17 energies + forces ###################################################
+
+class FullyConnectedEdges(BaseTransform):
+    r"""Adds ``edge_index``: every ordered pair of distinct atoms.
+
+    Example:
+
+        >>> FullyConnectedEdges()(Data(z=torch.tensor([1, 6, 8]))).edge_index
+        tensor([[0, 0, 1, 1, 2, 2],
+                [1, 2, 0, 2, 0, 1]])
+    """
+    def forward(self, data: Data) -> Data:
+        from torch_geometric_remul.datasets._utils import full_edge_index
+        data.edge_index = full_edge_index(data.z.numel())
+        return data
+
+
+def rmd17_root(data_root: str) -> str:
+    r"""The folder of the rmd17 task's files: ``data_root/rmd17`` when it
+    exists, else ``data_root`` itself."""
+    sub = osp.join(data_root, 'rmd17')
+    return sub if osp.isdir(sub) else data_root
+
+
+def _rmd17(config: TrainConfig) -> TaskSpec:
+    from torch_geometric_remul.datasets import RMD17
+    from torch_geometric_remul.train.mlip import (
+        POTENTIAL_METRICS,
+        POTENTIAL_OUTPUT,
+        POTENTIAL_TARGET,
+        EnergyForceStats,
+        StandardizeEnergyForces,
+        evaluate_potential,
+    )
+    root = rmd17_root(config.data_root)
+
+    def dataset(split, transform=None):
+        return RMD17(root, config.molecule, split=split, fold=config.fold,
+                     num_val=config.num_val, num_train=config.num_train,
+                     num_test=config.num_test, transform=transform)
+
+    # standardised targets: (E - mean training E) / s and F / s, s the RMS
+    # of the training force components (a transform: stored values intact)
+    stats = EnergyForceStats(lambda: dataset('train'))
+    spec = TaskSpec(
+        'rmd17', f'rMD17 {config.molecule} energies and forces, split '
+        f'{config.fold}', Roles(points='pos', output=POTENTIAL_OUTPUT),
+        dict(scalars=('atom', ), scalar_dim=len(ELEMENTS)),
+        target=dict(POTENTIAL_TARGET), potential=True,
+        output_weights={'energy': 1.0, 'forces': config.force_weight},
+        extra_metrics=POTENTIAL_METRICS, evaluate=evaluate_potential,
+        data_files=lambda: dataset('test').data_files,
+        energy_force_stats=stats)
+    # Centre every molecule: the unconstrained backbones read Cartesian
+    # coordinates relative to the centroid.
+    transform = Compose([AtomOneHot(), StandardizeEnergyForces(stats),
+                         spec.centering(), FullyConnectedEdges()])
+
+    def load(split):
+        return dataset(split, transform)
+
+    spec.load = load
+    return spec
+
+
 _BUILDERS = {'nbody': _nbody, 'gravity': _gravity, 'md17': _md17,
-             'mocap': _mocap}
+             'mocap': _mocap, 'rmd17': _rmd17}
 
 
 def task_spec(config: TrainConfig) -> TaskSpec:
@@ -338,4 +436,5 @@ def prepared(dataset) -> List[Data]:
 __all__ = ['TaskSpec', 'task_spec', 'load_task', 'prepared', 'AtomOneHot',
            'PROXY_CLIPS', 'PROXY_DATA_SEED', 'proxy_clip_files',
            'GMN_SPLIT_FILE', 'NBODY_DATA_SEED',
-           'ELEMENTS', 'GRAVITY_PROTOCOLS', 'GRAVITY_TEST_PLANETS']
+           'ELEMENTS', 'GRAVITY_PROTOCOLS', 'GRAVITY_TEST_PLANETS',
+           'FullyConnectedEdges', 'rmd17_root']

@@ -1,0 +1,94 @@
+"""Smoke run (``--quick``) of benchmarks/rmd17.py on the synthetic files it
+writes, its labels and JSON fields, and its refusal to run without data."""
+import importlib.util
+import json
+import os.path as osp
+import sys
+import tempfile
+
+import numpy as np
+import pytest
+
+BENCH = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
+                 'benchmarks')
+
+
+def _script():
+    if BENCH not in sys.path:
+        sys.path.insert(0, BENCH)
+    spec = importlib.util.spec_from_file_location(
+        'bench_rmd17', osp.join(BENCH, 'rmd17.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def private_tmp(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'xdg'))
+    return tmp_path
+
+
+def test_rmd17_quick(private_tmp, capsys):
+    script = _script()
+    assert script.main(['--quick']) == 0
+    out = capsys.readouterr().out
+    line = [x for x in out.splitlines() if x.startswith('wrote')][-1]
+    paths = line[len('wrote '):].split(', ')
+    assert all(p.startswith(str(private_tmp)) for p in paths)  # not results/
+    with open(paths[0]) as f:
+        payload = json.load(f)
+    assert payload['quick'] and payload['seeds'] == [1, 2]
+    assert [r['row'] for r in payload['rows']] == ['GNN + REMUL', 'EGNN']
+    for r in payload['rows']:
+        for key in script.COLUMNS:
+            ci = r[f'{key}_ci']
+            assert ci['n'] == 2 and ci['low'] <= ci['estimate'] <= ci['high']
+        assert [run['mse'] > 0 for run in r['runs']] == [True, True]
+    egnn = payload['rows'][-1]
+    assert egnn['E_prime'] < 1e-4 and egnn['energy_E_prime'] < 1e-4
+    assert {c['key'] for c in payload['comparisons']} == set(script.COLUMNS)
+    # every file read, with its SHA-256
+    files = payload['data']['files']
+    assert sorted(files) == sorted(
+        f'rmd17_quick_{part}_{k:02d}.npz' for part in ('train', 'test')
+        for k in (1, 2))
+    assert all(len(v) == 64 for v in files.values())
+    assert script.QUICK_LABEL in out and 'not shown' in out
+    with open(paths[1]) as f:
+        assert f.read() == script.markdown(payload)
+
+
+def test_quick_files_hold_consistent_forces(tmp_path):
+    script = _script()
+    script.write_quick_files(str(tmp_path), folds=(1, ), frames=3)
+    f = np.load(tmp_path / 'rmd17_quick_train_01.npz')
+    _, _, d0 = script.quick_molecule()
+    energy, force = script.spring_energy_forces(f['coords'], d0)
+    np.testing.assert_array_equal(f['energies'], energy)
+    np.testing.assert_array_equal(f['forces'], force)
+    assert energy.min() > 0
+    # F = -dE/dx (central differences) and internal forces sum to 0
+    eps = 1e-6
+    for atom, axis in ((0, 0), (2, 1), (4, 2)):
+        step = np.zeros_like(f['coords'])
+        step[:, atom, axis] = eps
+        e_plus, _ = script.spring_energy_forces(f['coords'] + step, d0)
+        e_minus, _ = script.spring_energy_forces(f['coords'] - step, d0)
+        np.testing.assert_allclose(-(e_plus - e_minus) / (2 * eps),
+                                   force[:, atom, axis], atol=1e-6)
+    assert np.abs(force.sum(1)).max() < 1e-9
+
+
+def test_rmd17_needs_data_root(capsys):
+    with pytest.raises(SystemExit):
+        _script().main([])
+    assert '--data-root is required' in capsys.readouterr().err
+
+
+def test_rmd17_missing_files(tmp_path, capsys):
+    assert _script().main(['--data-root', str(tmp_path), '--molecules',
+                           'aspirin']) == 1
+    assert "No rMD17 files for molecule 'aspirin'" in \
+        capsys.readouterr().err
