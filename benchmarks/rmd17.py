@@ -77,10 +77,10 @@ from _runs import (  # noqa: E402
     RESULTS,
     code_lines,
     finished_configs,
-    saved_results,
     interval_panel,
     interval_payload,
     run_all,
+    saved_results,
     write_outputs,
 )
 from _timing import machine_description  # noqa: E402

@@ -13,10 +13,10 @@ from .charged import (
 )
 from .gravity import Gravity, GravitySimulation, simulate_gravity
 from .md17 import (
-    MD17_MOLECULES,
-    MD17Trajectories,
-    canonical_molecule,
-    find_md17_file,
+                      MD17_MOLECULES,
+                      MD17Trajectories,
+                      canonical_molecule,
+                      find_md17_file,
 )
 from .md17_standin import (
                       STANDIN_SMILES,
@@ -24,7 +24,6 @@ from .md17_standin import (
                       simulate_md17_standin,
 )
 from .mocap import MotionCapture, read_gmn_split
-from .rmd17 import RMD17, find_rmd17_files, rmd17_molecule
 from .mocap_formats import (
                       AsfSkeleton,
                       MocapClip,
@@ -34,6 +33,7 @@ from .mocap_formats import (
                       read_bvh,
 )
 from .mocap_proxy import generate_mocap_proxy, walking_proxy_angles
+from .rmd17 import RMD17, find_rmd17_files, rmd17_molecule
 
 __all__ = [
     'ChargedParticles',
