@@ -1,7 +1,8 @@
 """torch.compile status: the model alone, and the whole REMUL step.
 
 Usage:  python benchmarks/compile_status.py [--model gnn] [--graphs 100]
-                                            [--nodes 5] [--repeats 20] [--json FILE]
+                                            [--nodes 5] [--repeats 20]
+                                            [--json FILE]
 
 On the N-body-shaped batch of benchmarks/loss.py (GRAPHS graphs x NODES
 nodes, fully connected, float32, random stand-in values), with the native
@@ -30,9 +31,10 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
+from loss import MODEL_KWARGS, nbody_batch  # noqa: E402
+
 import torch_geometric_remul.typing as remul_typing  # noqa: E402
 from _timing import interleaved_median, machine_description  # noqa: E402
-from loss import MODEL_KWARGS, nbody_batch  # noqa: E402
 from torch_geometric_remul.nn import RemulLoss  # noqa: E402
 from torch_geometric_remul.nn.models import build_model  # noqa: E402
 
