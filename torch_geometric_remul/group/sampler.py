@@ -101,8 +101,9 @@ class RigidSampler:
         # per worker seed (new each epoch) from that state and the seed. A
         # host-side read of the worker info: no device synchronisation.
         generator = self.generator
-        if generator is None:
-            return None
+        if generator is None or torch.compiler.is_compiling():
+            # (get_worker_info is not traceable; no worker compiles)
+            return generator
         info = get_worker_info()
         if info is None or info.seed == self._worker_seed:
             return generator

@@ -556,8 +556,10 @@ class BaseModel(torch.nn.Module):
     # Input assembly ########################################################
 
     def _reference(self) -> Tensor:
+        if not self._initialized:  # lazy parameters: no dtype of their own
+            return self._like
         for p in self.parameters():
-            if p.is_floating_point() and not is_lazy(p):
+            if p.is_floating_point():
                 return p
         return self._like
 
