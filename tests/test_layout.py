@@ -100,3 +100,36 @@ def test_batch_of_no_graphs_is_refused():
         with pytest.raises(ValueError, match=r'the Batch holds no graphs '
                            r'\(num_graphs is 0\)'):
             fn(empty)
+
+
+def test_hetero_data_is_refused_with_a_type_error():
+    from torch_geometric.data import HeteroData
+
+    from torch_geometric_remul.group import RigidTransform
+    from torch_geometric_remul.metrics import equivariance_error
+    from torch_geometric_remul.nn import RemulLoss, build_model
+    from torch_geometric_remul.testing import assert_equivariant
+    from torch_geometric_remul.transforms import (
+        CenterPerGraph,
+        RandomRigidTransform,
+        apply_rigid_transform,
+    )
+    data = HeteroData()
+    data['atom'].pos = torch.randn(3, 3)
+    data['atom', 'bond', 'atom'].edge_index = torch.tensor([[0, 1], [1, 2]])
+    model = build_model('gnn', hidden_channels=4, num_layers=1)
+    calls = {
+        'RandomRigidTransform': lambda: RandomRigidTransform()(data),
+        'CenterPerGraph': lambda: CenterPerGraph()(data),
+        'apply_rigid_transform': lambda: apply_rigid_transform(
+            data, RigidTransform.sample(1)),
+        'GNN': lambda: model(data),
+        'RemulLoss': lambda: RemulLoss()(model, data, torch.zeros(3, 3)),
+        'equivariance_error': lambda: equivariance_error(model, data),
+        'assert_equivariant': lambda: assert_equivariant(model, data),
+    }
+    for name, call in calls.items():
+        with pytest.raises(TypeError, match=r"expects a torch_geometric\.data"
+                           r"\.Data or Batch, got HeteroData \(heterogeneous "
+                           r"graphs are not supported"):
+            call()

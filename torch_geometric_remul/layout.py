@@ -33,7 +33,7 @@ from typing import NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor
-from torch_geometric.data import Batch, Data
+from torch_geometric.data import Batch, Data, HeteroData
 
 from torch_geometric_remul.debug import is_debug_enabled
 
@@ -70,8 +70,11 @@ def check_data(data, owner: str) -> Data:
         TypeError: MyTransform expects a torch_geometric.data.Data or ...
     """
     if not isinstance(data, Data):
+        hint = (' (heterogeneous graphs are not supported: give each node '
+                'type its own Data, or convert with data.to_homogeneous())'
+                if isinstance(data, HeteroData) else '')
         raise TypeError(f"{owner} expects a torch_geometric.data.Data or "
-                        f"Batch, got {type(data).__name__}")
+                        f"Batch, got {type(data).__name__}{hint}")
     return data
 
 

@@ -34,3 +34,27 @@ def test_sampler_errors():
         RigidSampler(generator=1)
     with pytest.raises(ValueError, match="either 'sampler' or 'group'"):
         RigidSampler.resolve(RigidSampler(), 'f', group='SE3')
+
+
+def test_generator_reseeded_once_per_worker_seed(monkeypatch):
+    import types
+
+    import torch_geometric_remul.group.sampler as sampler_module
+    from torch_geometric_remul.testing import assert_no_syncs, count_syncs
+
+    def sampler():
+        return RigidSampler(generator=torch.Generator().manual_seed(3))
+
+    main = sampler().sample(4).rotation
+    info = types.SimpleNamespace(seed=5)
+    monkeypatch.setattr(sampler_module, 'get_worker_info', lambda: info)
+    s = sampler()
+    with count_syncs() as syncs:
+        first = s.sample(4).rotation
+        second = s.sample(4).rotation  # same worker seed: the stream goes on
+    assert_no_syncs(syncs, 'RigidSampler.sample in a worker')
+    assert not torch.equal(first, main)
+    assert not torch.equal(first, second)
+    assert torch.equal(first, sampler().sample(4).rotation)  # reproducible
+    info.seed = 6  # the next epoch's worker
+    assert not torch.equal(sampler().sample(4).rotation, first)

@@ -151,6 +151,55 @@ def test_compose_dataset_and_loader():
     assert out.pos.shape == (18, 3)
 
 
+class _Points(torch.utils.data.Dataset):
+    """Graphs of 2 nodes, transformed on access (module level: picklable
+    into DataLoader workers)."""
+    def __init__(self, n, transform):
+        self.n, self.transform = n, transform
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return self.transform(Data(pos=torch.ones(2, 3)))
+
+
+def _worker_rotations(seed, epochs=2, num_workers=2, persistent=False):
+    transform = RandomRigidTransform(
+        generator=torch.Generator().manual_seed(7), store=True)
+    loader = DataLoader(_Points(64, transform), batch_size=8,
+                        num_workers=num_workers,
+                        persistent_workers=persistent)
+    torch.manual_seed(seed)  # the DataLoader draws the worker seeds from it
+    return torch.cat([batch.rigid_rotation for _ in range(epochs)
+                      for batch in loader]).reshape(-1, 9)
+
+
+@pytest.mark.parametrize('persistent', [False, True])
+def test_generator_draws_differ_across_workers_and_epochs(persistent):
+    # A generator copied into every DataLoader worker used to repeat the
+    # same draws in each worker and epoch (32 distinct of 128).
+    R = _worker_rotations(seed=0, persistent=persistent)
+    assert R.shape == (128, 9)
+    assert torch.unique(R, dim=0).size(0) == 128
+    # reproducible: the same seeds give the same draws, in the same order
+    assert torch.equal(R, _worker_rotations(seed=0, persistent=persistent))
+    assert not torch.equal(R, _worker_rotations(seed=1,
+                                                persistent=persistent))
+
+
+def test_generator_in_the_main_process_is_not_reseeded():
+    a = torch.cat([b.rigid_rotation for b in DataLoader(
+        _Points(8, RandomRigidTransform(
+            generator=torch.Generator().manual_seed(7), store=True)),
+        batch_size=4)])
+    ref = RandomRigidTransform(generator=torch.Generator().manual_seed(7),
+                               store=True)
+    b = torch.cat([ref(Data(pos=torch.ones(2, 3))).rigid_rotation
+                   for _ in range(8)])
+    assert torch.equal(a, b)
+
+
 def test_functional_name_and_repr():
     t = RandomRigidTransform('so2', vectors=['vel', 'force'], axis='y')
     assert repr(t) == ("RandomRigidTransform(group='SO2', points=['pos'], "

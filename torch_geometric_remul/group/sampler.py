@@ -1,7 +1,9 @@
 r"""Where random group elements come from, declared once."""
+import hashlib
 from typing import Optional
 
 import torch
+from torch.utils.data import get_worker_info
 
 from torch_geometric_remul._checks import (
     check_translation_std,
@@ -39,7 +41,16 @@ class RigidSampler:
         axis (int, str or sequence, optional): The rotation axis of
             ``"SO2"``. (default: ``2``)
         generator (torch.Generator, optional): Source of randomness, for
-            reproducible draws.
+            reproducible draws. Inside a :class:`torch.utils.data.DataLoader`
+            worker (e.g. in a dataset's ``transform=``), the worker's copy
+            of the generator is re-seeded once per worker and epoch, before
+            its first draw, from its state and the worker's seed
+            (:func:`torch.utils.data.get_worker_info`), which the
+            ``DataLoader`` draws anew every epoch from the main process's
+            random state (or its ``generator=``). So workers and epochs draw
+            different elements, and the same seeds give the same draws.
+            Without a generator, each worker draws from the global random
+            state that the ``DataLoader`` seeds per worker.
 
     Example:
 
@@ -62,6 +73,9 @@ class RigidSampler:
                             f"{type(generator).__name__})")
         self.axis = axis
         self.generator = generator
+        # the worker seed the generator was last re-seeded for (see
+        # _worker_generator)
+        self._worker_seed: Optional[int] = None
         if self.group == 'SO2':  # validate the axis now, not at a step
             RigidTransform.sample(1, 'SO2', axis=axis)
 
@@ -77,8 +91,28 @@ class RigidSampler:
         return RigidTransform.sample(num_graphs, self.group,
                                      translation_std=self.translation_std,
                                      axis=self.axis,
-                                     generator=self.generator, dtype=dtype,
-                                     device=device)
+                                     generator=self._worker_generator(),
+                                     dtype=dtype, device=device)
+
+    def _worker_generator(self) -> Optional[torch.Generator]:
+        # A DataLoader worker holds a copy of the generator in the state it
+        # had when the workers started, the same in every worker and (unless
+        # the main process draws from it) every epoch: re-seed the copy once
+        # per worker seed (new each epoch) from that state and the seed. A
+        # host-side read of the worker info: no device synchronisation.
+        generator = self.generator
+        if generator is None or torch.compiler.is_compiling():
+            # (get_worker_info is not traceable; no worker compiles)
+            return generator
+        info = get_worker_info()
+        if info is None or info.seed == self._worker_seed:
+            return generator
+        state = generator.get_state()  # a CPU byte tensor, also for CUDA
+        digest = hashlib.blake2b(state.numpy().tobytes(), digest_size=8,
+                                 key=(info.seed % 2**64).to_bytes(8, 'little'))
+        generator.manual_seed(int.from_bytes(digest.digest(), 'little') >> 1)
+        self._worker_seed = info.seed
+        return generator
 
     @classmethod
     def resolve(cls, sampler: Optional['RigidSampler'] = None,

@@ -13,6 +13,7 @@ from typing import (
 import torch
 from torch import Tensor
 from torch_geometric.data import Data
+from torch_geometric.data.data import BaseData
 
 from torch_geometric_remul.group import RigidSampler, segment_sum
 from torch_geometric_remul.group.rotations import AxisLike
@@ -293,8 +294,10 @@ def equivariance_error(
             num_samples, int) or num_samples < 1:
         raise ValueError(f"'num_samples' must be a positive int (got "
                          f"{num_samples!r})")
+    # one Data/Batch, or an iterable of them (a HeteroData is refused by
+    # check_data, not iterated over its stores)
     batches = [data_or_loader] if isinstance(data_or_loader,
-                                             Data) else data_or_loader
+                                             BaseData) else data_or_loader
     # a Module is evaluated in eval mode with its parameters frozen (so that
     # a model differentiating w.r.t. its inputs, e.g. forces = -dE/dpos,
     # works, and no parameter gradient is recorded); both are restored

@@ -64,7 +64,10 @@ class RandomRigidTransform(DeclaredGeometry, BaseTransform):
         axis (int, str or sequence, optional): Rotation axis for ``"SO2"``.
             (default: ``2``)
         generator (torch.Generator, optional): Source of randomness, for
-            reproducible draws.
+            reproducible draws. In :class:`torch.utils.data.DataLoader`
+            workers, each worker's copy is re-seeded once per epoch, so
+            workers and epochs draw different transforms (see
+            :class:`~torch_geometric_remul.group.RigidSampler`).
         store (bool, optional): If ``True``, records the applied transform
             per graph as ``data.rigid_rotation`` (``[B, 3, 3]``) and
             ``data.rigid_translation`` (``[B, 3]``), composed with any

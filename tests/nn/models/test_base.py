@@ -1,5 +1,6 @@
 import pytest
 import torch
+from torch.nn.parameter import is_lazy
 from torch_geometric.data import Data
 
 from tests.nn.models._helpers import NBODY, assert_not_mutated, nbody_batch
@@ -359,7 +360,11 @@ def test_lazy_widths_equal_given_widths(name):
     torch.manual_seed(0)
     lazy = small(name, vectors='vel', **LAZY).double()
     assert not lazy.is_initialized and lazy.scalar_dim is None
-    assert len(list(lazy.parameters())) == 0
+    # lazy parameters of the same names until the first call
+    assert [name for name, _ in lazy.named_parameters()] == \
+        [name for name, _ in eager.named_parameters()]
+    assert all(is_lazy(p) for p in lazy.parameters())
+    assert lazy.state_dict() == {}  # no values yet
     assert 'uninitialized' in repr(lazy)
     torch.rand(5)  # draws between construction and the first call
     out = lazy(batch)  # builds (float64: .double() was recorded)
@@ -371,6 +376,83 @@ def test_lazy_widths_equal_given_widths(name):
     for key, value in lazy.state_dict().items():
         assert torch.equal(value, ref[key]), key
     assert torch.equal(out, eager(batch))
+
+
+@pytest.mark.parametrize('name', list(MODELS))
+def test_optimizer_created_before_the_first_call_trains(name):
+    # build_model without widths: the lazy parameters go into the optimizer
+    # (as with torch.nn.LazyLinear) and are materialised in place
+    batch = nbody_batch([4, 4])
+    torch.manual_seed(0)
+    model = small(name, vectors='vel', **LAZY).double()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    params = list(model.parameters())
+    assert params and all(is_lazy(p) for p in params)
+    model(batch).square().mean().backward()  # builds, then trains
+    assert [id(p) for p in model.parameters()] == [id(p) for p in params]
+    assert not any(is_lazy(p) for p in params)
+    before = [p.detach().clone() for p in params]
+    optimizer.step()
+    changed = [not torch.equal(a, p) for a, p in zip(before, params)]
+    assert all(changed[i] for i, p in enumerate(params)
+               if p.grad is not None and p.grad.abs().sum() > 0)
+    assert sum(changed) > len(params) // 2
+    # and equal to a model built with the widths given, under the seed
+    torch.manual_seed(0)
+    eager = small(name, **NBODY).double()
+    torch.manual_seed(0)
+    lazy = small(name, vectors='vel', **LAZY).double()
+    lazy.initialize(batch)
+    for (key, a), b in zip(eager.state_dict().items(),
+                           lazy.state_dict().values()):
+        assert torch.equal(a, b), key
+
+
+def test_lazy_parameters_stay_tied_and_follow_the_model():
+    class Tied(BaseModel):
+        requires_edges = False
+
+        def build_layers(self):
+            self.a = torch.nn.Linear(self.node_feature_dim, 3)
+            self.b = torch.nn.Linear(self.node_feature_dim, 3)
+            self.b.weight = self.a.weight
+
+        def forward(self, data):
+            inputs = self.read_inputs(data)
+            from torch_geometric_remul.nn.models.base import node_features
+            h = node_features(inputs)
+            return self.assemble_output(self.a(h) + self.b(h), inputs)
+
+    model = Tied(scalars='charge').double()
+    assert model.a.weight is model.b.weight and is_lazy(model.a.weight)
+    assert model.a.weight.dtype == torch.float64
+    weight = model.a.weight
+    model.initialize(nbody_batch())
+    assert model.a.weight is weight is model.b.weight
+    assert weight.shape == (3, 4) and weight.dtype == torch.float64
+
+
+def test_initialize_reads_widths_without_edge_index():
+    # the widths come from the declared attributes' shapes: edges are
+    # built later (e.g. by a transform)
+    batch = nbody_batch()
+    torch.manual_seed(0)
+    ref = GNN(**NBODY, hidden_channels=8, num_layers=1).double()
+    data = Data(pos=batch.pos, vel=batch.vel, charge=batch.charge)
+    model = GNN(vectors='vel', scalars='charge', edge_scalar_dim=0,
+                hidden_channels=8, num_layers=1)
+    assert model.initialize(data).scalar_dim == 1 and model.is_initialized
+    # edge scalars without edge_index: the rows of the first edge scalar
+    torch.manual_seed(0)
+    model = GNN(vectors='vel', **LAZY, hidden_channels=8,
+                num_layers=1).double()
+    data.edge_attr = batch.edge_attr
+    model.initialize(data)
+    assert (model.scalar_dim, model.edge_scalar_dim) == (1, 1)
+    assert torch.equal(model(batch), ref(batch))
+    data.edge_attr = torch.cat([batch.edge_attr, batch.edge_attr], dim=-1)
+    with pytest.raises(ValueError, match="expected edge_scalar_dim=1"):
+        model.initialize(data)  # an initialised model checks the widths
 
 
 def test_initialize_builds_without_training_and_keeps_the_rng():

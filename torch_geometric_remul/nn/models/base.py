@@ -8,11 +8,17 @@ repeats the checks.
 """
 import copy
 import functools
+import warnings
 from collections import OrderedDict
 from typing import Callable, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
+from torch.nn.parameter import (
+    UninitializedBuffer,
+    UninitializedParameter,
+    is_lazy,
+)
 from torch_geometric.data import Batch, Data
 
 from torch_geometric_remul._checks import check_disjoint, check_int, check_keys
@@ -106,12 +112,15 @@ class BaseModel(torch.nn.Module):
     widths of the declared scalars) are inferred from the data when left
     ``None``, as PyG's lazy ``in_channels=-1``: the layers that depend on
     them are built at the first call (or by :meth:`initialize` on an
-    example batch), reading tensor shapes only. Create the optimizer after
-    that, as with PyG's lazy modules (an uninitialised model has no
-    parameters). A lazily built model has the same parameters as one built
-    with the widths given, under the same random seed: the layers are
-    drawn from the random state saved at construction. Given widths are
-    built at once and checked against the data at every call.
+    example batch), reading tensor shapes only. Until then the model holds
+    lazy parameters (:class:`torch.nn.parameter.UninitializedParameter`,
+    as PyTorch's and PyG's lazy modules do), which the build materialises
+    in place: an optimizer can be created right after construction, e.g.
+    ``torch.optim.Adam(model.parameters())``. A lazily built model has the
+    same parameters as one built with the widths given, under the same
+    random seed: the layers are drawn from the random state saved at
+    construction. Given widths are built at once and checked against the
+    data at every call.
 
     Subclasses create their layers in :meth:`build_layers` (run once the
     constructor has returned and the widths are known), call
@@ -170,9 +179,11 @@ class BaseModel(torch.nn.Module):
         >>> model = Linear(roles=Roles(vectors='vel'), scalars='charge')
         >>> model.is_initialized  # scalar_dim is inferred at the first call
         False
+        >>> optimizer = torch.optim.Adam(model.parameters())  # lazy ones
         >>> model.initialize(data).scalar_dim, model.node_feature_dim
         (2, 8)
-        >>> optimizer = torch.optim.Adam(model.parameters())  # afterwards
+        >>> model.lin.weight.shape  # materialised in place
+        torch.Size([3, 8])
         >>> model(data).shape  # "point": pos + a predicted displacement
         torch.Size([4, 3])
         >>> Linear(output='scalar', out_dim=2, scalars='charge',
@@ -339,9 +350,11 @@ class BaseModel(torch.nn.Module):
     def initialize(self, data: Data) -> 'BaseModel':
         r"""Builds the layers from an example ``Data``/``Batch`` without
         training: the widths of the declared scalars and edge scalars are
-        read from its shapes (no tensor value is read). Create the
-        optimizer afterwards. On an initialised model, checks the data
-        against the model's widths. Returns the model.
+        read from its shapes (no tensor value is read; ``edge_index`` is
+        not needed). The lazy parameters are materialised in place, so an
+        optimizer created before keeps working. On an initialised model,
+        checks the widths of the data against the model's. Returns the
+        model.
 
         Example:
 
@@ -350,14 +363,47 @@ class BaseModel(torch.nn.Module):
             >>> data = Data(pos=torch.randn(3, 3), atom=torch.randn(3, 4))
             >>> model = Transformer(scalars='atom', hidden_channels=8,
             ...                     num_layers=1, heads=2)
-            >>> len(list(model.parameters()))  # nothing built yet
-            0
+            >>> optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+            >>> any(isinstance(p, torch.nn.UninitializedParameter)
+            ...     for p in model.parameters())  # not built yet
+            True
             >>> model.initialize(data).scalar_dim
             4
-            >>> optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+            >>> any(isinstance(p, torch.nn.UninitializedParameter)
+            ...     for p in model.parameters())
+            False
         """
-        with torch.no_grad():
-            self.read_inputs(data)
+        owner = type(self).__name__
+        check_data(data, owner)
+        key = self.position_key
+        pos = self._attr(data, key, 'points', owner)
+        if pos.dim() != 2 or pos.size(1) != 3:
+            raise ValueError(f"{owner}: 'data.{key}' (points) must have "
+                             f"shape [num_nodes, 3] (got "
+                             f"{list(pos.shape)})")
+        scalars = self._concat(data, self.scalars, 'scalar', pos.size(0),
+                               'num_nodes', owner, pos)
+        edge_width = 0
+        if self.edge_scalars:
+            # the number of edges, from edge_index when there is one
+            edge_index = data.edge_index if 'edge_index' in data else None
+            if isinstance(edge_index, Tensor) and edge_index.dim() == 2:
+                rows = edge_index.size(1)
+            else:
+                rows = self._attr(data, self.edge_scalars[0], 'edge_scalars',
+                                  owner, like=pos).size(0)
+            edge_width = self._concat(data, self.edge_scalars, 'edge_scalar',
+                                      rows, 'num_edges', owner, pos).size(1)
+        if not self._initialized:
+            inferred = []
+            if self.scalar_dim is None:
+                self.scalar_dim = scalars.size(1)
+                inferred.append('scalar')
+            if self.edge_scalar_dim is None:
+                self.edge_scalar_dim = edge_width
+                inferred.append('edge_scalar')
+            self._inferred = tuple(inferred)
+            self._build()
         return self
 
     def reset_parameters(self) -> None:
@@ -392,12 +438,83 @@ class BaseModel(torch.nn.Module):
             # the layers are drawn later from the random state of now, so
             # that they equal those of a model built with the widths given
             self._rng_state = torch.random.get_rng_state()
+            self._build_placeholders()
             return
         self._build()
+
+    def _build_placeholders(self) -> None:
+        # The layers built for width 1 in place of each unknown width (a
+        # declared attribute has width >= 1), their parameters and buffers
+        # replaced by lazy ones (shared ones stay shared): model.parameters()
+        # lists them before the first call, as with PyTorch's lazy modules,
+        # and _build() materialises them in place. The global random state
+        # is left as it was.
+        before = {id(t) for t in self.parameters()}
+        before.update(id(t) for t in self.buffers())
+        widths = self.scalar_dim, self.edge_scalar_dim
+        self.scalar_dim = 1 if widths[0] is None else widths[0]
+        self.edge_scalar_dim = 1 if widths[1] is None else widths[1]
+        try:
+            with torch.random.fork_rng(devices=[]), \
+                    torch.inference_mode(False), torch.no_grad():
+                self.build_layers()
+        finally:
+            self.scalar_dim, self.edge_scalar_dim = widths
+        device, dtype = self._like.device, self._like.dtype
+        lazy = {}
+        for module in self.modules():
+            for slots, kind in ((module._parameters, UninitializedParameter),
+                                (module._buffers, UninitializedBuffer)):
+                for name, t in slots.items():
+                    if t is None or id(t) in before:
+                        continue
+                    if id(t) not in lazy:
+                        kw = dict(device=device, dtype=dtype if
+                                  t.is_floating_point() else t.dtype)
+                        lazy[id(t)] = (
+                            kind(requires_grad=t.requires_grad, **kw)
+                            if kind is UninitializedParameter else kind(**kw))
+                    slots[name] = lazy[id(t)]
+
+    def _adopt_placeholders(self, lazy: dict) -> None:
+        # The built layers take over the lazy parameters of the same names,
+        # materialised in place with the built values: an optimizer created
+        # before the build holds them.
+        adopted = {}
+        for name, fresh in self.named_parameters(remove_duplicate=False):
+            p = lazy.get(name)
+            if p is not None and is_lazy(p) and id(fresh) not in adopted:
+                p.materialize(fresh.shape, device=fresh.device,
+                              dtype=fresh.dtype)
+                with torch.no_grad():
+                    p.copy_(fresh)
+                p.requires_grad_(fresh.requires_grad)
+                adopted[id(fresh)] = p
+        fresh_names = []
+        for prefix, module in self.named_modules():
+            for name, fresh in module._parameters.items():
+                if fresh is None:
+                    continue
+                if id(fresh) in adopted:
+                    module._parameters[name] = adopted[id(fresh)]
+                elif not any(fresh is p for p in lazy.values()):
+                    fresh_names.append(f'{prefix}.{name}'.lstrip('.'))
+        stale = sorted(name for name, p in lazy.items() if is_lazy(p))
+        if stale or fresh_names:
+            warnings.warn(
+                f"{type(self).__name__}: build_layers() made other "
+                f"parameters for the inferred widths than for the "
+                f"placeholder width 1 (new: {fresh_names}, left out: "
+                f"{stale}); an optimizer created before the first call "
+                f"does not hold the new ones: create it after "
+                f"model.initialize(example_batch)", RuntimeWarning,
+                stacklevel=3)
 
     def _build(self) -> None:
         deferred = self._rng_state is not None
         where = dict(device=self._like.device, dtype=self._like.dtype)
+        lazy = dict(self.named_parameters(remove_duplicate=False)) \
+            if deferred else {}
         # parameters, even when first built under torch.inference_mode()
         with torch.inference_mode(False):
             if deferred:
@@ -406,10 +523,29 @@ class BaseModel(torch.nn.Module):
                     self.build_layers()
                 # built on the CPU: move to where the model is
                 self.to(**where)
+                if any(is_lazy(p) for p in lazy.values()):
+                    self._adopt_placeholders(lazy)
             else:
                 self.build_layers()
         self._rng_state = None
         self._initialized = True
+
+    def state_dict(self, *args, destination=None, prefix='',
+                   keep_vars=False):
+        r"""As :meth:`torch.nn.Module.state_dict`; before the layers are
+        built, their lazy parameters and buffers are left out (they hold
+        no values yet)."""
+        if self._initialized or args:
+            return super().state_dict(*args, destination=destination,
+                                      prefix=prefix, keep_vars=keep_vars)
+        out = super().state_dict(destination=destination, prefix=prefix,
+                                 keep_vars=True)
+        for key in [k for k in out if k.startswith(prefix)]:
+            if is_lazy(out[key]):
+                del out[key]
+            elif not keep_vars:
+                out[key] = out[key].detach()
+        return out
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         if not self._initialized and any(
@@ -420,6 +556,8 @@ class BaseModel(torch.nn.Module):
     # Input assembly ########################################################
 
     def _reference(self) -> Tensor:
+        if not self._initialized:  # lazy parameters: no dtype of their own
+            return self._like
         for p in self.parameters():
             if p.is_floating_point():
                 return p

@@ -12,6 +12,7 @@ from typing import Dict, Iterator, List, Union
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.nn.parameter import is_lazy
 from torch_geometric.data import Data
 
 from torch_geometric_remul._checks import check_int
@@ -341,7 +342,10 @@ class SEGNN(BaseModel):
         with torch.no_grad():
             for name, buf in self.named_buffers():
                 value = exact.get(name)
-                if value is not None and buf.is_floating_point():
+                # (lazy buffers of a model whose widths are not inferred
+                # yet hold no values)
+                if value is not None and not is_lazy(buf) and \
+                        buf.is_floating_point():
                     buf.copy_(value)
 
     def _apply(self, fn, recurse=True):
