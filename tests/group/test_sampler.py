@@ -34,3 +34,17 @@ def test_sampler_errors():
         RigidSampler(generator=1)
     with pytest.raises(ValueError, match="either 'sampler' or 'group'"):
         RigidSampler.resolve(RigidSampler(), 'f', group='SE3')
+
+
+@pytest.mark.parametrize('axis', [2, 'x', (1.0, 1.0, 0.0),
+                                  torch.tensor([0.0, 1.0, 0.0])])
+def test_so2_construction_leaves_the_global_generator_alone(axis):
+    """Building an SO2 sampler (or transform) used to draw from torch's
+    global generator to check its axis, changing every later draw."""
+    from torch_geometric_remul.transforms import RandomRigidTransform
+    torch.manual_seed(0)
+    expected = torch.rand(4)
+    torch.manual_seed(0)
+    RigidSampler('SO2', axis=axis)
+    RandomRigidTransform('SO2', axis=axis)
+    assert torch.equal(torch.rand(4), expected)

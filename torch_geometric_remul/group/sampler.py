@@ -8,7 +8,11 @@ from torch_geometric_remul._checks import (
     resolve_declaration,
 )
 from torch_geometric_remul.group.rigid import GROUPS, RigidTransform
-from torch_geometric_remul.group.rotations import AxisLike, normalize_group
+from torch_geometric_remul.group.rotations import (
+    AxisLike,
+    _axis_vector,
+    normalize_group,
+)
 from torch_geometric_remul.typing import Device
 
 #: The default group of every sampler, transform, loss and metric: rotations
@@ -62,8 +66,8 @@ class RigidSampler:
                             f"{type(generator).__name__})")
         self.axis = axis
         self.generator = generator
-        if self.group == 'SO2':  # validate the axis now, not at a step
-            RigidTransform.sample(1, 'SO2', axis=axis)
+        if self.group == 'SO2':  # validate the axis now, not at a step,
+            _axis_vector(axis)  # without drawing from any generator
 
     @property
     def translates(self) -> bool:
