@@ -31,7 +31,8 @@ def test_pyg_debug_turns_on_our_value_checks():
     RandomRigidTransform()(bad)  # no value check outside debug mode
     with torch_geometric.debug():
         assert is_debug_enabled()
-        with pytest.raises(ValueError, match="'batch.ptr' and 'batch.batch' disagree"):
+        with pytest.raises(ValueError, match="'batch.ptr' and 'batch.batch' "
+                           "disagree"):
             RandomRigidTransform()(bad)
     assert not is_debug_enabled()
 
