@@ -210,3 +210,21 @@ def test_build_resolves_documented_and_third_party_names(tmp_path):
 ])
 def test_build_fails_on_a_missing_reference(tmp_path, target):
     assert _build(tmp_path, f':class:`{target}`') != 0
+
+
+def test_training_docstrings_share_one_trained_run():
+    """Docstring examples of train/ that need a trained run use the one of
+    train()'s example (a doctest fixture in conftest.py) instead of each
+    training a model of their own."""
+    import doctest
+
+    import torch_geometric_remul.train as train_pkg
+    training = []
+    for info in pkgutil.iter_modules(train_pkg.__path__,
+                                     'torch_geometric_remul.train.'):
+        module = importlib.import_module(info.name)
+        for test in doctest.DocTestFinder().find(module):
+            if any(re.search(r'\btrain\(', ex.source)
+                   for ex in test.examples):
+                training.append(test.name)
+    assert training == ['torch_geometric_remul.train.loop.train']
