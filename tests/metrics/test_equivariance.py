@@ -68,8 +68,10 @@ def test_bad_input():
     batch = make_batch([3])
     with pytest.raises(ValueError, match="'output'"):
         equivariance_error(ExactPoint(), batch, output='tensor')
-    with pytest.raises(ValueError, match="'num_samples'"):
+    with pytest.raises(ValueError, match="'num_samples' must be >= 1"):
         equivariance_error(ExactPoint(), batch, num_samples=0)
+    with pytest.raises(TypeError, match="'num_samples' must be an integer"):
+        equivariance_error(ExactPoint(), batch, num_samples=2.0)
     with pytest.raises(ValueError, match='no graph'):
         equivariance_error(ExactPoint(), [])
     with pytest.raises(ValueError, match="'force' .* is missing"):

@@ -270,8 +270,12 @@ def test_bad_input():
         RemulLoss(mode='invariance')
     with pytest.raises(ValueError, match="'output'"):
         RemulLoss(output='tensor')
-    with pytest.raises(ValueError, match="'num_samples'"):
+    with pytest.raises(ValueError, match="'num_samples' must be >= 1"):
         RemulLoss(num_samples=0)
+    for bad in (2.0, True, '2'):  # as _checks.check_int: a TypeError
+        with pytest.raises(TypeError, match="'num_samples' must be an "
+                           "integer"):
+            RemulLoss(num_samples=bad)
     with pytest.raises(ValueError, match='not both'):
         RemulLoss(beta=2.0, weighting=Constant(1.0, 2.0))
     with pytest.raises(TypeError, match="'weighting'"):

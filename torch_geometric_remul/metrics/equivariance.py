@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
+from torch_geometric_remul._checks import check_int
 from torch_geometric_remul.group import RigidSampler, segment_sum
 from torch_geometric_remul.group.rotations import AxisLike
 from torch_geometric_remul.layout import RowLayout, check_data, graph_layout
@@ -289,10 +290,7 @@ def equivariance_error(
     if not callable(model):
         raise TypeError(f"'model' must be callable: model(data) -> Tensor "
                         f"(got {type(model).__name__})")
-    if isinstance(num_samples, bool) or not isinstance(
-            num_samples, int) or num_samples < 1:
-        raise ValueError(f"'num_samples' must be a positive int (got "
-                         f"{num_samples!r})")
+    num_samples = check_int(num_samples, 'num_samples', minimum=1)
     batches = [data_or_loader] if isinstance(data_or_loader,
                                              Data) else data_or_loader
     # a Module is evaluated in eval mode with its parameters frozen (so that

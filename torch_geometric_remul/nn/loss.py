@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
+from torch_geometric_remul._checks import check_int
 from torch_geometric_remul.debug import is_debug_enabled
 from torch_geometric_remul.group import RigidSampler, RigidTransform
 from torch_geometric_remul.group.rotations import AxisLike
@@ -339,11 +340,7 @@ class RemulLoss(DeclaredGeometry, torch.nn.Module):
             raise ValueError(f"'mode' must be one of {', '.join(MODES)} "
                              f"(got {mode!r})")
         self.mode = mode
-        if isinstance(num_samples, bool) or not isinstance(
-                num_samples, int) or num_samples < 1:
-            raise ValueError(f"'num_samples' must be a positive int (got "
-                             f"{num_samples!r})")
-        self.num_samples = num_samples
+        self.num_samples = check_int(num_samples, 'num_samples', minimum=1)
         if weighting is None:
             weighting = Constant(alpha, beta)
         elif not isinstance(weighting, Weighting):
