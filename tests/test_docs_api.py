@@ -75,6 +75,7 @@ EXEMPT = {
     ('torch_geometric_remul.typing', 'WITH_TRITON'): CONSTANT,
     ('torch_geometric_remul.typing', 'OptTensor'): ALIAS,
     ('torch_geometric_remul.typing', 'PairTensor'): ALIAS,
+    ('torch_geometric_remul.typing', 'Keys'): ALIAS,
     ('torch_geometric_remul.train', 'TASKS'): CONSTANT,
     ('torch_geometric_remul.train', 'LOSSES'): CONSTANT,
     ('torch_geometric_remul.train', 'WEIGHTINGS'): CONSTANT,

@@ -1,14 +1,6 @@
 r"""Label-free measures of how equivariant a model is."""
 from dataclasses import dataclass
-from typing import (
-    Any,
-    Callable,
-    Dict,
-    Iterable,
-    Optional,
-    Sequence,
-    Union,
-)
+from typing import Any, Callable, Dict, Iterable, Optional, Union
 
 import torch
 from torch import Tensor
@@ -28,8 +20,7 @@ from torch_geometric_remul.metrics.roles import (
 )
 from torch_geometric_remul.roles import OutputLike, Roles
 from torch_geometric_remul.transforms.functional import apply_rigid_transform
-
-Keys = Union[str, Sequence[str]]
+from torch_geometric_remul.typing import Keys
 
 
 @dataclass

@@ -24,8 +24,8 @@ from torch_geometric_remul.nn.weighting import Constant, Weighting
 from torch_geometric_remul.nn.weighting.base import WeightLike, check_weight
 from torch_geometric_remul.roles import DeclaredGeometry, OutputLike, Roles
 from torch_geometric_remul.transforms.functional import apply_rigid_transform
+from torch_geometric_remul.typing import Keys
 
-Keys = Union[str, Sequence[str]]
 LossFn = Callable[[Tensor, Tensor], Tensor]
 LossLike = Union[LossFn, Mapping[str, LossFn]]
 OutputValue = Union[Tensor, Dict[str, Tensor]]

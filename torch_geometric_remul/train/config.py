@@ -15,11 +15,11 @@ from torch_geometric_remul._checks import (
     check_real,
     check_str,
 )
+from torch_geometric_remul.nn.loss import MODES
 
 TASKS = ('nbody', 'gravity', 'md17', 'mocap')
 LOSSES = ('plain', 'augment', 'remul')
 WEIGHTINGS = ('constant', 'schedule', 'gradnorm', 'target')
-MODES = ('target', 'consistency')
 #: Where the data of a task go when no ``data_root`` is given.
 DEFAULT_DATA_ROOT = 'data'
 #: The data sources each task accepts, the default first (``None``: the

@@ -1,4 +1,4 @@
-from typing import Optional, Sequence, Union
+from typing import Optional
 
 import torch
 from torch_geometric.data import Data
@@ -11,12 +11,11 @@ from torch_geometric_remul.group.sampler import RigidSampler
 from torch_geometric_remul.layout import check_data, graph_layout
 from torch_geometric_remul.roles import DeclaredGeometry, Roles
 from torch_geometric_remul.transforms.functional import _move, declared_values
+from torch_geometric_remul.typing import Keys
 
 #: Attribute names written by ``store=True``.
 ROTATION_KEY = 'rigid_rotation'
 TRANSLATION_KEY = 'rigid_translation'
-
-Keys = Union[str, Sequence[str]]
 
 
 @functional_transform('random_rigid_transform')
