@@ -67,6 +67,7 @@ EXEMPT = {
     ('torch_geometric_remul.nn', 'models'): SUBPACKAGE,
     ('torch_geometric_remul.nn', 'weighting'): SUBPACKAGE,
     ('torch_geometric_remul.nn.models', 'MODELS'): CONSTANT,
+    ('torch_geometric_remul.nn.weighting', 'WEIGHTINGS'): CONSTANT,
     ('torch_geometric_remul.datasets', 'MD17_MOLECULES'): CONSTANT,
     ('torch_geometric_remul.datasets', 'STANDIN_SMILES'): CONSTANT,
     ('torch_geometric_remul.typing', 'WITH_TORCH_SCATTER'): CONSTANT,
