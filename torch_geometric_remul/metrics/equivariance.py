@@ -159,19 +159,21 @@ def _batch_errors(model, data: Data, roles: Roles, sampler: RigidSampler,
 def equivariance_error(
     model: Callable[[Data], Any],
     data_or_loader: Union[Data, Iterable[Data]],
+    *,
+    # what the group moves (as in Roles)
+    roles: Optional[Roles] = None,
     output: Optional[OutputLike] = None,
     points: Optional[Keys] = None,
     vectors: Optional[Keys] = None,
     pseudovectors: Optional[Keys] = None,
+    level: Optional[str] = None,
+    # the group elements (as in RigidSampler)
+    sampler: Optional[RigidSampler] = None,
     group: Optional[str] = None,
-    num_samples: int = 20,
-    generator: Optional[torch.Generator] = None,
     translation_std: Optional[float] = None,
     axis: Optional[AxisLike] = None,
-    level: Optional[str] = None,
-    *,
-    roles: Optional[Roles] = None,
-    sampler: Optional[RigidSampler] = None,
+    generator: Optional[torch.Generator] = None,
+    num_samples: int = 20,
 ) -> Union[EquivarianceError, Dict[str, EquivarianceError]]:
     r"""Measures the learned equivariance of ``model`` without labels.
 
@@ -213,17 +215,24 @@ def equivariance_error(
     The declarations can be given as ``roles=`` (a
     :class:`~torch_geometric_remul.roles.Roles`) and ``sampler=`` (a
     :class:`~torch_geometric_remul.group.RigidSampler`), shared with the
-    loss and the transforms, or with the keywords below.
+    loss and the transforms, or with the keywords below. Without any, a
+    model that declares its roles (``model.roles``, as every backbone of
+    :mod:`torch_geometric_remul.nn.models` does) is measured with them.
 
     The sums stay on the device; the figures are read on the host once per
     call, at the end (one host-device synchronisation, whatever the number
     of batches, graphs and samples).
+
+    All arguments but ``model`` and ``data_or_loader`` are keyword-only.
 
     Args:
         model (callable): ``model(data) -> Tensor``, e.g. a
             :class:`torch.nn.Module`.
         data_or_loader (Data, Batch or iterable of them): What to measure on,
             e.g. a :class:`torch_geometric.loader.DataLoader`.
+        roles (Roles, optional): Instead of ``output``/``points``/
+            ``vectors``/``pseudovectors``. (default: ``model.roles`` when
+            the model has them and none of these is given)
         output (str or dict, optional): Role of the output: ``"point"``,
             ``"vector"``, ``"pseudovector"`` or ``"scalar"``, or a mapping
             output name -> role. (default: ``"point"``)
@@ -231,22 +240,20 @@ def equivariance_error(
             (default: ``"pos"``)
         vectors (str or [str], optional): Input vector attributes.
         pseudovectors (str or [str], optional): Input pseudovectors.
+        level (str, optional): Row level of the model output, ``"node"`` or
+            ``"graph"``, when its row count alone is ambiguous (a batch with
+            as many nodes as graphs). (default: ``None``: from the shape)
+        sampler (RigidSampler, optional): Instead of ``group``/
+            ``translation_std``/``axis``/``generator``.
         group (str, optional): Group to sample from (see
             :meth:`~torch_geometric_remul.group.RigidTransform.sample`).
             (default: ``"SO3"``)
-        num_samples (int, optional): :math:`M`. (default: ``20``)
-        generator (torch.Generator, optional): For reproducible draws.
         translation_std (float, optional): Translation scale for groups with
             translations. (default: ``1.0``)
         axis (int, str or sequence, optional): Rotation axis for ``"SO2"``.
             (default: ``2``)
-        level (str, optional): Row level of the model output, ``"node"`` or
-            ``"graph"``, when its row count alone is ambiguous (a batch with
-            as many nodes as graphs). (default: ``None``: from the shape)
-        roles (Roles, optional): Instead of ``output``/``points``/
-            ``vectors``/``pseudovectors``.
-        sampler (RigidSampler, optional): Instead of ``group``/
-            ``translation_std``/``axis``/``generator``.
+        generator (torch.Generator, optional): For reproducible draws.
+        num_samples (int, optional): :math:`M`. (default: ``20``)
 
     Example:
 
@@ -270,9 +277,12 @@ def equivariance_error(
         >>> errs['energy'].E_prime < 1e-12, errs['forces'].E_prime < 1e-12
         (True, True)
     """
-    roles = Roles.resolve(roles, 'equivariance_error', points=points,
-                          vectors=vectors, pseudovectors=pseudovectors,
-                          output=output)
+    declared = {'points': points, 'vectors': vectors,
+                'pseudovectors': pseudovectors, 'output': output}
+    if roles is None and all(v is None for v in declared.values()) and \
+            isinstance(getattr(model, 'roles', None), Roles):
+        roles = model.roles  # the model's own declaration
+    roles = Roles.resolve(roles, 'equivariance_error', **declared)
     sampler = RigidSampler.resolve(sampler, 'equivariance_error',
                                    group=group,
                                    translation_std=translation_std,
