@@ -514,19 +514,7 @@ class RemulLoss(DeclaredGeometry, torch.nn.Module):
                 "'target' is required (mode='target', or alpha > 0); for "
                 "label-free training use mode='consistency' with alpha=0")
         targets = self._target_dict(target)
-
-        ref_key = self.roles.inputs[0][0] if self.roles.inputs else None
-        ref = batch[ref_key] if ref_key is not None and ref_key in batch \
-            else None
-        if isinstance(ref, Tensor):
-            dtype, device = ref.dtype, ref.device
-            source = f"the batch ('data.{ref_key}')"
-        else:
-            floats = [t for t in (targets or {}).values()
-                      if t.is_floating_point()]
-            dtype = floats[0].dtype if floats else torch.get_default_dtype()
-            device = None
-            source = 'the group elements'
+        dtype, device, source = self._reference(batch, targets)
         roles = self.roles.outputs
         layouts = {}
         if targets is not None:
@@ -553,23 +541,8 @@ class RemulLoss(DeclaredGeometry, torch.nn.Module):
                     batch, transformed[0][k],
                     self._name('the model output', k), self.level, owner)
 
-        parts: Dict[str, Tensor] = {}
-        task = None
-        if need_task:
-            for k in roles:
-                parts[f'task/{k}'] = _term(self.task_losses[k], clean[k],
-                                           targets[k])
-            task = self._combine(parts, 'task')
-        base = targets if self.mode == 'target' else {
-            k: (v.detach() if self.detach_reference else v)
-            for k, v in clean.items()}
-        for k, role in roles.items():
-            refs = [act(T, base[k], role, layouts[k]) for T in Ts]
-            parts[f'equi/{k}'] = torch.stack([
-                _term(self.equi_losses[k], y_g[k], r)
-                for y_g, r in zip(transformed, refs)]).mean()
-        equi = self._combine(parts, 'equi')
-
+        parts, task, equi = self._terms(targets, clean, transformed, Ts,
+                                        layouts, need_task)
         error = None
         if clean is not None:
             error = self._batch_error(batch, clean, transformed, Ts,
@@ -589,6 +562,42 @@ class RemulLoss(DeclaredGeometry, torch.nn.Module):
             error=error, prediction=prediction,
             parts=({k: v.detach() for k, v in parts.items()}
                    if self.roles.multi_output else None))
+
+    def _reference(self, batch: Data, targets: Optional[Dict[str, Tensor]]):
+        r"""``(dtype, device, source)`` that the outputs, targets and group
+        elements must match: those of the first declared input in the
+        batch, else of the targets (device unknown)."""
+        ref_key = self.roles.inputs[0][0] if self.roles.inputs else None
+        ref = batch[ref_key] if ref_key is not None and ref_key in batch \
+            else None
+        if isinstance(ref, Tensor):
+            return ref.dtype, ref.device, f"the batch ('data.{ref_key}')"
+        floats = [t for t in (targets or {}).values()
+                  if t.is_floating_point()]
+        dtype = floats[0].dtype if floats else torch.get_default_dtype()
+        return dtype, None, 'the group elements'
+
+    def _terms(self, targets, clean, transformed, Ts, layouts,
+               need_task: bool):
+        r"""``(parts, task, equi)``: the per-output task and equivariance
+        terms and their (weighted) sums."""
+        parts: Dict[str, Tensor] = {}
+        task = None
+        roles = self.roles.outputs
+        if need_task:
+            for k in roles:
+                parts[f'task/{k}'] = _term(self.task_losses[k], clean[k],
+                                           targets[k])
+            task = self._combine(parts, 'task')
+        base = targets if self.mode == 'target' else {
+            k: (v.detach() if self.detach_reference else v)
+            for k, v in clean.items()}
+        for k, role in roles.items():
+            refs = [act(T, base[k], role, layouts[k]) for T in Ts]
+            parts[f'equi/{k}'] = torch.stack([
+                _term(self.equi_losses[k], y_g[k], r)
+                for y_g, r in zip(transformed, refs)]).mean()
+        return parts, task, self._combine(parts, 'equi')
 
     def _combine(self, parts: Dict[str, Tensor], kind: str) -> Tensor:
         """The (weighted) sum over outputs of one kind of loss."""
