@@ -56,7 +56,7 @@ train: $(VENV)/.installed
 	$(PY) -m torch_geometric_remul train $(TRAIN_ARGS)
 
 demo: $(VENV)/.installed
-	$(PY) -m torch_geometric_remul demo
+	$(PY) examples/rigid_transforms_vs_pyg.py
 
 test: $(VENV)/.accel $(VENV)/.ruff
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -1,4 +1,3 @@
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,24 +10,48 @@ from torch_geometric_remul.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_demo_runs_and_checks(capsys):
-    assert main(['demo', '--graphs', '60', '--seed', '3']) == 0
-    out = capsys.readouterr().out
-    assert 'synthetic stand-in' in out
-    assert '60 for 60 graphs' in out
-    assert 'result: OK' in out
-    err = float(re.search(r'inverse round trip error\s+(\S+)', out).group(1))
-    assert err < 1e-10
-
-
 def test_no_command_prints_help(capsys):
     assert main([]) == 2
-    assert 'demo' in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert 'train' in out and 'build-kernels' in out
 
 
 def test_bad_argument():
     with pytest.raises(SystemExit):
-        main(['demo', '--graphs', '0'])
+        main(['check'])  # the run directory is missing
+
+
+def test_demo_is_an_example_not_a_command(capsys):
+    # the comparison with PyG's RandomRotate is examples/
+    # rigid_transforms_vs_pyg.py (run by tests/test_examples.py)
+    with pytest.raises(SystemExit):
+        main(['demo'])
+    assert "invalid choice: 'demo'" in capsys.readouterr().err
+    assert (ROOT / 'examples' / 'rigid_transforms_vs_pyg.py').is_file()
+
+
+def test_cli_imports_no_private_kernel_module():
+    import ast
+
+    import torch_geometric_remul.cli as cli
+    tree = ast.parse(Path(cli.__file__).read_text())
+    imported = {(node.module, a.name) for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom) for a in node.names}
+    assert not any(name.startswith('_') and module.endswith('_kernels')
+                   for module, name in imported)
+
+
+def test_build_kernels_names_the_cache(monkeypatch, tmp_path, capsys):
+    import torch_geometric_remul.typing as remul_typing
+    from torch_geometric_remul._kernels import kernel_cache_dir
+    from torch_geometric_remul.cli import build_parser
+    monkeypatch.setenv('REMUL_CACHE_DIR', str(tmp_path / 'cache'))
+    monkeypatch.setattr(remul_typing, 'WITH_CPU_KERNEL', False)
+    assert kernel_cache_dir() == tmp_path / 'cache'
+    args = build_parser().parse_args(['build-kernels', '--timeout', '1'])
+    assert args.func(args) == 0  # a disabled kernel is no failure
+    out = capsys.readouterr().out
+    assert f'CPU kernel (C, cache {tmp_path / "cache"}): disabled' in out
 
 
 def test_module_entry_point():

@@ -67,6 +67,7 @@ EXEMPT = {
     ('torch_geometric_remul.nn', 'models'): SUBPACKAGE,
     ('torch_geometric_remul.nn', 'weighting'): SUBPACKAGE,
     ('torch_geometric_remul.nn.models', 'MODELS'): CONSTANT,
+    ('torch_geometric_remul.nn.weighting', 'WEIGHTINGS'): CONSTANT,
     ('torch_geometric_remul.datasets', 'MD17_MOLECULES'): CONSTANT,
     ('torch_geometric_remul.datasets', 'STANDIN_SMILES'): CONSTANT,
     ('torch_geometric_remul.typing', 'WITH_TORCH_SCATTER'): CONSTANT,
@@ -75,6 +76,7 @@ EXEMPT = {
     ('torch_geometric_remul.typing', 'WITH_TRITON'): CONSTANT,
     ('torch_geometric_remul.typing', 'OptTensor'): ALIAS,
     ('torch_geometric_remul.typing', 'PairTensor'): ALIAS,
+    ('torch_geometric_remul.typing', 'Keys'): ALIAS,
     ('torch_geometric_remul.train', 'TASKS'): CONSTANT,
     ('torch_geometric_remul.train', 'LOSSES'): CONSTANT,
     ('torch_geometric_remul.train', 'WEIGHTINGS'): CONSTANT,
@@ -210,3 +212,21 @@ def test_build_resolves_documented_and_third_party_names(tmp_path):
 ])
 def test_build_fails_on_a_missing_reference(tmp_path, target):
     assert _build(tmp_path, f':class:`{target}`') != 0
+
+
+def test_training_docstrings_share_one_trained_run():
+    """Docstring examples of train/ that need a trained run use the one of
+    train()'s example (a doctest fixture in conftest.py) instead of each
+    training a model of their own."""
+    import doctest
+
+    import torch_geometric_remul.train as train_pkg
+    training = []
+    for info in pkgutil.iter_modules(train_pkg.__path__,
+                                     'torch_geometric_remul.train.'):
+        module = importlib.import_module(info.name)
+        for test in doctest.DocTestFinder().find(module):
+            if any(re.search(r'\btrain\(', ex.source)
+                   for ex in test.examples):
+                training.append(test.name)
+    assert training == ['torch_geometric_remul.train.loop.train']

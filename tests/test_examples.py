@@ -25,9 +25,12 @@ KEY_LINES = {
     'cli_training.py': r"^test MSE \d\.\d+, test E' \d\.\d+$",
     'equivariant_baselines.py': r'^egnn +\d+ ',
     'schnet_mlip.py': r'^schnet_xyz +remul +\d',
+    'rigid_transforms_vs_pyg.py':
+    r'^result: OK, geometry preserved per graph$',
 }
 # script -> command-line arguments of its fast mode
-ARGS = {'schnet_mlip.py': ['--quick']}
+ARGS = {'schnet_mlip.py': ['--quick'],
+        'rigid_transforms_vs_pyg.py': ['--graphs', '60', '--seed', '3']}
 
 
 def run_example(name, tmp_path):
@@ -65,6 +68,12 @@ def test_example_runs(name, tmp_path):
         e_prime = float(re.search(r'^egnn +\d+ +\S+ +(\S+)$', out,
                                   re.M).group(1))
         assert e_prime < 1e-10
+    if name == 'rigid_transforms_vs_pyg.py':
+        # one rotation per graph, undone exactly by the stored inverse
+        assert '60 for 60 graphs' in out
+        err = float(re.search(r'inverse round trip error\s+(\S+)',
+                              out).group(1))
+        assert err < 1e-10
     if name == 'schnet_mlip.py':
         # SchNet sees only distances: its forces are exactly equivariant
         # (float32 rounding) whatever the loss; its Cartesian variant's are

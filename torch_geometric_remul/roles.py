@@ -21,7 +21,7 @@ Example:
     >>> mlip.multi_output, mlip.outputs
     (True, {'energy': 'scalar', 'forces': 'vector'})
 """
-from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, Mapping, Optional, Tuple, Union
 
 from torch import Tensor
 
@@ -30,13 +30,13 @@ from torch_geometric_remul._checks import (
     check_keys,
     resolve_declaration,
 )
+from torch_geometric_remul.typing import Keys
 
 #: Roles of input attributes.
 INPUT_ROLES = ('point', 'vector', 'pseudovector')
 #: Roles of model outputs (and targets).
 OUTPUT_ROLES = ('point', 'vector', 'pseudovector', 'scalar')
 
-Keys = Union[str, Sequence[str]]
 OutputLike = Union[str, Mapping[str, str]]
 
 

@@ -12,7 +12,7 @@ implementation, which gives the same results.
 import contextlib
 import os
 import warnings
-from typing import Iterator, Optional, Tuple, Union
+from typing import Iterator, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -20,6 +20,8 @@ from torch import Tensor
 OptTensor = Optional[Tensor]
 PairTensor = Tuple[Tensor, Tensor]
 Device = Union[str, torch.device, None]
+#: One attribute name or several (``'pos'`` or ``('pos', 'y')``).
+Keys = Union[str, Sequence[str]]
 
 _FORCE_NATIVE = os.environ.get('REMUL_FORCE_NATIVE', '0').lower() in {
     '1', 'true', 'yes'}
@@ -99,4 +101,5 @@ __all__ = [
     'force_native',
     'OptTensor',
     'PairTensor',
+    'Keys',
 ]

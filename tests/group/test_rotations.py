@@ -113,8 +113,10 @@ def test_axis_angle_matches_quaternion():
 
 
 @pytest.mark.parametrize('kwargs,exc,match', [
-    (dict(n=-1), ValueError, "'n'"),
-    (dict(n=2.5), ValueError, "'n'"),
+    (dict(n=-1), ValueError, "'n' must be >= 0"),
+    # one integer check in the package: TypeError for a non-integer
+    (dict(n=2.5), TypeError, "'n' must be an integer"),
+    (dict(n=True), TypeError, "'n' must be an integer"),
     (dict(n=2, group='SE4'), ValueError, "'group' must be one of"),
     (dict(n=2, group='SE3'), ValueError, "'group' must be one of"),
     (dict(n=2, group='SO2', axis=3), ValueError, "'axis'"),

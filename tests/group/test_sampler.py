@@ -58,3 +58,17 @@ def test_generator_reseeded_once_per_worker_seed(monkeypatch):
     assert torch.equal(first, sampler().sample(4).rotation)  # reproducible
     info.seed = 6  # the next epoch's worker
     assert not torch.equal(sampler().sample(4).rotation, first)
+
+
+@pytest.mark.parametrize('axis', [2, 'x', (1.0, 1.0, 0.0),
+                                  torch.tensor([0.0, 1.0, 0.0])])
+def test_so2_construction_leaves_the_global_generator_alone(axis):
+    """Building an SO2 sampler (or transform) used to draw from torch's
+    global generator to check its axis, changing every later draw."""
+    from torch_geometric_remul.transforms import RandomRigidTransform
+    torch.manual_seed(0)
+    expected = torch.rand(4)
+    torch.manual_seed(0)
+    RigidSampler('SO2', axis=axis)
+    RandomRigidTransform('SO2', axis=axis)
+    assert torch.equal(torch.rand(4), expected)

@@ -10,7 +10,6 @@ from torch_geometric_remul.group import (
     ptr_to_batch,
     segment_mean,
     segment_sum,
-    uniform_segment_size,
 )
 
 F64 = torch.float64
@@ -101,9 +100,6 @@ def test_pointer_conversions():
     batch = ptr_to_batch(ptr)
     assert batch.tolist() == [0, 0, 2, 2, 2]
     assert torch.equal(batch_to_ptr(batch, 3), ptr)
-    assert uniform_segment_size(torch.tensor([0, 3, 6]), 6) == 3
-    assert uniform_segment_size(ptr, 5) is None
-    assert uniform_segment_size(torch.tensor([0]), 0) is None
 
 
 def test_bad_input():

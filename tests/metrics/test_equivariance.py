@@ -68,8 +68,10 @@ def test_bad_input():
     batch = make_batch([3])
     with pytest.raises(ValueError, match="'output'"):
         equivariance_error(ExactPoint(), batch, output='tensor')
-    with pytest.raises(ValueError, match="'num_samples'"):
+    with pytest.raises(ValueError, match="'num_samples' must be >= 1"):
         equivariance_error(ExactPoint(), batch, num_samples=0)
+    with pytest.raises(TypeError, match="'num_samples' must be an integer"):
+        equivariance_error(ExactPoint(), batch, num_samples=2.0)
     with pytest.raises(ValueError, match='no graph'):
         equivariance_error(ExactPoint(), [])
     with pytest.raises(ValueError, match="'force' .* is missing"):
@@ -223,3 +225,30 @@ def test_exact_model_zero_for_both_e_primes(group):
                                group=group, num_samples=5,
                                generator=torch.Generator().manual_seed(0))
     assert exact.E_prime < 1e-10 and exact.E_prime_paper < 1e-10
+
+
+def test_roles_default_to_the_models_own():
+    """Without a declaration, a model that declares its roles is measured
+    with them (here: 'vel' moves as a vector) instead of the default
+    Roles() that would leave 'vel' in place."""
+    from torch_geometric_remul.roles import Roles
+
+    class Declared(ExactPoint):
+        roles = Roles(vectors='vel', output='point')
+
+    batch = make_batch([3, 5])
+    g = torch.Generator().manual_seed(0)
+    own = equivariance_error(Declared(), batch, generator=g, num_samples=2)
+    assert own.E_prime < 1e-10
+    # an explicit declaration still wins
+    pos_only = equivariance_error(Declared(), batch, roles=Roles(),
+                                  generator=g, num_samples=2)
+    assert pos_only.E_prime > 1e-3
+    assert equivariance_error(Declared(), batch, points='pos', generator=g,
+                              num_samples=2).E_prime > 1e-3
+
+
+def test_options_are_keyword_only():
+    batch = make_batch([3])
+    with pytest.raises(TypeError, match='positional'):
+        equivariance_error(ExactPoint(), batch, 'point')

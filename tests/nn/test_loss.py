@@ -270,8 +270,12 @@ def test_bad_input():
         RemulLoss(mode='invariance')
     with pytest.raises(ValueError, match="'output'"):
         RemulLoss(output='tensor')
-    with pytest.raises(ValueError, match="'num_samples'"):
+    with pytest.raises(ValueError, match="'num_samples' must be >= 1"):
         RemulLoss(num_samples=0)
+    for bad in (2.0, True, '2'):  # as _checks.check_int: a TypeError
+        with pytest.raises(TypeError, match="'num_samples' must be an "
+                           "integer"):
+            RemulLoss(num_samples=bad)
     with pytest.raises(ValueError, match='not both'):
         RemulLoss(beta=2.0, weighting=Constant(1.0, 2.0))
     with pytest.raises(TypeError, match="'weighting'"):
@@ -648,3 +652,34 @@ def test_batch_of_no_graphs_is_refused():
     with pytest.raises(ValueError, match=r'the Batch holds no graphs '
                        r'\(num_graphs is 0\)'):
         RemulLoss()(FreePoint(), empty, torch.zeros(0, 3))
+
+
+def test_roles_default_to_the_models_own():
+    """A loss built without a declaration moves what the model declares
+    (here 'vel' as a vector): the exactly equivariant model then has no
+    equivariance loss, while the default Roles() would leave 'vel' in place
+    and see a violation."""
+    from torch_geometric_remul.roles import Roles
+
+    class Declared(ExactPoint):
+        roles = Roles(vectors='vel', output='point')
+
+    batch = make_batch([3, 4])
+    g = torch.Generator().manual_seed(0)
+    loss_fn = RemulLoss(generator=g, mode='consistency', alpha=0.0)
+    assert loss_fn.vectors == ()  # nothing known before the first call
+    out = loss_fn(Declared(), batch)
+    assert loss_fn.roles is Declared.roles and loss_fn.vectors == ('vel', )
+    assert float(out.equi.detach()) < 1e-20
+    # a declared loss keeps its own roles
+    stated = RemulLoss(points='pos', generator=g, mode='consistency',
+                       alpha=0.0)
+    assert float(stated(Declared(), batch).equi.detach()) > 1e-6
+    assert stated.vectors == ()
+
+
+def test_options_are_keyword_only():
+    with pytest.raises(TypeError, match='positional'):
+        RemulLoss(None, 'point')
+    assert RemulLoss(torch.nn.L1Loss()).task_loss.__class__ is \
+        torch.nn.L1Loss

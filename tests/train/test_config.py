@@ -228,7 +228,7 @@ def test_seed_range_is_checked(seed):
 
 
 @pytest.mark.parametrize('command', [['train'], ['evaluate', 'RUN'],
-                                     ['check', 'RUN'], ['demo']])
+                                     ['check', 'RUN']])
 @pytest.mark.parametrize('seed', ['-1', str(MAX_SEED + 1), '1e3'])
 def test_every_command_checks_the_seed_range(command, seed, capsys):
     # the same check for every command, before any file is read

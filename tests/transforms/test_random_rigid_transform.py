@@ -398,3 +398,10 @@ def test_unsorted_batch_without_ptr_places_rows_by_their_graph(native):
         T_ = stored_transform(out)
         assert torch.equal(out.pos, T_.apply_points(pos, batch=index))
         assert torch.equal(out.vel, T_.apply_vectors(vel, batch=index))
+
+
+def test_options_after_group_are_keyword_only():
+    # group first, as in RigidSampler; the rest by name
+    assert RandomRigidTransform('SE3', vectors='vel').group == 'SE3'
+    with pytest.raises(TypeError, match='positional'):
+        RandomRigidTransform('SE3', 'pos')

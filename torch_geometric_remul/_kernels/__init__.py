@@ -83,6 +83,7 @@ Example:
     ['cpu', 'triton']
 """
 import importlib.util
+from pathlib import Path
 from typing import Dict, Optional
 
 import torch
@@ -241,6 +242,13 @@ def kernel_error() -> Optional[str]:
     return _cpu.error()
 
 
+def kernel_cache_dir() -> Path:
+    r"""The folder of the compiled CPU kernel: ``$REMUL_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/torch_geometric_remul``, else
+    ``~/.cache/torch_geometric_remul``."""
+    return _cpu.cache_dir()
+
+
 def _triton_status(load: bool) -> str:
     if not remul_typing.WITH_TRITON:
         return 'disabled (REMUL_NO_TRITON or REMUL_FORCE_NATIVE)'
@@ -315,4 +323,5 @@ def build_kernels(timeout: float = 130.0,
 
 
 __all__ = ['kernel_usable', 'rigid_apply', 'kernel_available',
-           'kernel_error', 'kernel_status', 'build_kernels']
+           'kernel_error', 'kernel_cache_dir', 'kernel_status',
+           'build_kernels']

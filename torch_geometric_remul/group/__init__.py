@@ -17,7 +17,6 @@ from .segment import (
                         ptr_to_batch,
                         segment_mean,
                         segment_sum,
-                        uniform_segment_size,
 )
 
 __all__ = [
@@ -37,5 +36,4 @@ __all__ = [
     'broadcast_to_rows',
     'ptr_to_batch',
     'batch_to_ptr',
-    'uniform_segment_size',
 ]

@@ -10,6 +10,7 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import Tensor
 
+from torch_geometric_remul._checks import check_int
 from torch_geometric_remul.typing import Device
 
 #: Groups of pure rotations understood by :func:`random_rotations`.
@@ -258,8 +259,7 @@ def random_rotations(
         >>> torch.allclose(R @ R.transpose(1, 2), torch.eye(3).double())
         True
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ValueError(f"'n' must be a non-negative int (got {n!r})")
+    n = check_int(n, 'n', minimum=0)
     group = normalize_group(group, ROTATION_GROUPS)
     dtype = dtype or torch.get_default_dtype()
     if not dtype.is_floating_point:

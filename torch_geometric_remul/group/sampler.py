@@ -10,7 +10,11 @@ from torch_geometric_remul._checks import (
     resolve_declaration,
 )
 from torch_geometric_remul.group.rigid import GROUPS, RigidTransform
-from torch_geometric_remul.group.rotations import AxisLike, normalize_group
+from torch_geometric_remul.group.rotations import (
+    AxisLike,
+    _axis_vector,
+    normalize_group,
+)
 from torch_geometric_remul.typing import Device
 
 #: The default group of every sampler, transform, loss and metric: rotations
@@ -76,8 +80,8 @@ class RigidSampler:
         # the worker seed the generator was last re-seeded for (see
         # _worker_generator)
         self._worker_seed: Optional[int] = None
-        if self.group == 'SO2':  # validate the axis now, not at a step
-            RigidTransform.sample(1, 'SO2', axis=axis)
+        if self.group == 'SO2':  # validate the axis now, not at a step,
+            _axis_vector(axis)  # without drawing from any generator
 
     @property
     def translates(self) -> bool:

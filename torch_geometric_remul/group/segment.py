@@ -22,28 +22,6 @@ import torch_geometric_remul.typing as remul_typing
 from torch_geometric_remul._checks import check_index, check_ptr, check_tensor
 
 
-def uniform_segment_size(ptr: Tensor, num_rows: int) -> Optional[int]:
-    r"""Returns ``n`` if all segments described by ``ptr`` have exactly
-    ``n`` rows (and there is at least one segment), else ``None``. Reads the
-    values of ``ptr`` (a host-device synchronisation on a GPU), so the
-    per-step code of this package does not call it.
-
-    Example:
-
-        >>> uniform_segment_size(torch.tensor([0, 3, 6]), 6)
-        3
-        >>> uniform_segment_size(torch.tensor([0, 2, 6]), 6) is None
-        True
-    """
-    num_segments = ptr.numel() - 1
-    if num_segments <= 0 or num_rows % num_segments != 0:
-        return None
-    n = num_rows // num_segments
-    if num_segments == 1 or bool((ptr.diff() == n).all()):
-        return n
-    return None
-
-
 def ptr_to_batch(ptr: Tensor, num_rows: Optional[int] = None) -> Tensor:
     r"""Converts CSR offsets ``ptr`` into a per-row graph index.
 
@@ -240,7 +218,6 @@ def center(x: Tensor, batch: Optional[Tensor] = None,
 
 
 __all__ = [
-    'uniform_segment_size',
     'ptr_to_batch',
     'batch_to_ptr',
     'segment_counts',

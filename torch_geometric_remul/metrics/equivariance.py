@@ -1,20 +1,13 @@
 r"""Label-free measures of how equivariant a model is."""
 from dataclasses import dataclass
-from typing import (
-    Any,
-    Callable,
-    Dict,
-    Iterable,
-    Optional,
-    Sequence,
-    Union,
-)
+from typing import Any, Callable, Dict, Iterable, Optional, Union
 
 import torch
 from torch import Tensor
 from torch_geometric.data import Data
 from torch_geometric.data.data import BaseData
 
+from torch_geometric_remul._checks import check_int
 from torch_geometric_remul.group import RigidSampler, segment_sum
 from torch_geometric_remul.group.rotations import AxisLike
 from torch_geometric_remul.layout import RowLayout, check_data, graph_layout
@@ -28,8 +21,7 @@ from torch_geometric_remul.metrics.roles import (
 )
 from torch_geometric_remul.roles import OutputLike, Roles
 from torch_geometric_remul.transforms.functional import apply_rigid_transform
-
-Keys = Union[str, Sequence[str]]
+from torch_geometric_remul.typing import Keys
 
 
 @dataclass
@@ -168,19 +160,21 @@ def _batch_errors(model, data: Data, roles: Roles, sampler: RigidSampler,
 def equivariance_error(
     model: Callable[[Data], Any],
     data_or_loader: Union[Data, Iterable[Data]],
+    *,
+    # what the group moves (as in Roles)
+    roles: Optional[Roles] = None,
     output: Optional[OutputLike] = None,
     points: Optional[Keys] = None,
     vectors: Optional[Keys] = None,
     pseudovectors: Optional[Keys] = None,
+    level: Optional[str] = None,
+    # the group elements (as in RigidSampler)
+    sampler: Optional[RigidSampler] = None,
     group: Optional[str] = None,
-    num_samples: int = 20,
-    generator: Optional[torch.Generator] = None,
     translation_std: Optional[float] = None,
     axis: Optional[AxisLike] = None,
-    level: Optional[str] = None,
-    *,
-    roles: Optional[Roles] = None,
-    sampler: Optional[RigidSampler] = None,
+    generator: Optional[torch.Generator] = None,
+    num_samples: int = 20,
 ) -> Union[EquivarianceError, Dict[str, EquivarianceError]]:
     r"""Measures the learned equivariance of ``model`` without labels.
 
@@ -222,17 +216,24 @@ def equivariance_error(
     The declarations can be given as ``roles=`` (a
     :class:`~torch_geometric_remul.roles.Roles`) and ``sampler=`` (a
     :class:`~torch_geometric_remul.group.RigidSampler`), shared with the
-    loss and the transforms, or with the keywords below.
+    loss and the transforms, or with the keywords below. Without any, a
+    model that declares its roles (``model.roles``, as every backbone of
+    :mod:`torch_geometric_remul.nn.models` does) is measured with them.
 
     The sums stay on the device; the figures are read on the host once per
     call, at the end (one host-device synchronisation, whatever the number
     of batches, graphs and samples).
+
+    All arguments but ``model`` and ``data_or_loader`` are keyword-only.
 
     Args:
         model (callable): ``model(data) -> Tensor``, e.g. a
             :class:`torch.nn.Module`.
         data_or_loader (Data, Batch or iterable of them): What to measure on,
             e.g. a :class:`torch_geometric.loader.DataLoader`.
+        roles (Roles, optional): Instead of ``output``/``points``/
+            ``vectors``/``pseudovectors``. (default: ``model.roles`` when
+            the model has them and none of these is given)
         output (str or dict, optional): Role of the output: ``"point"``,
             ``"vector"``, ``"pseudovector"`` or ``"scalar"``, or a mapping
             output name -> role. (default: ``"point"``)
@@ -240,22 +241,20 @@ def equivariance_error(
             (default: ``"pos"``)
         vectors (str or [str], optional): Input vector attributes.
         pseudovectors (str or [str], optional): Input pseudovectors.
+        level (str, optional): Row level of the model output, ``"node"`` or
+            ``"graph"``, when its row count alone is ambiguous (a batch with
+            as many nodes as graphs). (default: ``None``: from the shape)
+        sampler (RigidSampler, optional): Instead of ``group``/
+            ``translation_std``/``axis``/``generator``.
         group (str, optional): Group to sample from (see
             :meth:`~torch_geometric_remul.group.RigidTransform.sample`).
             (default: ``"SO3"``)
-        num_samples (int, optional): :math:`M`. (default: ``20``)
-        generator (torch.Generator, optional): For reproducible draws.
         translation_std (float, optional): Translation scale for groups with
             translations. (default: ``1.0``)
         axis (int, str or sequence, optional): Rotation axis for ``"SO2"``.
             (default: ``2``)
-        level (str, optional): Row level of the model output, ``"node"`` or
-            ``"graph"``, when its row count alone is ambiguous (a batch with
-            as many nodes as graphs). (default: ``None``: from the shape)
-        roles (Roles, optional): Instead of ``output``/``points``/
-            ``vectors``/``pseudovectors``.
-        sampler (RigidSampler, optional): Instead of ``group``/
-            ``translation_std``/``axis``/``generator``.
+        generator (torch.Generator, optional): For reproducible draws.
+        num_samples (int, optional): :math:`M`. (default: ``20``)
 
     Example:
 
@@ -279,9 +278,12 @@ def equivariance_error(
         >>> errs['energy'].E_prime < 1e-12, errs['forces'].E_prime < 1e-12
         (True, True)
     """
-    roles = Roles.resolve(roles, 'equivariance_error', points=points,
-                          vectors=vectors, pseudovectors=pseudovectors,
-                          output=output)
+    declared = {'points': points, 'vectors': vectors,
+                'pseudovectors': pseudovectors, 'output': output}
+    if roles is None and all(v is None for v in declared.values()) and \
+            isinstance(getattr(model, 'roles', None), Roles):
+        roles = model.roles  # the model's own declaration
+    roles = Roles.resolve(roles, 'equivariance_error', **declared)
     sampler = RigidSampler.resolve(sampler, 'equivariance_error',
                                    group=group,
                                    translation_std=translation_std,
@@ -290,10 +292,7 @@ def equivariance_error(
     if not callable(model):
         raise TypeError(f"'model' must be callable: model(data) -> Tensor "
                         f"(got {type(model).__name__})")
-    if isinstance(num_samples, bool) or not isinstance(
-            num_samples, int) or num_samples < 1:
-        raise ValueError(f"'num_samples' must be a positive int (got "
-                         f"{num_samples!r})")
+    num_samples = check_int(num_samples, 'num_samples', minimum=1)
     # one Data/Batch, or an iterable of them (a HeteroData is refused by
     # check_data, not iterated over its stores)
     batches = [data_or_loader] if isinstance(data_or_loader,

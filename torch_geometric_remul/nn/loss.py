@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
+from torch_geometric_remul._checks import check_int
 from torch_geometric_remul.debug import is_debug_enabled
 from torch_geometric_remul.group import RigidSampler, RigidTransform
 from torch_geometric_remul.group.rotations import AxisLike
@@ -23,8 +24,8 @@ from torch_geometric_remul.nn.weighting import Constant, Weighting
 from torch_geometric_remul.nn.weighting.base import WeightLike, check_weight
 from torch_geometric_remul.roles import DeclaredGeometry, OutputLike, Roles
 from torch_geometric_remul.transforms.functional import apply_rigid_transform
+from torch_geometric_remul.typing import Keys
 
-Keys = Union[str, Sequence[str]]
 LossFn = Callable[[Tensor, Tensor], Tensor]
 LossLike = Union[LossFn, Mapping[str, LossFn]]
 OutputValue = Union[Tensor, Dict[str, Tensor]]
@@ -216,10 +217,19 @@ class RemulLoss(DeclaredGeometry, torch.nn.Module):
     both the number of nodes and of graphs is an error that asks for
     ``level``).
 
+    All arguments but ``task_loss`` are keyword-only.
+
     Args:
         task_loss (callable or dict, optional): :math:`\ell(\text{input},
             \text{target})`, or one per named output.
             (default: :class:`torch.nn.MSELoss`)
+        roles (Roles, optional): The declarations (inputs and outputs) as
+            one :class:`~torch_geometric_remul.roles.Roles`, shared with the
+            transforms and the metrics, instead of ``output``/``points``/
+            ``vectors``/``pseudovectors``. (default: when none of these is
+            given, the roles of the model the loss is called with if it
+            declares them as ``model.roles``, as every backbone of
+            :mod:`torch_geometric_remul.nn.models` does; else ``Roles()``)
         output (str or dict, optional): Role of the model output and
             target: ``"point"``, ``"vector"``, ``"pseudovector"`` or
             ``"scalar"``, or a mapping output name -> role.
@@ -229,26 +239,36 @@ class RemulLoss(DeclaredGeometry, torch.nn.Module):
         vectors (str or [str], optional): Input vector attributes (e.g.
             ``"vel"``).
         pseudovectors (str or [str], optional): Input pseudovectors.
+        level (str, optional): Row level of the target and the model
+            output, ``"node"``, ``"graph"`` (or ``"edge"``), for tensors
+            that are not collated attributes of the batch; needed only when
+            the row count is ambiguous (as many nodes as graphs).
+            (default: ``None``: from the collation metadata or the shape)
+        sampler (RigidSampler, optional): The group as one
+            :class:`~torch_geometric_remul.group.RigidSampler`, instead of
+            ``group``/``translation_std``/``axis``/``generator``.
         group (str, optional): ``"SO3"``, ``"O3"``, ``"SE3"``, ``"E3"``,
             ``"SO2"`` or ``"T3"``. (default: ``"SO3"``, the package's one
             default, :data:`~torch_geometric_remul.group.DEFAULT_GROUP`)
-        alpha (float, optional): Constant task weight. (default: ``1.0``)
-        beta (float, optional): Constant equivariance weight.
-            (default: ``1.0``)
-        mode (str, optional): ``"target"`` or ``"consistency"``.
-            (default: ``"target"``)
-        num_samples (int, optional): Group elements per graph and step.
-            (default: ``1``)
-        weighting (Weighting, optional): Adaptive weights; replaces
-            ``alpha``/``beta``.
-        fused (bool, optional): One forward pass for all copies.
-            (default: ``False``)
         translation_std (float, optional): Translation scale for groups with
             translations. (default: ``1.0``)
         axis (int, str or sequence, optional): Axis for ``"SO2"``.
         generator (torch.Generator, optional): Source of randomness.
+        num_samples (int, optional): Group elements per graph and step.
+            (default: ``1``)
+        mode (str, optional): ``"target"`` or ``"consistency"``.
+            (default: ``"target"``)
+        alpha (float, optional): Constant task weight. (default: ``1.0``)
+        beta (float, optional): Constant equivariance weight.
+            (default: ``1.0``)
+        weighting (Weighting, optional): Adaptive weights; replaces
+            ``alpha``/``beta``.
         equi_loss (callable, optional): :math:`\ell` of the equivariance term
             (default: ``task_loss``).
+        output_weights (dict, optional): Weight of each named output in the
+            task and equivariance losses. (default: ``1`` each)
+        fused (bool, optional): One forward pass for all copies.
+            (default: ``False``)
         detach_reference (bool, optional): In ``"consistency"`` mode, stop
             gradients through :math:`f(x)`. (default: ``True``)
         check_finite (bool, optional): In debug mode
@@ -257,20 +277,6 @@ class RemulLoss(DeclaredGeometry, torch.nn.Module):
             the loss on the host, so it is skipped outside debug mode; a
             training loop should keep its own device-side non-finite flag
             and read it where it logs. (default: ``True``)
-        roles (Roles, optional): The declarations (inputs and outputs) as
-            one :class:`~torch_geometric_remul.roles.Roles`, shared with the
-            transforms and the metrics, instead of ``output``/``points``/
-            ``vectors``/``pseudovectors``.
-        sampler (RigidSampler, optional): The group as one
-            :class:`~torch_geometric_remul.group.RigidSampler`, instead of
-            ``group``/``translation_std``/``axis``/``generator``.
-        output_weights (dict, optional): Weight of each named output in the
-            task and equivariance losses. (default: ``1`` each)
-        level (str, optional): Row level of the target and the model
-            output, ``"node"``, ``"graph"`` (or ``"edge"``), for tensors
-            that are not collated attributes of the batch; needed only when
-            the row count is ambiguous (as many nodes as graphs).
-            (default: ``None``: from the collation metadata or the shape)
 
     Example:
 
@@ -294,56 +300,51 @@ class RemulLoss(DeclaredGeometry, torch.nn.Module):
     def __init__(
         self,
         task_loss: Optional[LossLike] = None,
+        *,
+        # what the group moves (as in Roles)
+        roles: Optional[Roles] = None,
         output: Optional[OutputLike] = None,
         points: Optional[Keys] = None,
         vectors: Optional[Keys] = None,
         pseudovectors: Optional[Keys] = None,
+        level: Optional[str] = None,
+        # the group elements (as in RigidSampler)
+        sampler: Optional[RigidSampler] = None,
         group: Optional[str] = None,
-        alpha: float = 1.0,
-        beta: float = 1.0,
-        mode: str = 'target',
-        num_samples: int = 1,
-        weighting: Optional[Weighting] = None,
-        fused: bool = False,
         translation_std: Optional[float] = None,
         axis: Optional[AxisLike] = None,
         generator: Optional[torch.Generator] = None,
+        num_samples: int = 1,
+        # the objective
+        mode: str = 'target',
+        alpha: float = 1.0,
+        beta: float = 1.0,
+        weighting: Optional[Weighting] = None,
         equi_loss: Optional[LossLike] = None,
+        output_weights: Optional[Mapping[str, float]] = None,
+        # how it runs
+        fused: bool = False,
         detach_reference: bool = True,
         check_finite: bool = True,
-        level: Optional[str] = None,
-        *,
-        roles: Optional[Roles] = None,
-        sampler: Optional[RigidSampler] = None,
-        output_weights: Optional[Mapping[str, float]] = None,
     ):
         super().__init__()
         owner = self.__class__.__name__
-        self.roles = Roles.resolve(roles, owner, points=points,
-                                   vectors=vectors,
-                                   pseudovectors=pseudovectors,
-                                   output=output)
+        declared = dict(points=points, vectors=vectors,
+                        pseudovectors=pseudovectors, output=output)
+        # nothing declared: the model's own roles, if it has them, at the
+        # first call (see _adopt_model_roles)
+        self._roles_from_model = roles is None and all(
+            v is None for v in declared.values())
+        self._loss_args = (task_loss, equi_loss, output_weights)
+        self._set_roles(Roles.resolve(roles, owner, **declared))
         self.sampler = RigidSampler.resolve(
             sampler, owner, group=group, translation_std=translation_std,
             axis=axis, generator=generator)
-        names = list(self.roles.outputs)
-        self.task_losses = _per_output(
-            task_loss if task_loss is not None else torch.nn.MSELoss(),
-            names, 'task_loss', self.roles.multi_output)
-        self.equi_losses = (self.task_losses if equi_loss is None else
-                            _per_output(equi_loss, names, 'equi_loss',
-                                        self.roles.multi_output))
-        self.output_weights = _output_weights(output_weights, names,
-                                              self.roles.multi_output)
         if mode not in MODES:
             raise ValueError(f"'mode' must be one of {', '.join(MODES)} "
                              f"(got {mode!r})")
         self.mode = mode
-        if isinstance(num_samples, bool) or not isinstance(
-                num_samples, int) or num_samples < 1:
-            raise ValueError(f"'num_samples' must be a positive int (got "
-                             f"{num_samples!r})")
-        self.num_samples = num_samples
+        self.num_samples = check_int(num_samples, 'num_samples', minimum=1)
         if weighting is None:
             weighting = Constant(alpha, beta)
         elif not isinstance(weighting, Weighting):
@@ -366,6 +367,25 @@ class RemulLoss(DeclaredGeometry, torch.nn.Module):
     equi_loss = property(lambda self: next(iter(self.equi_losses.values())))
 
     # Helpers ###############################################################
+
+    def _set_roles(self, roles: Roles) -> None:
+        task_loss, equi_loss, output_weights = self._loss_args
+        names, multi = list(roles.outputs), roles.multi_output
+        self.task_losses = _per_output(
+            task_loss if task_loss is not None else torch.nn.MSELoss(),
+            names, 'task_loss', multi)
+        self.equi_losses = (self.task_losses if equi_loss is None else
+                            _per_output(equi_loss, names, 'equi_loss',
+                                        multi))
+        self.output_weights = _output_weights(output_weights, names, multi)
+        self.roles = roles
+
+    def _adopt_model_roles(self, model) -> None:
+        # a loss built without a declaration takes the model's (unwrapped
+        # from DistributedDataParallel), as the metrics do
+        declared = getattr(getattr(model, 'module', model), 'roles', None)
+        if isinstance(declared, Roles) and declared is not self.roles:
+            self._set_roles(declared)
 
     def _transforms(self, transforms, num_graphs: int, dtype,
                     device) -> List[RigidTransform]:
@@ -480,6 +500,8 @@ class RemulLoss(DeclaredGeometry, torch.nn.Module):
         check_data(batch, owner)
         if not callable(model):
             raise TypeError("'model' must be callable: model(data) -> Tensor")
+        if self._roles_from_model:
+            self._adopt_model_roles(model)
         B, _ = graph_layout(batch)
         alpha, beta = self.weighting.weights()
         # decided from the configuration, never by reading a tensor: only a
@@ -492,19 +514,7 @@ class RemulLoss(DeclaredGeometry, torch.nn.Module):
                 "'target' is required (mode='target', or alpha > 0); for "
                 "label-free training use mode='consistency' with alpha=0")
         targets = self._target_dict(target)
-
-        ref_key = self.roles.inputs[0][0] if self.roles.inputs else None
-        ref = batch[ref_key] if ref_key is not None and ref_key in batch \
-            else None
-        if isinstance(ref, Tensor):
-            dtype, device = ref.dtype, ref.device
-            source = f"the batch ('data.{ref_key}')"
-        else:
-            floats = [t for t in (targets or {}).values()
-                      if t.is_floating_point()]
-            dtype = floats[0].dtype if floats else torch.get_default_dtype()
-            device = None
-            source = 'the group elements'
+        dtype, device, source = self._reference(batch, targets)
         roles = self.roles.outputs
         layouts = {}
         if targets is not None:
@@ -531,23 +541,8 @@ class RemulLoss(DeclaredGeometry, torch.nn.Module):
                     batch, transformed[0][k],
                     self._name('the model output', k), self.level, owner)
 
-        parts: Dict[str, Tensor] = {}
-        task = None
-        if need_task:
-            for k in roles:
-                parts[f'task/{k}'] = _term(self.task_losses[k], clean[k],
-                                           targets[k])
-            task = self._combine(parts, 'task')
-        base = targets if self.mode == 'target' else {
-            k: (v.detach() if self.detach_reference else v)
-            for k, v in clean.items()}
-        for k, role in roles.items():
-            refs = [act(T, base[k], role, layouts[k]) for T in Ts]
-            parts[f'equi/{k}'] = torch.stack([
-                _term(self.equi_losses[k], y_g[k], r)
-                for y_g, r in zip(transformed, refs)]).mean()
-        equi = self._combine(parts, 'equi')
-
+        parts, task, equi = self._terms(targets, clean, transformed, Ts,
+                                        layouts, need_task)
         error = None
         if clean is not None:
             error = self._batch_error(batch, clean, transformed, Ts,
@@ -567,6 +562,42 @@ class RemulLoss(DeclaredGeometry, torch.nn.Module):
             error=error, prediction=prediction,
             parts=({k: v.detach() for k, v in parts.items()}
                    if self.roles.multi_output else None))
+
+    def _reference(self, batch: Data, targets: Optional[Dict[str, Tensor]]):
+        r"""``(dtype, device, source)`` that the outputs, targets and group
+        elements must match: those of the first declared input in the
+        batch, else of the targets (device unknown)."""
+        ref_key = self.roles.inputs[0][0] if self.roles.inputs else None
+        ref = batch[ref_key] if ref_key is not None and ref_key in batch \
+            else None
+        if isinstance(ref, Tensor):
+            return ref.dtype, ref.device, f"the batch ('data.{ref_key}')"
+        floats = [t for t in (targets or {}).values()
+                  if t.is_floating_point()]
+        dtype = floats[0].dtype if floats else torch.get_default_dtype()
+        return dtype, None, 'the group elements'
+
+    def _terms(self, targets, clean, transformed, Ts, layouts,
+               need_task: bool):
+        r"""``(parts, task, equi)``: the per-output task and equivariance
+        terms and their (weighted) sums."""
+        parts: Dict[str, Tensor] = {}
+        task = None
+        roles = self.roles.outputs
+        if need_task:
+            for k in roles:
+                parts[f'task/{k}'] = _term(self.task_losses[k], clean[k],
+                                           targets[k])
+            task = self._combine(parts, 'task')
+        base = targets if self.mode == 'target' else {
+            k: (v.detach() if self.detach_reference else v)
+            for k, v in clean.items()}
+        for k, role in roles.items():
+            refs = [act(T, base[k], role, layouts[k]) for T in Ts]
+            parts[f'equi/{k}'] = torch.stack([
+                _term(self.equi_losses[k], y_g[k], r)
+                for y_g, r in zip(transformed, refs)]).mean()
+        return parts, task, self._combine(parts, 'equi')
 
     def _combine(self, parts: Dict[str, Tensor], kind: str) -> Tensor:
         """The (weighted) sum over outputs of one kind of loss."""

@@ -15,11 +15,13 @@ from torch_geometric_remul._checks import (
     check_real,
     check_str,
 )
+from torch_geometric_remul.nn.loss import MODES
+from torch_geometric_remul.nn.weighting import WEIGHTINGS as _WEIGHTINGS
 
 TASKS = ('nbody', 'gravity', 'md17', 'mocap', 'rmd17')
 LOSSES = ('plain', 'augment', 'remul')
-WEIGHTINGS = ('constant', 'schedule', 'gradnorm', 'target')
-MODES = ('target', 'consistency')
+#: The names of ``weighting``: those of the weighting registry.
+WEIGHTINGS = tuple(_WEIGHTINGS)
 #: Where the data of a task go when no ``data_root`` is given.
 DEFAULT_DATA_ROOT = 'data'
 #: The data sources each task accepts, the default first (``None``: the

@@ -78,14 +78,10 @@ def evaluate_split(model, dataset, spec: TaskSpec, config: TrainConfig,
 
     Example:
 
-        >>> import tempfile
-        >>> from torch_geometric_remul.train import restore_model, train
-        >>> root = tempfile.mkdtemp()
-        >>> config = TrainConfig(num_train=8, num_val=4, num_test=4, epochs=1,
-        ...                      hidden_channels=8, num_layers=1, batch_size=4,
-        ...                      eval_graphs=4, eval_samples=2,
-        ...                      data_root=root, run_dir=root + '/run')
-        >>> result = train(config, progress=False, log=lambda line: None)
+        ``result`` is the run trained by the example of
+        :func:`~torch_geometric_remul.train.train` (shared by the doctests):
+
+        >>> from torch_geometric_remul.train import restore_model
         >>> config, spec, model = restore_model(result.run_dir)
         >>> metrics = evaluate_split(model, spec.load('val'), spec, config,
         ...                          seed=0)

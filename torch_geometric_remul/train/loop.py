@@ -88,13 +88,9 @@ class TrainResult:
 
     Example:
 
-        >>> import tempfile
-        >>> root = tempfile.mkdtemp()
-        >>> config = TrainConfig(num_train=8, num_val=4, num_test=4, epochs=1,
-        ...                      hidden_channels=8, num_layers=1, batch_size=4,
-        ...                      eval_graphs=4, eval_samples=2,
-        ...                      data_root=root, run_dir=root + '/run')
-        >>> result = train(config, progress=False, log=lambda line: None)
+        ``result`` is the run trained by the example of
+        :func:`train` (shared by the doctests):
+
         >>> len(result.history), sorted(result.test)[:3]
         (1, ['E', 'E_prime', 'E_prime_paper'])
     """

@@ -136,14 +136,9 @@ def load_run(run_dir: str) -> Tuple[TrainConfig, Dict[str, Any]]:
 
     Example:
 
-        >>> import tempfile
-        >>> from torch_geometric_remul.train import train
-        >>> root = tempfile.mkdtemp()
-        >>> config = TrainConfig(num_train=8, num_val=4, num_test=4, epochs=1,
-        ...                      hidden_channels=8, num_layers=1, batch_size=4,
-        ...                      eval_graphs=4, eval_samples=2,
-        ...                      data_root=root, run_dir=root + '/run')
-        >>> result = train(config, progress=False, log=lambda line: None)
+        ``result`` is the run trained by the example of
+        :func:`~torch_geometric_remul.train.train` (shared by the doctests):
+
         >>> saved, checkpoint = load_run(result.run_dir)
         >>> saved.epochs, checkpoint['epoch']
         (1, 1)

@@ -1,4 +1,4 @@
-from typing import Optional, Sequence, Union
+from typing import Optional
 
 import torch
 from torch_geometric.data import Data
@@ -11,8 +11,7 @@ from torch_geometric_remul.group.rigid import RigidTransform
 from torch_geometric_remul.group.segment import segment_sum
 from torch_geometric_remul.layout import check_data, graph_layout, row_layout
 from torch_geometric_remul.transforms._roles import get_xyz
-
-Keys = Union[str, Sequence[str]]
+from torch_geometric_remul.typing import Keys
 
 
 @functional_transform('center_per_graph')

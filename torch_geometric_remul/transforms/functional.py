@@ -1,7 +1,7 @@
 r"""Moving the declared attributes of a ``Data``/``Batch`` by a given
 :class:`~torch_geometric_remul.group.RigidTransform`."""
 import copy
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple
 
 from torch import Tensor
 from torch_geometric.data import Data
@@ -10,8 +10,7 @@ from torch_geometric_remul.group.rigid import RigidTransform
 from torch_geometric_remul.layout import check_data, graph_layout, row_layout
 from torch_geometric_remul.roles import Roles
 from torch_geometric_remul.transforms._roles import get_xyz
-
-Keys = Union[str, Sequence[str]]
+from torch_geometric_remul.typing import Keys
 
 
 def declared_values(data: Data, roles: Sequence[Tuple[str, str]],

@@ -1,4 +1,4 @@
-from typing import Optional, Sequence, Union
+from typing import Optional
 
 import torch
 from torch_geometric.data import Data
@@ -11,12 +11,11 @@ from torch_geometric_remul.group.sampler import RigidSampler
 from torch_geometric_remul.layout import check_data, graph_layout
 from torch_geometric_remul.roles import DeclaredGeometry, Roles
 from torch_geometric_remul.transforms.functional import _move, declared_values
+from torch_geometric_remul.typing import Keys
 
 #: Attribute names written by ``store=True``.
 ROTATION_KEY = 'rigid_rotation'
 TRANSLATION_KEY = 'rigid_translation'
-
-Keys = Union[str, Sequence[str]]
 
 
 @functional_transform('random_rigid_transform')
@@ -46,18 +45,24 @@ class RandomRigidTransform(DeclaredGeometry, BaseTransform):
     :class:`~torch_geometric_remul.group.RigidSampler` (``sampler=``) or with
     the keywords ``group``/``translation_std``/``axis``/``generator``.
 
+    All arguments but ``group`` are keyword-only.
+
     Args:
         group (str, optional): ``"SO3"``, ``"O3"``, ``"SE3"``, ``"E3"``,
             ``"SO2"`` or ``"T3"`` (see
             :meth:`~torch_geometric_remul.group.RigidTransform.sample`).
             (default: ``"SO3"``, as everywhere in the package; ``"SE3"``
             adds random translations)
+        roles (Roles, optional): The declared attributes, instead of
+            ``points``/``vectors``/``pseudovectors``.
         points (str or [str], optional): Attributes that transform as points.
             (default: ``"pos"``)
         vectors (str or [str], optional): Attributes that transform as
             vectors. (default: none)
         pseudovectors (str or [str], optional): Attributes that transform as
             pseudovectors. (default: none)
+        sampler (RigidSampler, optional): The group and its options,
+            instead of ``group``/``translation_std``/``axis``/``generator``.
         translation_std (float, optional): Standard deviation of each
             translation coordinate for ``"SE3"``/``"E3"``/``"T3"``.
             (default: ``1.0``)
@@ -73,10 +78,6 @@ class RandomRigidTransform(DeclaredGeometry, BaseTransform):
             ``data.rigid_translation`` (``[B, 3]``), composed with any
             transform recorded earlier; :func:`stored_transform` reads it
             back. (default: ``False``)
-        roles (Roles, optional): The declared attributes, instead of
-            ``points``/``vectors``/``pseudovectors``.
-        sampler (RigidSampler, optional): The group and its options,
-            instead of ``group``/``translation_std``/``axis``/``generator``.
 
     Example:
 
@@ -92,16 +93,18 @@ class RandomRigidTransform(DeclaredGeometry, BaseTransform):
     def __init__(
         self,
         group: Optional[str] = None,
+        *,
+        # what the group moves (as in Roles)
+        roles: Optional[Roles] = None,
         points: Optional[Keys] = None,
         vectors: Optional[Keys] = None,
         pseudovectors: Optional[Keys] = None,
+        # the group elements (as in RigidSampler; ``group`` above)
+        sampler: Optional[RigidSampler] = None,
         translation_std: Optional[float] = None,
         axis: Optional[AxisLike] = None,
         generator: Optional[torch.Generator] = None,
         store: bool = False,
-        *,
-        roles: Optional[Roles] = None,
-        sampler: Optional[RigidSampler] = None,
     ) -> None:
         owner = self.__class__.__name__
         self.roles = Roles.resolve(roles, owner, points=points,

@@ -41,8 +41,10 @@ def test_callable_and_state_dict():
 def test_bad_args():
     with pytest.raises(ValueError, match="'kind'"):
         Schedule(kind='step')
-    with pytest.raises(ValueError, match="'total_steps'"):
+    with pytest.raises(ValueError, match="'total_steps' must be >= 1"):
         Schedule(total_steps=0)
+    with pytest.raises(TypeError, match="'total_steps' must be an integer"):
+        Schedule(total_steps=10.0)
     with pytest.raises(TypeError, match="'fn'"):
         Schedule(fn=3)
 

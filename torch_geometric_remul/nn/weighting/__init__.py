@@ -3,6 +3,7 @@ r"""Strategies for the weights of
 from .base import Weighting
 from .constant import Constant
 from .gradnorm import GradNorm
+from .registry import WEIGHTINGS, available_weightings, build_weighting
 from .schedule import Schedule
 from .target import TargetEquivariance
 
@@ -12,4 +13,7 @@ __all__ = [
     'Schedule',
     'GradNorm',
     'TargetEquivariance',
+    'WEIGHTINGS',
+    'available_weightings',
+    'build_weighting',
 ]

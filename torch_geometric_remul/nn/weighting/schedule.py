@@ -4,6 +4,7 @@ from typing import Callable, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
+from torch_geometric_remul._checks import check_int
 from torch_geometric_remul.nn.weighting.base import (
     Weighting,
     WeightLike,
@@ -60,10 +61,7 @@ class Schedule(Weighting):
         if kind not in ('linear', 'cosine'):
             raise ValueError(f"'kind' must be 'linear' or 'cosine' "
                              f"(got {kind!r})")
-        if isinstance(total_steps, bool) or not isinstance(
-                total_steps, int) or total_steps < 1:
-            raise ValueError(f"'total_steps' must be an int >= 1 "
-                             f"(got {total_steps!r})")
+        total_steps = check_int(total_steps, 'total_steps', minimum=1)
         if fn is not None and not callable(fn):
             raise TypeError("'fn' must be callable (step -> beta or "
                             "(alpha, beta))")

@@ -1,0 +1,57 @@
+r"""Building any weighting by name, as
+:func:`~torch_geometric_remul.nn.models.build_model` builds models."""
+from typing import Dict, List, Type
+
+from torch_geometric_remul.nn.weighting.base import Weighting
+from torch_geometric_remul.nn.weighting.constant import Constant
+from torch_geometric_remul.nn.weighting.gradnorm import GradNorm
+from torch_geometric_remul.nn.weighting.schedule import Schedule
+from torch_geometric_remul.nn.weighting.target import TargetEquivariance
+
+#: Weighting name -> class.
+WEIGHTINGS: Dict[str, Type[Weighting]] = {
+    'constant': Constant,
+    'schedule': Schedule,
+    'gradnorm': GradNorm,
+    'target': TargetEquivariance,
+}
+
+
+def available_weightings() -> List[str]:
+    r"""The names understood by :func:`build_weighting`.
+
+    Example:
+
+        >>> available_weightings()
+        ['constant', 'schedule', 'gradnorm', 'target']
+    """
+    return list(WEIGHTINGS)
+
+
+def build_weighting(name: str, **kwargs) -> Weighting:
+    r"""Builds the weighting called ``name`` (case-insensitive) with the
+    keyword arguments of its constructor.
+
+    Args:
+        name (str): One of :func:`available_weightings`.
+        **kwargs: Constructor arguments (e.g. ``alpha``, ``beta``;
+            ``shared_parameters`` for ``"gradnorm"``, ``epsilon`` for
+            ``"target"``, ``beta_end`` and ``total_steps`` for
+            ``"schedule"``).
+
+    Example:
+
+        >>> w = build_weighting('schedule', beta_end=2.0, total_steps=10)
+        >>> type(w).__name__, w.total_steps
+        ('Schedule', 10)
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"'name' must be a str (got {type(name).__name__})")
+    key = name.lower()
+    if key not in WEIGHTINGS:
+        raise ValueError(f"unknown weighting {name!r}; available weightings: "
+                         f"{', '.join(WEIGHTINGS)}")
+    return WEIGHTINGS[key](**kwargs)
+
+
+__all__ = ['WEIGHTINGS', 'available_weightings', 'build_weighting']
