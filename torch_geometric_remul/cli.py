@@ -212,8 +212,13 @@ def train_command(args: argparse.Namespace) -> int:
         return 1
     if result.interrupted:
         return 130
-    if result.rank != 0:  # under torchrun, rank 0 alone reports
-        return 0
+    if result.rank == 0:  # under torchrun, rank 0 alone reports
+        _print_result(result)
+    return 0
+
+
+def _print_result(result) -> None:
+    """The short result table of a finished run (test split)."""
     test = result.test
     if 'force_mae' in test:  # an interatomic potential (task rmd17)
         print('\nresult (test split, best-validation epoch)')
@@ -228,7 +233,7 @@ def train_command(args: argparse.Namespace) -> int:
             ('time per epoch', f'{test["seconds_per_epoch"]:.2f} s'),
             ('run directory', result.run_dir),
         ]))
-        return 0
+        return
     print('\nresult (test split)')
     print(_table([
         ('test MSE', f'{test["mse"]:.6g}'),
@@ -238,7 +243,6 @@ def train_command(args: argparse.Namespace) -> int:
         ('epochs', str(len(result.history))),
         ('run directory', result.run_dir),
     ]))
-    return 0
 
 
 def _restore(args: argparse.Namespace, command: str):
