@@ -435,7 +435,7 @@ def read_config_file(path: str) -> Dict[str, Any]:
     ``.yml``, when PyYAML is installed) holding a mapping of
     :class:`TrainConfig` fields to values.
 
-    At most :data:`MAX_CONFIG_BYTES` are read. A key given twice in one
+    At most ``MAX_CONFIG_BYTES`` (1 MiB) are read. A key given twice in one
     mapping is refused (JSON and YAML parsers would silently keep the last
     value), and so are YAML anchors and aliases (``&name``, ``*name``: a
     few lines of aliases expand to gigabytes; a configuration has no use
@@ -445,7 +445,7 @@ def read_config_file(path: str) -> Dict[str, Any]:
         FileNotFoundError: When ``path`` does not exist.
         OSError: When it cannot be read.
         ConfigFileError: When it is empty, larger than
-            :data:`MAX_CONFIG_BYTES`, is not valid JSON/YAML, repeats a
+            ``MAX_CONFIG_BYTES`` (1 MiB), is not valid JSON/YAML, repeats a
             key, uses a YAML anchor or alias, or does not hold a mapping.
 
     Example:

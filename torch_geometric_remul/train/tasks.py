@@ -51,9 +51,9 @@ class TaskSpec:
     load: Callable[[str], Any] = field(default=None, repr=False)
     # Interatomic potentials (the rmd17 task) #################################
     #: Whether the model is a
-    #: :class:`~torch_geometric_remul.train.mlip.Potential` around a
+    #: ``torch_geometric_remul.train.mlip.Potential`` around a
     #: backbone with a per-graph scalar output (``roles.output`` is then
-    #: ``{'energy': 'scalar', 'forces': 'vector'}`` and :attr:`target` maps
+    #: ``{'energy': 'scalar', 'forces': 'vector'}`` and ``target`` maps
     #: each output to its attribute).
     potential: bool = False
     #: Weight of each named output in the loss (``None``: one output).
@@ -69,7 +69,7 @@ class TaskSpec:
     data_files: Optional[Callable[[], Dict[str, str]]] = field(
         default=None, repr=False)
     #: The target standardisation of a potential
-    #: (:class:`~torch_geometric_remul.train.mlip.EnergyForceStats`).
+    #: (``torch_geometric_remul.train.mlip.EnergyForceStats``).
     energy_force_stats: Any = field(default=None, repr=False)
 
     @property
@@ -85,7 +85,7 @@ class TaskSpec:
 
     def targets(self, batch) -> Any:
         r"""The target of ``batch``: ``batch[target]``, or a mapping
-        output name -> tensor when :attr:`target` is a mapping."""
+        output name -> tensor when ``target`` is a mapping."""
         if isinstance(self.target, dict):
             return {k: batch[v] for k, v in self.target.items()}
         return batch[self.target]
