@@ -31,10 +31,12 @@ Example:
 """
 from typing import NamedTuple, Optional, Tuple
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch_geometric.data import Batch, Data
 
+from torch_geometric_remul._checks import host_values
 from torch_geometric_remul.debug import is_debug_enabled
 
 LEVELS = ('node', 'edge', 'graph')
@@ -282,7 +284,44 @@ def _collated(data: Data, key: str, value: Tensor, slices: Tensor, B: int,
         raise ValueError(f"{name} is concatenated along dimension "
                          f"{cat_dim}, not rows; only row-wise attributes "
                          f"([rows, ...]) can be moved per graph")
-    return RowLayout('collated', ptr=slices.to(device, non_blocking=True))
+    return RowLayout('collated', ptr=_device_slices(data, slices, B, device))
+
+
+def _device_slices(data: Data, slices: Tensor, B: int, device) -> Tensor:
+    """The collation offsets ``slices`` (host memory) on ``device``, taken
+    from what is already there when they are the graph-level offsets
+    (``0..B``, made on the device) or the node offsets (``data.ptr``), so
+    that no host-to-device copy is made per step for them; other offsets
+    (e.g. edge-level ones) are copied."""
+    device = torch.device(device)
+    if slices.device == device:
+        return slices
+    host = host_values(slices)
+    if host is not None:
+        if bool((host == np.arange(B + 1)).all()):
+            return torch.arange(B + 1, device=device)
+        ptr = data.ptr if 'ptr' in data else None
+        nodes = _host_node_ptr(data)
+        if isinstance(ptr, Tensor) and ptr.device == device and \
+                nodes is not None and nodes.shape == host.shape and \
+                bool((nodes == host).all()):
+            return ptr
+    return slices.to(device, non_blocking=True)
+
+
+def _host_node_ptr(data: Data):
+    """The node offsets of a ``Batch`` from host memory, when PyG recorded
+    them: the increments it added to ``edge_index`` are the first ``B``
+    of them, unless a ``Data`` subclass changed ``__inc__`` (``None``
+    otherwise)."""
+    if type(data).__inc__ is not Data.__inc__:
+        return None
+    inc = getattr(data, '_inc_dict', None) or {}
+    inc = inc.get('edge_index')
+    host = host_values(inc) if isinstance(inc, Tensor) else None
+    if host is None or host.ndim != 1:
+        return None
+    return np.append(host, data.num_nodes)
 
 
 __all__ = ['LEVELS', 'RowLayout', 'check_data', 'graph_layout', 'row_layout']

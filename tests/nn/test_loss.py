@@ -550,6 +550,22 @@ def test_meta_device_forward(name, fused):
     assert out.alpha.device.type == 'meta'
 
 
+@pytest.mark.parametrize('fused', [False, True])
+def test_step_on_a_device_batch_copies_nothing_from_the_host(fused):
+    """No per-step host-to-device copy (random numbers drawn on the data's
+    device, offsets taken from the device), seen on the meta device."""
+    from torch_geometric_remul.nn.models import build_model
+    from torch_geometric_remul.testing import assert_no_syncs, count_syncs
+    batch = _sync_batch(5).to('meta')
+    model = build_model('gnn', vectors=('vel', ), hidden_channels=8,
+                        num_layers=1).to('meta')
+    loss_fn = RemulLoss(vectors='vel', group='E3', fused=fused)
+    for step in range(2):  # the first step brings constants to the device
+        with count_syncs() as syncs:
+            loss_fn(model, batch, batch.y).loss.backward()
+    assert_no_syncs(syncs, f'REMUL step on meta, fused={fused}')
+
+
 @pytest.mark.parametrize('dtype', [torch.long, torch.float64])
 def test_target_dtype_error_names_target(dtype):
     batch = _sync_batch(3)

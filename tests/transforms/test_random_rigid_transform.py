@@ -300,6 +300,26 @@ def test_transforms_on_a_batch_make_no_host_sync(native):
     assert torch.allclose(back.u, batch.u, atol=1e-5)
 
 
+def test_transforms_on_a_device_batch_copy_nothing_from_the_host():
+    """Group elements are drawn on the batch's device and the collation
+    offsets taken from the device, so a step on a device batch copies no
+    per-step data from the host (the meta device stands in for a GPU)."""
+    from torch_geometric_remul.testing import assert_no_syncs, count_syncs
+    from torch_geometric_remul.transforms import CenterPerGraph
+    graphs = [Data(pos=torch.randn(n, 3), vel=torch.randn(n, 3),
+                   edge_index=torch.zeros(2, 0, dtype=torch.long),
+                   u=torch.randn(1, 3)) for n in (3, 1, 4)]
+    batch = Batch.from_data_list(graphs).to('meta')
+    for group in ('SO3', 'O3', 'E3', 'SO2'):
+        transform = RandomRigidTransform(group, points=('pos', ),
+                                         vectors=('vel', 'u'))
+        transform(batch)  # warm-up: constants reach the device once
+        with count_syncs() as syncs:
+            out = CenterPerGraph()(transform(batch))
+        assert_no_syncs(syncs, f'{group} on a meta batch')
+        assert out.pos.device.type == 'meta' and out.u.shape == (3, 3)
+
+
 def test_roles_and_sampler_objects_are_shortcut_equivalent():
     from torch_geometric_remul.group import RigidSampler
     from torch_geometric_remul.roles import Roles
