@@ -141,6 +141,25 @@ def _debug_check_ptr_batch(data: Data, ptr: Tensor, batch: Optional[Tensor],
                              "rebuild the Batch with Batch.from_data_list")
 
 
+def num_nodes(data: Data) -> int:
+    r"""``data.num_nodes``; inside :func:`torch.compile`, the length of a
+    ``Batch``'s ``batch`` vector (the same number for a collated ``Batch``),
+    because Dynamo cannot trace PyG's ``num_nodes`` property (a graph break
+    at every call).
+
+    Example:
+
+        >>> from torch_geometric.data import Batch, Data
+        >>> num_nodes(Batch.from_data_list([Data(num_nodes=2),
+        ...                                 Data(num_nodes=3)]))
+        5
+    """
+    if torch.compiler.is_compiling() and isinstance(data, Batch) and \
+            'batch' in data and isinstance(data.batch, Tensor):
+        return data.batch.size(0)
+    return data.num_nodes
+
+
 def _rows(value: Tensor, cat_dim: int) -> int:
     return value.size(cat_dim) if value.dim() > 0 else 1
 
@@ -216,7 +235,7 @@ def row_layout(data: Data, key: Optional[str] = None,
                          device)
 
     rows = value.size(0) if value.dim() > 0 else 1
-    N = data.num_nodes
+    N = num_nodes(data)
     ei = _edge_index(data)
     if level is None:
         # a free tensor (target, model output) is node- or graph-level; a
@@ -324,4 +343,5 @@ def _host_node_ptr(data: Data):
     return np.append(host, data.num_nodes)
 
 
-__all__ = ['LEVELS', 'RowLayout', 'check_data', 'graph_layout', 'row_layout']
+__all__ = ['LEVELS', 'RowLayout', 'check_data', 'graph_layout', 'num_nodes',
+           'row_layout']

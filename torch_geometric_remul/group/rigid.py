@@ -145,8 +145,9 @@ class RigidTransform:
             # drawn in float32 and cast, like the rotations
             gen_device = generator.device if generator is not None else \
                 device
+            opts = {} if generator is None else {'generator': generator}
             t = torch.randn(num_graphs, 3, dtype=torch.float32,
-                            device=gen_device, generator=generator)
+                            device=gen_device, **opts)
             t = t.to(dtype=dtype, device=device) * translation_std
         if R is None and t is None:  # pragma: no cover - every group moves
             raise AssertionError(group)

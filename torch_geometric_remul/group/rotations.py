@@ -291,7 +291,9 @@ def random_rotations(
         raise TypeError(f"'dtype' must be a floating-point dtype "
                         f"(got {dtype})")
     gen_device = generator.device if generator is not None else device
-    opts = dict(dtype=torch.float32, device=gen_device, generator=generator)
+    opts = dict(dtype=torch.float32, device=gen_device)
+    if generator is not None:  # no generator=None: traced with a symbolic
+        opts['generator'] = generator  # n, it fails (torch.compile)
     cast = dict(dtype=dtype, device=device)
     if group == 'SO2':
         angle = torch.rand(n, **opts).to(**cast) * (2 * math.pi)
