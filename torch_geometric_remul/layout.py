@@ -11,11 +11,13 @@ whose row count matches both the number of nodes and the number of graphs
 is refused with an error rather than assigned to the wrong graphs.
 
 Everything here reads shapes and host-side metadata only: no tensor value is
-read on the device (no host-device synchronisation). Metadata that no longer
-describes its attribute (replaced after collation) is ignored and the tensor
-placed as an uncollated one. The check that needs device values (``ptr``
-against ``batch``, e.g. a ``ptr`` left stale by ``Batch.subgraph``) runs
-under :func:`torch_geometric_remul.debug`.
+read on the device (no host-device synchronisation). Inside
+:func:`torch.compile` the metadata's values are not read either (that would
+break the graph): every tensor is then placed by its shape. Metadata that no
+longer describes its attribute (replaced after collation) is ignored and the
+tensor placed as an uncollated one. The check that needs device values (``ptr``
+against ``batch``, e.g. a ``ptr`` left stale by ``Batch.subgraph``) runs under
+:func:`torch_geometric_remul.debug`.
 
 Example:
 
@@ -291,8 +293,11 @@ def _describes(slices, B: int, rows: int) -> bool:
     if not isinstance(slices, Tensor) or slices.dim() != 1 or \
             slices.numel() != B + 1 or slices.device.type != 'cpu':
         return False
-    # host memory: reading it makes no device wait
-    return int(slices.numpy()[-1]) == rows
+    # host memory: reading it makes no device wait. Inside torch.compile
+    # its values cannot be read without a graph break (they are graph
+    # inputs): the tensor is then placed by its shape, as an uncollated one
+    host = host_values(slices)
+    return host is not None and int(host[-1]) == rows
 
 
 def _collated(data: Data, key: str, value: Tensor, slices: Tensor, B: int,

@@ -708,3 +708,42 @@ def test_compiled_fused_step_serves_batches_of_every_shape():
         graphs.append(counters['stats']['unique_graphs'])
     assert graphs[1] > graphs[0]  # the second shape: symbolic sizes
     assert graphs[2] == graphs[1], graphs
+
+
+def _fused_step_explain(name, native):
+    import contextlib
+
+    from torch_geometric_remul.nn.models import build_model
+    from torch_geometric_remul.typing import force_native
+    batch = _sync_batch(6)
+    options = dict(vectors=('vel', ), hidden_channels=8, num_layers=1)
+    if name == 'transformer':
+        options['max_num_nodes'] = 7  # a static size: no host read
+    if name == 'mlp':
+        batch = Batch.from_data_list([Data(
+            pos=torch.randn(5, 3), vel=torch.randn(5, 3),
+            y=torch.randn(5, 3)) for _ in range(4)])
+        options['num_nodes'] = 5
+    model = build_model(name, **options)
+    loss_fn = RemulLoss(vectors='vel', group='SO3', fused=True)
+    torch._dynamo.reset()
+    with force_native() if native else contextlib.nullcontext():
+        return (torch._dynamo.explain(model)(batch),
+                torch._dynamo.explain(_compile_step(loss_fn))(model, batch))
+
+
+@pytest.mark.parametrize('name,native', [
+    ('gnn', False), ('gnn', True), ('egnn', False), ('transformer', False),
+    ('mlp', True)])
+def test_compiled_fused_step_breaks_only_at_pyg_objects(name, native):
+    """Dynamo traces the models without a break (the Transformer with a
+    static ``max_num_nodes``) and a fused REMUL forward + backward with
+    breaks only where PyG objects are built (the shallow copy of a Batch
+    and the fused Batch), with and without the accelerators: no
+    torch-scatter, ctypes, host read or data-dependent shape breaks."""
+    model, step = _fused_step_explain(name, native)
+    assert model.graph_break_count == 0, model.break_reasons
+    assert step.graph_break_count <= 4, step.break_reasons
+    for reason in step.break_reasons:
+        text = reason.reason + ''.join(str(f) for f in reason.user_stack)
+        assert 'copy' in text or 'disable' in text, reason.reason

@@ -320,6 +320,24 @@ def test_transforms_on_a_device_batch_copy_nothing_from_the_host():
         assert out.pos.device.type == 'meta' and out.u.shape == (3, 3)
 
 
+def test_on_a_batch_breaks_only_at_the_shallow_copy():
+    """torch.compile traces RandomRigidTransform on a Batch, with the C
+    kernel as an operator and without host reads: its only break is PyG's
+    shallow copy of the Batch (``copy.copy`` of its storage dict)."""
+    import torch_geometric_remul.typing as remul_typing
+    batch = make_batch([2, 3, 4])
+    for native in (False, True):
+        torch._dynamo.reset()
+        with pytest.MonkeyPatch.context() as mp:
+            if native:
+                mp.setattr(remul_typing, 'WITH_CPU_KERNEL', False)
+            explain = torch._dynamo.explain(
+                lambda d: RandomRigidTransform(vectors='vel')(d).pos)(batch)
+        assert explain.graph_break_count <= 1, explain.break_reasons
+        for reason in explain.break_reasons:
+            assert 'copy' in ''.join(str(f) for f in reason.user_stack)
+
+
 def test_roles_and_sampler_objects_are_shortcut_equivalent():
     from torch_geometric_remul.group import RigidSampler
     from torch_geometric_remul.roles import Roles
