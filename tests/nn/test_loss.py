@@ -747,3 +747,29 @@ def test_compiled_fused_step_breaks_only_at_pyg_objects(name, native):
     for reason in step.break_reasons:
         text = reason.reason + ''.join(str(f) for f in reason.user_stack)
         assert 'copy' in text or 'disable' in text, reason.reason
+
+
+@pytest.mark.parametrize('name', ['gnn', 'egnn', 'transformer'])
+def test_models_compile_with_fullgraph_to_the_eager_result(name):
+    """torch.compile(model, fullgraph=True) (the Transformer with a static
+    max_num_nodes) gives the eager outputs and parameter gradients."""
+    from torch_geometric_remul.nn.models import build_model
+    batch = _sync_batch(5, seed=2)
+    options = dict(vectors=('vel', ), hidden_channels=8, num_layers=1)
+    if name == 'transformer':
+        options['max_num_nodes'] = 7
+    torch.manual_seed(0)
+    model = build_model(name, **options)
+    torch._dynamo.reset()
+    compiled = torch.compile(model, backend='aot_eager', fullgraph=True)
+    results = []
+    for fn in (model, compiled):
+        model.zero_grad()
+        out = fn(batch)
+        torch.nn.functional.mse_loss(out, batch.y).backward()
+        results.append((out.detach(), [p.grad.clone()
+                                       for p in model.parameters()]))
+    (ref, ref_grads), (out, grads) = results
+    assert torch.allclose(out, ref, rtol=1e-5, atol=1e-6)
+    for g, r in zip(grads, ref_grads):
+        assert torch.allclose(g, r, rtol=1e-4, atol=1e-6)
