@@ -280,3 +280,20 @@ def test_kernel_is_a_custom_op_that_compiles_without_a_break():
             x, ptr)
     assert calls, 'the kernel did not run in the compiled call'
     assert torch.equal(out, T.apply_points(x, ptr=ptr))
+
+
+def test_import_without_triton_is_quiet():
+    """Without triton the Triton operator is not registered (registering
+    one logs a warning there), and nothing is printed on import."""
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
+    code = ("import sys; sys.modules['triton'] = None\n"
+            "import torch_geometric_remul._kernels as k\n"
+            "assert k.rigid_triton is None\n")
+    proc = subprocess.run([sys.executable, '-c', code], cwd=root,
+                          capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=root))
+    assert proc.returncode == 0, proc.stderr
+    assert 'Triton' not in proc.stderr, proc.stderr

@@ -229,10 +229,8 @@ def _rigid_fake(x: Tensor, R: Tensor, t: Optional[Tensor],
     return x.new_empty((x.size(0), 3))
 
 
-@torch.library.triton_op('torch_geometric_remul::rigid_triton',
-                         mutates_args=())
-def rigid_triton(x: Tensor, R: Tensor, t: Optional[Tensor],
-                 ptr: Optional[Tensor], index: Optional[Tensor]) -> Tensor:
+def _rigid_triton(x: Tensor, R: Tensor, t: Optional[Tensor],
+                  ptr: Optional[Tensor], index: Optional[Tensor]) -> Tensor:
     r"""The Triton kernel as an operator (:func:`torch.library.triton_op`,
     launched through :func:`torch.library.wrap_triton`): the same map for
     CUDA rows (CPU rows under ``TRITON_INTERPRET=1``), arguments as in
@@ -240,6 +238,14 @@ def rigid_triton(x: Tensor, R: Tensor, t: Optional[Tensor],
     from torch.library import wrap_triton
     return _triton.launch(x, R, t, ptr=ptr, index=index, wrap=wrap_triton,
                           fallback=False)
+
+
+# Registered only where triton is installed (registering looks for Triton
+# kernels and logs a warning without it); without triton the Triton path is
+# never taken, traced or not.
+rigid_triton = None if importlib.util.find_spec('triton') is None else \
+    torch.library.triton_op('torch_geometric_remul::rigid_triton',
+                            mutates_args=())(_rigid_triton)
 
 
 def _check_values(x: Tensor, R: Tensor, ptr: Optional[Tensor],
