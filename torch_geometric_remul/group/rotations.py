@@ -84,8 +84,9 @@ def _on_device(constant: Tensor, dtype: torch.dtype, device) -> Tensor:
     key = (id(constant), dtype, device)
     cached = _DEVICE_CONSTANTS.get(key)
     if cached is None:
-        cached = _DEVICE_CONSTANTS[key] = constant.to(dtype=dtype,
-                                                      device=device)
+        cached = constant.to(dtype=dtype, device=device)
+        if not torch.compiler.is_compiling():  # no side effect in a trace
+            _DEVICE_CONSTANTS[key] = cached
     return cached
 
 
