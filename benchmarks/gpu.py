@@ -48,6 +48,16 @@ Sections (float32, random stand-in values, which do not affect timing):
    on CPU copies of the 100-graph batches (so it works everywhere) and, on
    CUDA, on the device batches; plus the transform calls of section 1.
 
+4. Compiled steps (issue 26; on by default on CUDA, --compile on|off):
+   the GNN at N-body size with GRAPHS = 100 and 1,000, the plain and the
+   fused REMUL training step each run eagerly, as torch.compile of forward
+   + loss + backward (the Adam step eager), and the same with
+   mode="reduce-overhead" (CUDA graphs). The compiled REMUL loss draws from
+   the device's default generator (a torch.Generator argument cannot be
+   traced). Each compiled variant's first calls (tracing, Inductor, CUDA
+   graph capture) are timed on their own as its compile time. Goals: with
+   CUDA graphs, fused REMUL <= 1.3x plain at 100 graphs, <= 2x at 1,000.
+
 Timing: candidates of one workload run interleaved (a, b, c, a, b, c, ...)
 and are summarised by their median. On CUDA each timed call is bracketed by
 CUDA events on an idle stream (synchronised before the call), so a
@@ -547,6 +557,100 @@ def model_section(cfg, device, clock, log):
     return rows, syncs, notes, errors
 
 
+# 4. Compiled steps ##########################################################
+
+#: how -> torch.compile options (None: eager); the rows of section 4
+COMPILE_MODES = {'eager': None, 'compiled': {},
+                 'reduce-overhead': {'mode': 'reduce-overhead'}}
+
+
+def compile_candidates(model, data):
+    """``{(kind, how): fn}``: the plain and the fused REMUL step of
+    ``model`` on ``data``, eager and compiled (forward + loss + backward;
+    the Adam step stays eager)."""
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    fused = RemulLoss(vectors='vel', group='SO3', beta=1.0, fused=True)
+    loss_of = {'plain': lambda: torch.nn.functional.mse_loss(model(data),
+                                                             data.y),
+               'fused': lambda: fused(model, data, data.y).loss}
+    fns = {}
+    for kind, loss in loss_of.items():
+        def backward(loss=loss):
+            loss().backward()
+        for how, options in COMPILE_MODES.items():
+            run = backward if options is None else torch.compile(
+                backward, **options)
+
+            def step(run=run):
+                model.train()
+                opt.zero_grad(set_to_none=True)
+                run()
+                opt.step()
+            fns[(kind, how)] = step
+    return fns
+
+
+def compile_section(cfg, device, clock, log) -> List[Dict]:
+    rows = []
+    for graphs in cfg['graphs']:
+        data, kwargs, nodes = nbody(graphs)
+        data = data.to(device)
+        data.y = data.pos + 0.1 * data.vel
+        torch.manual_seed(0)
+        model = build_model('gnn', output='point', **kwargs).to(device)
+        fns = compile_candidates(model, data)
+        compile_s = {}
+        for key, fn in fns.items():
+            if key[1] != 'eager':  # tracing, Inductor, graph capture
+                compile_s[key] = sum(clock.wall(fn) for _ in range(3))
+        t = interleaved(fns, clock, cfg['repeats'], cfg['min_repeats'],
+                        cfg['warmup'], cfg['budget'])
+        for (kind, how), fn in fns.items():
+            rows.append(dict(workload='N-body', graphs=graphs, nodes=nodes,
+                             model='GNN', kind=kind, how=how,
+                             ms=t[(kind, how)]['median_s'] * 1e3,
+                             repeats=t[(kind, how)]['repeats'],
+                             compile_s=compile_s.get((kind, how))))
+        for how in COMPILE_MODES:
+            plain = [r for r in rows if r['graphs'] == graphs and
+                     r['how'] == how and r['kind'] == 'plain'][0]
+            fused = [r for r in rows if r['graphs'] == graphs and
+                     r['how'] == how and r['kind'] == 'fused'][0]
+            fused['fused_over_plain'] = _ratio(fused['ms'], plain['ms'])
+        log(f'compiled steps, N-body x {graphs} graphs: done '
+            f'({clock.elapsed():.0f} s)')
+    return rows
+
+
+def compile_table(rows: List[Dict]) -> List[str]:
+    out = ['', '### Compiled training steps (GNN, N-body size)', '',
+           'compile: the first three calls of each compiled variant '
+           '(tracing, Inductor, CUDA graph capture), not in the times.', '',
+           '| graphs | step | how | time | fused / plain | compile |',
+           '|---|---|---|---|---|---|']
+    for r in rows:
+        out.append(f'| {r["graphs"]} x {r["nodes"]} | '
+                   f'{"plain" if r["kind"] == "plain" else "REMUL fused"} | '
+                   f'{r["how"]} | {r["ms"]:.3f} ms | '
+                   f'{_f(r.get("fused_over_plain"))} | '
+                   f'{_f(r["compile_s"], ".1f", " s")} |')
+    return out
+
+
+def compile_goals(rows: List[Dict]) -> List[str]:
+    out = []
+    top = max((r['graphs'] for r in rows), default=None)
+    for r in rows:
+        if r['kind'] == 'fused' and r['how'] == 'reduce-overhead' and \
+                r.get('fused_over_plain') is not None:
+            limit = 2.0 if r['graphs'] == top and top >= 1000 else 1.3
+            ok = r['fused_over_plain'] <= limit
+            out.append(f'N-body x {r["graphs"]}, GNN with CUDA graphs: '
+                       f'fused REMUL {r["fused_over_plain"]:.2f}x plain '
+                       f'({"meets" if ok else "misses"} <= {limit:g}x)')
+    return out
+
+
 # Tables and goals ##########################################################
 
 def _f(value, fmt='.2f', unit=''):
@@ -605,6 +709,8 @@ def tables(result: Dict) -> str:
         out.append(f'| {workload} ({graphs} graphs) | {dev} | {what} | ' +
                    ' | '.join(str(c.get(k, '-')) for k in
                               LOSSES + ('transform', )) + ' |')
+    if result.get('compiled'):
+        out += compile_table(result['compiled'])
     out += ['', '### Goals', ''] + [f'- {g}' for g in result['goals']]
     if result['notes']:
         out += ['', '### Notes', ''] + [f'- {n}' for n in result['notes']]
@@ -637,7 +743,7 @@ def goals(result: Dict) -> List[str]:
                 out.append(f'{r["workload"]} x {r["graphs"]}, {r["model"]}: '
                            f'inference {eg:.2f}x EGNN\'s speed '
                            f'({"meets" if eg >= 1 else "misses"} >= 1x)')
-    return out
+    return out + compile_goals(result.get('compiled', []))
 
 
 def _finite(value):
@@ -668,6 +774,10 @@ def main(argv=None) -> int:
                         '--min-repeats')
     parser.add_argument('--budget', type=float, default=None,
                         help='seconds of timed calls per candidate')
+    parser.add_argument('--compile', choices=('auto', 'on', 'off'),
+                        default='auto', help='section 4, the compiled '
+                        'steps (auto: on a CUDA device only; Inductor takes '
+                        'tens of seconds per variant)')
     parser.add_argument('--repeats', type=int, default=None)
     parser.add_argument('--min-repeats', type=int, default=None)
     args = parser.parse_args(argv)
@@ -696,7 +806,8 @@ def main(argv=None) -> int:
     result = dict(environment=env, config=dict(cfg, graphs=list(cfg['graphs']),
                                                max_seconds=args.max_seconds,
                                                quick=args.quick),
-                  transform=[], models=[], syncs=[], notes=[], errors=[])
+                  transform=[], models=[], syncs=[], compiled=[],
+                  notes=[], errors=[])
     try:
         result['transform'] = transform_section(cfg, device, clock, log)
     except Exception:  # noqa: BLE001 - keep the other sections
@@ -710,6 +821,13 @@ def main(argv=None) -> int:
     except Exception:  # noqa: BLE001
         result['errors'].append('models:\n' + traceback.format_exc())
         log(result['errors'][-1])
+    if args.compile == 'on' or (args.compile == 'auto' and
+                                device.type == 'cuda'):
+        try:
+            result['compiled'] = compile_section(cfg, device, clock, log)
+        except Exception:  # noqa: BLE001
+            result['errors'].append('compiled:\n' + traceback.format_exc())
+            log(result['errors'][-1])
     if clock.late:
         result['notes'].append(
             f'the soft deadline ({args.max_seconds:.0f} s) was reached: '

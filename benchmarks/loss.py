@@ -2,7 +2,7 @@
 augmentation.
 
 Usage:  python benchmarks/loss.py [--graphs 100] [--nodes 5] [--out DIR]
-                                  [--quick]
+                                  [--quick] [--compile gnn,egnn]
 
 At N-body size (GRAPHS graphs x NODES nodes, fully connected, float32
 pos/vel/charge, edge attribute q_i q_j; random stand-in values, which do not
@@ -21,6 +21,17 @@ backward, Adam step) for the GNN and the Transformer:
                  rotated copy, one forward pass.
 Timings are interleaved medians; ratios are against the plain step of the
 same model measured in the same run. Goal: REMUL <= 2.1x plain.
+
+With --compile MODELS (e.g. --compile gnn) a second table times, for the
+plain and the fused REMUL step of each listed model, three ways of running
+it: eager; torch.compile(model) (the loss stays eager); and the compiled
+whole step (torch.compile of forward + loss + backward; the Adam step stays
+eager). Medians of interleaved repeats after warm-up; the time of each
+compiled variant's first calls (tracing + Inductor) is reported separately
+as its compile time. The compiled-step REMUL loss draws its group elements
+from torch's default generator (a torch.Generator argument cannot be
+traced). Goals: the compiled fused step faster than the eager fused one and
+within 1.6x of the compiled plain step.
 
 Writes benchmarks/results/step.{json,md} (--out DIR: into DIR; --quick:
 into a fresh temporary directory): the JSON holds the provenance (code
@@ -104,6 +115,103 @@ def losses(generator):
     }
 
 
+#: key -> (label, what runs); the rows of the compiled table.
+COMPILED = {
+    'eager': ('eager', 'model and loss run eagerly'),
+    'model': ('torch.compile(model)', 'the model compiled, the loss eager'),
+    'step': ('compiled step', 'torch.compile of forward + loss + '
+             'backward'),
+}
+
+
+def compiled_timings(name, batch, repeats, warmup):
+    """Eager vs torch.compile(model) vs the compiled whole step, for the
+    plain and the fused REMUL step of model ``name``: ``{'rows': [...],
+    'ratios': {...}}`` with medians (ms, compile time excluded) and each
+    compiled variant's compile time (s, its warm-up calls)."""
+    import time
+
+    torch.manual_seed(0)
+    model = build_model(name, **MODEL_KWARGS)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    compiled_model = torch.compile(model)
+    fused = RemulLoss(vectors='vel', group='SO3', beta=1.0, fused=True)
+
+    def plain_loss(m):
+        return torch.nn.functional.mse_loss(m(batch), batch.y)
+
+    def fused_loss(m):
+        return fused(m, batch, batch.y).loss
+
+    def backward(loss_of, m):
+        loss_of(m).backward()
+
+    fns, compile_s = {}, {}
+    for kind, loss_of in (('plain', plain_loss), ('fused', fused_loss)):
+        step = torch.compile(lambda loss_of=loss_of: backward(loss_of,
+                                                                model))
+        for how, run in (
+                ('eager', lambda loss_of=loss_of: backward(loss_of, model)),
+                ('model', lambda loss_of=loss_of: backward(loss_of,
+                                                           compiled_model)),
+                ('step', step)):
+            def fn(run=run):
+                opt.zero_grad(set_to_none=True)
+                run()
+                opt.step()
+            key = f'{kind}/{how}'
+            t0 = time.perf_counter()
+            for _ in range(warmup):
+                fn()
+            if how != 'eager':
+                compile_s[key] = time.perf_counter() - t0
+            fns[key] = fn
+    t = timed(fns, repeats=repeats, warmup=0)
+    rows = [dict(key=key, kind=key.split('/')[0], how=key.split('/')[1],
+                 label=COMPILED[key.split('/')[1]][0], **t[key],
+                 compile_s=compile_s.get(key)) for key in fns]
+    med = {key: t[key]['median_ms'] for key in fns}
+    ratios = {
+        'fused_eager_over_fused_step': med['fused/eager'] / med[
+            'fused/step'],
+        'fused_eager_over_fused_model': med['fused/eager'] / med[
+            'fused/model'],
+        'plain_eager_over_plain_step': med['plain/eager'] / med[
+            'plain/step'],
+        'fused_step_over_plain_step': med['fused/step'] / med['plain/step'],
+        'fused_eager_over_plain_eager': med['fused/eager'] / med[
+            'plain/eager'],
+    }
+    return dict(model=name, label=MODEL_LABELS[name], rows=rows,
+                ratios=ratios)
+
+
+def compiled_markdown(payload):
+    """The table of the --compile section of a ``step.json`` payload."""
+    lines = ['', '### Compiled (torch.compile, Inductor, CPU)', '',
+             '| model | step | how | time (ms) | compile (s) |',
+             '|---|---|---|---|---|']
+    for m in payload['compiled']:
+        for r in m['rows']:
+            label = 'plain' if r['kind'] == 'plain' else 'REMUL fused'
+            c = '' if r['compile_s'] is None else f'{r["compile_s"]:.1f}'
+            lines.append(f'| {m["label"]} | {label} | {r["label"]} | '
+                         f'{_ms(r["median_ms"])} | {c} |')
+    lines.append('')
+    for m in payload['compiled']:
+        q = m['ratios']
+        lines.append(
+            f'- {m["label"]}: compiled fused step '
+            f'{q["fused_eager_over_fused_step"]:.2f}x faster than eager '
+            f'fused (torch.compile(model): '
+            f'{q["fused_eager_over_fused_model"]:.2f}x); compiled fused / '
+            f'compiled plain {q["fused_step_over_plain_step"]:.2f}x (eager: '
+            f'{q["fused_eager_over_plain_eager"]:.2f}x).')
+    lines += ['', 'Compile time: wall time of the warm-up calls of each '
+              'compiled variant (tracing and Inductor), not in the medians.']
+    return '\n'.join(lines) + '\n'
+
+
 def markdown(payload):
     """The markdown table of a ``step.json`` payload (built from the
     payload alone, so that the docs can include the file).
@@ -128,7 +236,10 @@ def markdown(payload):
     lines += ['', f'Goal: {goal["goal"]}: ' + (
         'not checked (--quick)' if goal['met'] is None else
         'met' if goal['met'] else 'NOT met') + '.']
-    return '\n'.join(lines) + '\n'
+    text = '\n'.join(lines) + '\n'
+    if payload.get('compiled'):
+        text += compiled_markdown(payload)
+    return text
 
 
 def main(argv=None):
@@ -138,6 +249,10 @@ def main(argv=None):
     parser.add_argument('--nodes', type=int, default=5)
     parser.add_argument('--repeats', type=int, default=50)
     parser.add_argument('--models', default='gnn,transformer')
+    parser.add_argument('--compile', default='',
+                        help='comma-separated models (e.g. gnn,egnn) to '
+                        'time eager vs torch.compile(model) vs the compiled '
+                        'step (Inductor: tens of seconds of compiling each)')
     parser.add_argument('--quick', action='store_true',
                         help='tiny sizes, for a smoke run (writes into a '
                         'temporary directory)')
@@ -146,6 +261,12 @@ def main(argv=None):
                         'benchmarks/results)')
     args = parser.parse_args(argv)
     names = [m.strip().lower() for m in args.models.split(',') if m.strip()]
+    compile_names = [m.strip().lower() for m in args.compile.split(',')
+                     if m.strip()]
+    unknown = [m for m in compile_names if m not in MODEL_LABELS]
+    if unknown:
+        parser.error(f"--compile must be a comma-separated list of "
+                     f"{', '.join(MODEL_LABELS)} (got {args.compile!r})")
     unknown = [m for m in names if m not in MODEL_LABELS]
     if unknown or not names:
         parser.error(f"--models must be a comma-separated list of "
@@ -189,6 +310,9 @@ def main(argv=None):
                         for key, (label, copies, calls, what)
                         in CANDIDATES.items()]))
 
+    compiled = [compiled_timings(name, batch, args.repeats, warmup)
+                for name in compile_names]
+
     ratios = {}
     for m in models:
         for c in m['candidates'][1:]:
@@ -211,6 +335,8 @@ def main(argv=None):
                       values='random stand-in (pos, vel, charge; '
                       'edge_attr = q_i q_j)'),
         models=models, ratios=ratios, goal=goal)
+    if compiled:
+        payload['compiled'] = compiled
     table = markdown(payload)
     print(table)
     paths = write_outputs(NAME, payload, table, directory=out_dir)

@@ -428,6 +428,29 @@ def test_transforms_quick_writes_json_and_table(private_tmp, capsys):
     assert _results_state() == before
 
 
+@pytest.mark.slow  # Inductor compiles four steps (~30-60 s on 2 cores)
+def test_loss_compile_rows(private_tmp, capsys):
+    script = _script('loss')
+    out_dir = private_tmp / 'out'
+    assert script.main(['--quick', '--models', 'gnn', '--compile', 'gnn',
+                        '--out', str(out_dir)]) == 0
+    out = capsys.readouterr().out
+    payload, table = _micro_written(script, out, 'step', out_dir)
+    (compiled, ) = payload['compiled']
+    rows = {r['key']: r for r in compiled['rows']}
+    assert list(rows) == [f'{k}/{h}' for k in ('plain', 'fused')
+                          for h in ('eager', 'model', 'step')]
+    for key, r in rows.items():
+        _timed_ok(r, payload['repeats'])
+        assert (r['compile_s'] is None) == key.endswith('/eager')
+    q = compiled['ratios']
+    assert q['fused_step_over_plain_step'] == pytest.approx(
+        rows['fused/step']['median_ms'] / rows['plain/step']['median_ms'])
+    assert '| GNN | REMUL fused | compiled step |' in table
+    with pytest.raises(SystemExit):
+        script.main(['--quick', '--compile', 'nope'])
+
+
 def test_loss_quick_writes_step_table(private_tmp, capsys):
     before = _results_state()
     script = _script('loss')

@@ -36,6 +36,7 @@ def test_gpu_benchmark_quick(tmp_path):
                 'torch_geometric', 'e3nn', 'commit', 'modified'):
         assert key in env_info
     assert env_info['device'] == 'cpu' and result['config']['quick']
+    assert result['compiled'] == []  # section 4: on CUDA (or --compile on)
 
     # 1. transform: every candidate on both workloads, clone as the floor
     rows = result['transform']
@@ -88,3 +89,28 @@ def test_gpu_benchmark_quick(tmp_path):
         assert sum(r['ops'].values()) == r['count']
         assert r['device'] == 'cpu'
     assert result['goals'] and _positive(result['total_seconds'])
+
+
+def test_compile_section_goals_and_table():
+    """Section 4's goals: with CUDA graphs the fused step within 1.3x of
+    the plain one at 100 graphs and 2x at 1,000; each compiled row keeps its
+    compile time apart from its median."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('gpu_bench', SCRIPT)
+    gpu = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu)
+    rows = []
+    for graphs, ratio in ((100, 1.25), (1000, 2.5)):
+        for kind, ms in (('plain', 2.0), ('fused', 2.0 * ratio)):
+            rows.append(dict(workload='N-body', graphs=graphs, nodes=5,
+                             model='GNN', kind=kind, how='reduce-overhead',
+                             ms=ms, repeats=3, compile_s=12.0))
+        rows[-1]['fused_over_plain'] = ratio
+    assert gpu.compile_goals(rows) == [
+        'N-body x 100, GNN with CUDA graphs: fused REMUL 1.25x plain '
+        '(meets <= 1.3x)',
+        'N-body x 1000, GNN with CUDA graphs: fused REMUL 2.50x plain '
+        '(misses <= 2x)']
+    table = '\n'.join(gpu.compile_table(rows))
+    assert '| 1000 x 5 | REMUL fused | reduce-overhead | 5.000 ms | 2.50 | ' \
+        '12.0 s |' in table

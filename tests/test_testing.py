@@ -34,6 +34,23 @@ def test_count_syncs_finds_each_kind():
     assert inner.count == 0
 
 
+def test_count_syncs_flags_host_to_device_copies():
+    """A host tensor copied to another device is a synchronisation point
+    on CUDA (pageable memory); the meta device shows it without a GPU."""
+    host = torch.randn(4)
+    meta = torch.empty(4, device='meta')
+    with count_syncs() as syncs:
+        host.to('meta')
+        meta.copy_(host)
+        host.to(torch.float64)          # host to host: not a sync
+        meta.to(torch.float64)          # device to device: not a sync
+        torch.randn(4, device='meta')   # drawn on the device: not a sync
+        meta * host[0]                  # a 0-dim operand: not a copy
+    assert syncs.count == 2, syncs.report()
+    assert all('host-to-device copy, cpu->meta' in op for op in syncs.ops)
+    assert 'test_testing.py' in syncs.events[0].location
+
+
 def test_assert_equivariant_on_models():
     g = torch.Generator().manual_seed(0)
     batch = Batch.from_data_list([

@@ -174,7 +174,7 @@ def check_translation_std(value, name: str = 'translation_std') -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"'{name}' must be a number (got "
                         f"{type(value).__name__})")
-    if not math.isfinite(value) or value < 0:
+    if not 0 <= value < math.inf:  # NaN fails too (traceable: no isfinite)
         raise ValueError(f"'{name}' must be a finite number >= 0 "
                          f"(got {value})")
     return float(value)

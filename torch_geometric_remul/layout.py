@@ -11,11 +11,13 @@ whose row count matches both the number of nodes and the number of graphs
 is refused with an error rather than assigned to the wrong graphs.
 
 Everything here reads shapes and host-side metadata only: no tensor value is
-read on the device (no host-device synchronisation). Metadata that no longer
-describes its attribute (replaced after collation) is ignored and the tensor
-placed as an uncollated one. The check that needs device values (``ptr``
-against ``batch``, e.g. a ``ptr`` left stale by ``Batch.subgraph``) runs
-under :func:`torch_geometric_remul.debug`.
+read on the device (no host-device synchronisation). Inside
+:func:`torch.compile` the metadata's values are not read either (that would
+break the graph): every tensor is then placed by its shape. Metadata that no
+longer describes its attribute (replaced after collation) is ignored and the
+tensor placed as an uncollated one. The check that needs device values (``ptr``
+against ``batch``, e.g. a ``ptr`` left stale by ``Batch.subgraph``) runs under
+:func:`torch_geometric_remul.debug`.
 
 Example:
 
@@ -31,10 +33,12 @@ Example:
 """
 from typing import NamedTuple, Optional, Tuple
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch_geometric.data import Batch, Data, HeteroData
 
+from torch_geometric_remul._checks import host_values
 from torch_geometric_remul.debug import is_debug_enabled
 
 LEVELS = ('node', 'edge', 'graph')
@@ -142,6 +146,25 @@ def _debug_check_ptr_batch(data: Data, ptr: Tensor, batch: Optional[Tensor],
                              "rebuild the Batch with Batch.from_data_list")
 
 
+def num_nodes(data: Data) -> int:
+    r"""``data.num_nodes``; inside :func:`torch.compile`, the length of a
+    ``Batch``'s ``batch`` vector (the same number for a collated ``Batch``),
+    because Dynamo cannot trace PyG's ``num_nodes`` property (a graph break
+    at every call).
+
+    Example:
+
+        >>> from torch_geometric.data import Batch, Data
+        >>> num_nodes(Batch.from_data_list([Data(num_nodes=2),
+        ...                                 Data(num_nodes=3)]))
+        5
+    """
+    if torch.compiler.is_compiling() and isinstance(data, Batch) and \
+            'batch' in data and isinstance(data.batch, Tensor):
+        return data.batch.size(0)
+    return data.num_nodes
+
+
 def _rows(value: Tensor, cat_dim: int) -> int:
     return value.size(cat_dim) if value.dim() > 0 else 1
 
@@ -217,7 +240,7 @@ def row_layout(data: Data, key: Optional[str] = None,
                          device)
 
     rows = value.size(0) if value.dim() > 0 else 1
-    N = data.num_nodes
+    N = num_nodes(data)
     ei = _edge_index(data)
     if level is None:
         # a free tensor (target, model output) is node- or graph-level; a
@@ -273,8 +296,11 @@ def _describes(slices, B: int, rows: int) -> bool:
     if not isinstance(slices, Tensor) or slices.dim() != 1 or \
             slices.numel() != B + 1 or slices.device.type != 'cpu':
         return False
-    # host memory: reading it makes no device wait
-    return int(slices.numpy()[-1]) == rows
+    # host memory: reading it makes no device wait. Inside torch.compile
+    # its values cannot be read without a graph break (they are graph
+    # inputs): the tensor is then placed by its shape, as an uncollated one
+    host = host_values(slices)
+    return host is not None and int(host[-1]) == rows
 
 
 def _collated(data: Data, key: str, value: Tensor, slices: Tensor, B: int,
@@ -285,7 +311,45 @@ def _collated(data: Data, key: str, value: Tensor, slices: Tensor, B: int,
         raise ValueError(f"{name} is concatenated along dimension "
                          f"{cat_dim}, not rows; only row-wise attributes "
                          f"([rows, ...]) can be moved per graph")
-    return RowLayout('collated', ptr=slices.to(device, non_blocking=True))
+    return RowLayout('collated', ptr=_device_slices(data, slices, B, device))
 
 
-__all__ = ['LEVELS', 'RowLayout', 'check_data', 'graph_layout', 'row_layout']
+def _device_slices(data: Data, slices: Tensor, B: int, device) -> Tensor:
+    """The collation offsets ``slices`` (host memory) on ``device``, taken
+    from what is already there when they are the graph-level offsets
+    (``0..B``, made on the device) or the node offsets (``data.ptr``), so
+    that no host-to-device copy is made per step for them; other offsets
+    (e.g. edge-level ones) are copied."""
+    device = torch.device(device)
+    if slices.device == device:
+        return slices
+    host = host_values(slices)
+    if host is not None:
+        if bool((host == np.arange(B + 1)).all()):
+            return torch.arange(B + 1, device=device)
+        ptr = data.ptr if 'ptr' in data else None
+        nodes = _host_node_ptr(data)
+        if isinstance(ptr, Tensor) and ptr.device == device and \
+                nodes is not None and nodes.shape == host.shape and \
+                bool((nodes == host).all()):
+            return ptr
+    return slices.to(device, non_blocking=True)
+
+
+def _host_node_ptr(data: Data):
+    """The node offsets of a ``Batch`` from host memory, when PyG recorded
+    them: the increments it added to ``edge_index`` are the first ``B``
+    of them, unless a ``Data`` subclass changed ``__inc__`` (``None``
+    otherwise)."""
+    if type(data).__inc__ is not Data.__inc__:
+        return None
+    inc = getattr(data, '_inc_dict', None) or {}
+    inc = inc.get('edge_index')
+    host = host_values(inc) if isinstance(inc, Tensor) else None
+    if host is None or host.ndim != 1:
+        return None
+    return np.append(host, data.num_nodes)
+
+
+__all__ = ['LEVELS', 'RowLayout', 'check_data', 'graph_layout', 'num_nodes',
+           'row_layout']

@@ -7,7 +7,8 @@ device (``.item()``, ``bool(t)``, ``int(t)``, ``float(t)``, ``.tolist()``,
 or an op whose *output shape* depends on tensor values such as
 ``nonzero``, ``unique``, ``masked_select``, boolean-mask indexing or
 ``repeat_interleave`` without ``output_size``) stalls the CUDA stream until
-all queued work is done. :func:`count_syncs` finds these points on the CPU,
+all queued work is done, and so does a copy of host (pageable) memory to the
+device. :func:`count_syncs` finds these points on the CPU,
 so that tests can assert a step is sync-free without a GPU: it watches the
 ATen operators dispatched inside its block.
 
@@ -57,6 +58,9 @@ _REPEAT_INTERLEAVE = {
     aten.repeat_interleave.self_Tensor,
 }
 
+# Ops that copy between tensors, checked for a host-to-device copy.
+_COPIES = {aten._to_copy.default, aten.copy_.default}
+
 _HERE = os.path.abspath(__file__)
 _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
 
@@ -79,6 +83,22 @@ def _is_bool_index(indices) -> bool:
     return any(isinstance(i, torch.Tensor) and i.dtype in (torch.bool,
                                                           torch.uint8)
                for i in (indices or ()))
+
+
+def _host_to_device(func, args, kwargs) -> Optional[str]:
+    """``"cpu->cuda"`` (say) if ``func`` copies a host (CPU) tensor of at
+    least one element to another device, else ``None``."""
+    if func is aten._to_copy.default:
+        src = args[0] if args else None
+        dst = kwargs.get('device')
+        dst = None if dst is None else torch.device(dst).type
+    else:  # copy_(dst, src)
+        src = args[1] if len(args) > 1 else kwargs.get('src')
+        dst = args[0].device.type if args else None
+    if not isinstance(src, torch.Tensor) or src.device.type != 'cpu' or \
+            dst is None or dst == 'cpu':
+        return None
+    return f'cpu->{dst}'
 
 
 def _caller() -> str:
@@ -133,6 +153,10 @@ class SyncCounter(TorchDispatchMode):
         elif func in _REPEAT_INTERLEAVE:
             if kwargs.get('output_size') is None:
                 self._record(f'{func} (no output_size)')
+        elif func in _COPIES:
+            where = _host_to_device(func, args, kwargs)
+            if where is not None:
+                self._record(f'{func} (host-to-device copy, {where})')
         return func(*args, **kwargs)
 
     def __enter__(self):
@@ -179,7 +203,12 @@ def count_syncs(record_stack: bool = True) -> SyncCounter:
     whose output shape depends on tensor values
     (``nonzero``, ``argwhere``, ``unique``, ``masked_select``,
     ``bincount``, ``torch.equal``, boolean-mask indexing and index
-    assignment, ``repeat_interleave`` without ``output_size``).
+    assignment, ``repeat_interleave`` without ``output_size``), and copies
+    of a host (CPU) tensor to another device (``.to(device)``,
+    ``copy_``): on CUDA, a copy from pageable host memory waits for the
+    stream to drain, so data a step makes on the host and then moves is a
+    synchronisation point too. Run the step on data on the ``meta`` device
+    to see these copies without a GPU.
 
     Args:
         record_stack (bool, optional): Record the calling line of each

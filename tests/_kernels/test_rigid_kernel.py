@@ -247,3 +247,53 @@ def test_forked_child_runs_the_kernel_on_one_thread(monkeypatch):
     # the parent keeps its threads
     from torch_geometric_remul._kernels import _cpu
     assert not _cpu._FORKED
+
+
+@needs_kernel
+def test_kernel_is_a_custom_op_that_compiles_without_a_break():
+    """The C kernel is the operator ``torch_geometric_remul::rigid_cpu``:
+    its schema and fake implementation pass ``opcheck``, it gives the
+    eager kernel's bits, and a compiled transform traces through it (the
+    ctypes call alone would break the graph)."""
+    x, ptr, T = _inputs([3, 0, 5, 2], torch.float64)
+    R, t = T.rotation, T.translation
+    index = ptr_to_batch(ptr)
+    op = torch.ops.torch_geometric_remul.rigid_cpu
+    for seg in (dict(ptr=ptr, index=None), dict(ptr=None, index=index)):
+        args = (x, R, t, seg['ptr'], seg['index'])
+        torch.library.opcheck(op, args)
+        assert torch.equal(op(*args), kernels.rigid_apply(x, R, t, **seg))
+
+    calls = []
+    real = kernels._cpu_apply
+
+    def traced(x, ptr):
+        return T.apply_points(x, ptr=ptr)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(kernels, '_cpu_apply',
+                   lambda *a: calls.append(1) or real(*a))
+        torch._dynamo.reset()
+        explain = torch._dynamo.explain(traced)(x, ptr)
+        assert explain.graph_break_count == 0, explain.break_reasons
+        out = torch.compile(traced, backend='aot_eager', fullgraph=True)(
+            x, ptr)
+    assert calls, 'the kernel did not run in the compiled call'
+    assert torch.equal(out, T.apply_points(x, ptr=ptr))
+
+
+def test_import_without_triton_is_quiet():
+    """Without triton the Triton operator is not registered (registering
+    one logs a warning there), and nothing is printed on import."""
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
+    code = ("import sys; sys.modules['triton'] = None\n"
+            "import torch_geometric_remul._kernels as k\n"
+            "assert k.rigid_triton is None\n")
+    proc = subprocess.run([sys.executable, '-c', code], cwd=root,
+                          capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=root))
+    assert proc.returncode == 0, proc.stderr
+    assert 'Triton' not in proc.stderr, proc.stderr

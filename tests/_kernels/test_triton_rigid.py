@@ -241,3 +241,22 @@ def test_failed_compile_warns_once_and_falls_back(monkeypatch):
     torch.testing.assert_close(again, ref, rtol=0, atol=1e-12)
     assert len(_triton._BROKEN) == 1
     _triton._BROKEN.clear()
+
+
+def test_triton_op_matches_the_launch():
+    """The Triton kernel as ``torch_geometric_remul::rigid_triton`` (a
+    ``triton_op`` launching through ``wrap_triton``, what a compiled step
+    calls) gives the direct launch's bits."""
+    x, ptr, T = _case(_mixed(), torch.float32)
+    R, t = T.rotation, T.translation
+    op = torch.ops.torch_geometric_remul.rigid_triton
+    for seg in (dict(ptr=ptr, index=None),
+                dict(ptr=None, index=ptr_to_batch(ptr)),
+                dict(ptr=None, index=None)):
+        rows = x if seg['ptr'] is not None or seg['index'] is not None \
+            else x[:5]
+        out = op(rows, R, t if seg['ptr'] is None else None, seg['ptr'],
+                 seg['index'])
+        ref = _triton.launch(rows, R, t if seg['ptr'] is None else None,
+                             **seg)
+        assert torch.equal(out, ref)

@@ -70,3 +70,20 @@ def test_bad_input():
         knn_graph(pos, 2, batch.flip(0))
     with pytest.raises(TypeError, match="'loop' must be a bool"):
         knn_graph(pos, 2, loop=None)
+
+
+def test_compiled_search_does_not_call_torch_cluster(monkeypatch):
+    """torch-cluster's ops cannot be traced by torch.compile: a traced call
+    takes the native search, with the same edges."""
+    pos, batch = random_graphs([6, 1, 5], seed=5)
+    ref = knn_graph(pos, 3, batch)
+
+    class Refuse:
+        def __getattr__(self, name):
+            raise AssertionError(f'torch_cluster.{name} used while tracing')
+
+    monkeypatch.setattr(remul_typing, 'torch_cluster', Refuse())
+    monkeypatch.setattr(remul_typing, 'WITH_TORCH_CLUSTER', True)
+    torch._dynamo.reset()
+    out = torch.compile(knn_graph, backend='eager')(pos, 3, batch)
+    assert edge_set(out) == edge_set(ref)

@@ -345,3 +345,21 @@ def test_bad_values_fail_loudly_only_in_debug_mode():
     stale = torch.tensor([0, 2, 4])  # ends at 4, but x has 5 rows
     with debug(), pytest.raises(ValueError, match='end at the number'):
         T.apply_points(x, ptr=stale)
+
+
+@pytest.mark.parametrize('group', ['SO3', 'O3', 'E3'])
+def test_sampling_traces_with_a_symbolic_number_of_graphs(group):
+    """Inside torch.compile with dynamic shapes the number of graphs is
+    symbolic: drawing with ``generator=None`` passed explicitly to
+    ``torch.randn`` failed there (fake-tensor error); one compiled function
+    serves every size."""
+    def draw(x):
+        T = RigidTransform.sample(x.size(0), group, dtype=x.dtype)
+        rows = x.unsqueeze(-1).expand(-1, 3).contiguous()
+        return T.apply_points(rows, torch.arange(x.size(0)))
+
+    torch._dynamo.reset()
+    compiled = torch.compile(draw, backend='eager', dynamic=True,
+                             fullgraph=True)
+    for n in (3, 5, 8):
+        assert compiled(torch.zeros(n, dtype=torch.float64)).shape == (n, 3)

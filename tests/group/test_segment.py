@@ -157,3 +157,30 @@ def test_segment_ops_make_no_host_sync(native):
     assert torch.equal(p, ptr)
     assert torch.allclose(b[1], torch.zeros_like(b[1]))
     assert torch.allclose(c + centred, x, atol=1e-6)
+
+
+def test_compiled_segment_ops_use_torch_ops_not_torch_scatter(monkeypatch):
+    """Under torch.compile the torch-scatter path is left for torch's own
+    ops (torch-scatter's kernels have no fake-tensor implementation, so
+    Dynamo fails on them): the whole function is one graph even with the
+    accelerator flag on, and gives the eager (native) results."""
+    x, ptr = make([3, 1, 0, 5, 2], seed=4)
+    batch = ptr_to_batch(ptr)
+
+    class Refuse:
+        def __getattr__(self, name):
+            raise AssertionError(f'torch_scatter.{name} used while tracing')
+
+    def step(x, ptr, batch):
+        return (segment_mean(x, ptr=ptr), segment_sum(x, batch, None, 5),
+                broadcast_to_rows(x[:5], ptr=ptr, num_rows=x.size(0)),
+                center(x, ptr=ptr)[0])
+
+    with remul_typing.force_native():
+        ref = step(x, ptr, batch)
+    monkeypatch.setattr(remul_typing, 'torch_scatter', Refuse())
+    monkeypatch.setattr(remul_typing, 'WITH_TORCH_SCATTER', True)
+    torch._dynamo.reset()
+    out = torch.compile(step, backend='eager', fullgraph=True)(x, ptr, batch)
+    for a, b in zip(out, ref):
+        assert torch.allclose(a, b, rtol=0, atol=1e-12)

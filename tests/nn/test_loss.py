@@ -554,6 +554,22 @@ def test_meta_device_forward(name, fused):
     assert out.alpha.device.type == 'meta'
 
 
+@pytest.mark.parametrize('fused', [False, True])
+def test_step_on_a_device_batch_copies_nothing_from_the_host(fused):
+    """No per-step host-to-device copy (random numbers drawn on the data's
+    device, offsets taken from the device), seen on the meta device."""
+    from torch_geometric_remul.nn.models import build_model
+    from torch_geometric_remul.testing import assert_no_syncs, count_syncs
+    batch = _sync_batch(5).to('meta')
+    model = build_model('gnn', vectors=('vel', ), hidden_channels=8,
+                        num_layers=1).to('meta')
+    loss_fn = RemulLoss(vectors='vel', group='E3', fused=fused)
+    for step in range(2):  # the first step brings constants to the device
+        with count_syncs() as syncs:
+            loss_fn(model, batch, batch.y).loss.backward()
+    assert_no_syncs(syncs, f'REMUL step on meta, fused={fused}')
+
+
 @pytest.mark.parametrize('dtype', [torch.long, torch.float64])
 def test_target_dtype_error_names_target(dtype):
     batch = _sync_batch(3)
@@ -683,3 +699,112 @@ def test_options_are_keyword_only():
         RemulLoss(None, 'point')
     assert RemulLoss(torch.nn.L1Loss()).task_loss.__class__ is \
         torch.nn.L1Loss
+
+
+# torch.compile ############################################################
+
+def _compile_step(loss_fn):
+    def step(model, batch):
+        out = loss_fn(model, batch, batch.y)
+        out.loss.backward()
+        return out.loss.detach()
+    return step
+
+
+def test_compiled_fused_step_serves_batches_of_every_shape():
+    """One compiled fused REMUL step (default dynamic=None) takes batches of
+    different numbers of graphs and nodes: no false layout error, the
+    eager loss and gradients (same seeds), and no recompile after the
+    second shape (which makes the sizes symbolic)."""
+    from torch._dynamo.utils import counters
+
+    from torch_geometric_remul.nn.models import build_model
+    torch.manual_seed(0)
+    model = build_model('gnn', vectors=('vel', ), hidden_channels=8,
+                        num_layers=1)
+    loss_fn = RemulLoss(vectors='vel', group='SO3', fused=True, level='node')
+    step = _compile_step(loss_fn)
+    torch._dynamo.reset()
+    counters.clear()
+    compiled = torch.compile(step, backend='aot_eager')
+    graphs = []
+    for n in (6, 4, 5):
+        batch = _sync_batch(n, seed=n)
+        for fn in (step, compiled):
+            model.zero_grad()
+            torch.manual_seed(n)
+            loss = fn(model, batch)
+            grads = [p.grad.clone() for p in model.parameters()]
+            if fn is step:
+                ref_loss, ref_grads = loss, grads
+        assert torch.allclose(loss, ref_loss, rtol=1e-5, atol=1e-6)
+        for g, r in zip(grads, ref_grads):
+            assert torch.allclose(g, r, rtol=1e-4, atol=1e-6)
+        graphs.append(counters['stats']['unique_graphs'])
+    assert graphs[1] > graphs[0]  # the second shape: symbolic sizes
+    assert graphs[2] == graphs[1], graphs
+
+
+def _fused_step_explain(name, native):
+    import contextlib
+
+    from torch_geometric_remul.nn.models import build_model
+    from torch_geometric_remul.typing import force_native
+    batch = _sync_batch(6)
+    options = dict(vectors=('vel', ), hidden_channels=8, num_layers=1)
+    if name == 'transformer':
+        options['max_num_nodes'] = 7  # a static size: no host read
+    if name == 'mlp':
+        batch = Batch.from_data_list([Data(
+            pos=torch.randn(5, 3), vel=torch.randn(5, 3),
+            y=torch.randn(5, 3)) for _ in range(4)])
+        options['num_nodes'] = 5
+    model = build_model(name, **options)
+    loss_fn = RemulLoss(vectors='vel', group='SO3', fused=True)
+    torch._dynamo.reset()
+    with force_native() if native else contextlib.nullcontext():
+        return (torch._dynamo.explain(model)(batch),
+                torch._dynamo.explain(_compile_step(loss_fn))(model, batch))
+
+
+@pytest.mark.parametrize('name,native', [
+    ('gnn', False), ('gnn', True), ('egnn', False), ('transformer', False),
+    ('mlp', True)])
+def test_compiled_fused_step_breaks_only_at_pyg_objects(name, native):
+    """Dynamo traces the models without a break (the Transformer with a
+    static ``max_num_nodes``) and a fused REMUL forward + backward with
+    breaks only where PyG objects are built (the shallow copy of a Batch
+    and the fused Batch), with and without the accelerators: no
+    torch-scatter, ctypes, host read or data-dependent shape breaks."""
+    model, step = _fused_step_explain(name, native)
+    assert model.graph_break_count == 0, model.break_reasons
+    assert step.graph_break_count <= 4, step.break_reasons
+    for reason in step.break_reasons:
+        text = reason.reason + ''.join(str(f) for f in reason.user_stack)
+        assert 'copy' in text or 'disable' in text, reason.reason
+
+
+@pytest.mark.parametrize('name', ['gnn', 'egnn', 'transformer'])
+def test_models_compile_with_fullgraph_to_the_eager_result(name):
+    """torch.compile(model, fullgraph=True) (the Transformer with a static
+    max_num_nodes) gives the eager outputs and parameter gradients."""
+    from torch_geometric_remul.nn.models import build_model
+    batch = _sync_batch(5, seed=2)
+    options = dict(vectors=('vel', ), hidden_channels=8, num_layers=1)
+    if name == 'transformer':
+        options['max_num_nodes'] = 7
+    torch.manual_seed(0)
+    model = build_model(name, **options)
+    torch._dynamo.reset()
+    compiled = torch.compile(model, backend='aot_eager', fullgraph=True)
+    results = []
+    for fn in (model, compiled):
+        model.zero_grad()
+        out = fn(batch)
+        torch.nn.functional.mse_loss(out, batch.y).backward()
+        results.append((out.detach(), [p.grad.clone()
+                                       for p in model.parameters()]))
+    (ref, ref_grads), (out, grads) = results
+    assert torch.allclose(out, ref, rtol=1e-5, atol=1e-6)
+    for g, r in zip(grads, ref_grads):
+        assert torch.allclose(g, r, rtol=1e-4, atol=1e-6)

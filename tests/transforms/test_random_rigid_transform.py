@@ -349,6 +349,44 @@ def test_transforms_on_a_batch_make_no_host_sync(native):
     assert torch.allclose(back.u, batch.u, atol=1e-5)
 
 
+def test_transforms_on_a_device_batch_copy_nothing_from_the_host():
+    """Group elements are drawn on the batch's device and the collation
+    offsets taken from the device, so a step on a device batch copies no
+    per-step data from the host (the meta device stands in for a GPU)."""
+    from torch_geometric_remul.testing import assert_no_syncs, count_syncs
+    from torch_geometric_remul.transforms import CenterPerGraph
+    graphs = [Data(pos=torch.randn(n, 3), vel=torch.randn(n, 3),
+                   edge_index=torch.zeros(2, 0, dtype=torch.long),
+                   u=torch.randn(1, 3)) for n in (3, 1, 4)]
+    batch = Batch.from_data_list(graphs).to('meta')
+    for group in ('SO3', 'O3', 'E3', 'SO2'):
+        transform = RandomRigidTransform(group, points=('pos', ),
+                                         vectors=('vel', 'u'))
+        transform(batch)  # warm-up: constants reach the device once
+        with count_syncs() as syncs:
+            out = CenterPerGraph()(transform(batch))
+        assert_no_syncs(syncs, f'{group} on a meta batch')
+        assert out.pos.device.type == 'meta' and out.u.shape == (3, 3)
+
+
+def test_on_a_batch_breaks_only_at_the_shallow_copy():
+    """torch.compile traces RandomRigidTransform on a Batch, with the C
+    kernel as an operator and without host reads: its only break is PyG's
+    shallow copy of the Batch (``copy.copy`` of its storage dict)."""
+    import torch_geometric_remul.typing as remul_typing
+    batch = make_batch([2, 3, 4])
+    for native in (False, True):
+        torch._dynamo.reset()
+        with pytest.MonkeyPatch.context() as mp:
+            if native:
+                mp.setattr(remul_typing, 'WITH_CPU_KERNEL', False)
+            explain = torch._dynamo.explain(
+                lambda d: RandomRigidTransform(vectors='vel')(d).pos)(batch)
+        assert explain.graph_break_count <= 1, explain.break_reasons
+        for reason in explain.break_reasons:
+            assert 'copy' in ''.join(str(f) for f in reason.user_stack)
+
+
 def test_roles_and_sampler_objects_are_shortcut_equivalent():
     from torch_geometric_remul.group import RigidSampler
     from torch_geometric_remul.roles import Roles

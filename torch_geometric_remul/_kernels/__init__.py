@@ -76,6 +76,12 @@ moves the cache (default ``$XDG_CACHE_HOME/torch_geometric_remul`` or
 gradient (inputs without ``requires_grad`` or under :func:`torch.no_grad`);
 autograd goes through the native path.
 
+Under :func:`torch.compile` both kernels are :mod:`torch.library` operators,
+``torch.ops.torch_geometric_remul.rigid_cpu`` (a ``custom_op`` with a fake
+implementation) and ``torch.ops.torch_geometric_remul.rigid_triton`` (a
+``triton_op``), so that a compiled step traces through them without a graph
+break; eager calls run the kernels directly, with the same results.
+
 Example:
 
     >>> from torch_geometric_remul._kernels import kernel_status
@@ -132,6 +138,15 @@ def kernel_usable(x: Tensor, R: Optional[Tensor],
         return False
     if x.dtype not in (torch.float32, torch.float64):
         return False
+    return _cpu_loaded()
+
+
+@torch.compiler.assume_constant_result
+def _cpu_loaded() -> bool:
+    # Under torch.compile the answer is taken once, when the step is traced
+    # (the library's loader holds locks and threads Dynamo cannot trace): a
+    # library loaded then stays loaded, one still building leaves that
+    # compiled step on the native path (same results).
     return _cpu.loaded_library() is not None
 
 
@@ -180,8 +195,58 @@ def rigid_apply(x: Tensor, R: Tensor, t: Optional[Tensor],
     if _use_triton(x):
         if is_debug_enabled():
             _check_values(x, R, ptr, index)
+        if torch.compiler.is_compiling():
+            return rigid_triton(x, R, t, ptr, index)
         return _triton.launch(x, R, t, ptr=ptr, index=index)
+    if torch.compiler.is_compiling():
+        return rigid_cpu(x, R, t, ptr, index)
     return _cpu_apply(_cpu.loaded_library(), x, R, t, ptr, index)
+
+
+# The kernels as operators of torch.library, so that torch.compile traces
+# through them (a ctypes call or a raw Triton launch cannot be traced) and
+# Inductor schedules around them. Eager calls keep calling the kernels
+# directly (no dispatcher overhead; Triton's per-variant fallback kept);
+# traced calls (torch.compiler.is_compiling()) go through the operators.
+# Both serve calls that need no gradient only (see kernel_usable), so no
+# autograd formula is registered: the operators refuse inputs that need one.
+
+@torch.library.custom_op('torch_geometric_remul::rigid_cpu', mutates_args=())
+def rigid_cpu(x: Tensor, R: Tensor, t: Optional[Tensor],
+              ptr: Optional[Tensor], index: Optional[Tensor]) -> Tensor:
+    r"""The C kernel as an operator: ``out_i = R[g_i] x_i (+ t[g_i])`` for
+    CPU float32/float64 rows (arguments as in :func:`rigid_apply`). Raises
+    :class:`RuntimeError` if the library is not loaded."""
+    lib = _cpu.loaded_library()
+    if lib is None:
+        raise RuntimeError('torch_geometric_remul: the CPU rigid-transform '
+                           'kernel is not loaded (see kernel_status())')
+    return _cpu_apply(lib, x, R, t, ptr, index)
+
+
+@rigid_cpu.register_fake
+def _rigid_fake(x: Tensor, R: Tensor, t: Optional[Tensor],
+                ptr: Optional[Tensor], index: Optional[Tensor]) -> Tensor:
+    return x.new_empty((x.size(0), 3))
+
+
+def _rigid_triton(x: Tensor, R: Tensor, t: Optional[Tensor],
+                  ptr: Optional[Tensor], index: Optional[Tensor]) -> Tensor:
+    r"""The Triton kernel as an operator (:func:`torch.library.triton_op`,
+    launched through :func:`torch.library.wrap_triton`): the same map for
+    CUDA rows (CPU rows under ``TRITON_INTERPRET=1``), arguments as in
+    :func:`rigid_apply`."""
+    from torch.library import wrap_triton
+    return _triton.launch(x, R, t, ptr=ptr, index=index, wrap=wrap_triton,
+                          fallback=False)
+
+
+# Registered only where triton is installed (registering looks for Triton
+# kernels and logs a warning without it); without triton the Triton path is
+# never taken, traced or not.
+rigid_triton = None if importlib.util.find_spec('triton') is None else \
+    torch.library.triton_op('torch_geometric_remul::rigid_triton',
+                            mutates_args=())(_rigid_triton)
 
 
 def _check_values(x: Tensor, R: Tensor, ptr: Optional[Tensor],

@@ -169,9 +169,13 @@ def usable(x: Tensor) -> bool:
 
 def launch(x: Tensor, R: Tensor, t: Optional[Tensor],
            ptr: Optional[Tensor] = None,
-           index: Optional[Tensor] = None) -> Tensor:
+           index: Optional[Tensor] = None, wrap=None,
+           fallback: bool = True) -> Tensor:
     r"""``out_i = R[g_i] x_i (+ t[g_i])`` in one launch; see the module
-    docstring. Shapes are assumed valid; reads no value on the host."""
+    docstring. Shapes are assumed valid; reads no value on the host.
+    ``wrap`` (:func:`torch.library.wrap_triton`) wraps the kernel for a
+    traced operator, which launches it without the per-variant fallback
+    (``fallback=False``: a failure is raised)."""
     N, B = x.size(0), R.size(0)
     out = torch.empty((N, 3), dtype=x.dtype, device=x.device)
     if N == 0:
@@ -186,11 +190,14 @@ def launch(x: Tensor, R: Tensor, t: Optional[Tensor],
         if seg.dtype not in (torch.int32, torch.int64):
             seg = seg.long()
         seg = seg.contiguous()
+    ts = (0, 0) if t is None else (t.stride(0), t.stride(1))
+    grid = (-(-N // BLOCK), )
+    if not fallback:
+        _run(grid, x, out, R, t, seg, N, B, ts, mode, steps, wrap)
+        return out
     sig = (x.device.type, x.dtype, mode, t is not None, seg.dtype)
     if sig in _BROKEN:
         return native(x, R, t, ptr, index)
-    ts = (0, 0) if t is None else (t.stride(0), t.stride(1))
-    grid = (-(-N // BLOCK), )
     try:
         if x.device.type == 'cuda':
             with torch.cuda.device(x.device):
@@ -208,8 +215,9 @@ def launch(x: Tensor, R: Tensor, t: Optional[Tensor],
     return out
 
 
-def _run(grid, x, out, R, t, seg, N, B, ts, mode, steps):
-    kernel()[grid](
+def _run(grid, x, out, R, t, seg, N, B, ts, mode, steps, wrap=None):
+    fn = kernel() if wrap is None else wrap(kernel())
+    fn[grid](
         x, out, R, R if t is None else t, seg, N, B, steps,
         x.stride(0), x.stride(1), R.stride(0), R.stride(1), R.stride(2),
         ts[0], ts[1],

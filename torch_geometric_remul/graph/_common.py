@@ -65,8 +65,9 @@ def neighbour_search(pos: Tensor, batch: Optional[Tensor], loop: bool,
     argument checks: checks ``loop`` and ``batch``, answers an empty
     graph, and on detached positions without autograd runs ``cluster``
     (when torch-cluster is installed, not disabled with
-    :func:`~torch_geometric_remul.typing.force_native`, and takes the
-    dtype) or else ``native``.
+    :func:`~torch_geometric_remul.typing.force_native`, takes the dtype and
+    the call is not traced by :func:`torch.compile`, which cannot trace
+    torch-cluster's ops) or else ``native``.
 
     The edges of ``cluster`` are capped at ``cap`` per target: torch-cluster
     can return one more (``knn_graph`` with duplicate points, where the node
@@ -80,7 +81,8 @@ def neighbour_search(pos: Tensor, batch: Optional[Tensor], loop: bool,
         return empty_edges(pos.device)
     with torch.no_grad():
         pos = pos.detach()
-        if remul_typing.WITH_TORCH_CLUSTER and pos.dtype in CLUSTER_DTYPES:
+        if remul_typing.WITH_TORCH_CLUSTER and pos.dtype in CLUSTER_DTYPES \
+                and not torch.compiler.is_compiling():
             return cap_per_target(cluster(pos, batch), cap, N)
         return native(pos, batch)
 

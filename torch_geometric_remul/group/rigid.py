@@ -126,6 +126,9 @@ class RigidTransform:
             axis (int, str or sequence, optional): Axis for ``"SO2"``.
                 (default: ``2``)
             generator (torch.Generator, optional): Source of randomness.
+                Without one, the numbers are drawn on ``device`` from its
+                default generator (no host-to-device copy); a generator on
+                another device than ``device`` costs a copy per call.
             dtype (torch.dtype, optional): dtype of the parameters.
             device (torch.device, optional): Device of the parameters.
         """
@@ -140,9 +143,11 @@ class RigidTransform:
                                  device=device)
         if translate:
             # drawn in float32 and cast, like the rotations
-            gen_device = generator.device if generator is not None else 'cpu'
+            gen_device = generator.device if generator is not None else \
+                device
+            opts = {} if generator is None else {'generator': generator}
             t = torch.randn(num_graphs, 3, dtype=torch.float32,
-                            device=gen_device, generator=generator)
+                            device=gen_device, **opts)
             t = t.to(dtype=dtype, device=device) * translation_std
         if R is None and t is None:  # pragma: no cover - every group moves
             raise AssertionError(group)

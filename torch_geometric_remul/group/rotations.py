@@ -71,13 +71,33 @@ def quaternion_to_matrix(q: Tensor) -> Tensor:
     return R.view(*batch_shape, 3, 3)
 
 
+#: Device copies of constant host tensors, made once per (tensor, dtype,
+#: device) and reused: a copy from host memory per call would make every
+#: step wait for the device (see :func:`~torch_geometric_remul.testing.
+#: count_syncs`).
+_DEVICE_CONSTANTS = {}
+
+
+def _on_device(constant: Tensor, dtype: torch.dtype, device) -> Tensor:
+    device = torch.device(device)
+    if device.type == 'cpu':
+        return constant.to(dtype)
+    key = (id(constant), dtype, device)
+    cached = _DEVICE_CONSTANTS.get(key)
+    if cached is None:
+        cached = constant.to(dtype=dtype, device=device)
+        if not torch.compiler.is_compiling():  # no side effect in a trace
+            _DEVICE_CONSTANTS[key] = cached
+    return cached
+
+
 def _planar_quaternion_to_matrix(qp: Tensor) -> Tensor:
     """``[4, M]`` quaternions (one per column) to ``[M, 3, 3]`` matrices.
     Working on rows of length ``M`` keeps every op contiguous, which is
     several times faster than ``[M, 4]`` broadcasting for large ``M``."""
     qp = qp.contiguous()
     outer = (qp.unsqueeze(1) * qp.unsqueeze(0)).view(16, -1)
-    L = _QUATERNION_MAP.to(dtype=qp.dtype, device=qp.device)
+    L = _on_device(_QUATERNION_MAP, qp.dtype, qp.device)
     # [M, 16] (a transposed view, read directly by the GEMM) @ [16, 9]
     R = (outer.t() @ L) / (qp * qp).sum(0).unsqueeze(-1)
     return R.view(-1, 3, 3)
@@ -136,9 +156,11 @@ def axis_angle_to_matrix(axis: AxisLike, angle: Tensor) -> Tensor:
     if not angle.is_floating_point():
         angle = angle.to(torch.get_default_dtype())
     angle = angle.reshape(-1)
-    k = _axis_vector(axis).to(angle.dtype).to(angle.device)
+    # the axis is host data: its entries are filled in as numbers, so no
+    # host tensor is copied to the device
+    kx, ky, kz = (float(v) for v in _axis_vector(axis).numpy())
     K = torch.zeros(3, 3, dtype=angle.dtype, device=angle.device)
-    K[0, 1], K[0, 2], K[1, 2] = -k[2], k[1], -k[0]
+    K[0, 1], K[0, 2], K[1, 2] = -kz, ky, -kx
     K = K - K.t()
     eye = torch.eye(3, dtype=angle.dtype, device=angle.device)
     s = angle.sin().view(-1, 1, 1)
@@ -238,6 +260,10 @@ def random_rotations(
     Random numbers are drawn in ``float32`` on the generator's device (fast),
     then cast to ``dtype`` before any arithmetic, so one seed gives the same
     rotations in every dtype, orthonormal to the precision of ``dtype``.
+    Without a ``generator`` they are drawn on ``device`` itself (from its
+    default generator), so no host-to-device copy is made; pass a
+    generator on ``device`` (e.g. ``torch.Generator('cuda')``) for
+    reproducible draws without a copy.
 
     Args:
         n (int): Number of matrices.
@@ -265,8 +291,10 @@ def random_rotations(
     if not dtype.is_floating_point:
         raise TypeError(f"'dtype' must be a floating-point dtype "
                         f"(got {dtype})")
-    gen_device = generator.device if generator is not None else 'cpu'
-    opts = dict(dtype=torch.float32, device=gen_device, generator=generator)
+    gen_device = generator.device if generator is not None else device
+    opts = dict(dtype=torch.float32, device=gen_device)
+    if generator is not None:  # no generator=None: traced with a symbolic
+        opts['generator'] = generator  # n, it fails (torch.compile)
     cast = dict(dtype=dtype, device=device)
     if group == 'SO2':
         angle = torch.rand(n, **opts).to(**cast) * (2 * math.pi)

@@ -5,7 +5,8 @@ ranges described either by ``batch`` (graph index of each row) or by
 ``ptr`` (CSR offsets, ``[num_graphs + 1]``). The helpers here use
 ``torch_scatter.segment_csr``/``gather_csr`` when torch-scatter is installed
 and native PyTorch otherwise (see
-:func:`torch_geometric_remul.typing.force_native`);
+:func:`torch_geometric_remul.typing.force_native`), and always inside
+:func:`torch.compile` (Dynamo cannot trace torch-scatter's ops);
 both paths agree to floating-point rounding.
 
 None of them reads a tensor value on the host (no host-device
@@ -71,9 +72,14 @@ def segment_counts(batch: Tensor, num_graphs: Optional[int] = None) -> Tensor:
 
 
 def _scatter_ok(x: Tensor) -> bool:
-    """Whether to call torch-scatter (installed, enabled, and a real device:
-    its kernels have no meta-tensor implementation)."""
-    return remul_typing.WITH_TORCH_SCATTER and x.device.type != 'meta'
+    """Whether to call torch-scatter (installed, enabled, a real device: its
+    kernels have no meta-tensor implementation, and not inside
+    :func:`torch.compile`: its ops have no fake-tensor implementation, so
+    Dynamo cannot trace them; torch's own ``index_add``/``repeat_interleave``
+    path below is traced instead, as PyG's ``torch_geometric.utils.scatter``
+    does)."""
+    return (remul_typing.WITH_TORCH_SCATTER and x.device.type != 'meta'
+            and not torch.compiler.is_compiling())
 
 
 def _resolve(x: Tensor, batch: Optional[Tensor], ptr: Optional[Tensor],

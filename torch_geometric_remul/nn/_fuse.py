@@ -7,6 +7,7 @@ from torch import Tensor
 from torch_geometric.data import Batch, Data
 
 from torch_geometric_remul.group.segment import batch_to_ptr, ptr_to_batch
+from torch_geometric_remul.layout import num_nodes
 
 
 def _stack_offsets(ptr: Tensor, K: int, total) -> Tensor:
@@ -18,6 +19,7 @@ def _stack_offsets(ptr: Tensor, K: int, total) -> Tensor:
     return torch.cat(parts)
 
 
+@torch.compiler.disable(recursive=True)
 def concat_copies(batches: Sequence[Data]) -> Batch:
     r"""Stacks ``K`` batches with identical structure (same graphs, edges and
     attribute shapes; values may differ) into one ``Batch`` of ``K * B``
@@ -50,7 +52,7 @@ def concat_copies(batches: Sequence[Data]) -> Batch:
     """
     first = batches[0]
     K = len(batches)
-    N = first.num_nodes
+    N = num_nodes(first)
     if isinstance(first, Batch):
         B = first.num_graphs
         batch_vec = first.batch if 'batch' in first else None
