@@ -67,10 +67,10 @@ from _runs import (  # noqa: E402
     finished_configs,
     interval_panel,
     interval_payload,
+    publish,
     rerender,
     run_all,
     selected_rows,
-    write_outputs,
 )
 from _timing import machine_description  # noqa: E402
 from torch_geometric_remul.datasets import read_asf  # noqa: E402
@@ -299,13 +299,9 @@ def main(argv=None):
     else:
         payload['paper_reference_x1e-2'] = [
             dict(task=t, model=m, mse=v) for t, m, v in PAPER]
-    table = markdown(payload)
-    print('\n' + table)
     # --quick writes its outputs into its temporary directory
-    paths = write_outputs('mocap', payload, table,
-                          plot(payload) if rows else None,
-                          **({'directory': work} if args.quick else {}))
-    print('wrote', ', '.join(paths))
+    publish('mocap', payload, markdown, plot, bool(rows),
+            **({'directory': work} if args.quick else {}))
     return 0
 
 

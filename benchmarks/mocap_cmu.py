@@ -71,10 +71,10 @@ from _runs import (  # noqa: E402
     add_protocol_arguments,
     finished_configs,
     interval_payload,
+    publish,
     run_all,
     saved_results,
     selected_rows,
-    write_outputs,
 )
 from _timing import machine_description  # noqa: E402
 from torch_geometric_remul.datasets import (  # noqa: E402
@@ -403,12 +403,8 @@ def main(argv=None):
                       '(Ahmed-5/PGM_project PAPER_REFS)',
             'task': 'CMU subject 35 walking, GMN protocol',
             'mse': dict(PAPER), 'may_differ': list(PAPER_CAVEATS)}
-    table = markdown(payload)
-    print('\n' + table)
-    paths = write_outputs('mocap_cmu', payload, table,
-                          plot(payload) if rows else None,
-                          **({'directory': work} if args.quick else {}))
-    print('wrote', ', '.join(paths))
+    publish('mocap_cmu', payload, markdown, plot, bool(rows),
+            **({'directory': work} if args.quick else {}))
     return 0
 
 
