@@ -448,6 +448,20 @@ def write_outputs(name: str, payload: Dict, table: str,
     return paths
 
 
+def publish(name: str, payload: Dict, markdown: Callable[[Dict], str],
+            plot, drawn: bool, directory: str = RESULTS) -> List[str]:
+    """Prints ``markdown(payload)`` and writes it with ``payload`` and, when
+    ``drawn``, the figure ``plot(payload)`` (:func:`write_outputs`); prints
+    and returns the paths written."""
+    table = markdown(payload)
+    print('\n' + table)
+    paths = write_outputs(name, payload, table,
+                          plot(payload) if drawn else None,
+                          directory=directory)
+    print('wrote', ', '.join(paths))
+    return paths
+
+
 def _write_atomic(path: str, text: str) -> None:
     """Writes ``text`` to ``path`` through a temporary file in the same
     directory, so that an interrupted write leaves the old file."""

@@ -61,10 +61,10 @@ from _runs import (  # noqa: E402
     code_lines,
     finished_configs,
     interval_payload,
+    publish,
     rerender,
     run_all,
     selected_rows,
-    write_outputs,
 )
 from _timing import machine_description  # noqa: E402
 
@@ -350,11 +350,7 @@ def main(argv=None):
         monotone_within_noise=within_noise, monotone_text=texts,
         monotone_rises=steps,
         missing=[c['label'] for c in configs if c not in done])
-    table = markdown(payload)
-    print('\n' + table)
-    paths = write_outputs('beta_sweep', payload, table,
-                          plot(payload) if rows else None, **directory)
-    print('wrote', ', '.join(paths))
+    publish('beta_sweep', payload, markdown, plot, bool(rows), **directory)
     return 0
 
 

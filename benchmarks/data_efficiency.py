@@ -62,9 +62,9 @@ from _runs import (  # noqa: E402
     code_lines,
     finished_configs,
     interval_payload,
+    publish,
     rerender,
     run_all,
-    write_outputs,
 )
 from _timing import machine_description  # noqa: E402
 
@@ -389,12 +389,8 @@ def main(argv=None):
                          payload['tasks'].values() for r in part['rows']
                          for rec in r['run_records']})
     payload['selections_recorded'] = selections
-    table = markdown(payload)
-    print('\n' + table)
     drawn = any(part['rows'] for part in payload['tasks'].values())
-    paths = write_outputs('data_efficiency', payload, table,
-                          plot(payload) if drawn else None, **directory)
-    print('wrote', ', '.join(paths))
+    publish('data_efficiency', payload, markdown, plot, drawn, **directory)
     return 0
 
 

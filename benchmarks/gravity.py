@@ -65,10 +65,10 @@ from _runs import (  # noqa: E402
     interval_panel,
     interval_payload,
     paired_panel,
+    publish,
     rerender,
     run_all,
     selected_rows,
-    write_outputs,
 )
 
 CONFIGS = [
@@ -285,12 +285,8 @@ def main(argv=None):
                                val_every=common['val_every'],
                                metrics=INTERVALS, protocols=protocols,
                                paper={'note': PAPER_NOTE, 'mse_1e3': PAPER})
-    table = markdown(payload)
-    print('\n' + table)
     drawn = any(p['rows'] for p in protocols.values())
-    paths = write_outputs('gravity', payload, table,
-                          plot(payload) if drawn else None, **directory)
-    print('wrote', ', '.join(paths))
+    publish('gravity', payload, markdown, plot, drawn, **directory)
     return 0
 
 

@@ -79,11 +79,11 @@ from _runs import (  # noqa: E402
     interval_panel,
     interval_payload,
     paired_panel,
+    publish,
     rerender,
     run_all,
     saved_results,
     selected_rows,
-    write_outputs,
 )
 
 CONFIGS = [
@@ -397,11 +397,7 @@ def main(argv=None):
                                missing=missing, metrics=INTERVALS,
                                segnn_search=search)
     payload.update(aggregate(rows, done, work_dir, segnn_label))
-    table = markdown(payload)
-    print('\n' + table)
-    paths = write_outputs('headline', payload, table,
-                          plot(payload) if rows else None, **directory)
-    print('wrote', ', '.join(paths))
+    publish('headline', payload, markdown, plot, bool(rows), **directory)
     return 0
 
 

@@ -76,9 +76,9 @@ from _runs import (  # noqa: E402
     finished_configs,
     interval_panel,
     interval_payload,
+    publish,
     rerender,
     run_all,
-    write_outputs,
 )
 from _timing import machine_description  # noqa: E402
 from torch_geometric_remul.datasets import (  # noqa: E402
@@ -304,13 +304,9 @@ def main(argv=None):
                                comparisons=comparisons, missing=missing)
     if any(r['source'] != 'standin' for r in rows):
         payload['paper_reference_x1e-2'] = dict(PAPER)
-    table = markdown(payload)
-    print('\n' + table)
     # --quick writes its outputs into its temporary directory
-    paths = write_outputs('md17', payload, table,
-                          plot(payload) if rows else None,
-                          **({'directory': work} if args.quick else {}))
-    print('wrote', ', '.join(paths))
+    publish('md17', payload, markdown, plot, bool(rows),
+            **({'directory': work} if args.quick else {}))
     return 0
 
 

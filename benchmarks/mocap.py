@@ -47,7 +47,7 @@ import os
 import os.path as osp
 import sys
 import tempfile
-from typing import Dict
+from typing import Dict, List
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _stats import (  # noqa: E402
@@ -67,10 +67,10 @@ from _runs import (  # noqa: E402
     finished_configs,
     interval_panel,
     interval_payload,
+    publish,
     rerender,
     run_all,
     selected_rows,
-    write_outputs,
 )
 from _timing import machine_description  # noqa: E402
 from torch_geometric_remul.datasets import read_asf  # noqa: E402
@@ -160,6 +160,34 @@ def resolve_source(data_root: str, source: str):
                             f'--source proxy')
 
 
+def row_table(rows: List[Dict]) -> List[str]:
+    """The markdown table of ``rows``: test MSE and E' (x 1e-2) as mean
+    [95% interval] over seeds, and the best epochs."""
+    lines = ['| model / loss | test MSE | E\' (paper, Eq. 9) | '
+             'E\' (per node) | best epochs |', '|---|---|---|---|---|']
+    for r in rows:
+        lines.append('| ' + ' | '.join([r['label'],
+                                        *interval_cells(r, 1e2)]) + ' |')
+    return lines
+
+
+def finish_table(lines: List[str], payload: Dict, reference: str) -> str:
+    """``lines`` followed by the far seeds, the paired differences, the
+    missing rows and the code versions of ``payload``, then ``reference``
+    (the paper's numbers) for real files only."""
+    lines = lines + far_seed_lines(payload['rows'], 1e2, 'x 1e-2',
+                                   name=lambda r: r['row'])
+    lines += comparison_table(payload['comparisons'],
+                              {'mse': ('test MSE x 1e-2', 1e2),
+                               'E_prime_paper': ("E' (paper) x 1e-2", 1e2)})
+    lines += missing_lines(payload['missing'])
+    lines += code_lines(payload['rows'], name=lambda r: r['row'])
+    table = '\n'.join(lines) + '\n'
+    if not payload['proxy']:
+        table += '\n' + reference
+    return table
+
+
 def markdown(payload: Dict) -> str:
     """The table (mean [95% interval] over seeds), the paired differences
     and, for real files only, the paper's numbers."""
@@ -173,48 +201,51 @@ def markdown(payload: Dict) -> str:
         'length unit) and E\' under SO(2) x 1e-2: mean [95% t-interval] '
         'over seeds, at each run\'s best-validation epoch.' +
         (' Split by clip: no test sample comes from a training clip.'
-         if payload['proxy'] else ''), '',
-        '| model / loss | test MSE | E\' (paper, Eq. 9) | E\' (per node) | '
-        'best epochs |', '|---|---|---|---|---|']
-    for r in payload['rows']:
-        lines.append('| ' + ' | '.join([r['label'],
-                                        *interval_cells(r, 1e2)]) + ' |')
-    lines += far_seed_lines(payload['rows'], 1e2, 'x 1e-2',
-                            name=lambda r: r['row'])
-    lines += comparison_table(payload['comparisons'],
-                              {'mse': ('test MSE x 1e-2', 1e2),
-                               'E_prime_paper': ("E' (paper) x 1e-2", 1e2)})
-    lines += missing_lines(payload['missing'])
-    lines += code_lines(payload['rows'], name=lambda r: r['row'])
-    table = '\n'.join(lines) + '\n'
-    if not payload['proxy']:
-        table += '\n' + paper_reference()
-    return table
+         if payload['proxy'] else ''), '']
+    return finish_table(lines + row_table(payload['rows']), payload,
+                        paper_reference())
 
 
-def plot(payload: Dict):
-    """``plot(figures) -> figure``: test MSE and E' (paper) per row, means
-    with 95% intervals and single seeds on linear axes."""
+def interval_figure(payload: Dict, mse_label: str, e_label: str,
+                    title: str):
+    """``plot(figures) -> figure``: test MSE and E' (paper) x 1e-2 per row
+    (x labels ``mse_label`` and ``e_label``), means with 95% intervals and
+    single seeds, under ``title`` and the number of seeds."""
     rows = payload['rows']
-    data = PROXY_LABEL if payload['proxy'] else 'CMU files'
 
     def draw(figures):
         fig, axes = figures.subplots(1, 2, figsize=(12, 4))
-        for ax, key, xlabel in (
-                (axes[0], 'mse', 'test MSE x 1e-2 (length$^2$)'),
-                (axes[1], 'E_prime_paper', "E' (paper, Eq. 9) x 1e-2 "
-                 "(length), SO(2)")):
+        for ax, key, xlabel in ((axes[0], 'mse', mse_label),
+                                (axes[1], 'E_prime_paper', e_label)):
             interval_panel(ax, [dict(r, label=r['row']) for r in rows], key,
                            1e2, xlabel, outlier=OUTLIER,
                            labels=ax is axes[0])
         # the E' panel's lower right is free (EGNN sits at 0, bottom left)
         axes[1].legend(fontsize=7, loc='lower right')
-        fig.suptitle(f'Motion capture ({data}), split by clip: error bars '
-                     f'are 95% t-intervals of the mean over '
-                     f'{len(payload["seeds"])} seeds', fontsize=9)
+        fig.suptitle(f'{title}: error bars are 95% t-intervals of the mean '
+                     f'over {len(payload["seeds"])} seeds', fontsize=9)
         fig.tight_layout()
         return fig
     return draw
+
+
+def plot(payload: Dict):
+    """``plot(figures) -> figure``: test MSE and E' (paper) per row, means
+    with 95% intervals and single seeds on linear axes."""
+    data = PROXY_LABEL if payload['proxy'] else 'CMU files'
+    return interval_figure(
+        payload, 'test MSE x 1e-2 (length$^2$)',
+        "E' (paper, Eq. 9) x 1e-2 (length), SO(2)",
+        f'Motion capture ({data}), split by clip')
+
+
+def label_rows(rows: List[Dict], proxy: bool) -> None:
+    """Keeps each row's label in ``row['row']`` and, on the proxy, appends
+    :data:`PROXY_LABEL` to the label (every output names the proxy)."""
+    for row in rows:
+        row['row'] = row['label']
+        if proxy:
+            row['label'] += f' ({PROXY_LABEL})'
 
 
 def main(argv=None):
@@ -259,10 +290,7 @@ def main(argv=None):
         if done else []
     add_intervals(rows, INTERVALS)
     comparisons = compare_rows(rows, COMPARISONS, COMPARED)
-    for row in rows:
-        row['row'] = row['label']
-        if proxy:
-            row['label'] += f' ({PROXY_LABEL})'
+    label_rows(rows, proxy)
     payload = interval_payload(seeds, common=common, proxy=proxy,
                                data_note=note, metrics=INTERVALS, rows=rows,
                                comparisons=comparisons, missing=missing)
@@ -271,13 +299,9 @@ def main(argv=None):
     else:
         payload['paper_reference_x1e-2'] = [
             dict(task=t, model=m, mse=v) for t, m, v in PAPER]
-    table = markdown(payload)
-    print('\n' + table)
     # --quick writes its outputs into its temporary directory
-    paths = write_outputs('mocap', payload, table,
-                          plot(payload) if rows else None,
-                          **({'directory': work} if args.quick else {}))
-    print('wrote', ', '.join(paths))
+    publish('mocap', payload, markdown, plot, bool(rows),
+            **({'directory': work} if args.quick else {}))
     return 0
 
 

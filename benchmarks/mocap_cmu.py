@@ -57,26 +57,24 @@ import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _stats import (  # noqa: E402
-    add_intervals,
-    compare_rows,
-    comparison_table,
-    far_seed_lines,
-    interval_cells,
-    missing_lines,
+from _stats import add_intervals, compare_rows  # noqa: E402
+from mocap import (  # noqa: E402
+    PROXY_LABEL,
+    finish_table,
+    interval_figure,
+    label_rows,
+    row_table,
 )
 
 from _runs import (  # noqa: E402
     QUICK,
     add_protocol_arguments,
-    code_lines,
     finished_configs,
-    interval_panel,
     interval_payload,
+    publish,
     run_all,
     saved_results,
     selected_rows,
-    write_outputs,
 )
 from _timing import machine_description  # noqa: E402
 from torch_geometric_remul.datasets import (  # noqa: E402
@@ -108,8 +106,6 @@ INTERVALS = {'mse': 'test MSE (ASF units^2)',
              'E_prime': "E' per node (our normalised variant), under SO(2)"}
 COMPARED = ('mse', 'E_prime_paper')
 
-PROXY_LABEL = 'synthetic proxy, not CMU motion capture'
-
 #: Test MSE (x1e-2) on CMU subject 35 walking published in the REMUL
 #: paper, as transcribed by a third party (Ahmed-5/PGM_project,
 #: PAPER_REFS); not confirmed against the paper's own tables.
@@ -127,11 +123,6 @@ PAPER_CAVEATS = (
     'the paper trains far longer (GMN: up to 2000 epochs) with its own '
     'model sizes and beta; epochs and sizes here are in the table header',
 )
-
-#: a row whose mean is this many times the median of its panel is written
-#: at the panel's edge instead of drawn to scale
-OUTLIER = 4.0
-
 
 def remul_label(name: str, beta: float) -> str:
     return f'{name} + REMUL (beta={beta:g})'
@@ -276,12 +267,8 @@ def markdown(payload: Dict) -> str:
         f'samples (GMN split; case id k = the k-th trial in sorted order, '
         f'an assumption), horizon 30 frames. Test MSE x 1e-2 ({units}) '
         f'and E\' under SO(2) x 1e-2: mean [95% t-interval] over seeds, at '
-        f'each run\'s best-validation epoch.', '',
-        '| model / loss | test MSE | E\' (paper, Eq. 9) | E\' (per node) | '
-        'best epochs |', '|---|---|---|---|---|']
-    for r in payload['rows']:
-        lines.append('| ' + ' | '.join([r['label'],
-                                        *interval_cells(r, 1e2)]) + ' |')
+        f'each run\'s best-validation epoch.', '']
+    lines += row_table(payload['rows'])
     search = payload.get('beta_search', {})
     if search:
         lines += ['', f'beta of each REMUL row: the lowest best-validation '
@@ -297,41 +284,17 @@ def markdown(payload: Dict) -> str:
                      for b in payload['beta_grid']]
             lines.append(f'| {name} | ' + ' | '.join(cells)
                          + f' | {s["chosen"]:g} |')
-    lines += far_seed_lines(payload['rows'], 1e2, 'x 1e-2',
-                            name=lambda r: r['row'])
-    lines += comparison_table(payload['comparisons'],
-                              {'mse': ('test MSE x 1e-2', 1e2),
-                               'E_prime_paper': ("E' (paper) x 1e-2", 1e2)})
-    lines += missing_lines(payload['missing'])
-    lines += code_lines(payload['rows'], name=lambda r: r['row'])
-    table = '\n'.join(lines) + '\n'
-    if not payload['proxy']:
-        table += '\n' + paper_reference()
-    return table
+    return finish_table(lines, payload, paper_reference())
 
 
 def plot(payload: Dict):
     """``plot(figures) -> figure``: test MSE and E' (paper) per row, means
     with 95% intervals and single seeds."""
-    rows = payload['rows']
     data = PROXY_LABEL if payload['proxy'] else 'CMU subject 35 walking'
-
-    def draw(figures):
-        fig, axes = figures.subplots(1, 2, figsize=(12, 4))
-        for ax, key, xlabel in (
-                (axes[0], 'mse', 'test MSE x 1e-2 (ASF units$^2$)'),
-                (axes[1], 'E_prime_paper', "E' (paper, Eq. 9) x 1e-2 "
-                 "(ASF units), SO(2)")):
-            interval_panel(ax, [dict(r, label=r['row']) for r in rows], key,
-                           1e2, xlabel, outlier=OUTLIER,
-                           labels=ax is axes[0])
-        axes[1].legend(fontsize=7, loc='lower right')
-        fig.suptitle(f'Motion capture ({data}), GMN split: error bars are '
-                     f'95% t-intervals of the mean over '
-                     f'{len(payload["seeds"])} seeds', fontsize=9)
-        fig.tight_layout()
-        return fig
-    return draw
+    return interval_figure(
+        payload, 'test MSE x 1e-2 (ASF units$^2$)',
+        "E' (paper, Eq. 9) x 1e-2 (ASF units), SO(2)",
+        f'Motion capture ({data}), GMN split')
 
 
 # Main ######################################################################
@@ -426,10 +389,7 @@ def main(argv=None):
             if done else []
     add_intervals(rows, INTERVALS)
     compared = compare_rows(rows, comparisons(chosen), COMPARED)
-    for row in rows:
-        row['row'] = row['label']
-        if proxy:
-            row['label'] += f' ({PROXY_LABEL})'
+    label_rows(rows, proxy)
     payload = interval_payload(
         seeds, common={k: v for k, v in common.items() if k != 'data_root'},
         proxy=proxy, data=data, beta_grid=list(grid),
@@ -443,12 +403,8 @@ def main(argv=None):
                       '(Ahmed-5/PGM_project PAPER_REFS)',
             'task': 'CMU subject 35 walking, GMN protocol',
             'mse': dict(PAPER), 'may_differ': list(PAPER_CAVEATS)}
-    table = markdown(payload)
-    print('\n' + table)
-    paths = write_outputs('mocap_cmu', payload, table,
-                          plot(payload) if rows else None,
-                          **({'directory': work} if args.quick else {}))
-    print('wrote', ', '.join(paths))
+    publish('mocap_cmu', payload, markdown, plot, bool(rows),
+            **({'directory': work} if args.quick else {}))
     return 0
 
 

@@ -34,6 +34,15 @@ def make_batch(sizes, dtype=torch.float64, seed=0, extra=True):
 
 
 @pytest.fixture
+def private_tmp(tmp_path, monkeypatch):
+    """``tempfile.mkdtemp()`` (where a benchmark's --quick run works)
+    inside ``tmp_path``."""
+    import tempfile
+    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture
 def batch64():
     return make_batch([4, 1, 7, 0, 3])
 

@@ -30,11 +30,10 @@ def _script(name):
     return module
 
 
-@pytest.fixture
-def private_tmp(tmp_path, monkeypatch):
-    # --quick works in tempfile.mkdtemp(): keep it inside tmp_path
-    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))
-    return tmp_path
+def wrote_paths(out):
+    """The paths of the last line ``wrote A, B, ...`` a benchmark printed."""
+    line = [x for x in out.splitlines() if x.startswith('wrote')][-1]
+    return line[len('wrote '):].split(', ')
 
 
 def _written(out, name):

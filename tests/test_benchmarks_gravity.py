@@ -7,19 +7,11 @@ import os.path as osp
 
 import pytest
 
-from tests.test_benchmarks import _script
-
-
-@pytest.fixture
-def private_tmp(tmp_path, monkeypatch):
-    import tempfile
-    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))
-    return tmp_path
+from tests.test_benchmarks import _script, wrote_paths
 
 
 def _payload(out):
-    line = [x for x in out.splitlines() if x.startswith('wrote')][-1]
-    paths = line[len('wrote '):].split(', ')
+    paths = wrote_paths(out)
     assert [osp.basename(p) for p in paths][:2] == ['gravity.json',
                                                     'gravity.md']
     for path in paths:

@@ -7,19 +7,7 @@ import os.path as osp
 
 import pytest
 
-from tests.test_benchmarks import _script
-
-
-@pytest.fixture
-def private_tmp(tmp_path, monkeypatch):
-    import tempfile
-    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))
-    return tmp_path
-
-
-def _paths(out):
-    line = [x for x in out.splitlines() if x.startswith('wrote')][-1]
-    return line[len('wrote '):].split(', ')
+from tests.test_benchmarks import _script, wrote_paths
 
 
 def test_headline_quick_in_two_processes(private_tmp, capsys):
@@ -27,7 +15,7 @@ def test_headline_quick_in_two_processes(private_tmp, capsys):
     assert headline.main(['--quick', '--jobs', '2']) == 0
     out = capsys.readouterr().out
     assert 'training 8 run(s), 2 at a time' in out
-    paths = _paths(out)
+    paths = wrote_paths(out)
     assert [osp.basename(p) for p in paths][:2] == ['headline.json',
                                                     'headline.md']
     for path in paths:
@@ -71,7 +59,7 @@ def test_report_only_lists_unfinished_rows(private_tmp, capsys):
     assert headline.main(['--quick', '--report-only']) == 0
     out = capsys.readouterr().out
     assert 'run(s),' not in out and 'trained in' not in out
-    with open(_paths(out)[0]) as f:
+    with open(wrote_paths(out)[0]) as f:
         payload = json.load(f)
     assert payload['rows'] == [] and len(payload['missing']) == 4
     assert 'Not yet finished for every seed' in headline.markdown(payload)
@@ -89,10 +77,10 @@ def test_segnn_row_takes_the_learning_rate_of_its_search(private_tmp,
     assert headline.main(['--quick', '--only', 'SEGNN', 'EGNN',
                           '--jobs', '2']) == 0
     out = capsys.readouterr().out
-    with open(_paths(out)[0]) as f:
+    with open(wrote_paths(out)[0]) as f:
         payload = json.load(f)
     # --quick writes its outputs next to its runs
-    work_dir = osp.join(osp.dirname(_paths(out)[0]), 'bench-headline')
+    work_dir = osp.join(osp.dirname(wrote_paths(out)[0]), 'bench-headline')
     search = payload['segnn_search']
     tried = [r['lr'] for r in search['runs']]
     assert tried[:3] == list(headline.SEGNN_LRS)
@@ -119,7 +107,7 @@ def test_report_only_without_the_segnn_search_lists_it(private_tmp,
     headline = _script('headline')
     assert headline.main(['--quick', '--report-only', '--only',
                           'SEGNN']) == 0
-    with open(_paths(capsys.readouterr().out)[0]) as f:
+    with open(wrote_paths(capsys.readouterr().out)[0]) as f:
         payload = json.load(f)
     assert payload['missing'] == ['SEGNN (learning-rate search)']
     assert payload['segnn_search'] is None and payload['rows'] == []

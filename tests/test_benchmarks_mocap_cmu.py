@@ -7,21 +7,11 @@ import hashlib
 import json
 import os.path as osp
 
-import pytest
-
-from tests.test_benchmarks import _script
-
-
-@pytest.fixture
-def private_tmp(tmp_path, monkeypatch):
-    import tempfile
-    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))
-    return tmp_path
+from tests.test_benchmarks import _script, wrote_paths
 
 
 def _payload(out):
-    line = [x for x in out.splitlines() if x.startswith('wrote')][-1]
-    paths = line[len('wrote '):].split(', ')
+    paths = wrote_paths(out)
     with open(paths[0]) as f:
         return json.load(f), paths
 

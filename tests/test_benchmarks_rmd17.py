@@ -1,41 +1,31 @@
 """Smoke run (``--quick``) of benchmarks/rmd17.py on the synthetic files it
 writes, its labels and JSON fields, and its refusal to run without data."""
-import importlib.util
 import json
-import os.path as osp
-import sys
-import tempfile
 
 import numpy as np
 import pytest
 
-BENCH = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
-                 'benchmarks')
+from tests.test_benchmarks import _script as _bench_script
+from tests.test_benchmarks import wrote_paths
 
 
 def _script():
-    if BENCH not in sys.path:
-        sys.path.insert(0, BENCH)
-    spec = importlib.util.spec_from_file_location(
-        'bench_rmd17', osp.join(BENCH, 'rmd17.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _bench_script('rmd17')
 
 
 @pytest.fixture
-def private_tmp(tmp_path, monkeypatch):
-    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))
-    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'xdg'))
-    return tmp_path
+def private_tmp(private_tmp, monkeypatch):
+    """The shared ``private_tmp`` (tests/conftest.py), with the dataset
+    cache inside it too."""
+    monkeypatch.setenv('XDG_CACHE_HOME', str(private_tmp / 'xdg'))
+    return private_tmp
 
 
 def test_rmd17_quick(private_tmp, capsys):
     script = _script()
     assert script.main(['--quick']) == 0
     out = capsys.readouterr().out
-    line = [x for x in out.splitlines() if x.startswith('wrote')][-1]
-    paths = line[len('wrote '):].split(', ')
+    paths = wrote_paths(out)
     assert all(p.startswith(str(private_tmp)) for p in paths)  # not results/
     with open(paths[0]) as f:
         payload = json.load(f)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.test_benchmarks import BENCH, _script
+from tests.test_benchmarks import BENCH, _script, wrote_paths
 
 if BENCH not in sys.path:
     sys.path.insert(0, BENCH)
@@ -411,20 +411,13 @@ def test_epochs_match_steps():
                       'EGNN']
 
 
-@pytest.fixture
-def private_tmp(tmp_path, monkeypatch):
-    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))
-    return tmp_path
-
-
 @pytest.mark.parametrize('tasks', [
     ['nbody'], pytest.param(['nbody', 'gravity'], marks=pytest.mark.slow)])
 def test_data_efficiency_quick(private_tmp, capsys, tasks):
     assert _script('data_efficiency').main(['--quick', '--tasks',
                                             *tasks]) == 0
     out = capsys.readouterr().out
-    line = [x for x in out.splitlines() if x.startswith('wrote')][-1]
-    paths = line[len('wrote '):].split(', ')
+    paths = wrote_paths(out)
     assert [osp.basename(p) for p in paths][:2] == [
         'data_efficiency.json', 'data_efficiency.md']
     for path in paths:
@@ -473,8 +466,7 @@ def test_data_efficiency_report_only(private_tmp, capsys, monkeypatch):
     assert de.main(['--quick', '--tasks', 'nbody', '--report-only']) == 0
     out = capsys.readouterr().out
     assert 'run(s),' not in out and 'trained in' not in out
-    line = [x for x in out.splitlines() if x.startswith('wrote')][-1]
-    paths = line[len('wrote '):].split(', ')
+    paths = wrote_paths(out)
     assert not any(p.endswith('.png') for p in paths)  # nothing to draw
     with open(paths[0]) as f:
         part = json.load(f)['tasks']['nbody']
@@ -492,8 +484,7 @@ def test_data_efficiency_report_only(private_tmp, capsys, monkeypatch):
     assert de.main(['--quick', '--tasks', 'nbody', '--report-only']) == 0
     out = capsys.readouterr().out
     assert 'run(s),' not in out
-    line = [x for x in out.splitlines() if x.startswith('wrote')][-1]
-    with open(line[len('wrote '):].split(', ')[0]) as f:
+    with open(wrote_paths(out)[0]) as f:
         part = json.load(f)['tasks']['nbody']
     assert {r['num_train'] for r in part['rows']} == {16}
     assert {m['num_train'] for m in part['missing']} == {32}

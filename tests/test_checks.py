@@ -16,6 +16,7 @@ from torch_geometric_remul._checks import (
     check_ptr,
     check_real,
     check_str,
+    registry_entry,
 )
 from torch_geometric_remul.testing import assert_no_syncs, count_syncs
 
@@ -94,3 +95,15 @@ def test_check_ptr_ends_of_a_host_ptr_in_every_mode():
     # a device ptr is not read outside debug mode (a meta tensor has no
     # values to read)
     check_ptr(torch.tensor([0, 2, 4], device='meta'), 'ptr', 5, 2)
+
+
+def test_registry_entry():
+    """Case-insensitive lookup; an unknown name lists the table's names,
+    a name that is not a str is a TypeError."""
+    table = {'alpha': int, 'beta': float}
+    assert registry_entry(table, 'Beta', 'kind') is float
+    with pytest.raises(ValueError, match="unknown kind 'gamma'; available "
+                       "kinds: alpha, beta"):
+        registry_entry(table, 'gamma', 'kind')
+    with pytest.raises(TypeError, match="'name' must be a str"):
+        registry_entry(table, int, 'kind')

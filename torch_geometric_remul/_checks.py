@@ -13,7 +13,7 @@ without any device work.
 """
 import math
 import numbers
-from typing import Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple, TypeVar
 
 import torch
 from torch import Tensor
@@ -260,6 +260,23 @@ def check_choice(value, name: str, choices: Sequence[str],
             return choice
     raise ValueError(f"'{name}' must be one of {', '.join(choices)} "
                      f"(got {value!r})")
+
+
+T = TypeVar('T')
+
+
+def registry_entry(registry: Dict[str, T], name, kind: str) -> T:
+    """The entry of ``registry`` (a name -> class table of ``kind``s, e.g.
+    ``"model"``) called ``name``, case-insensitive: :class:`TypeError` for
+    a ``name`` that is not a ``str``, :class:`ValueError` listing the
+    available names for an unknown one."""
+    if not isinstance(name, str):
+        raise TypeError(f"'name' must be a str (got {type(name).__name__})")
+    key = name.lower()
+    if key not in registry:
+        raise ValueError(f"unknown {kind} {name!r}; available {kind}s: "
+                         f"{', '.join(registry)}")
+    return registry[key]
 
 
 def check_positions(pos: Tensor, name: str = 'pos') -> Tensor:

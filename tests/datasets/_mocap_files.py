@@ -1,4 +1,5 @@
 """Small hand-written ASF, AMC and BVH files shared by the reader tests."""
+import pytest
 
 ASF = """# a hand-written two-bone skeleton
 :version 1.10
@@ -94,3 +95,12 @@ def write(tmp_path, name, text):
     path = tmp_path / name
     path.write_text(text)
     return str(path)
+
+
+def assert_malformed(tmp_path, name, text, match, read) -> None:
+    """``read`` of ``text`` written to ``tmp_path/name`` raises a
+    :class:`ValueError` matching ``match`` and naming the file."""
+    path = write(tmp_path, name, text)
+    with pytest.raises(ValueError, match=match) as info:
+        read(path)
+    assert name in str(info.value)

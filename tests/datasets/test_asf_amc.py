@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from tests.datasets._mocap_files import AMC, ASF, write
+from tests.datasets._mocap_files import AMC, ASF, assert_malformed, write
 from torch_geometric_remul.datasets.asf_amc import (
     asf_amc_positions,
     read_amc,
@@ -13,15 +13,6 @@ from torch_geometric_remul.datasets.asf_amc import (
 
 S = math.sin(math.radians(30))
 C = math.cos(math.radians(30))
-
-
-@pytest.fixture
-def asf_amc(tmp_path):
-    asf = tmp_path / 'test.asf'
-    amc = tmp_path / 'test_01.amc'
-    asf.write_text(ASF)
-    amc.write_text(AMC)
-    return str(asf), str(amc)
 
 
 def test_asf_parse(asf_amc):
@@ -89,10 +80,7 @@ def test_read_amc_channels(asf_amc):
     ('hello\n', 'not an ASF file'),
 ])
 def test_malformed_asf(tmp_path, text, match):
-    path = write(tmp_path, 'bad.asf', text)
-    with pytest.raises(ValueError, match=match) as info:
-        read_asf(path)
-    assert 'bad.asf' in str(info.value)
+    assert_malformed(tmp_path, 'bad.asf', text, match, read_asf)
 
 
 @pytest.mark.parametrize('text, match', [
@@ -105,10 +93,8 @@ def test_malformed_asf(tmp_path, text, match):
     (AMC + 'a 1\n', "given twice"),
 ])
 def test_malformed_amc(asf_amc, tmp_path, text, match):
-    path = write(tmp_path, 'bad.amc', text)
-    with pytest.raises(ValueError, match=match) as info:
-        asf_amc_positions(asf_amc[0], path)
-    assert 'bad.amc' in str(info.value)
+    assert_malformed(tmp_path, 'bad.amc', text, match,
+                     lambda path: asf_amc_positions(asf_amc[0], path))
 
 
 def test_binary_file(tmp_path):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from tests.datasets._mocap_files import BVH, write
+from tests.datasets._mocap_files import BVH, assert_malformed, write
 from torch_geometric_remul.datasets.bvh import read_bvh
 
 
@@ -61,10 +61,7 @@ def test_bvh_rotation_order_matters(tmp_path):
     (BVH[:BVH.index('  JOINT leg')] + 'MOTION\nFrames: 1\n', 'unexpected end'),
 ])
 def test_malformed_bvh(tmp_path, text, match):
-    path = write(tmp_path, 'bad.bvh', text)
-    with pytest.raises(ValueError, match=match) as info:
-        read_bvh(path)
-    assert 'bad.bvh' in str(info.value)
+    assert_malformed(tmp_path, 'bad.bvh', text, match, read_bvh)
 
 
 @pytest.mark.parametrize('bad, match', [

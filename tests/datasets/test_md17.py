@@ -205,12 +205,18 @@ def test_unknown_molecule(tmp_path):
         MD17Trajectories(str(tmp_path), 'caffeine')
 
 
-def test_truncated_file(tmp_path):
+def write_truncated(tmp_path) -> str:
+    """The first half of an MD17 file of ethanol under ``tmp_path``."""
     path = write_md17(str(tmp_path / 'ethanol' / 'raw' / 'md17_ethanol.npz'),
                       trajectory())
     data = open(path, 'rb').read()
     with open(path, 'wb') as f:
         f.write(data[:len(data) // 2])
+    return path
+
+
+def test_truncated_file(tmp_path):
+    write_truncated(tmp_path)
     with pytest.raises(ValueError, match='md17_ethanol.npz') as info:
         MD17Trajectories(str(tmp_path), 'ethanol', **SMALL)
     assert 'truncated' in str(info.value)
@@ -281,11 +287,7 @@ def test_replaced_file_with_same_size_and_mtime_is_reprocessed(md17_root):
 
 def test_truncated_file_is_closed(tmp_path):
     import gc
-    path = write_md17(str(tmp_path / 'ethanol' / 'raw' / 'md17_ethanol.npz'),
-                      trajectory())
-    data = open(path, 'rb').read()
-    with open(path, 'wb') as f:
-        f.write(data[:len(data) // 2])
+    path = write_truncated(tmp_path)
 
     def message():
         try:

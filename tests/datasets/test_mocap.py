@@ -28,6 +28,18 @@ def load(root, **kw):
         return MotionCapture(root, **{**SMALL, **kw})
 
 
+def check_sample(data, X, t: int, horizon: int = 10) -> None:
+    """``data`` is the sample of clip positions ``X`` [frames, joints, 3]
+    at frame ``t``: positions, velocity to the next frame and positions
+    ``horizon`` frames later, in float32."""
+    torch.testing.assert_close(data.pos, torch.tensor(
+        X[t], dtype=torch.float32))
+    torch.testing.assert_close(data.vel, torch.tensor(
+        X[t + 1] - X[t], dtype=torch.float32))
+    torch.testing.assert_close(data.y, torch.tensor(
+        X[t + horizon], dtype=torch.float32))
+
+
 def test_attributes_and_labels(proxy_root):
     root, asf, amcs = proxy_root
     ds = load(root)
@@ -47,15 +59,9 @@ def test_attributes_and_labels(proxy_root):
     assert edges == {(p, c) for c, p in enumerate(parents) if p >= 0} | {
         (c, p) for c, p in enumerate(parents) if p >= 0}
     for data in ds:
-        X = clips[ds.files[int(data.clip)]]
         t = int(data.frame)
         assert 0 <= t < 40 - 10
-        torch.testing.assert_close(data.pos, torch.tensor(
-            X[t], dtype=torch.float32))
-        torch.testing.assert_close(data.vel, torch.tensor(
-            X[t + 1] - X[t], dtype=torch.float32))
-        torch.testing.assert_close(data.y, torch.tensor(
-            X[t + 10], dtype=torch.float32))
+        check_sample(data, clips[ds.files[int(data.clip)]], t)
 
 
 def test_pooled_splits_disjoint(proxy_root):
@@ -225,13 +231,7 @@ def test_gmn_samples_follow_the_split_file(gmn_root):
         got = list(zip(ds._data.clip.tolist(), ds._data.frame.tolist()))
         assert got == pairs  # dataset order: cases by id, file order
         for data, (c, t) in zip(ds, pairs):
-            X = clips[c]
-            torch.testing.assert_close(data.pos, torch.tensor(
-                X[t], dtype=torch.float32))
-            torch.testing.assert_close(data.vel, torch.tensor(
-                X[t + 1] - X[t], dtype=torch.float32))
-            torch.testing.assert_close(data.y, torch.tensor(
-                X[t + 10], dtype=torch.float32))
+            check_sample(data, clips[c], t)
     # the seed plays no part; the split file's content does
     a = load_gmn(root, seed=0)
     b = load_gmn(root, seed=5)

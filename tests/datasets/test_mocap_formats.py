@@ -22,15 +22,6 @@ def test_names_are_importable_from_the_old_places():
     assert set(mocap_formats.__all__) >= {'MocapClip', 'PROXY_NAME_PREFIX'}
 
 
-@pytest.fixture
-def asf_amc(tmp_path):
-    asf = tmp_path / 'test.asf'
-    amc = tmp_path / 'test_01.amc'
-    asf.write_text(ASF)
-    amc.write_text(AMC)
-    return str(asf), str(amc)
-
-
 def test_missing_files(tmp_path):
     with pytest.raises(FileNotFoundError, match='nope.asf'):
         read_asf(str(tmp_path / 'nope.asf'))

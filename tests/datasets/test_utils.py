@@ -48,6 +48,14 @@ def _gravity(root, **kw):
                    num_test=2, **kw)
 
 
+def test_repr_and_raw_files_of_the_shared_base(tmp_path):
+    """``CachedDataset`` gives every dataset its repr (length, then the
+    fields of ``_repr_fields``) and declares no raw files for PyG."""
+    ds = _gravity(tmp_path)
+    assert repr(ds) == "Gravity(4, split='train')"
+    assert ds.raw_file_names == []
+
+
 def test_every_dataset_uses_the_safe_cache_bookkeeping():
     from torch_geometric_remul.datasets import (
         ChargedParticles,
@@ -147,12 +155,12 @@ def test_damaged_processed_file_is_rebuilt_naming_it(tmp_path, damage):
 
 def test_processed_file_that_stays_damaged_raises_naming_it(tmp_path,
                                                             monkeypatch):
-    import torch_geometric_remul.datasets.gravity as gravity_mod
+    import torch_geometric_remul.datasets._utils as utils_mod
     from torch_geometric_remul.datasets._utils import DamagedProcessedFile
     path = _gravity(tmp_path).processed_paths[0]
     open(path, 'wb').close()
     # a rebuild that writes a damaged file again (e.g. a broken disk)
-    monkeypatch.setattr(gravity_mod, 'save_data_list',
+    monkeypatch.setattr(utils_mod, 'save_data_list',
                         lambda data_list, p: open(p, 'wb').close())
     with pytest.warns(UserWarning, match='rebuilding'), \
             pytest.raises(DamagedProcessedFile, match='force_reload') as info:

@@ -300,11 +300,17 @@ def check_atoms_and_frames(path: str, z: np.ndarray, pos: np.ndarray,
     if pos.ndim != 3 or pos.shape[1:] != (N, 3):
         raise ValueError(f"{path}: {r_key!r} must have shape [num_frames, "
                          f"{N}, 3] for {N} atoms (got {list(pos.shape)})")
-    if not np.issubdtype(pos.dtype, np.floating):
-        raise ValueError(f"{path}: {r_key!r} must be floating point (got "
-                         f"{pos.dtype})")
-    if not np.isfinite(pos).all():
-        raise ValueError(f"{path}: {r_key!r} contains NaN or infinite "
+    _check_finite_float(path, r_key, pos)
+
+
+def _check_finite_float(path: str, key: str, value: np.ndarray) -> None:
+    r"""A :class:`ValueError` naming ``path`` and ``key`` unless ``value``
+    is a floating-point array of finite values."""
+    if not np.issubdtype(value.dtype, np.floating):
+        raise ValueError(f"{path}: {key!r} must be floating point (got "
+                         f"{value.dtype})")
+    if not np.isfinite(value).all():
+        raise ValueError(f"{path}: {key!r} contains NaN or infinite "
                          f"values")
 
 
@@ -361,12 +367,7 @@ def read_labelled_frames(path: str) -> LabelledFrames:
         raise ValueError(f"{path}: {f_key!r} must have shape [{T}, {N}, 3] "
                          f"like {r_key!r} (got {list(force.shape)})")
     for key, value in ((e_key, energy), (f_key, force)):
-        if not np.issubdtype(value.dtype, np.floating):
-            raise ValueError(f"{path}: {key!r} must be floating point (got "
-                             f"{value.dtype})")
-        if not np.isfinite(value).all():
-            raise ValueError(f"{path}: {key!r} contains NaN or infinite "
-                             f"values")
+        _check_finite_float(path, key, value)
     return LabelledFrames(z.astype(np.int64), pos.astype(np.float64),
                           energy.reshape(T).astype(np.float64),
                           force.astype(np.float64))

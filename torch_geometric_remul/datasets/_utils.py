@@ -246,6 +246,27 @@ class CachedDataset(InMemoryDataset):
     """
 
     @property
+    def raw_file_names(self) -> List[str]:
+        r"""None: each dataset finds (or generates) its raw files itself;
+        PyG downloads nothing."""
+        return []
+
+    def save_processed(self, data_list: List[Data]) -> None:
+        r"""Applies ``pre_filter`` and ``pre_transform`` to ``data_list``
+        and writes it to the dataset's processed file (what
+        :meth:`process` ends with)."""
+        data_list = apply_pre(data_list, self.pre_filter, self.pre_transform)
+        save_data_list(data_list, self.processed_paths[0])
+
+    def _repr_fields(self) -> str:
+        r"""What :meth:`__repr__` shows after the length: the split, and
+        what subclasses add."""
+        return f'split={self.split!r}'
+
+    def __repr__(self) -> str:
+        return f'{self.__class__.__name__}({len(self)}, {self._repr_fields()})'
+
+    @property
     def processed_paths(self) -> List[str]:
         r"""The processed files, computed once per dataset (their names
         hash the raw files' contents, see :func:`file_fingerprint`)."""

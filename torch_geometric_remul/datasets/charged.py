@@ -12,10 +12,8 @@ from torch_geometric_remul._checks import (
 )
 from torch_geometric_remul.datasets._utils import (
     CachedDataset,
-    apply_pre,
     cache_name,
     full_edge_index,
-    save_data_list,
     split_sizes,
     to_float,
 )
@@ -467,10 +465,6 @@ class ChargedParticles(CachedDataset):
         self.load(self.processed_paths[0])
 
     @property
-    def raw_file_names(self) -> List[str]:
-        return []
-
-    @property
     def processed_file_names(self) -> List[str]:
         return [cache_name(f'charged_{self.split}', {
             'gen': 'egnn',  # EGNN's stream, integrator and split layout
@@ -511,19 +505,13 @@ class ChargedParticles(CachedDataset):
                 pos=pos[i], vel=vel[i], charge=q, y=y[i],
                 edge_index=edge_index.clone(),
                 edge_attr=q[row] * q[col]))
-        data_list = apply_pre(data_list, self.pre_filter, self.pre_transform)
-        save_data_list(data_list, self.processed_paths[0])
+        self.save_processed(data_list)
 
     @property
     def first(self) -> int:
         r"""The index in the seed's stream of this split's first system."""
         return {'train': 0, 'val': self.train_pool,
                 'test': self.train_pool + self.sizes['val']}[self.split]
-
-    def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}({len(self)}, '
-                f'split={self.split!r})')
-
 
 __all__ = ['ChargedSimulation', 'simulate_charged',
            'charged_energy',

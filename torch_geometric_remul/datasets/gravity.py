@@ -18,11 +18,9 @@ from torch_geometric_remul._checks import (
 )
 from torch_geometric_remul.datasets._utils import (
     CachedDataset,
-    apply_pre,
     cache_name,
     derived_torch_generator,
     full_edge_index,
-    save_data_list,
     split_rng,
     split_sizes,
     to_float,
@@ -390,10 +388,6 @@ class Gravity(CachedDataset):
         self.load(self.processed_paths[0])
 
     @property
-    def raw_file_names(self) -> List[str]:
-        return []
-
-    @property
     def processed_file_names(self) -> List[str]:
         base = 'test' if self.split == 'ood' else self.split
         params = {
@@ -469,13 +463,7 @@ class Gravity(CachedDataset):
             data_list.append(Data(pos=pos[i], vel=vel[i], mass=m, y=y[i],
                                   edge_index=edge_index.clone(),
                                   edge_attr=m[row] * m[col]))
-        data_list = apply_pre(data_list, self.pre_filter, self.pre_transform)
-        save_data_list(data_list, self.processed_paths[0])
-
-    def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}({len(self)}, '
-                f'split={self.split!r})')
-
+        self.save_processed(data_list)
 
 def _body_orders(rng: np.random.Generator, S: int, n: int) -> np.ndarray:
     r"""``S`` independent uniformly random permutations of ``n`` bodies,

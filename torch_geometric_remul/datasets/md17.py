@@ -24,12 +24,10 @@ from torch_geometric_remul.datasets._md17_files import (
 )
 from torch_geometric_remul.datasets._utils import (
     CachedDataset,
-    apply_pre,
     cache_name,
     file_fingerprint,
     full_edge_index,
     radius_edge_index,
-    save_data_list,
     split_sizes,
     to_float,
 )
@@ -212,10 +210,6 @@ class MD17Trajectories(CachedDataset):
         return osp.join(self.root, self.molecule, 'processed')
 
     @property
-    def raw_file_names(self) -> List[str]:
-        return []
-
-    @property
     def processed_file_names(self) -> List[str]:
         prefix = 'md17_standin' if self.is_standin else 'md17'
         return [cache_name(f'{prefix}_{self.split}', {
@@ -273,13 +267,11 @@ class MD17Trajectories(CachedDataset):
                 pos=pos_t[i], vel=vel_t[i], z=z_t.clone(), y=y_t[i],
                 edge_index=edge_index,
                 frame=torch.tensor([int(t[i])], dtype=torch.long)))
-        data_list = apply_pre(data_list, self.pre_filter, self.pre_transform)
-        save_data_list(data_list, self.processed_paths[0])
+        self.save_processed(data_list)
 
-    def __repr__(self) -> str:
+    def _repr_fields(self) -> str:
         tag = ', stand-in' if self.is_standin else ''
-        return (f'{self.__class__.__name__}({len(self)}, '
-                f'molecule={self.molecule!r}, split={self.split!r}{tag})')
+        return f'molecule={self.molecule!r}, split={self.split!r}{tag}'
 
 
 def find_md17_file(root: str, molecule: str, source: str = 'auto',

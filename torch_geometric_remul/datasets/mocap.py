@@ -294,10 +294,6 @@ class MotionCapture(CachedDataset):
     # PyG interface #########################################################
 
     @property
-    def raw_file_names(self) -> List[str]:
-        return []
-
-    @property
     def processed_file_names(self) -> List[str]:
         paths = list(self.files)
         if self.skeleton_path is not None:
@@ -431,11 +427,10 @@ class MotionCapture(CachedDataset):
                      lambda f: torch.save(list(names), f))
         save_data_list(data_list, self.processed_paths[0])
 
-    def __repr__(self) -> str:
+    def _repr_fields(self) -> str:
         tag = ', synthetic proxy' if self.is_synthetic_proxy else ''
         tag += ', GMN split' if self.gmn_split_path is not None else ''
-        return (f'{self.__class__.__name__}({len(self)}, '
-                f'split={self.split!r}{tag})')
+        return f'split={self.split!r}{tag}'
 
 
 def read_gmn_split(path: str) -> Dict[str, Dict[int, List[int]]]:

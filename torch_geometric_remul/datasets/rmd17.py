@@ -24,10 +24,8 @@ from torch_geometric_remul.datasets._md17_files import (
 )
 from torch_geometric_remul.datasets._utils import (
     CachedDataset,
-    apply_pre,
     cache_name,
     file_fingerprint,
-    save_data_list,
     to_float,
 )
 
@@ -386,10 +384,6 @@ class RMD17(CachedDataset):
         return self._cache_dir
 
     @property
-    def raw_file_names(self) -> List[str]:
-        return []
-
-    @property
     def processed_file_names(self) -> List[str]:
         return [cache_name(f'rmd17_{self.molecule}_{self.split}', {
             'file': file_fingerprint(self.files.values()),
@@ -492,13 +486,11 @@ class RMD17(CachedDataset):
                           energy=energy_t[i:i + 1].clone(), force=force_t[i],
                           idx=torch.tensor([int(rows[i])]))
                      for i in range(take.size)]
-        data_list = apply_pre(data_list, self.pre_filter, self.pre_transform)
-        save_data_list(data_list, self.processed_paths[0])
+        self.save_processed(data_list)
 
-    def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}({len(self)}, '
-                f'molecule={self.molecule!r}, split={self.split!r}, '
-                f'fold={self.fold})')
+    def _repr_fields(self) -> str:
+        return (f'molecule={self.molecule!r}, split={self.split!r}, '
+                f'fold={self.fold}')
 
 
 def _counts(z: np.ndarray) -> Dict[int, int]:

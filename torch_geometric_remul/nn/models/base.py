@@ -373,14 +373,7 @@ class BaseModel(torch.nn.Module):
             ...     for p in model.parameters())
             False
         """
-        owner = type(self).__name__
-        check_data(data, owner)
-        key = self.position_key
-        pos = self._attr(data, key, 'points', owner)
-        if pos.dim() != 2 or pos.size(1) != 3:
-            raise ValueError(f"{owner}: 'data.{key}' (points) must have "
-                             f"shape [num_nodes, 3] (got "
-                             f"{list(pos.shape)})")
+        owner, key, pos = self._positions(data)
         scalars = self._concat(data, self.scalars, 'scalar', pos.size(0),
                                'num_nodes', owner, pos)
         edge_width = 0
@@ -394,17 +387,37 @@ class BaseModel(torch.nn.Module):
                                   owner, like=pos).size(0)
             edge_width = self._concat(data, self.edge_scalars, 'edge_scalar',
                                       rows, 'num_edges', owner, pos).size(1)
-        if not self._initialized:
-            inferred = []
-            if self.scalar_dim is None:
-                self.scalar_dim = scalars.size(1)
-                inferred.append('scalar')
-            if self.edge_scalar_dim is None:
-                self.edge_scalar_dim = edge_width
-                inferred.append('edge_scalar')
-            self._inferred = tuple(inferred)
-            self._build()
+        self._build_for(scalars.size(1), edge_width)
         return self
+
+    def _positions(self, data: Data) -> Tuple[str, str, Tensor]:
+        r"""``(owner, key, pos)``: the model's name, the position key and
+        the checked ``[num_nodes, 3]`` positions of ``data``."""
+        owner = type(self).__name__
+        check_data(data, owner)
+        key = self.position_key
+        pos = self._attr(data, key, 'points', owner)
+        if pos.dim() != 2 or pos.size(1) != 3:
+            raise ValueError(f"{owner}: 'data.{key}' (points) must have "
+                             f"shape [num_nodes, 3] (got "
+                             f"{list(pos.shape)})")
+        return owner, key, pos
+
+    def _build_for(self, scalar_width: int, edge_width: Optional[int]
+                   ) -> None:
+        r"""Builds the layers of a model not initialised yet, inferring
+        the widths left ``None`` from those of the data."""
+        if self._initialized:
+            return
+        inferred = []
+        if self.scalar_dim is None:
+            self.scalar_dim = scalar_width
+            inferred.append('scalar')
+        if self.edge_scalar_dim is None:
+            self.edge_scalar_dim = edge_width
+            inferred.append('edge_scalar')
+        self._inferred = tuple(inferred)
+        self._build()
 
     def reset_parameters(self) -> None:
         r"""Draws new initial values for the parameters made by
@@ -591,14 +604,7 @@ class BaseModel(torch.nn.Module):
                 mode, naming ``edge_index`` or ``batch``, an index out of
                 range (or negative).
         """
-        owner = type(self).__name__
-        check_data(data, owner)
-        key = self.position_key
-        pos = self._attr(data, key, 'points', owner)
-        if pos.dim() != 2 or pos.size(1) != 3:
-            raise ValueError(f"{owner}: 'data.{key}' (points) must have "
-                             f"shape [num_nodes, 3] (got "
-                             f"{list(pos.shape)})")
+        owner, key, pos = self._positions(data)
         ref = self._reference()
         if pos.dtype != ref.dtype:
             raise TypeError(f"{owner}: 'data.{key}' has dtype {pos.dtype} "
@@ -630,16 +636,8 @@ class BaseModel(torch.nn.Module):
             edge_scalars = self._concat(data, self.edge_scalars,
                                         'edge_scalar', E, 'num_edges', owner,
                                         pos)
-        if not self._initialized:
-            inferred = []
-            if self.scalar_dim is None:
-                self.scalar_dim = scalars.size(1)
-                inferred.append('scalar')
-            if self.edge_scalar_dim is None:
-                self.edge_scalar_dim = edge_scalars.size(1)
-                inferred.append('edge_scalar')
-            self._inferred = tuple(inferred)
-            self._build()
+        self._build_for(scalars.size(1), None if edge_scalars is None
+                        else edge_scalars.size(1))
         return ModelInputs(pos, vectors, scalars, edge_index, edge_scalars,
                            batch, ptr, num_graphs)
 

@@ -1,6 +1,7 @@
 r"""Building any backbone by name."""
 from typing import Dict, List, Type
 
+from torch_geometric_remul._checks import registry_entry
 from torch_geometric_remul.nn.models.base import BaseModel
 from torch_geometric_remul.nn.models.egnn import EGNN
 from torch_geometric_remul.nn.models.gnn import GNN
@@ -52,13 +53,7 @@ def build_model(name: str, **kwargs) -> BaseModel:
         >>> type(model).__name__, model.vectors
         ('EGNN', ('vel',))
     """
-    if not isinstance(name, str):
-        raise TypeError(f"'name' must be a str (got {type(name).__name__})")
-    key = name.lower()
-    if key not in MODELS:
-        raise ValueError(f"unknown model {name!r}; available models: "
-                         f"{', '.join(MODELS)}")
-    return MODELS[key](**kwargs)
+    return registry_entry(MODELS, name, 'model')(**kwargs)
 
 
 __all__ = ['MODELS', 'available_models', 'build_model']

@@ -2,6 +2,7 @@ r"""Building any weighting by name, as
 :func:`~torch_geometric_remul.nn.models.build_model` builds models."""
 from typing import Dict, List, Type
 
+from torch_geometric_remul._checks import registry_entry
 from torch_geometric_remul.nn.weighting.base import Weighting
 from torch_geometric_remul.nn.weighting.constant import Constant
 from torch_geometric_remul.nn.weighting.gradnorm import GradNorm
@@ -45,13 +46,7 @@ def build_weighting(name: str, **kwargs) -> Weighting:
         >>> type(w).__name__, w.total_steps
         ('Schedule', 10)
     """
-    if not isinstance(name, str):
-        raise TypeError(f"'name' must be a str (got {type(name).__name__})")
-    key = name.lower()
-    if key not in WEIGHTINGS:
-        raise ValueError(f"unknown weighting {name!r}; available weightings: "
-                         f"{', '.join(WEIGHTINGS)}")
-    return WEIGHTINGS[key](**kwargs)
+    return registry_entry(WEIGHTINGS, name, 'weighting')(**kwargs)
 
 
 __all__ = ['WEIGHTINGS', 'available_weightings', 'build_weighting']
