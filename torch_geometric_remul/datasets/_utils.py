@@ -164,7 +164,7 @@ class DamagedProcessedFile(ValueError):
 def _describe(error: BaseException) -> str:
     if (isinstance(error, pickle.UnpicklingError)
             and 'weights only' in str(error).lower()):
-        # torch's message suggests weights_only=False: never repeat that;
+        # torch's message suggests turning weights_only off: never repeat that;
         # keep its reason (e.g. "Unsupported global: GLOBAL posix.system")
         advice = ('weights_only', 'weights only', 'documentation',
                   'file an issue', 'safe_globals')
@@ -184,8 +184,8 @@ def _describe(error: BaseException) -> str:
 def read_processed(path: str,
                    check: Optional[Callable[[Any], bool]] = None) -> Any:
     r"""Reads a processed file with ``torch.load(..., weights_only=True)``
-    and nothing else (PyG's ``fs.torch_load`` retries with
-    ``weights_only=False``, which runs the code a crafted file carries).
+    and nothing else (PyG's own loader retries
+    with ``weights_only`` off, which runs the code a crafted file carries).
 
     Args:
         path (str): The file.
@@ -239,7 +239,7 @@ class CachedDataset(InMemoryDataset):
     Processed files are read by :meth:`load` and :meth:`read_processed`
     with ``torch.load(..., weights_only=True)`` only (PyG's
     :meth:`~torch_geometric.data.InMemoryDataset.load` retries with
-    ``weights_only=False``). A file that fails (empty, truncated, holding
+    ``weights_only`` off). A file that fails (empty, truncated, holding
     pickled code or another layout) is damaged: it is rebuilt from the raw
     data once, with a warning naming it; if it still fails, a
     :class:`DamagedProcessedFile` (:class:`ValueError`) names it.
@@ -275,6 +275,13 @@ class CachedDataset(InMemoryDataset):
             paths = list(super().processed_paths)
             self._remul_processed_paths = paths
         return list(paths)
+
+    def load_processed(self) -> None:
+        r"""Loads the dataset's processed file (what the constructor ends
+        with), through this class's own :meth:`load`, which never
+        unpickles."""
+        path = self.processed_paths[0]
+        self.load(path)
 
     def load(self, path: str, data_cls: Any = Data) -> None:
         r"""Loads the collated dataset written by :func:`save_data_list` to

@@ -462,7 +462,7 @@ class ChargedParticles(CachedDataset):
         self.clip_force = bool(clip_force)
         super().__init__(root, transform, pre_transform, pre_filter,
                          force_reload=force_reload)
-        self.load(self.processed_paths[0])
+        self.load_processed()
 
     @property
     def processed_file_names(self) -> List[str]:

@@ -385,7 +385,7 @@ class Gravity(CachedDataset):
         self.permute = check_bool(permute, 'permute')
         super().__init__(root, transform, pre_transform, pre_filter,
                          force_reload=force_reload)
-        self.load(self.processed_paths[0])
+        self.load_processed()
 
     @property
     def processed_file_names(self) -> List[str]:

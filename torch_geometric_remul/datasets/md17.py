@@ -199,7 +199,7 @@ class MD17Trajectories(CachedDataset):
                 f"numbers", UserWarning, stacklevel=2)
         super().__init__(root, transform, pre_transform, pre_filter,
                          force_reload=force_reload)
-        self.load(self.processed_paths[0])
+        self.load_processed()
 
     @property
     def raw_dir(self) -> str:

@@ -213,7 +213,7 @@ class MotionCapture(CachedDataset):
                 UserWarning, stacklevel=2)
         super().__init__(root, transform, pre_transform, pre_filter,
                          force_reload=force_reload)
-        self.load(self.processed_paths[0])
+        self.load_processed()
         self.joint_names: List[str] = self.read_processed(
             self.processed_paths[0] + '.joints', lambda v: isinstance(
                 v, list) and all(isinstance(n, str) for n in v))

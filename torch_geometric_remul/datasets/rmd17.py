@@ -373,7 +373,7 @@ class RMD17(CachedDataset):
         self._cache_dir = osp.expanduser(str(cache_dir))
         super().__init__(root, transform, pre_transform, pre_filter,
                          force_reload=force_reload)
-        self.load(self.processed_paths[0])
+        self.load_processed()
 
     @property
     def raw_dir(self) -> str:
