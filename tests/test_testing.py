@@ -68,3 +68,11 @@ def test_assert_equivariant_on_models():
         assert_equivariant(gnn, batch, vectors='vel')
     # float32 inputs get float32 tolerances
     assert_equivariant(lambda d: d.pos * 2, Data(pos=torch.randn(4, 3)))
+
+
+def test_assert_equivariant_options_are_keyword_only():
+    # the model and the data positional, every option by name
+    data = Data(pos=torch.randn(4, 3))
+    with pytest.raises(TypeError, match='positional'):
+        assert_equivariant(lambda d: d.pos, data, 'point')
+    assert_equivariant(lambda d: d.pos, data, output='point')

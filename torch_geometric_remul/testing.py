@@ -253,13 +253,13 @@ DEFAULT_TOLERANCES = {
 }
 
 
-def assert_equivariant(model: Callable[[Any], Any], data,
-                       output=None, points=None, vectors=None,
-                       pseudovectors=None, group: Optional[str] = None,
-                       num_samples: int = 8,
+def assert_equivariant(model: Callable[[Any], Any], data, *,
+                       roles=None, output=None, points=None, vectors=None,
+                       pseudovectors=None, sampler=None,
+                       group: Optional[str] = None, generator=None,
+                       num_samples: int = 8, level=None,
                        atol: Optional[float] = None,
-                       rtol: Optional[float] = None, *, roles=None,
-                       sampler=None, generator=None, level=None) -> dict:
+                       rtol: Optional[float] = None) -> dict:
     r"""Raises :class:`AssertionError` unless ``model`` is equivariant on
     ``data`` within tolerance, for every declared output: the mean
     distance :math:`E'` between :math:`f(\phi(g) x)` and

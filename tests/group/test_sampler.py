@@ -72,3 +72,10 @@ def test_so2_construction_leaves_the_global_generator_alone(axis):
     RigidSampler('SO2', axis=axis)
     RandomRigidTransform('SO2', axis=axis)
     assert torch.equal(torch.rand(4), expected)
+
+
+def test_options_after_group_are_keyword_only():
+    # the same rule as RandomRigidTransform: the group first, the rest by name
+    assert RigidSampler('SE3', translation_std=2.0).translation_std == 2.0
+    with pytest.raises(TypeError, match='positional'):
+        RigidSampler('SE3', 2.0)

@@ -66,7 +66,7 @@ class RigidSampler:
         >>> T.num_graphs, T.dtype
         (4, torch.float64)
     """
-    def __init__(self, group: str = DEFAULT_GROUP,
+    def __init__(self, group: str = DEFAULT_GROUP, *,
                  translation_std: float = 1.0, axis: AxisLike = 2,
                  generator: Optional[torch.Generator] = None) -> None:
         self.group = normalize_group(group, tuple(GROUPS))
