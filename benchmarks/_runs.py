@@ -19,6 +19,7 @@ other code are trained again, unless the caller asks otherwise:
 nothing is reused without that opt-in.
 """
 import json
+import math
 import os
 import os.path as osp
 import statistics
@@ -319,6 +320,112 @@ def _train_missing(configs, seeds, common, work_dir, current,
     if failed:
         raise RuntimeError(f'{len(failed)} run(s) failed, first: '
                            f'{failed[0][0]}') from failed[0][1]
+
+
+#: the seed every learning-rate search trains on (:func:`tune_lr`)
+TUNE_SEED = 0
+#: a search's grid grows by this factor past an edge that wins ...
+LR_STEP = 3.0
+#: ... at most this many times
+LR_EXTRA = 2
+
+
+def lr_label(name: str, lr: float) -> str:
+    """The row label of ``name`` trained at learning rate ``lr``."""
+    return f'{name} (lr {lr:g})'
+
+
+def base_label(label: str) -> str:
+    """The row name without the learning rate :func:`lr_label` adds."""
+    return label.split(' (lr ')[0]
+
+
+def tune_lr(name: str, config: Dict, rates: Sequence[float], common: Dict,
+            work_dir: str, jobs: int = 1, report_only: bool = False
+            ) -> Tuple[Optional[Dict], List[Dict]]:
+    """The validation learning-rate search of one row, the same for every
+    model searched: ``config`` (fields of the row, without label) is
+    trained on seed :data:`TUNE_SEED` at every rate of ``rates`` (with
+    ``report_only``: only read); while the best rate is the largest
+    tried, one :data:`LR_STEP` times larger is added, and while it is the
+    smallest, one :data:`LR_STEP` times smaller, at most :data:`LR_EXTRA`
+    rates in all, so that the rate chosen is not the edge of the grid
+    unless the grid ran out. The rate with the lowest best validation MSE
+    wins (a diverged run's NaN counts as worst; the test set is never
+    read). Returns the chosen configuration (labelled ``"<name> (lr
+    <rate>)"``, its seed-0 run is the search's run) and one record per
+    rate in the order tried, or ``(None, [])`` when ``report_only`` finds
+    a run of the search unfinished."""
+    rates, search = list(rates), []
+
+    def rank(record):
+        v = record['best_val_mse']
+        return math.inf if v is None or v != v else v
+
+    def configured(lr):
+        return dict(config, label=lr_label(name, lr), lr=lr)
+
+    def trained(lrs):
+        todo = [configured(lr) for lr in lrs]
+        if report_only:
+            if finished_configs(todo, [TUNE_SEED], common, work_dir) != todo:
+                return False
+        else:
+            run_all(todo, [TUNE_SEED], common, work_dir, jobs=jobs)
+        for cfg in todo:
+            saved = saved_results(work_dir, cfg['label'], TUNE_SEED)
+            search.append({'label': cfg['label'], 'lr': cfg['lr'],
+                           'best_val_mse': saved['best_val_mse'],
+                           'best_epoch': saved['best_epoch'],
+                           'seconds_per_epoch':
+                               saved['test']['seconds_per_epoch']})
+        return True
+
+    if not trained(rates):
+        return None, []
+    while True:
+        best = min(search, key=rank)['lr']
+        low, high = min(r['lr'] for r in search), max(r['lr'] for r in search)
+        if len(search) - len(rates) >= LR_EXTRA or low < best < high:
+            return configured(best), search
+        extra = round((high * LR_STEP) if best == high else
+                      (low / LR_STEP), 12)
+        if not trained([extra]):
+            return None, []
+
+
+def search_record(config: Dict, search: List[Dict], epochs: int,
+                  rates: Sequence[float]) -> Dict:
+    """What a results JSON stores of one :func:`tune_lr` search."""
+    return {'seed': TUNE_SEED, 'epochs': epochs, 'grid': list(rates),
+            'runs': search, 'chosen_lr': config['lr'],
+            'rule': f'lowest best validation MSE on seed {TUNE_SEED}; the '
+                    f'grid grows {LR_STEP:g}x past a winning edge, at most '
+                    f'{LR_EXTRA} rates more'}
+
+
+def search_lines(name: str, record: Optional[Dict], scale: float = 1e3,
+                 unit: str = 'x 1e-3') -> List[str]:
+    """A learning-rate search (:func:`search_record`) as a markdown
+    table (none without one)."""
+    if not record:
+        return []
+    start = ', '.join(f'{lr:g}' for lr in record['grid'])
+    lines = ['', f'{name}\'s learning rate: each rate trained on seed '
+             f'{record["seed"]} for {record["epochs"]} epochs ({start}, '
+             f'then {LR_STEP:g}x further while the largest or smallest '
+             f'rate tried was the best, at most {LR_EXTRA} more); the rate '
+             f'with the lowest best validation MSE is used for every seed '
+             f'(chosen: {record["chosen_lr"]:g}). The test set is not '
+             f'used.', '',
+             f'| learning rate | best validation MSE {unit} | best epoch | '
+             f's / epoch |', '|---|---|---|---|']
+    for r in sorted(record['runs'], key=lambda r: r['lr']):
+        v = r['best_val_mse']
+        val = 'diverged' if v is None or v != v else f'{v * scale:.2f}'
+        lines.append(f'| {r["lr"]:g} | {val} | {r["best_epoch"]} | '
+                     f'{r["seconds_per_epoch"]:.2f} |')
+    return lines
 
 
 def saved_results(work_dir: str, label: str, seed: int) -> Dict:

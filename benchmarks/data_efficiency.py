@@ -42,7 +42,7 @@ import os.path as osp
 import statistics
 import sys
 import tempfile
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _stats import (  # noqa: E402
@@ -57,14 +57,20 @@ from _stats import (  # noqa: E402
 )
 
 from _runs import (  # noqa: E402
+    LR_EXTRA,
+    LR_STEP,
     QUICK,
     add_from_json_argument,
+    base_label,
     code_lines,
     finished_configs,
     interval_payload,
+    load_results,
     publish,
     rerender,
     run_all,
+    search_record,
+    tune_lr,
 )
 from _timing import machine_description  # noqa: E402
 
@@ -91,6 +97,12 @@ METHODS = (
     ('REMUL', dict(loss='remul')),
     ('EGNN', dict(model='egnn', loss='plain')),
 )
+#: EGNN's learning rates searched per task and size on the validation set
+#: (``_runs.tune_lr``: seed 0, the grid grows 3x past a winning edge, at
+#: most twice): the task default (the rate every other row trains at) and
+#: 3x either side. The unconstrained backbones keep the task default.
+EGNN_LRS = {'nbody': (1.5e-4, 5e-4, 1.5e-3), 'gravity': (1e-4, 3e-4, 9e-4)}
+
 #: the paired differences reported (method a - method b)
 COMPARISONS = (('REMUL', 'augmentation'), ('REMUL', 'EGNN'),
                ('REMUL', 'plain'), ('augmentation', 'plain'),
@@ -149,7 +161,8 @@ def _run_record(run_dir: str) -> Dict:
 def run_task(task: str, sizes: Sequence[int], seeds: Sequence[int],
              common: Dict, work: str, epochs: int, max_epochs: int,
              backbone: str = None, log=print, jobs: int = 1,
-             report_only: bool = False) -> Dict:
+             report_only: bool = False,
+             methods: Optional[Sequence[str]] = None) -> Dict:
     """Trains every method at every size (with ``report_only``: nothing,
     keeping the methods whose every seed finished); returns the task's JSON
     part: ``rows`` (one per size and method, with intervals),
@@ -157,9 +170,10 @@ def run_task(task: str, sizes: Sequence[int], seeds: Sequence[int],
     and label of the methods not tabulated)."""
     title, default_backbone = TASKS[task]
     backbone = backbone or default_backbone
-    configs = configs_for(backbone)
+    configs = [c for c in configs_for(backbone)
+               if not methods or c['method'] in methods]
     rows, comparisons, epochs_by_size, val_every = [], [], {}, {}
-    missing = []
+    missing, searches = [], {}
     for size in sizes:
         n_epochs = epochs_for(size, epochs, max_epochs)
         epochs_by_size[str(size)] = n_epochs
@@ -169,6 +183,11 @@ def run_task(task: str, sizes: Sequence[int], seeds: Sequence[int],
         work_dir = osp.join(work, 'bench-data-efficiency', task, f'n{size}')
         run_cfgs = [{k: v for k, v in c.items() if k != 'method'}
                     for c in configs]
+        run_cfgs, search, unsearched = tune_egnn(
+            task, run_cfgs, values, work_dir, jobs, report_only)
+        if search is not None:
+            searches[str(size)] = search
+        missing += [{'num_train': size, 'label': m} for m in unsearched]
         done = run_cfgs if not report_only else \
             finished_configs(run_cfgs, seeds, values, work_dir)
         missing += [{'num_train': size, 'label': c['label']}
@@ -176,9 +195,8 @@ def run_task(task: str, sizes: Sequence[int], seeds: Sequence[int],
         size_rows = run_all(done, seeds, values, work_dir, log=log,
                             jobs=jobs) if done else []
         add_intervals(size_rows, ('mse', 'E_prime', 'E_prime_paper'))
-        for cfg, row in zip([c for c, r in zip(configs, run_cfgs)
-                             if r in done], size_rows):
-            row['method'] = cfg['method']
+        for row in size_rows:
+            row['method'] = method_of(row['label'])
             row['num_train'] = size
             row['epochs'] = n_epochs
             row['run_records'] = [
@@ -189,7 +207,69 @@ def run_task(task: str, sizes: Sequence[int], seeds: Sequence[int],
     return {'title': title, 'backbone': backbone,
             'epochs_by_size': epochs_by_size,
             'val_every_by_size': val_every, 'rows': rows,
-            'comparisons': comparisons, 'missing': missing}
+            'comparisons': comparisons, 'missing': missing,
+            'lr_search': searches}
+
+
+def method_of(label: str) -> str:
+    """The method of a row label (``"GNN + REMUL"`` -> ``"REMUL"``,
+    ``"EGNN (lr 0.0005)"`` -> ``"EGNN"``)."""
+    label = base_label(label)
+    for method, _ in METHODS:
+        if label == method or label.endswith(f' {method}'):
+            return method
+    raise ValueError(f'no method in the row label {label!r}')
+
+
+def tune_egnn(task: str, configs: List[Dict], values: Dict, work_dir: str,
+              jobs: int = 1, report_only: bool = False):
+    """Runs (or, with ``report_only``, reads) EGNN's learning-rate search
+    at one size (:data:`EGNN_LRS`) when ``configs`` has the EGNN row, and
+    puts the chosen configuration in its place. Returns the configurations,
+    the search record (``None`` without one) and the labels of rows left
+    out because their search is unfinished."""
+    out, record, missing = [], None, []
+    for cfg in configs:
+        if cfg['label'] != 'EGNN':
+            out.append(cfg)
+            continue
+        fields = {k: v for k, v in cfg.items() if k != 'label'}
+        chosen, runs = tune_lr('EGNN', fields, EGNN_LRS[task], values,
+                               work_dir, jobs=jobs, report_only=report_only)
+        if chosen is None:
+            missing.append('EGNN (learning-rate search)')
+            continue
+        record = search_record(chosen, runs, values['epochs'],
+                               EGNN_LRS[task])
+        out.append(chosen)
+    return out, record, missing
+
+
+def updated(stored: Dict, new: Dict) -> Dict:
+    """``stored`` (a written data-efficiency JSON) with the rows of ``new``
+    (trained by this invocation) in place of the stored rows of the same
+    task, size and method, their searches, every comparison recomputed,
+    and an ``updates`` record of what was replaced by which code."""
+    out = json.loads(json.dumps(stored))
+    replaced = []
+    for task, part in new['tasks'].items():
+        old = out['tasks'][task]
+        fresh = {(r['num_train'], r['method']): r for r in part['rows']}
+        old['rows'] = [fresh.pop((r['num_train'], r['method']), r)
+                       for r in old['rows']] + list(fresh.values())
+        old['lr_search'] = dict(old.get('lr_search', {}), **part['lr_search'])
+        done = {(r['num_train'], base_label(r['label']))
+                for r in part['rows']}
+        old['missing'] = [m for m in old.get('missing', []) if
+                          (m['num_train'], base_label(m['label']))
+                          not in done] + part['missing']
+        replaced += [f'{task}: {r["label"]} at {r["num_train"]:,}'
+                     for r in part['rows']]
+    refresh_comparisons(out)
+    out['updates'] = list(stored.get('updates', [])) + [{
+        'rows': replaced, 'code': new['code'], 'versions': new['versions'],
+        'machine': new['machine']}]
+    return out
 
 
 def size_comparisons(rows: List[Dict], size: int) -> List[Dict]:
@@ -219,7 +299,8 @@ def markdown(payload: Dict) -> str:
              f'it contains 0.\n']
     for task, part in payload['tasks'].items():
         methods = [m for m, _ in METHODS]
-        labels = {r['method']: r['label'] for r in part['rows']}
+        labels = {r['method']: base_label(r['label'])
+                  for r in part['rows']}
         head = ['training systems', 'epochs'] + [labels.get(m, m)
                                                  for m in methods]
         lines = [f'## {part["title"]}', '',
@@ -238,12 +319,43 @@ def markdown(payload: Dict) -> str:
         lines += comparison_table(part['comparisons'],
                                   {'mse': ('test MSE x 1e-3', 1e3)},
                                   first=('training systems', 'num_train'))
+        lines += search_table(part.get('lr_search'))
         lines += missing_lines([f'{m["label"]} at {m["num_train"]:,}'
                                 for m in part.get('missing', [])])
         lines += code_lines(part['rows'], name=lambda r: f'{r["label"]} at '
                             f'{r["num_train"]:,}')
         parts.append('\n'.join(lines) + '\n')
+    for u in payload.get('updates', []):
+        tree = ((u.get('code') or {}).get('package_tree') or '?')[:7]
+        parts.append(f'Rows replaced later by ``--update`` (trained by '
+                     f'package tree {tree}): {"; ".join(u["rows"])}.\n')
     return '\n'.join(parts)
+
+
+def search_table(searches: Optional[Dict[str, Dict]]) -> List[str]:
+    """EGNN's learning-rate search of every size, one table (none without
+    a search)."""
+    if not searches:
+        return []
+    first = next(iter(searches.values()))
+    lines = ['', f'EGNN\'s learning rate, searched at every size: each rate '
+             f'of the grid ({", ".join(f"{lr:g}" for lr in first["grid"])}; '
+             f'then {LR_STEP:g}x further while the largest or smallest rate '
+             f'tried was the best, at most {LR_EXTRA} more) trained on seed '
+             f'{first["seed"]} with that size\'s epochs; the rate with the '
+             f'lowest best validation MSE is used for every seed. The test '
+             f'set is not used. The other rows train at the task default.',
+             '', '| training systems | learning rate: best validation MSE '
+             'x 1e-3 (best epoch) | chosen |', '|---|---|---|']
+    for size, record in sorted(searches.items(), key=lambda kv: int(kv[0])):
+        cells = []
+        for r in sorted(record['runs'], key=lambda r: r['lr']):
+            v = r['best_val_mse']
+            val = 'diverged' if v is None or v != v else f'{v * 1e3:.2f}'
+            cells.append(f'{r["lr"]:g}: {val} ({r["best_epoch"]})')
+        lines.append(f'| {int(size):,} | {"; ".join(cells)} | '
+                     f'{record["chosen_lr"]:g} |')
+    return lines
 
 
 def _top(rows: List[Dict]) -> float:
@@ -348,6 +460,17 @@ def main(argv=None):
     parser.add_argument('--max-epochs', type=int, default=300)
     parser.add_argument('--beta', type=float, default=1.0)
     parser.add_argument('--data-root', default='data')
+    parser.add_argument('--work', default='runs',
+                        help='where the runs live (default: runs)')
+    parser.add_argument('--methods', nargs='+', default=None,
+                        choices=[m for m, _ in METHODS],
+                        help='train (or report) only these methods')
+    parser.add_argument('--update', metavar='JSON', default=None,
+                        help='train (or read) only the --methods of --tasks '
+                        'and --sizes and put them, with their searches, in '
+                        'place of the same rows of a written JSON; the '
+                        'other rows are kept as stored and every '
+                        'comparison is recomputed')
     parser.add_argument('--jobs', type=int, default=1,
                         help='runs trained at once (one per core)')
     parser.add_argument('--report-only', action='store_true',
@@ -356,6 +479,9 @@ def main(argv=None):
     add_from_json_argument(parser)
     parser.add_argument('--quick', action='store_true')
     args = parser.parse_args(argv)
+    if args.update and not args.methods:
+        parser.error('--update needs --methods: the rows to train again')
+    stored = load_results(args.update) if args.update else None
     if args.from_json:
         print('wrote', ', '.join(rerender(
             'data_efficiency', args.from_json, markdown, plot,
@@ -365,7 +491,7 @@ def main(argv=None):
     if any(s < 1 for s in sizes):
         parser.error('--sizes must be positive')
     common = dict(beta=args.beta, data_root=args.data_root)
-    work, seeds = 'runs', list(args.seeds)
+    work, seeds = args.work, list(args.seeds)
     epochs, max_epochs = args.epochs, args.max_epochs
     directory = {}
     if args.quick:
@@ -384,11 +510,14 @@ def main(argv=None):
     for task in args.tasks:
         payload['tasks'][task] = run_task(task, sizes, seeds, common, work,
                                           epochs, max_epochs, jobs=args.jobs,
-                                          report_only=args.report_only)
-    selections = sorted({str(rec['selection']) for part in
-                         payload['tasks'].values() for r in part['rows']
-                         for rec in r['run_records']})
-    payload['selections_recorded'] = selections
+                                          report_only=args.report_only,
+                                          methods=args.methods)
+    if stored is not None:
+        payload = updated(stored, payload)
+        directory = {'directory': osp.dirname(osp.abspath(args.update))}
+    payload['selections_recorded'] = sorted({
+        str(rec['selection']) for part in payload['tasks'].values()
+        for r in part['rows'] for rec in r['run_records']})
     drawn = any(part['rows'] for part in payload['tasks'].values())
     publish('data_efficiency', payload, markdown, plot, drawn, **directory)
     return 0

@@ -5,7 +5,8 @@ several seeds.
 
 Usage:  python benchmarks/headline.py [--seeds 0 1 2 3 4] [--epochs 300]
             [--val-every 5] [--segnn-epochs 100] [--jobs 2] [--only LABEL ...]
-            [--work runs] [--report-only] [--quick]
+            [--work runs] [--report-only] [--quick] [--from-json JSON]
+            [--update JSON --only LABEL ...]
 
 Data: our simulator of the EGNN charged-particle system (a stand-in for the
 EGNN files: 3,000 / 2,000 / 2,000 trajectories, frame 30 -> 40, see
@@ -22,13 +23,18 @@ Rows, in the order they are trained:
 * ``GNN + augmentation x2``: two transformed copies per graph and step,
   fused (``num_samples=2``): as many forward passes as REMUL;
 * ``EGNN``, ``GNN plain``, then the Transformer rows;
-* ``SEGNN`` (plain; equivariant by construction), with its own schedule
-  and learning rate: ``--segnn-epochs`` (default 100, about the training
-  time of the other rows' 300 epochs), and the learning rate of
-  ``SEGNN_LRS`` (5e-4, 1.5e-3, 4.5e-3; extended by 3x, at most twice,
-  while the largest rate is the best) whose seed-0 run reaches the
-  lowest validation MSE (the runs of that search are trained first and
-  tabulated; the row's label names the learning rate chosen).
+* ``SEGNN`` (plain; equivariant by construction), with its own schedule:
+  ``--segnn-epochs`` (default 100, about the training time of the other
+  rows' 300 epochs).
+
+Learning rates: EGNN and SEGNN, the two rows whose rate is not the one
+the unconstrained backbones share (the task default, 5e-4, EGNN's own),
+get the same validation search (``LR_SEARCHES``, ``_runs.tune_lr``):
+every rate of a grid trained on seed 0 (EGNN 1.5e-4, 5e-4, 1.5e-3; SEGNN
+5e-4, 1.5e-3, 4.5e-3), the grid grown 3x past an edge that wins, at most
+twice; the rate with the lowest best validation MSE is the row's for
+every seed (its seed-0 run is the search's run). The searches are trained
+first and tabulated; the row's label names the rate chosen.
 
 Selection: each run's test metrics are those of the model at its epoch of
 lowest validation MSE (validated every ``--val-every`` epochs and at the
@@ -48,11 +54,17 @@ loaded 2-core machine (two at a time, some resumed), so a run's wall time
 measures the load as much as the method; the per-step cost of each loss is
 measured side by side by benchmarks/loss.py (step.json). ``--from-json
 JSON`` trains and reads no run: it recomputes the comparisons of a written
-JSON from its per-seed values and writes its outputs again.
+JSON from its per-seed values and writes its outputs again. ``--update
+JSON --only LABEL ...`` trains (or reads) only those rows, with their
+searches, and writes the stored JSON again with them in place of the rows
+of the same name, the other rows as stored, every comparison recomputed
+and an ``updates`` record of the code that trained them: how a row is
+re-run on the code, hence the data, of the rest of the table (run the
+script with that package version first on ``PYTHONPATH``; see
+docs/results.md).
 """
 import argparse
 import json
-import math
 import os
 import os.path as osp
 import sys
@@ -74,16 +86,20 @@ from _stats import (  # noqa: E402
 from _runs import (  # noqa: E402
     QUICK,
     add_protocol_arguments,
+    base_label,
     code_lines,
     finished_configs,
     interval_panel,
     interval_payload,
+    load_results,
     paired_panel,
     publish,
     rerender,
     run_all,
-    saved_results,
+    search_lines,
+    search_record,
     selected_rows,
+    tune_lr,
 )
 
 CONFIGS = [
@@ -101,16 +117,13 @@ CONFIGS = [
     dict(label='SEGNN', model='segnn', loss='plain'),
 ]
 
-#: SEGNN's learning rates tried (the task default, 5e-4, and two steps of
-#: 3x up): each is trained on seed ``TUNE_SEED`` for the SEGNN schedule,
-#: and the one with the lowest best validation MSE is the SEGNN row's (its
-#: seed-0 run is that tuning run)
-SEGNN_LRS = (5e-4, 1.5e-3, 4.5e-3)
-#: while the best rate is the largest tried, the search adds one
-#: ``SEGNN_STEP`` times larger, at most ``SEGNN_EXTRA`` times
-SEGNN_STEP = 3.0
-SEGNN_EXTRA = 2
-TUNE_SEED = 0
+#: the rows whose learning rate is searched on the validation set, alike
+#: (``_runs.tune_lr``: seed 0, the grid grows 3x past a winning edge, at
+#: most twice): SEGNN from the task default up (5e-4, 1.5e-3, 4.5e-3),
+#: EGNN around the task default (EGNN's own rate, 5e-4); each row uses
+#: the rate with the lowest best validation MSE for every seed
+LR_SEARCHES = {'SEGNN': (5e-4, 1.5e-3, 4.5e-3),
+               'EGNN': (1.5e-4, 5e-4, 1.5e-3)}
 #: SEGNN's epochs: a SEGNN epoch costs about 2.5 GNN + REMUL epochs on
 #: this machine, so 100 SEGNN epochs take about the training time of the
 #: other rows' 300 (the table's core-hours column says how close)
@@ -161,55 +174,50 @@ def _curve(run_dir: str) -> Dict[str, List[float]]:
     return {'seconds': seconds, 'val_mse': mse, 'total_seconds': total}
 
 
-def segnn_config(lr: float, epochs: int) -> Dict:
-    """The SEGNN configuration of one learning rate."""
-    return dict(label=f'SEGNN (lr {lr:g})', model='segnn', loss='plain',
-                lr=lr, epochs=epochs)
+def tune_rows(configs: List[Dict], common: Dict, work_dir: str,
+              segnn_epochs: int, jobs: int = 1, report_only: bool = False
+              ) -> Tuple[List[Dict], Dict[str, Dict], List[str]]:
+    """Runs (or, with ``report_only``, reads) the learning-rate search of
+    every row of ``configs`` named in :data:`LR_SEARCHES`
+    (``_runs.tune_lr``; SEGNN on its own schedule of ``segnn_epochs``) and
+    puts the chosen configuration in place of the row. Returns the
+    configurations, the searches (name -> ``_runs.search_record``) and the
+    searches not finished (listed as missing)."""
+    out, searches, missing = [], {}, []
+    for cfg in configs:
+        rates = LR_SEARCHES.get(cfg['label'])
+        if rates is None:
+            out.append(cfg)
+            continue
+        fields = {k: v for k, v in cfg.items() if k != 'label'}
+        epochs = common['epochs']
+        if cfg['label'] == 'SEGNN':
+            epochs = fields['epochs'] = segnn_epochs
+        chosen, runs = tune_lr(cfg['label'], fields, rates, common,
+                               work_dir, jobs=jobs, report_only=report_only)
+        if chosen is None:
+            missing.append(f'{cfg["label"]} (learning-rate search)')
+            continue
+        searches[cfg['label']] = search_record(chosen, runs, epochs, rates)
+        out.append(chosen)
+    return out, searches, missing
 
 
-def tune_segnn(common: Dict, work_dir: str, epochs: int, jobs: int = 1,
-               report_only: bool = False
-               ) -> Tuple[Optional[Dict], List[Dict]]:
-    """Trains (or, with ``report_only``, only reads) the SEGNN search on
-    seed ``TUNE_SEED``: the rates of ``SEGNN_LRS`` first; while the best
-    is the largest rate tried, one more rate ``SEGNN_STEP`` times larger
-    (at most ``SEGNN_EXTRA`` of them), so that the rate chosen is not the
-    edge of the grid unless the grid ran out. Returns the configuration
-    with the lowest best validation MSE (a diverged run's NaN counts as
-    worst) and one record per rate tried, or ``(None, [])`` when
-    ``report_only`` finds a run of the search unfinished."""
-    rates, search = list(SEGNN_LRS), []
-
-    def rank(record):
-        v = record['best_val_mse']
-        return math.inf if v is None or v != v else v
-
-    while True:
-        configs = [segnn_config(lr, epochs) for lr in rates]
-        todo = configs[len(search):]
-        if report_only:
-            if finished_configs(todo, [TUNE_SEED], common, work_dir) != todo:
-                return None, []
-        else:
-            run_all(todo, [TUNE_SEED], common, work_dir, jobs=jobs)
-        for cfg in todo:
-            saved = saved_results(work_dir, cfg['label'], TUNE_SEED)
-            search.append({'label': cfg['label'], 'lr': cfg['lr'],
-                           'best_val_mse': saved['best_val_mse'],
-                           'best_epoch': saved['best_epoch'],
-                           'seconds_per_epoch':
-                               saved['test']['seconds_per_epoch']})
-        best = min(range(len(search)), key=lambda i: rank(search[i]))
-        if best < len(rates) - 1 or \
-                len(rates) - len(SEGNN_LRS) >= SEGNN_EXTRA:
-            return configs[best], search
-        rates.append(round(rates[-1] * SEGNN_STEP, 12))
+def searches_of(payload: Dict) -> Dict[str, Dict]:
+    """The learning-rate searches of a headline JSON (name -> record);
+    JSONs written before EGNN was searched stored SEGNN's alone, as
+    ``segnn_search`` over the grid of :data:`LR_SEARCHES`."""
+    if 'lr_search' in payload:
+        return payload['lr_search'] or {}
+    old = payload.get('segnn_search')
+    return {'SEGNN': dict(old, grid=list(LR_SEARCHES['SEGNN']))} if old \
+        else {}
 
 
-def aggregate(rows: List[Dict], configs: List[Dict], work_dir: str,
-              segnn_label: str = 'SEGNN') -> Dict:
-    """Intervals per row, paired comparisons (``'SEGNN'`` in
-    ``COMPARISONS`` stands for ``segnn_label``), curves and compute."""
+def add_run_records(rows: List[Dict], configs: List[Dict],
+                    work_dir: str) -> None:
+    """Intervals, passes per graph, validation curves and compute of the
+    rows just trained (read from their runs in ``work_dir``)."""
     add_intervals(rows, INTERVALS)
     for cfg, row in zip(configs, rows):
         row['passes_per_graph'] = passes(cfg)
@@ -220,13 +228,40 @@ def aggregate(rows: List[Dict], configs: List[Dict], work_dir: str,
         run_seconds = [c['total_seconds'] for c in curves]
         row['train_seconds_ci'] = mean_interval(run_seconds).as_dict()
 
+
+def comparisons(rows: List[Dict]) -> List[Dict]:
+    """The paired differences of :data:`COMPARISONS` among ``rows`` (a
+    name in it stands for the row of that name at whatever learning rate
+    its search chose)."""
+    label = {base_label(r['label']): r['label'] for r in rows}
+
     def named(pairs):
-        return [tuple(segnn_label if x == 'SEGNN' else x for x in pair)
-                for pair in pairs]
+        return [tuple(label.get(x, x) for x in pair) for pair in pairs]
     both = [p for p in COMPARISONS if p not in MSE_ONLY]
-    return {'rows': rows, 'comparisons':
-            compare_rows(rows, named(both), ('mse', 'E_prime_paper')) +
-            compare_rows(rows, named(MSE_ONLY), ('mse',))}
+    return compare_rows(rows, named(both), ('mse', 'E_prime_paper')) + \
+        compare_rows(rows, named(MSE_ONLY), ('mse',))
+
+
+def updated(stored: Dict, new: Dict) -> Dict:
+    """``stored`` (a written headline JSON) with the rows of ``new``
+    (trained by this invocation) in place of its rows of the same name,
+    their learning-rate searches, the comparisons recomputed over all
+    rows, and an ``updates`` record of what was replaced by which code."""
+    fresh = {base_label(r['label']): r for r in new['rows']}
+    rows = [fresh.pop(base_label(r['label']), r) for r in stored['rows']]
+    rows += list(fresh.values())
+    out = dict(stored, rows=rows, comparisons=comparisons(rows),
+               lr_search=dict(searches_of(stored), **new['lr_search']),
+               missing=sorted(set(stored.get('missing', []))
+                              - {base_label(r['label']) for r in rows}
+                              | set(new['missing'])))
+    out.pop('segnn_search', None)
+    out['updates'] = list(stored.get('updates', [])) + [{
+        'rows': [r['label'] for r in new['rows']],
+        'searches': sorted(new['lr_search']),
+        'code': new['code'], 'versions': new['versions'],
+        'machine': new['machine']}]
+    return out
 
 
 def markdown(payload: Dict) -> str:
@@ -256,31 +291,25 @@ def markdown(payload: Dict) -> str:
             f'{", ".join(str(e) for e in r["best_epochs"])} | '
             f'{r["train_core_seconds"] / 3600:.2f} |')
     lines += far_seed_lines(payload['rows'], 1e3, 'x 1e-3')
-    lines += segnn_search_lines(payload.get('segnn_search'))
+    for name, record in searches_of(payload).items():
+        lines += search_lines(name, record)
+    lines += update_lines(payload.get('updates'))
     lines += comparison_table(payload['comparisons'], MSE_AND_E_PRIME)
     lines += missing_lines(payload['missing'])
     lines += code_lines(payload['rows'])
     return '\n'.join(lines) + '\n'
 
 
-def segnn_search_lines(search: Optional[Dict]) -> List[str]:
-    """The SEGNN learning-rate search as a table (none without one)."""
-    if not search:
-        return []
-    start = ', '.join(f'{lr:g}' for lr in SEGNN_LRS)
-    lines = ['', f'SEGNN\'s learning rate: each rate trained on seed '
-             f'{search["seed"]} for {search["epochs"]} epochs ({start}, then '
-             f'{SEGNN_STEP:g}x larger while the largest rate tried was the '
-             f'best, at most {SEGNN_EXTRA} more); the rate with the lowest '
-             f'best validation MSE is used for every seed (chosen: '
-             f'{search["chosen_lr"]:g}). The test set is not used.', '',
-             '| learning rate | best validation MSE x 1e-3 | best epoch | '
-             's / epoch |', '|---|---|---|---|']
-    for r in search['runs']:
-        v = r['best_val_mse']
-        val = 'diverged' if v is None or v != v else f'{v * 1e3:.2f}'
-        lines.append(f'| {r["lr"]:g} | {val} | {r["best_epoch"]} | '
-                     f'{r["seconds_per_epoch"]:.2f} |')
+def update_lines(updates: Optional[List[Dict]]) -> List[str]:
+    """What ``--update`` replaced in a stored table, and with which code."""
+    lines = []
+    for u in updates or []:
+        code = u.get('code') or {}
+        tree = (code.get('package_tree') or '?')[:7]
+        lines += ['', f'Rows replaced later by ``--update``: '
+                  f'{", ".join(u["rows"]) or "none"} (trained by package '
+                  f'tree {tree}; learning-rate searches run: '
+                  f'{", ".join(u["searches"]) or "none"}).']
     return lines
 
 
@@ -357,7 +386,16 @@ def main(argv=None):
     parser.add_argument('--segnn-epochs', type=int, default=SEGNN_EPOCHS,
                         help='epochs of the SEGNN row and of its '
                         'learning-rate search (default %(default)s)')
+    parser.add_argument('--update', metavar='JSON', default=None,
+                        help='train (or read) only the rows of --only and '
+                        'put them, with their learning-rate searches, in '
+                        'place of the rows of the same name in a written '
+                        'headline JSON; the other rows are kept as stored '
+                        'and every comparison is recomputed')
     args = parser.parse_args(argv)
+    if args.update and not args.only:
+        parser.error('--update needs --only: the rows to train again')
+    stored = load_results(args.update) if args.update else None
     if args.from_json:
         print('wrote', ', '.join(rerender('headline', args.from_json,
                                           markdown, plot)))
@@ -373,31 +411,26 @@ def main(argv=None):
         work = common['data_root'] = tempfile.mkdtemp()
         directory = {'directory': work}
     work_dir = osp.join(work, 'bench-headline')
-    search, segnn_label, missing = None, 'SEGNN', []
-    if any(c['label'] == 'SEGNN' for c in configs):
-        epochs = common['epochs'] if args.quick else args.segnn_epochs
-        chosen, runs = tune_segnn(common, work_dir, epochs, args.jobs,
-                                  args.report_only)
-        if chosen is None:
-            missing.append('SEGNN (learning-rate search)')
-        else:
-            segnn_label = chosen['label']
-            search = {'seed': TUNE_SEED, 'epochs': epochs, 'runs': runs,
-                      'chosen_lr': chosen['lr'],
-                      'rule': 'lowest best validation MSE'}
-        configs = [chosen if c['label'] == 'SEGNN' else c for c in configs
-                   if c['label'] != 'SEGNN' or chosen is not None]
+    configs, searches, missing = tune_rows(
+        configs, common, work_dir,
+        common['epochs'] if args.quick else args.segnn_epochs, args.jobs,
+        args.report_only)
     done = configs if not args.report_only else \
         finished_configs(configs, seeds, common, work_dir)
     missing += [c['label'] for c in configs if c not in done]
     rows = run_all(done, seeds, common, work_dir, jobs=args.jobs) \
         if done else []
+    add_run_records(rows, done, work_dir)
     payload = interval_payload(seeds, epochs=common['epochs'],
                                val_every=common['val_every'], common=common,
                                missing=missing, metrics=INTERVALS,
-                               segnn_search=search)
-    payload.update(aggregate(rows, done, work_dir, segnn_label))
-    publish('headline', payload, markdown, plot, bool(rows), **directory)
+                               lr_search=searches, rows=rows,
+                               comparisons=comparisons(rows))
+    if args.update:
+        payload = updated(stored, payload)
+        directory = {'directory': osp.dirname(osp.abspath(args.update))}
+    publish('headline', payload, markdown, plot, bool(payload['rows']),
+            **directory)
     return 0
 
 

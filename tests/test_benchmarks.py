@@ -82,7 +82,7 @@ def test_nbody_segnn_row_uses_the_headline_search_rate():
     assert [c['lr'] for c in segnn] == [nbody.SEGNN_LR]
     with open(osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
                        'benchmarks', 'results', 'headline.json')) as f:
-        search = json.load(f)['segnn_search']
+        search = _script('headline').searches_of(json.load(f))['SEGNN']
     assert search['chosen_lr'] == pytest.approx(nbody.SEGNN_LR)
     assert search['chosen_lr'] != pytest.approx(5e-4)  # the task default
 

@@ -14,7 +14,10 @@ def test_headline_quick_in_two_processes(private_tmp, capsys):
     headline = _script('headline')
     assert headline.main(['--quick', '--jobs', '2']) == 0
     out = capsys.readouterr().out
-    assert 'training 8 run(s), 2 at a time' in out
+    # EGNN's learning-rate search first (3 rates on seed 0), then the rows
+    # (EGNN's seed-0 run is the search's run of the rate chosen)
+    assert 'training 3 run(s), 2 at a time' in out
+    assert 'training 7 run(s), 2 at a time' in out
     paths = wrote_paths(out)
     assert [osp.basename(p) for p in paths][:2] == ['headline.json',
                                                     'headline.md']
@@ -22,9 +25,13 @@ def test_headline_quick_in_two_processes(private_tmp, capsys):
         assert path.startswith(str(private_tmp)) and osp.getsize(path) > 0
     with open(paths[0]) as f:
         payload = json.load(f)
+    egnn = payload['lr_search']['EGNN']
+    assert [r['lr'] for r in egnn['runs']][:3] == \
+        list(headline.LR_SEARCHES['EGNN'])
+    egnn_label = f'EGNN (lr {egnn["chosen_lr"]:g})'
     labels = [r['label'] for r in payload['rows']]
     assert labels == ['GNN + REMUL', 'GNN + augmentation',
-                      'GNN + augmentation x2', 'EGNN']
+                      'GNN + augmentation x2', egnn_label]
     assert payload['missing'] == [] and payload['seeds'] == [0, 1]
     assert payload['code']['commit'] is None or \
         len(payload['code']['commit']) == 40
@@ -41,16 +48,59 @@ def test_headline_quick_in_two_processes(private_tmp, capsys):
         # validated every 2 epochs and after the last of 3: epochs 2, 3
         assert all(len(c['seconds']) == 2 for c in row['curves'])
         assert set(row['best_epochs']) <= {2, 3}
-    assert by['EGNN']['E_prime_paper'] < 1e-4  # equivariant by design
+    assert by[egnn_label]['E_prime_paper'] < 1e-4  # equivariant by design
+    assert by[egnn_label]['config']['lr'] == egnn['chosen_lr']
     pairs = {(c['a'], c['b'], c['key']) for c in payload['comparisons']}
     assert ('GNN + REMUL', 'GNN + augmentation x2', 'mse') in pairs
-    assert ('GNN + REMUL', 'EGNN', 'E_prime_paper') in pairs
+    assert ('GNN + REMUL', egnn_label, 'E_prime_paper') in pairs
     for c in payload['comparisons']:
         d = c['difference']
         assert c['verdict'] == 'tie' if d['low'] <= 0 <= d['high'] else \
             c['verdict'].endswith('lower')
     with open(paths[1]) as f:
-        assert f.read() == headline.markdown(payload)
+        text = f.read()
+    assert text == headline.markdown(payload)
+    assert "EGNN's learning rate: each rate trained on seed 0" in text
+
+    # --update: only EGNN trained again, in place of the stored row
+    stored = dict(payload)
+    assert headline.main(['--quick', '--only', 'EGNN', '--update',
+                          paths[0]]) == 0
+    out = capsys.readouterr().out
+    assert wrote_paths(out)[0] == paths[0]
+    with open(paths[0]) as f:
+        new = json.load(f)
+    assert [r['label'] for r in new['rows']][:3] == labels[:3]
+    assert new['rows'][:3] == stored['rows'][:3]  # kept as stored
+    assert base_labels(new['rows']) == base_labels(stored['rows'])
+    assert new['code'] == stored['code']
+    [update] = new['updates']
+    assert update['rows'] == [new['rows'][3]['label']]
+    assert update['searches'] == ['EGNN']
+    assert {k for k in update} >= {'code', 'versions', 'machine'}
+    # every comparison is computed from the rows now in the table
+    from _stats import recompute_comparisons
+    assert recompute_comparisons(json.loads(json.dumps(new))) and all(
+        old['verdict'] == c['verdict'] for _, old, c in
+        recompute_comparisons(json.loads(json.dumps(new))))
+    with open(paths[1]) as f:
+        text = f.read()
+    assert text == headline.markdown(new)
+    assert 'Rows replaced later by ``--update``' in text
+
+
+def base_labels(rows):
+    return [r['label'].split(' (lr ')[0] for r in rows]
+
+
+def test_update_needs_only_and_a_readable_json(tmp_path, capsys):
+    headline = _script('headline')
+    with pytest.raises(SystemExit):
+        headline.main(['--update', str(tmp_path / 'headline.json')])
+    assert '--update needs --only' in capsys.readouterr().err
+    with pytest.raises(ValueError, match='headline.json'):
+        headline.main(['--only', 'EGNN', '--update',
+                       str(tmp_path / 'headline.json')])
 
 
 def test_report_only_lists_unfinished_rows(private_tmp, capsys):
@@ -74,6 +124,7 @@ def test_only_refuses_an_unknown_row(capsys):
 def test_segnn_row_takes_the_learning_rate_of_its_search(private_tmp,
                                                          capsys):
     headline = _script('headline')
+    from _runs import saved_results
     assert headline.main(['--quick', '--only', 'SEGNN', 'EGNN',
                           '--jobs', '2']) == 0
     out = capsys.readouterr().out
@@ -81,10 +132,10 @@ def test_segnn_row_takes_the_learning_rate_of_its_search(private_tmp,
         payload = json.load(f)
     # --quick writes its outputs next to its runs
     work_dir = osp.join(osp.dirname(wrote_paths(out)[0]), 'bench-headline')
-    search = payload['segnn_search']
+    search = payload['lr_search']['SEGNN']
     tried = [r['lr'] for r in search['runs']]
-    assert tried[:3] == list(headline.SEGNN_LRS)
-    assert search['seed'] == headline.TUNE_SEED == 0
+    assert tried[:3] == list(headline.LR_SEARCHES['SEGNN'])
+    assert search['seed'] == 0
     best = min(search['runs'], key=lambda r: r['best_val_mse'])
     assert search['chosen_lr'] == best['lr']
     by = {r['label']: r for r in payload['rows']}
@@ -92,12 +143,13 @@ def test_segnn_row_takes_the_learning_rate_of_its_search(private_tmp,
     assert segnn['config']['lr'] == best['lr'] and 'SEGNN' not in by
     # the row's seed-0 run is the search's run of that rate
     assert segnn['runs'][0]['mse'] == pytest.approx(
-        headline.saved_results(work_dir, best['label'], 0)['test']['mse'])
+        saved_results(work_dir, best['label'], 0)['test']['mse'])
     assert segnn['E_prime_paper'] < 1e-4  # equivariant by design
     # SEGNN is compared with EGNN on test MSE only (both E' are ~0)
     keys = {(c['a'], c['b'], c['key']) for c in payload['comparisons']}
-    assert ('EGNN', best['label'], 'mse') in keys
-    assert ('EGNN', best['label'], 'E_prime_paper') not in keys
+    egnn = f'EGNN (lr {payload["lr_search"]["EGNN"]["chosen_lr"]:g})'
+    assert (egnn, best['label'], 'mse') in keys
+    assert (egnn, best['label'], 'E_prime_paper') not in keys
     assert f'(chosen: {best["lr"]:g})' in headline.markdown(payload)
     assert segnn['train_seconds_ci']['estimate'] > 0
 
@@ -110,7 +162,7 @@ def test_report_only_without_the_segnn_search_lists_it(private_tmp,
     with open(wrote_paths(capsys.readouterr().out)[0]) as f:
         payload = json.load(f)
     assert payload['missing'] == ['SEGNN (learning-rate search)']
-    assert payload['segnn_search'] is None and payload['rows'] == []
+    assert payload['lr_search'] == {} and payload['rows'] == []
 
 
 @pytest.mark.parametrize('valley, tried, chosen', [
@@ -120,37 +172,56 @@ def test_report_only_without_the_segnn_search_lists_it(private_tmp,
     (4.5e-3, [5e-4, 1.5e-3, 4.5e-3, 1.35e-2], 4.5e-3),
     # still improving: at most two extra rates, then the largest is kept
     (1.0, [5e-4, 1.5e-3, 4.5e-3, 1.35e-2, 4.05e-2], 4.05e-2),
+    # best at the lower edge: the grid grows down the same way, and the
+    # new lower edge is tried past too
+    (1.6e-4, [5e-4, 1.5e-3, 4.5e-3, 5e-4 / 3, 5e-4 / 9], 5e-4 / 3),
+    (1e-9, [5e-4, 1.5e-3, 4.5e-3, 5e-4 / 3, 5e-4 / 9], 5e-4 / 9),
 ])
-def test_segnn_search_extends_the_grid_while_its_edge_wins(
+def test_lr_search_extends_the_grid_while_its_edge_wins(
         monkeypatch, valley, tried, chosen):
-    """The search's rule, on fake runs whose validation MSE is lowest at
-    ``valley``."""
+    """The search's rule (the same for EGNN and SEGNN), on fake runs whose
+    validation MSE is lowest at ``valley``."""
     import math
-    headline = _script('headline')
+    _script('headline')
+    import _runs
     trained = []
-    monkeypatch.setattr(headline, 'run_all', lambda configs, seeds, *a,
+    monkeypatch.setattr(_runs, 'run_all', lambda configs, seeds, *a,
                         **k: trained.extend(c['lr'] for c in configs))
 
     def saved(work_dir, label, seed):
         lr = float(label.split()[-1].rstrip(')'))
         return {'best_val_mse': abs(math.log(lr / valley)),
                 'best_epoch': 7, 'test': {'seconds_per_epoch': 1.0}}
-    monkeypatch.setattr(headline, 'saved_results', saved)
-    config, search = headline.tune_segnn({}, 'unused', epochs=7)
+    monkeypatch.setattr(_runs, 'saved_results', saved)
+    config, search = _runs.tune_lr('SEGNN', dict(model='segnn', epochs=7),
+                                   (5e-4, 1.5e-3, 4.5e-3), {}, 'unused')
     assert trained == pytest.approx(tried)  # each rate trained once
     assert [r['lr'] for r in search] == pytest.approx(tried)
     assert config['lr'] == pytest.approx(chosen)
     assert config['epochs'] == 7 and config['model'] == 'segnn'
+    assert config['label'] == f'SEGNN (lr {config["lr"]:g})'
 
 
-def test_segnn_search_counts_a_diverged_run_as_worst(monkeypatch):
-    headline = _script('headline')
-    monkeypatch.setattr(headline, 'run_all', lambda *a, **k: None)
+def test_lr_search_counts_a_diverged_run_as_worst(monkeypatch):
+    _script('headline')
+    import _runs
+    monkeypatch.setattr(_runs, 'run_all', lambda *a, **k: None)
     vals = {'0.0005': 3.0, '0.0015': 2.0, '0.0045': float('nan')}
-    monkeypatch.setattr(headline, 'saved_results', lambda w, label, s: {
+    monkeypatch.setattr(_runs, 'saved_results', lambda w, label, s: {
         'best_val_mse': vals[label.split()[-1].rstrip(')')],
         'best_epoch': 1, 'test': {'seconds_per_epoch': 1.0}})
-    config, search = headline.tune_segnn({}, 'unused', epochs=3)
+    config, search = _runs.tune_lr('EGNN', dict(model='egnn'),
+                                   (5e-4, 1.5e-3, 4.5e-3), {}, 'unused')
     assert config['lr'] == 1.5e-3 and len(search) == 3
-    assert '| 0.0045 | diverged |' in '\n'.join(headline.segnn_search_lines(
-        {'seed': 0, 'epochs': 3, 'runs': search, 'chosen_lr': 1.5e-3}))
+    record = _runs.search_record(config, search, 3, (5e-4, 1.5e-3, 4.5e-3))
+    assert '| 0.0045 | diverged |' in '\n'.join(
+        _runs.search_lines('EGNN', record))
+
+
+def test_stored_segnn_search_reads_as_the_searches_of_a_table():
+    headline = _script('headline')
+    old = {'segnn_search': {'seed': 0, 'epochs': 100, 'runs': [],
+                            'chosen_lr': 0.0135}}
+    assert headline.searches_of(old)['SEGNN']['grid'] == \
+        list(headline.LR_SEARCHES['SEGNN'])
+    assert headline.searches_of({'lr_search': {}}) == {}

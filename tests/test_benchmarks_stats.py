@@ -458,6 +458,48 @@ def test_data_efficiency_quick(private_tmp, capsys, tasks):
     assert '| training systems | epochs | GNN plain | GNN + augmentation ' \
         '| GNN + REMUL | EGNN |' in out
     assert '| 16 | REMUL - augmentation | ' in out
+    # EGNN's learning rate searched at each size on seed 0's validation
+    for part in payload['tasks'].values():
+        assert sorted(part['lr_search']) == ['16', '32']
+        for size, record in part['lr_search'].items():
+            egnn = [r for r in part['rows'] if r['method'] == 'EGNN'
+                    and r['num_train'] == int(size)]
+            assert egnn[0]['config']['lr'] == record['chosen_lr']
+            assert egnn[0]['label'] == f'EGNN (lr {record["chosen_lr"]:g})'
+    assert "EGNN's learning rate, searched at every size" in out
+    if tasks != ['nbody']:
+        return
+    # --update: EGNN alone trained again, the other rows kept as stored
+    assert _script('data_efficiency').main(
+        ['--quick', '--tasks', 'nbody', '--methods', 'EGNN', '--update',
+         paths[0]]) == 0
+    out = capsys.readouterr().out
+    assert wrote_paths(out)[0] == paths[0]
+    with open(paths[0]) as f:
+        new = json.load(f)
+    old_rows, new_rows = (p['tasks']['nbody']['rows'] for p in (payload,
+                                                               new))
+    assert [(r['num_train'], r['method']) for r in new_rows] == \
+        [(r['num_train'], r['method']) for r in old_rows]
+    assert [r for r in new_rows if r['method'] != 'EGNN'] == \
+        [r for r in old_rows if r['method'] != 'EGNN']
+    assert new['code'] == payload['code']
+    [update] = new['updates']
+    assert len(update['rows']) == 2 and 'package tree' in out
+    assert {k for k in update} >= {'code', 'versions', 'machine'}
+    de = _script('data_efficiency')
+    fresh = json.loads(json.dumps(new))
+    de.refresh_comparisons(fresh)
+    assert fresh['tasks']['nbody']['comparisons'] == \
+        new['tasks']['nbody']['comparisons']
+    with open(paths[1]) as f:
+        assert f.read() == de.markdown(new)
+
+
+def test_data_efficiency_update_needs_methods(capsys):
+    with pytest.raises(SystemExit):
+        _script('data_efficiency').main(['--update', 'x.json'])
+    assert '--update needs --methods' in capsys.readouterr().err
 
 
 def test_data_efficiency_report_only(private_tmp, capsys, monkeypatch):
