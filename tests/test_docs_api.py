@@ -40,6 +40,7 @@ PAGES = {
     'torch_geometric_remul.debug': 'debug.rst',
     'torch_geometric_remul.testing': 'testing.rst',
     'torch_geometric_remul.layout': 'layout.rst',
+    'torch_geometric_remul.batching': 'batching.rst',
     'torch_geometric_remul.roles': 'roles.rst',
 }
 
@@ -60,6 +61,7 @@ EXEMPT = {
     ('torch_geometric_remul.transforms', 'TRANSLATION_KEY'): CONSTANT,
     ('torch_geometric_remul', 'testing'): SUBPACKAGE,
     ('torch_geometric_remul.layout', 'LEVELS'): CONSTANT,
+    ('torch_geometric_remul.batching', 'LEVELS'): CONSTANT,
     ('torch_geometric_remul.roles', 'INPUT_ROLES'): CONSTANT,
     ('torch_geometric_remul.testing', 'DEFAULT_TOLERANCES'): CONSTANT,
     ('torch_geometric_remul.roles', 'OUTPUT_ROLES'): CONSTANT,

@@ -355,19 +355,35 @@ def _train_epilog() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from torch_geometric_remul.train.config import (
-        LOSSES,
-        MODES,
-        TASKS,
-        WEIGHTINGS,
-    )
     parser = argparse.ArgumentParser(
         prog='remul', description='Relaxed equivariance via multitask '
         'learning (REMUL) for PyTorch Geometric.')
     parser.add_argument('--version', action='version',
                         version=f'%(prog)s {__version__}')
     sub = parser.add_subparsers(dest='command', metavar='COMMAND')
+    _add_train_parser(sub)
+    for name, func, help_ in (
+            ('evaluate', evaluate_command, 'test MSE of a trained run'),
+            ('check', check_command, 'equivariance metrics of a trained run')):
+        _add_run_parser(sub, name, func, help_)
+    p = sub.add_parser('build-kernels', help='compile the optional fused '
+                       'kernels now (C for CPU tensors, Triton for CUDA) so '
+                       'that no training step waits for a compiler')
+    p.add_argument('--timeout', type=float, default=130.0,
+                   help='seconds to wait for the C compiler (default: 130)')
+    p.set_defaults(func=build_kernels_command)
+    return parser
 
+
+def _add_train_parser(sub) -> None:
+    """``remul train``: every option of the configuration, plus the run's
+    own (--config, --overwrite, --resume, --no-progress)."""
+    from torch_geometric_remul.train.config import (
+        LOSSES,
+        MODES,
+        TASKS,
+        WEIGHTINGS,
+    )
     p = sub.add_parser(
         'train', help='train a model (default: REMUL on the simulated '
         'charged N-body task)',
@@ -405,41 +421,33 @@ def build_parser() -> argparse.ArgumentParser:
                    help='do not show the progress bar')
     p.set_defaults(func=train_command)
 
-    for name, func, help_ in (
-            ('evaluate', evaluate_command, 'test MSE of a trained run'),
-            ('check', check_command, 'equivariance metrics of a trained run')):
-        p = sub.add_parser(name, help=help_)
-        p.add_argument('run', help='run directory written by remul train')
-        p.add_argument('--split', default='test',
-                       choices=('val', 'test', 'ood', 'planets'),
-                       help="the gravity task also has ood (the test "
-                       "systems each rotated; source gatr: and shifted by "
-                       "200 along x) and planets (test systems with 5 "
-                       "planets, for models that accept variable graph "
-                       "sizes, not mlp) (default: test)")
-        p.add_argument('--data-root', default=None,
-                       help="where the task's data are now (default: where "
-                       "the run read them)")
-        p.add_argument('--seed', type=_seed, default=0,
-                       help='seed of the group elements, 0 to 2**63 - 1 '
-                       '(default: 0)')
-        p.add_argument('--which', default='best', choices=('best', 'last'),
-                       help='best: the model of the epoch with the best '
-                       'validation MSE (best.pt); last: the last epoch\'s '
-                       '(checkpoint.pt) (default: best)')
-        if name == 'check':
-            p.add_argument('--samples', type=int, default=20)
-            p.add_argument('--graphs', type=int, default=500)
-            p.add_argument('--group', default=None)
-        p.set_defaults(func=func)
 
-    p = sub.add_parser('build-kernels', help='compile the optional fused '
-                       'kernels now (C for CPU tensors, Triton for CUDA) so '
-                       'that no training step waits for a compiler')
-    p.add_argument('--timeout', type=float, default=130.0,
-                   help='seconds to wait for the C compiler (default: 130)')
-    p.set_defaults(func=build_kernels_command)
-    return parser
+def _add_run_parser(sub, name: str, func, help_: str) -> None:
+    """``remul evaluate`` / ``remul check``: a command on a trained run."""
+    p = sub.add_parser(name, help=help_)
+    p.add_argument('run', help='run directory written by remul train')
+    p.add_argument('--split', default='test',
+                   choices=('val', 'test', 'ood', 'planets'),
+                   help="the gravity task also has ood (the test "
+                   "systems each rotated; source gatr: and shifted by "
+                   "200 along x) and planets (test systems with 5 "
+                   "planets, for models that accept variable graph "
+                   "sizes, not mlp) (default: test)")
+    p.add_argument('--data-root', default=None,
+                   help="where the task's data are now (default: where "
+                   "the run read them)")
+    p.add_argument('--seed', type=_seed, default=0,
+                   help='seed of the group elements, 0 to 2**63 - 1 '
+                   '(default: 0)')
+    p.add_argument('--which', default='best', choices=('best', 'last'),
+                   help='best: the model of the epoch with the best '
+                   'validation MSE (best.pt); last: the last epoch\'s '
+                   '(checkpoint.pt) (default: best)')
+    if name == 'check':
+        p.add_argument('--samples', type=int, default=20)
+        p.add_argument('--graphs', type=int, default=500)
+        p.add_argument('--group', default=None)
+    p.set_defaults(func=func)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

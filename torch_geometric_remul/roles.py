@@ -144,6 +144,28 @@ class Roles:
                 return role
         return 'scalar'
 
+    def reference_input(self, data) -> Optional[Tuple[str, Tensor]]:
+        r"""``(key, tensor)`` of the first declared input when ``data``
+        holds it as a tensor, else ``None``: its dtype and device are those
+        that the group elements, the moved targets and outputs must have
+        (the one place that picks this reference).
+
+        Example:
+
+            >>> from torch_geometric.data import Data
+            >>> data = Data(pos=torch.zeros(2, 3, dtype=torch.float64))
+            >>> key, ref = Roles().reference_input(data)
+            >>> key, ref.dtype
+            ('pos', torch.float64)
+            >>> Roles(points='x').reference_input(data) is None
+            True
+        """
+        if not self.inputs:
+            return None
+        key = self.inputs[0][0]
+        value = data[key] if key in data else None
+        return (key, value) if isinstance(value, Tensor) else None
+
     def named(self, value, what: str) -> Dict[str, Tensor]:
         r"""``value`` (a model output or a target) as ``{name: tensor}``:
         one tensor for a single output (named ``"output"``), or a mapping

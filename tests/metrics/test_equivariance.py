@@ -252,3 +252,34 @@ def test_options_are_keyword_only():
     batch = make_batch([3])
     with pytest.raises(TypeError, match='positional'):
         equivariance_error(ExactPoint(), batch, 'point')
+
+
+def test_loss_batch_error_is_the_metrics_e_prime():
+    """RemulLoss's per-batch E' and equivariance_error's E' are one
+    computation (metrics.equivariance.sample_error): with the same group
+    elements they agree, empty graphs left out of both."""
+    from torch_geometric.data import Batch, Data
+
+    from torch_geometric_remul.group import RigidSampler
+    from torch_geometric_remul.nn import RemulLoss
+    g = torch.Generator().manual_seed(0)
+    batch = Batch.from_data_list([
+        Data(pos=torch.randn(n, 3, generator=g, dtype=torch.float64),
+             vel=torch.randn(n, 3, generator=g, dtype=torch.float64))
+        for n in (3, 0, 4)])
+
+    def biased(data):  # not equivariant: a fixed offset along x
+        return data.pos + data.vel + data.pos.new_tensor([0.5, 0.0, 0.0])
+
+    def sampler():
+        return RigidSampler('SE3',
+                            generator=torch.Generator().manual_seed(7))
+    out = RemulLoss(vectors='vel', sampler=sampler(), mode='consistency',
+                    alpha=0.0)(biased, batch)
+    err = equivariance_error(biased, batch, vectors='vel',
+                             sampler=sampler(), num_samples=1)
+    assert err.num_graphs == 2 and err.num_empty == 1
+    assert torch.isclose(out.error['absolute'],
+                         torch.tensor(err.E_prime, dtype=torch.float64))
+    assert torch.isclose(out.error['relative'],
+                         torch.tensor(err.E_prime_rel, dtype=torch.float64))

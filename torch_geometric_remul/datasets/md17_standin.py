@@ -136,9 +136,45 @@ def simulate_md17_standin(
                                     'equilibration_steps', minimum=0)
     save_every = check_int(save_every, 'save_every', minimum=1)
     seed = check_int(seed, 'seed', minimum=0)
-    Chem, AllChem = _require_rdkit()
-
+    remove_rigid_motion = bool(remove_rigid_motion)
     smiles = STANDIN_SMILES[molecule]
+    z, mass, x, ff = _relaxed_molecule(molecule, smiles, seed)
+
+    rng = np.random.default_rng(seed)
+    kT = KB_KCAL * temperature
+    sigma = np.sqrt(kT * ACCEL_UNIT / mass)  # thermal speed, Å/fs
+    v = rng.standard_normal((z.size, 3)) * sigma
+    v -= (mass * v).sum(0) / mass.sum()
+    if remove_rigid_motion:
+        v = _without_rigid_motion(x, v, mass)
+    R, E, F = _langevin(ff, x, v, mass, sigma, rng, dt=dt, gamma=gamma,
+                        equilibration_steps=equilibration_steps,
+                        num_frames=num_frames, save_every=save_every,
+                        remove_rigid_motion=remove_rigid_motion)
+    if not (np.isfinite(R).all() and np.isfinite(E).all()):
+        raise RuntimeError(  # pragma: no cover - a blown-up integration
+            f"the stand-in simulation of {molecule!r} diverged; lower "
+            f"'time_step_fs' or 'temperature'")
+    return {
+        'z': z, 'R': R, 'E': E, 'F': F,
+        STANDIN_KEY: np.array(True),
+        'name': np.array(f'{molecule} (classical stand-in)'),
+        'theory': np.array(STANDIN_THEORY),
+        'smiles': np.array(smiles),
+        'temperature': np.array(temperature),
+        'time_step_fs': np.array(dt),
+        'friction_per_fs': np.array(gamma),
+        'save_every': np.array(save_every),
+        'seed': np.array(seed),
+        'remove_rigid_motion': np.array(remove_rigid_motion),
+    }
+
+
+def _relaxed_molecule(molecule: str, smiles: str, seed: int):
+    """``(z, mass [N, 1], positions [N, 3], force field)`` of the molecule
+    built from ``smiles`` with hydrogens, embedded with ETKDG (v3, seeded)
+    and relaxed with MMFF94."""
+    Chem, AllChem = _require_rdkit()
     mol = Chem.AddHs(Chem.MolFromSmiles(smiles))
     params = AllChem.ETKDGv3()
     params.randomSeed = seed % (2 ** 31)
@@ -150,47 +186,52 @@ def simulate_md17_standin(
         raise RuntimeError(f"no MMFF94 parameters for {molecule!r}")
     ff.Initialize()
     ff.Minimize(maxIts=2000)
-
     z = np.array([a.GetAtomicNum() for a in mol.GetAtoms()], dtype=np.int64)
     mass = np.array([a.GetMass() for a in mol.GetAtoms()])[:, None]
     x = np.array(ff.Positions(), dtype=np.float64).reshape(-1, 3)
-    N = z.size
-    rng = np.random.default_rng(seed)
-    kT = KB_KCAL * temperature
-    sigma = np.sqrt(kT * ACCEL_UNIT / mass)  # thermal speed, Å/fs
-    v = rng.standard_normal((N, 3)) * sigma
-    v -= (mass * v).sum(0) / mass.sum()
-    remove_rigid_motion = bool(remove_rigid_motion)
+    return z, mass, x, ff
 
-    def without_rigid_motion(x: np.ndarray, v: np.ndarray) -> np.ndarray:
-        # linear momentum, then angular momentum about the centre of mass:
-        # omega = I^-1 L, v -= omega x r (pinv: safe for linear molecules)
-        v = v - (mass * v).sum(0) / mass.sum()
-        r = x - (mass * x).sum(0) / mass.sum()
-        L = (mass * np.cross(r, v)).sum(0)
-        inertia = (mass[:, :, None] * ((r * r).sum(1)[:, None, None] *
-                                       np.eye(3) - r[:, :, None] *
-                                       r[:, None, :])).sum(0)
-        omega = np.linalg.pinv(inertia) @ L
-        return v - np.cross(omega, r)
 
-    if remove_rigid_motion:
-        v = without_rigid_motion(x, v)
+def _without_rigid_motion(x: np.ndarray, v: np.ndarray,
+                          mass: np.ndarray) -> np.ndarray:
+    """``v`` without the centre-of-mass velocity and the rigid rotation:
+    linear momentum, then angular momentum about the centre of mass
+    (omega = I^-1 L, v -= omega x r; pinv: safe for linear molecules)."""
+    v = v - (mass * v).sum(0) / mass.sum()
+    r = x - (mass * x).sum(0) / mass.sum()
+    L = (mass * np.cross(r, v)).sum(0)
+    inertia = (mass[:, :, None] * ((r * r).sum(1)[:, None, None] *
+                                   np.eye(3) - r[:, :, None] *
+                                   r[:, None, :])).sum(0)
+    omega = np.linalg.pinv(inertia) @ L
+    return v - np.cross(omega, r)
 
-    def energy_and_force(x: np.ndarray):
-        flat = x.ravel().tolist()
-        e = ff.CalcEnergy(flat)  # must precede CalcGrad (stale otherwise)
-        grad = np.asarray(ff.CalcGrad(flat)).reshape(N, 3)
-        return e, -grad
 
+def _energy_and_force(ff, x: np.ndarray):
+    """MMFF94 energy and forces at ``x``; the energy must be evaluated
+    before the gradient (RDKit returns a stale gradient otherwise)."""
+    flat = x.ravel().tolist()
+    e = ff.CalcEnergy(flat)
+    grad = np.asarray(ff.CalcGrad(flat)).reshape(x.shape)
+    return e, -grad
+
+
+def _langevin(ff, x: np.ndarray, v: np.ndarray, mass: np.ndarray,
+              sigma: np.ndarray, rng: np.random.Generator, *, dt: float,
+              gamma: float, equilibration_steps: int, num_frames: int,
+              save_every: int, remove_rigid_motion: bool):
+    """The BAOAB Langevin run from ``(x, v)`` (both updated in place):
+    ``equilibration_steps`` strongly coupled steps, then ``num_frames``
+    saved frames every ``save_every`` steps; returns ``(R, E, F)``."""
     def ou_coefficients(gamma: float):
         c1 = np.exp(-gamma * dt)
         return c1, np.sqrt(1.0 - c1 * c1) * sigma
 
+    N = x.shape[0]
     # Equilibration couples strongly to the bath (relaxation time 50 fs) so
     # that the relaxed, cold start reaches the temperature quickly.
     c1, c2 = ou_coefficients(max(gamma, EQUILIBRATION_FRICTION))
-    e, F = energy_and_force(x)
+    e, F = _energy_and_force(ff, x)
     R = np.empty((num_frames, N, 3))
     E = np.empty((num_frames, 1))
     Fs = np.empty((num_frames, N, 3))
@@ -204,31 +245,15 @@ def simulate_md17_standin(
         v *= c1  # O
         v += c2 * rng.standard_normal((N, 3))
         if remove_rigid_motion:
-            v = without_rigid_motion(x, v)
+            v = _without_rigid_motion(x, v, mass)
         x += (0.5 * dt) * v  # A
-        e, F = energy_and_force(x)
+        e, F = _energy_and_force(ff, x)
         v += (0.5 * dt * ACCEL_UNIT) * F / mass  # B
         if (step > equilibration_steps
                 and (step - equilibration_steps) % save_every == 0):
             R[k], E[k, 0], Fs[k] = x, e, F
             k += 1
-    if not (np.isfinite(R).all() and np.isfinite(E).all()):
-        raise RuntimeError(  # pragma: no cover - a blown-up integration
-            f"the stand-in simulation of {molecule!r} diverged; lower "
-            f"'time_step_fs' or 'temperature'")
-    return {
-        'z': z, 'R': R, 'E': E, 'F': Fs,
-        STANDIN_KEY: np.array(True),
-        'name': np.array(f'{molecule} (classical stand-in)'),
-        'theory': np.array(STANDIN_THEORY),
-        'smiles': np.array(smiles),
-        'temperature': np.array(temperature),
-        'time_step_fs': np.array(dt),
-        'friction_per_fs': np.array(gamma),
-        'save_every': np.array(save_every),
-        'seed': np.array(seed),
-        'remove_rigid_motion': np.array(remove_rigid_motion),
-    }
+    return R, E, Fs
 
 
 def generate_md17_standin(

@@ -12,7 +12,7 @@ from torch_geometric_remul._checks import (
     check_index,
     check_real,
 )
-from torch_geometric_remul.group.segment import batch_to_ptr
+from torch_geometric_remul.batching.segment import batch_to_ptr
 
 #: Largest number of pairwise-difference elements (``graphs x queries x
 #: candidates x dims``) the native search materialises at once. 2**24

@@ -11,8 +11,8 @@ from torch_geometric_remul._checks import (
     check_ptr,
     check_tensor,
 )
+from torch_geometric_remul.batching.segment import batch_to_ptr
 from torch_geometric_remul.graph._common import check_sorted_batch
-from torch_geometric_remul.group.segment import batch_to_ptr
 
 
 def fully_connected_graph(

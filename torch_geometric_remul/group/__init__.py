@@ -1,5 +1,15 @@
 r"""The group layer: the one place that samples, composes, inverts or applies
-rotations and translations, plus per-graph segment reductions."""
+rotations and translations. The per-graph segment reductions live in
+:mod:`torch_geometric_remul.batching` and are re-exported here."""
+from torch_geometric_remul.batching.segment import (
+    batch_to_ptr,
+    broadcast_to_rows,
+    center,
+    ptr_to_batch,
+    segment_mean,
+    segment_sum,
+)
+
 from .rigid import GROUPS, RigidTransform
 from .rotations import (
                         ROTATION_GROUPS,
@@ -10,14 +20,6 @@ from .rotations import (
                         rotation_angle,
 )
 from .sampler import DEFAULT_GROUP, RigidSampler
-from .segment import (
-                        batch_to_ptr,
-                        broadcast_to_rows,
-                        center,
-                        ptr_to_batch,
-                        segment_mean,
-                        segment_sum,
-)
 
 __all__ = [
     'GROUPS',

@@ -13,12 +13,15 @@ from torch_geometric_remul._checks import (
     check_xyz,
 )
 from torch_geometric_remul._kernels import kernel_usable, rigid_apply
+from torch_geometric_remul.batching.segment import (
+    broadcast_to_rows,
+    ptr_to_batch,
+)
 from torch_geometric_remul.group.rotations import (
     AxisLike,
     normalize_group,
     random_rotations,
 )
-from torch_geometric_remul.group.segment import broadcast_to_rows, ptr_to_batch
 from torch_geometric_remul.typing import Device
 
 #: group name -> (rotation group or None, with random translation)

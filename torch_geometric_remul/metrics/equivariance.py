@@ -1,6 +1,6 @@
 r"""Label-free measures of how equivariant a model is."""
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, Optional, Union
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -8,19 +8,25 @@ from torch_geometric.data import Data
 from torch_geometric.data.data import BaseData
 
 from torch_geometric_remul._checks import check_int
-from torch_geometric_remul.group import RigidSampler, segment_sum
-from torch_geometric_remul.group.rotations import AxisLike
-from torch_geometric_remul.layout import RowLayout, check_data, graph_layout
-from torch_geometric_remul.metrics.roles import (
+from torch_geometric_remul.batching.layout import (
+    BatchLayout,
+    RowLayout,
     act,
+    batch_layout,
     check_level,
     nonempty_graphs,
     output_layout,
     per_graph_mean,
-    row_norms,
 )
+from torch_geometric_remul.batching.segment import segment_sum
+from torch_geometric_remul.group import RigidSampler, RigidTransform
+from torch_geometric_remul.group.rotations import AxisLike
 from torch_geometric_remul.roles import OutputLike, Roles
-from torch_geometric_remul.transforms.functional import apply_rigid_transform
+from torch_geometric_remul.transforms.functional import (
+    declared_layouts,
+    declared_values,
+    moved_copy,
+)
 from torch_geometric_remul.typing import Keys
 
 
@@ -85,6 +91,40 @@ class EquivarianceError:
                     num_graphs=self.num_graphs, num_empty=self.num_empty)
 
 
+def row_norms(diff: Tensor) -> Tensor:
+    """Euclidean norm of each row (all trailing dims flattened)."""
+    return diff.flatten(1).norm(dim=-1) if diff.dim() > 1 else diff.abs()
+
+
+def output_norms(y: Tensor, layout: RowLayout, num_graphs: int) -> Tensor:
+    r"""Each graph's mean row norm of an output ``y``: ``[B]``, the
+    denominator of the relative errors."""
+    return per_graph_mean(row_norms(y), layout, num_graphs)
+
+
+def sample_error(y: Tensor, y_g: Tensor, T: RigidTransform, role: str,
+                 layout: RowLayout, num_graphs: int
+                 ) -> Tuple[Tensor, Tensor, Tensor]:
+    r"""One group element's contribution to :math:`E'`, the one place it is
+    computed (for :func:`equivariance_error` and for the batch figure of
+    :class:`~torch_geometric_remul.nn.RemulLoss`): each graph's mean over
+    its rows of :math:`\|f(\phi(g) x) - \rho(g) f(x)\|`, ``[B]``, with the
+    difference rows and :math:`\rho(g) f(x)`.
+
+    Args:
+        y (torch.Tensor): The output on the clean input, :math:`f(x)`.
+        y_g (torch.Tensor): The output on the moved input,
+            :math:`f(\phi(g) x)`.
+        T (RigidTransform): The group elements :math:`g`, one per graph.
+        role (str): The output's role (how :math:`\rho(g)` acts).
+        layout (RowLayout): Which rows of ``y`` belong to which graph.
+        num_graphs (int): ``B``.
+    """
+    moved = act(T, y, role, layout)
+    diff = y_g - moved
+    return per_graph_mean(row_norms(diff), layout, num_graphs), diff, moved
+
+
 def _graph_norms(diff: Tensor, layout: RowLayout, num_graphs: int) -> Tensor:
     """Euclidean norm of each graph's whole block of rows of ``diff``
     (all rows and trailing dims together): ``[B]`` (0 for a graph without
@@ -116,34 +156,35 @@ def _batch_errors(model, data: Data, roles: Roles, sampler: RigidSampler,
                   num_samples: int, level):
     """Per output, per-graph values for one batch, on the device:
     ``{name: (E, E', E'_paper, norm)}`` each ``[B]``, and which graphs
-    have nodes (``[B]`` bool)."""
-    check_data(data, 'equivariance_error')
-    num_graphs, _ = graph_layout(data)
+    have nodes (``[B]`` bool). The batch's layout is resolved once."""
+    owner = 'equivariance_error'
+    layout = batch_layout(data, owner)
+    num_graphs = layout.num_graphs
     y = _outputs(model(data), roles, 'clean')
     layouts = {k: output_layout(
         data, v, 'the model output' + ('' if not roles.multi_output else
                                        f' {k!r}'), level,
-        'equivariance_error') for k, v in y.items()}
+        owner, layout=layout) for k, v in y.items()}
     first = next(iter(y.values()))
-    ref = data[roles.inputs[0][0]] if roles.inputs and \
-        roles.inputs[0][0] in data else first
+    found = roles.reference_input(data)
+    ref = found[1] if found is not None else first
+    move = _mover(data, roles, layout)
     mean_ref = {k: torch.zeros_like(v) for k, v in y.items()}
     mean_out = {k: torch.zeros_like(v) for k, v in y.items()}
     e_prime = {k: v.new_zeros(num_graphs) for k, v in y.items()}
     e_paper = {k: v.new_zeros(num_graphs) for k, v in y.items()}
     for _ in range(num_samples):
         T = sampler.sample(num_graphs, dtype=ref.dtype, device=ref.device)
-        y_g = _outputs(model(apply_rigid_transform(data, T, roles=roles)),
-                       roles, 'transformed')
+        y_g = _outputs(model(move(T)), roles, 'transformed')
         for k, role in roles.outputs.items():
             if y_g[k].shape != y[k].shape:
                 raise ValueError(f"the model output {k!r} changed shape "
                                  f"under the transform: {list(y[k].shape)} "
                                  f"-> {list(y_g[k].shape)}")
-            moved_ref = act(T.to(dtype=y[k].dtype), y[k], role, layouts[k])
-            diff = y_g[k] - moved_ref
-            e_prime[k] += per_graph_mean(row_norms(diff), layouts[k],
-                                         num_graphs)
+            e, diff, moved_ref = sample_error(
+                y[k], y_g[k], T.to(dtype=y[k].dtype), role, layouts[k],
+                num_graphs)
+            e_prime[k] += e
             e_paper[k] += _graph_norms(diff, layouts[k], num_graphs)
             mean_ref[k] += moved_ref
             mean_out[k] += y_g[k]
@@ -152,9 +193,20 @@ def _batch_errors(model, data: Data, roles: Roles, sampler: RigidSampler,
     for k in roles.outputs:
         e = per_graph_mean(row_norms((mean_ref[k] - mean_out[k]) / M),
                            layouts[k], num_graphs)
-        norm = per_graph_mean(row_norms(y[k]), layouts[k], num_graphs)
+        norm = output_norms(y[k], layouts[k], num_graphs)
         out[k] = (e, e_prime[k] / M, e_paper[k] / M, norm)
-    return out, nonempty_graphs(data, first.device)
+    return out, nonempty_graphs(data, layout, first.device)
+
+
+def _mover(data: Data, roles: Roles, layout: BatchLayout
+           ) -> Callable[[RigidTransform], Data]:
+    """``T -> a copy of data with its declared inputs moved by T``, the
+    inputs validated and placed once for all samples."""
+    owner = 'apply_rigid_transform'
+    values = declared_values(data, roles.inputs, owner)
+    layouts = declared_layouts(data, roles.inputs, values, layout, owner)
+    return lambda T: moved_copy(data, T, roles.inputs, values, layout,
+                                owner, layouts)
 
 
 def equivariance_error(

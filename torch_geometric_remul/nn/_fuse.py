@@ -6,8 +6,9 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Batch, Data
 
-from torch_geometric_remul.group.segment import batch_to_ptr, ptr_to_batch
-from torch_geometric_remul.layout import num_nodes
+from torch_geometric_remul.batching import _collation as collation
+from torch_geometric_remul.batching.layout import num_nodes
+from torch_geometric_remul.batching.segment import batch_to_ptr, ptr_to_batch
 
 
 def _stack_offsets(ptr: Tensor, K: int, total) -> Tensor:
@@ -99,19 +100,20 @@ def concat_copies(batches: Sequence[Data]) -> Batch:
     # public Batch.from_data_list would read every graph's offsets on the
     # host - a synchronisation per graph on a GPU.)
     fused._num_graphs = K * B
-    slices = getattr(first, '_slice_dict', None)
-    incs = getattr(first, '_inc_dict', None) or {}
+    slices = collation.slice_record(first)
+    incs = collation.inc_record(first)
     if isinstance(first, Batch) and slices:
-        fused._slice_dict = {
+        fused_slices = {
             key: _stack_offsets(s, K, s[-1:]) if isinstance(s, Tensor) and
             s.dim() == 1 and s.numel() == B + 1 else s
             for key, s in slices.items()}
-        fused._inc_dict = {}
+        fused_incs = {}
         for key, inc in incs.items():
             step = first.__inc__(key, first[key]) if key in first else 0
             if isinstance(inc, Tensor) and isinstance(step, int):
-                fused._inc_dict[key] = torch.cat(
+                fused_incs[key] = torch.cat(
                     [inc + k * step for k in range(K)])
             else:
-                fused._inc_dict[key] = inc
+                fused_incs[key] = inc
+        collation.write_record(fused, fused_slices, fused_incs)
     return fused

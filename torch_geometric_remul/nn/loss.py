@@ -7,23 +7,31 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from torch_geometric_remul._checks import check_int
-from torch_geometric_remul.debug import is_debug_enabled
-from torch_geometric_remul.group import RigidSampler, RigidTransform
-from torch_geometric_remul.group.rotations import AxisLike
-from torch_geometric_remul.layout import RowLayout, check_data, graph_layout
-from torch_geometric_remul.metrics.roles import (
+from torch_geometric_remul.batching.layout import (
+    BatchLayout,
+    RowLayout,
     act,
+    batch_layout,
     check_level,
     nonempty_graphs,
     output_layout,
-    per_graph_mean,
-    row_norms,
+)
+from torch_geometric_remul.debug import is_debug_enabled
+from torch_geometric_remul.group import RigidSampler, RigidTransform
+from torch_geometric_remul.group.rotations import AxisLike
+from torch_geometric_remul.metrics.equivariance import (
+    output_norms,
+    sample_error,
 )
 from torch_geometric_remul.nn._fuse import concat_copies
 from torch_geometric_remul.nn.weighting import Constant, Weighting
 from torch_geometric_remul.nn.weighting.base import WeightLike, check_weight
 from torch_geometric_remul.roles import DeclaredGeometry, OutputLike, Roles
-from torch_geometric_remul.transforms.functional import apply_rigid_transform
+from torch_geometric_remul.transforms.functional import (
+    declared_layouts,
+    declared_values,
+    moved_copy,
+)
 from torch_geometric_remul.typing import Keys
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
@@ -415,7 +423,8 @@ class RemulLoss(DeclaredGeometry, torch.nn.Module):
         return what if not self.roles.multi_output else f"{what}[{key!r}]"
 
     def _check_target(self, key: str, target: Tensor, role: str,
-                      batch: Data, dtype, device, source: str) -> RowLayout:
+                      batch: Data, layout: BatchLayout, dtype, device,
+                      source: str) -> RowLayout:
         name = self._name("'target'", key)
         if role != 'scalar':
             if target.dim() != 2 or target.size(-1) != 3:
@@ -432,7 +441,7 @@ class RemulLoss(DeclaredGeometry, torch.nn.Module):
                 raise ValueError(f"{name} is on {target.device} but "
                                  f"{source} is on {device}")
         return output_layout(batch, target, name, self.level,
-                             self.__class__.__name__)
+                             self.__class__.__name__, layout=layout)
 
     def _output_dict(self, y, which: str) -> Dict[str, Tensor]:
         return self.roles.named(y, f'the model output on the {which} batch')
@@ -497,12 +506,13 @@ class RemulLoss(DeclaredGeometry, torch.nn.Module):
                 instead of sampling.
         """
         owner = self.__class__.__name__
-        check_data(batch, owner)
+        # which node belongs to which graph: resolved once for the call
+        layout = batch_layout(batch, owner)
+        B = layout.num_graphs
         if not callable(model):
             raise TypeError("'model' must be callable: model(data) -> Tensor")
         if self._roles_from_model:
             self._adopt_model_roles(model)
-        B, _ = graph_layout(batch)
         alpha, beta = self.weighting.weights()
         # decided from the configuration, never by reading a tensor: only a
         # Python-number alpha of 0 (e.g. Constant(0, beta)) skips the task
@@ -519,12 +529,16 @@ class RemulLoss(DeclaredGeometry, torch.nn.Module):
         layouts = {}
         if targets is not None:
             layouts = {k: self._check_target(k, targets[k], roles[k], batch,
-                                             dtype, device, source)
+                                             layout, dtype, device, source)
                        for k in roles}
 
         Ts = self._transforms(transforms, B, dtype, device)
-        moved = [apply_rigid_transform(batch, T, roles=self.roles)
-                 for T in Ts]
+        # the declared inputs, validated and placed once for all samples
+        inputs, mover = self.roles.inputs, 'apply_rigid_transform'
+        values = declared_values(batch, inputs, mover)
+        in_layouts = declared_layouts(batch, inputs, values, layout, mover)
+        moved = [moved_copy(batch, T, inputs, values, layout, mover,
+                            in_layouts) for T in Ts]
 
         clean, transformed = self._forward_model(model, batch, moved,
                                                  need_clean)
@@ -539,14 +553,15 @@ class RemulLoss(DeclaredGeometry, torch.nn.Module):
             if k not in layouts:
                 layouts[k] = output_layout(
                     batch, transformed[0][k],
-                    self._name('the model output', k), self.level, owner)
+                    self._name('the model output', k), self.level, owner,
+                    layout=layout)
 
         parts, task, equi = self._terms(targets, clean, transformed, Ts,
                                         layouts, need_task)
         error = None
         if clean is not None:
             error = self._batch_error(batch, clean, transformed, Ts,
-                                      layouts, B)
+                                      layouts, layout)
         loss = _weighted(beta, equi)
         if task is not None:
             loss = _weighted(alpha, task) + loss
@@ -567,10 +582,9 @@ class RemulLoss(DeclaredGeometry, torch.nn.Module):
         r"""``(dtype, device, source)`` that the outputs, targets and group
         elements must match: those of the first declared input in the
         batch, else of the targets (device unknown)."""
-        ref_key = self.roles.inputs[0][0] if self.roles.inputs else None
-        ref = batch[ref_key] if ref_key is not None and ref_key in batch \
-            else None
-        if isinstance(ref, Tensor):
+        found = self.roles.reference_input(batch)
+        if found is not None:
+            ref_key, ref = found
             return ref.dtype, ref.device, f"the batch ('data.{ref_key}')"
         floats = [t for t in (targets or {}).values()
                   if t.is_floating_point()]
@@ -628,22 +642,22 @@ class RemulLoss(DeclaredGeometry, torch.nn.Module):
     def _batch_error(self, batch: Data, clean: Dict[str, Tensor],
                      transformed: List[Dict[str, Tensor]],
                      Ts: List[RigidTransform],
-                     layouts: Dict[str, RowLayout], B: int):
+                     layouts: Dict[str, RowLayout], layout: BatchLayout):
         # E' over the graphs that have nodes (an empty graph has no error to
         # measure); the count stays on the device. Several outputs: the
         # figures are averaged over them, and given per output too.
         per_output = {}
+        B = layout.num_graphs
         for k, role in self.roles.outputs.items():
             y = clean[k].detach()
-            keep = nonempty_graphs(batch, y.device).to(y.dtype)
+            keep = nonempty_graphs(batch, layout, y.device).to(y.dtype)
             count = keep.sum().clamp(min=1)
-            norm = per_graph_mean(row_norms(y), layouts[k], B).clamp(
+            norm = output_norms(y, layouts[k], B).clamp(
                 min=torch.finfo(y.dtype).tiny)
             e = y.new_zeros(B)
             for y_g, T in zip(transformed, Ts):
-                e = e + per_graph_mean(
-                    row_norms(y_g[k].detach() - act(T, y, role, layouts[k])),
-                    layouts[k], B)
+                e = e + sample_error(y, y_g[k].detach(), T, role,
+                                     layouts[k], B)[0]
             e = e * keep / len(Ts)
             per_output[k] = {'absolute': e.sum() / count,
                              'relative': (e / norm).sum() / count}

@@ -6,10 +6,10 @@ from torch_geometric.data.datapipes import functional_transform
 from torch_geometric.transforms import BaseTransform
 
 from torch_geometric_remul._checks import check_float, check_keys
+from torch_geometric_remul.batching.layout import batch_layout, row_layout
+from torch_geometric_remul.batching.segment import segment_sum
 from torch_geometric_remul.debug import is_debug_enabled
 from torch_geometric_remul.group.rigid import RigidTransform
-from torch_geometric_remul.group.segment import segment_sum
-from torch_geometric_remul.layout import check_data, graph_layout, row_layout
 from torch_geometric_remul.transforms._roles import get_xyz
 from torch_geometric_remul.typing import Keys
 
@@ -58,15 +58,15 @@ class CenterPerGraph(BaseTransform):
 
     def forward(self, data: Data) -> Data:
         owner = self.__class__.__name__
-        check_data(data, owner)
-        num_graphs, _ = graph_layout(data)
+        layout = batch_layout(data, owner)
+        num_graphs = layout.num_graphs
         ref_key = self.points[0]
         ref = get_xyz(data, ref_key, 'point', owner)
         values = {key: ref if key == ref_key else get_xyz(data, key, 'point',
                                                           owner)
                   for key in self.points}
-        layouts = {key: row_layout(data, key, value,
-                                   owner=owner)
+        layouts = {key: row_layout(data, key, value, owner=owner,
+                                   layout=layout)
                    for key, value in values.items()}
         ref_layout = layouts[ref_key]
         ptr, index = ref_layout.ptr, ref_layout.index

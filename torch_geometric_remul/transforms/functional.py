@@ -6,8 +6,13 @@ from typing import Dict, Optional, Sequence, Tuple
 from torch import Tensor
 from torch_geometric.data import Data
 
+from torch_geometric_remul.batching.layout import (
+    BatchLayout,
+    RowLayout,
+    batch_layout,
+    row_layout,
+)
 from torch_geometric_remul.group.rigid import RigidTransform
-from torch_geometric_remul.layout import check_data, graph_layout, row_layout
 from torch_geometric_remul.roles import Roles
 from torch_geometric_remul.transforms._roles import get_xyz
 from torch_geometric_remul.typing import Keys
@@ -63,30 +68,53 @@ def apply_rigid_transform(data: Data, transform: RigidTransform,
         (tensor([1., 2., 3.]), tensor([1., 1., 1.]))
     """
     owner = 'apply_rigid_transform'
-    check_data(data, owner)
+    layout = batch_layout(data, owner)
     if not isinstance(transform, RigidTransform):
         raise TypeError(f"'transform' must be a RigidTransform (got "
                         f"{type(transform).__name__})")
     inputs = Roles.resolve(roles, owner, points=points, vectors=vectors,
                            pseudovectors=pseudovectors).inputs
     values = declared_values(data, inputs, owner)
-    return _move(copy.copy(data), transform, inputs, values, owner)
+    return moved_copy(data, transform, inputs, values, layout, owner)
 
 
-def _move(data: Data, transform: RigidTransform, roles, values,
-          owner: str) -> Data:
-    num_graphs, _ = graph_layout(data)
-    if transform.num_graphs != num_graphs:
+def declared_layouts(data: Data, roles: Sequence[Tuple[str, str]],
+                     values: Dict[str, Tensor], layout: BatchLayout,
+                     owner: str) -> Dict[str, RowLayout]:
+    r"""The :class:`~torch_geometric_remul.batching.RowLayout` of every
+    declared attribute, from the call's ``layout``."""
+    return {key: row_layout(data, key, values[key], owner=owner,
+                            layout=layout)
+            for key, _ in roles}
+
+
+def moved_copy(data: Data, transform: RigidTransform, roles,
+               values: Dict[str, Tensor], layout: BatchLayout, owner: str,
+               layouts: Optional[Dict[str, RowLayout]] = None) -> Data:
+    r"""A shallow copy of ``data`` whose declared ``values`` are moved by
+    ``transform``, placed by ``layouts`` (from :func:`declared_values` and
+    :func:`declared_layouts`, made once for all the copies of a call).
+    The shallow copy of a ``Data`` is where :func:`torch.compile` breaks
+    its graph: it happens in this frame, so that the caller's graph
+    resumes after it."""
+    return move_declared(copy.copy(data), transform, roles, values, layout,
+                         owner, layouts)
+
+
+def move_declared(data: Data, transform: RigidTransform, roles,
+                  values: Dict[str, Tensor], layout: BatchLayout, owner: str,
+                  layouts: Optional[Dict[str, RowLayout]] = None) -> Data:
+    r"""Assigns the declared ``values`` of ``data``, moved by
+    ``transform`` row by row as ``layouts`` place them (default: placed
+    here, from the call's ``layout``); returns ``data``."""
+    if transform.num_graphs != layout.num_graphs:
         raise ValueError(f"{owner}: the transform holds "
                          f"{transform.num_graphs} element(s) but the data "
-                         f"has {num_graphs} graph(s)")
-    # resolve every layout before assigning: row_layout identifies a
-    # collated attribute by the tensor stored under its key
-    layouts = {key: row_layout(data, key, values[key],
-                               owner=owner)
-               for key, _ in roles}
+                         f"has {layout.num_graphs} graph(s)")
+    if layouts is None:
+        layouts = declared_layouts(data, roles, values, layout, owner)
     for key, role in roles:
-        layout = layouts[key]
-        data[key] = transform.apply(values[key], role, batch=layout.index,
-                                    ptr=layout.ptr)
+        row = layouts[key]
+        data[key] = transform.apply(values[key], role, batch=row.index,
+                                    ptr=row.ptr)
     return data

@@ -5,12 +5,15 @@ from torch_geometric.data import Data
 from torch_geometric.data.datapipes import functional_transform
 from torch_geometric.transforms import BaseTransform
 
+from torch_geometric_remul.batching.layout import batch_layout
 from torch_geometric_remul.group.rigid import RigidTransform
 from torch_geometric_remul.group.rotations import AxisLike
 from torch_geometric_remul.group.sampler import RigidSampler
-from torch_geometric_remul.layout import check_data, graph_layout
 from torch_geometric_remul.roles import DeclaredGeometry, Roles
-from torch_geometric_remul.transforms.functional import _move, declared_values
+from torch_geometric_remul.transforms.functional import (
+    declared_values,
+    move_declared,
+)
 from torch_geometric_remul.typing import Keys
 
 #: Attribute names written by ``store=True``.
@@ -121,14 +124,13 @@ class RandomRigidTransform(DeclaredGeometry, BaseTransform):
 
     def forward(self, data: Data) -> Data:
         owner = self.__class__.__name__
-        check_data(data, owner)
+        layout = batch_layout(data, owner)
         roles = self.roles.inputs
         values = declared_values(data, roles, owner)
-        first = values[roles[0][0]]
-        num_graphs, _ = graph_layout(data)
-        T = self.sampler.sample(num_graphs, dtype=first.dtype,
+        _, first = self.roles.reference_input(data)
+        T = self.sampler.sample(layout.num_graphs, dtype=first.dtype,
                                 device=first.device)
-        data = _move(data, T, roles, values, owner)
+        data = move_declared(data, T, roles, values, layout, owner)
 
         if self.store:
             previous = stored_transform(data, required=False)

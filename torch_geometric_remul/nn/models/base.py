@@ -7,28 +7,33 @@ Every backbone of :mod:`torch_geometric_remul.nn.models` derives from
 repeats the checks.
 """
 import copy
-import functools
-import warnings
 from collections import OrderedDict
-from typing import Callable, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 from torch.nn.parameter import (
-    UninitializedBuffer,
-    UninitializedParameter,
     is_lazy,
 )
-from torch_geometric.data import Batch, Data
+from torch_geometric.data import Data
 
 from torch_geometric_remul._checks import check_disjoint, check_int, check_keys
-from torch_geometric_remul.debug import is_debug_enabled
-from torch_geometric_remul.group.segment import (
-    ptr_to_batch,
-    segment_mean,
-    segment_sum,
+from torch_geometric_remul.batching.layout import (
+    batch_layout,
+    check_batch_vector,
+    check_data,
+    node_batch,
 )
-from torch_geometric_remul.layout import check_data, graph_layout
+from torch_geometric_remul.batching.segment import segment_mean, segment_sum
+from torch_geometric_remul.nn.models._inputs import (
+    ModelInputs,
+    concat_attrs,
+    edge_rows,
+    read_edge_index,
+    read_positions,
+    read_vectors,
+)
+from torch_geometric_remul.nn.models._lazy import LazyLayers
 from torch_geometric_remul.roles import OUTPUT_ROLES, Roles
 
 POOLINGS = ('sum', 'mean')
@@ -36,64 +41,7 @@ POOLINGS = ('sum', 'mean')
 KeysLike = Union[str, Sequence[str], None]
 
 
-class ModelInputs(NamedTuple):
-    r"""The validated, assembled inputs of one forward pass.
-
-    Attributes:
-        pos: Input positions ``[N, 3]``.
-        vectors: Declared node vectors stacked as ``[N, V, 3]`` (``V`` may
-            be ``0``).
-        scalars: Declared node scalars concatenated as ``[N, scalar_dim]``
-            (width ``0`` if none).
-        edge_index: ``[2, E]`` (``None`` for models that need no edges).
-        edge_scalars: Declared edge scalars ``[E, edge_scalar_dim]``
-            (``None`` without edges).
-        batch: Graph index of each node ``[N]``.
-        ptr: CSR offsets ``[B + 1]``.
-        num_graphs: ``B``.
-
-    Example:
-
-        >>> from torch_geometric.data import Data
-        >>> from torch_geometric_remul.nn.models import GNN
-        >>> from torch_geometric_remul.graph import fully_connected_graph
-        >>> data = Data(pos=torch.randn(4, 3), vel=torch.randn(4, 3),
-        ...             charge=torch.ones(4, 1))
-        >>> data.edge_index = fully_connected_graph(data)
-        >>> model = GNN(vectors='vel', scalars='charge')
-        >>> inputs = model.read_inputs(data)
-        >>> inputs.vectors.shape, inputs.scalars.shape, inputs.num_graphs
-        (torch.Size([4, 1, 3]), torch.Size([4, 1]), 1)
-    """
-    pos: Tensor
-    vectors: Tensor
-    scalars: Tensor
-    edge_index: Optional[Tensor]
-    edge_scalars: Optional[Tensor]
-    batch: Tensor
-    ptr: Tensor
-    num_graphs: int
-
-
-def _builds_after_init(init: Callable) -> Callable:
-    r"""Wraps a model's ``__init__`` so that, once the outermost constructor
-    of a subclass chain has returned, the model builds its layers (when the
-    input widths are known) or defers them to the first call."""
-    @functools.wraps(init)
-    def __init__(self, *args, **kwargs):
-        depth = self.__dict__.get('_init_depth', 0)
-        self.__dict__['_init_depth'] = depth + 1
-        try:
-            init(self, *args, **kwargs)
-        finally:
-            self.__dict__['_init_depth'] = depth
-        if depth == 0:
-            del self.__dict__['_init_depth']
-            self._build_or_defer()
-    return __init__
-
-
-class BaseModel(torch.nn.Module):
+class BaseModel(LazyLayers):
     r"""Base class of the REMUL backbones: ``model(data) -> Tensor``.
 
     **Roles.** What the model reads and returns is declared once, as a
@@ -195,11 +143,6 @@ class BaseModel(torch.nn.Module):
     #: The output roles this backbone can return (a subset of
     #: :data:`~torch_geometric_remul.roles.OUTPUT_ROLES`).
     supported_outputs: Tuple[str, ...] = OUTPUT_ROLES
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        if '__init__' in cls.__dict__:
-            cls.__init__ = _builds_after_init(cls.__dict__['__init__'])
 
     def __init__(
         self,
@@ -373,51 +316,18 @@ class BaseModel(torch.nn.Module):
             ...     for p in model.parameters())
             False
         """
-        owner, key, pos = self._positions(data)
-        scalars = self._concat(data, self.scalars, 'scalar', pos.size(0),
-                               'num_nodes', owner, pos)
-        edge_width = 0
-        if self.edge_scalars:
-            # the number of edges, from edge_index when there is one
-            edge_index = data.edge_index if 'edge_index' in data else None
-            if isinstance(edge_index, Tensor) and edge_index.dim() == 2:
-                rows = edge_index.size(1)
-            else:
-                rows = self._attr(data, self.edge_scalars[0], 'edge_scalars',
-                                  owner, like=pos).size(0)
-            edge_width = self._concat(data, self.edge_scalars, 'edge_scalar',
-                                      rows, 'num_edges', owner, pos).size(1)
-        self._build_for(scalars.size(1), edge_width)
-        return self
-
-    def _positions(self, data: Data) -> Tuple[str, str, Tensor]:
-        r"""``(owner, key, pos)``: the model's name, the position key and
-        the checked ``[num_nodes, 3]`` positions of ``data``."""
         owner = type(self).__name__
         check_data(data, owner)
-        key = self.position_key
-        pos = self._attr(data, key, 'points', owner)
-        if pos.dim() != 2 or pos.size(1) != 3:
-            raise ValueError(f"{owner}: 'data.{key}' (points) must have "
-                             f"shape [num_nodes, 3] (got "
-                             f"{list(pos.shape)})")
-        return owner, key, pos
-
-    def _build_for(self, scalar_width: int, edge_width: Optional[int]
-                   ) -> None:
-        r"""Builds the layers of a model not initialised yet, inferring
-        the widths left ``None`` from those of the data."""
-        if self._initialized:
-            return
-        inferred = []
-        if self.scalar_dim is None:
-            self.scalar_dim = scalar_width
-            inferred.append('scalar')
-        if self.edge_scalar_dim is None:
-            self.edge_scalar_dim = edge_width
-            inferred.append('edge_scalar')
-        self._inferred = tuple(inferred)
-        self._build()
+        pos = read_positions(data, self.position_key, owner)
+        scalars = self._concat(data, 'scalar', pos.size(0), 'num_nodes',
+                               owner, pos)
+        edge_width = 0
+        if self.edge_scalars:
+            rows = edge_rows(data, self.edge_scalars[0], owner, pos)
+            edge_width = self._concat(data, 'edge_scalar', rows, 'num_edges',
+                                      owner, pos).size(1)
+        self._build_for(scalars.size(1), edge_width)
+        return self
 
     def reset_parameters(self) -> None:
         r"""Draws new initial values for the parameters made by
@@ -436,113 +346,6 @@ class BaseModel(torch.nn.Module):
         fresh.build_layers()
         self.load_state_dict(fresh.state_dict(), strict=False)
 
-    def _not_initialized(self, what: str) -> str:
-        lazy = [f"{name}_dim" for name, dim in
-                (('scalar', self.scalar_dim),
-                 ('edge_scalar', self.edge_scalar_dim)) if dim is None]
-        return (f"{type(self).__name__}.{what}: the model is not initialised: "
-                f"{' and '.join(lazy)} will be inferred from the data, so "
-                f"its layers do not exist yet. Call model.initialize("
-                f"example_batch) (or run one forward pass) first, or pass "
-                f"{' and '.join(lazy)} to the constructor")
-
-    def _build_or_defer(self) -> None:
-        if self.scalar_dim is None or self.edge_scalar_dim is None:
-            # the layers are drawn later from the random state of now, so
-            # that they equal those of a model built with the widths given
-            self._rng_state = torch.random.get_rng_state()
-            self._build_placeholders()
-            return
-        self._build()
-
-    def _build_placeholders(self) -> None:
-        # The layers built for width 1 in place of each unknown width (a
-        # declared attribute has width >= 1), their parameters and buffers
-        # replaced by lazy ones (shared ones stay shared): model.parameters()
-        # lists them before the first call, as with PyTorch's lazy modules,
-        # and _build() materialises them in place. The global random state
-        # is left as it was.
-        before = {id(t) for t in self.parameters()}
-        before.update(id(t) for t in self.buffers())
-        widths = self.scalar_dim, self.edge_scalar_dim
-        self.scalar_dim = 1 if widths[0] is None else widths[0]
-        self.edge_scalar_dim = 1 if widths[1] is None else widths[1]
-        try:
-            with torch.random.fork_rng(devices=[]), \
-                    torch.inference_mode(False), torch.no_grad():
-                self.build_layers()
-        finally:
-            self.scalar_dim, self.edge_scalar_dim = widths
-        device, dtype = self._like.device, self._like.dtype
-        lazy = {}
-        for module in self.modules():
-            for slots, kind in ((module._parameters, UninitializedParameter),
-                                (module._buffers, UninitializedBuffer)):
-                for name, t in slots.items():
-                    if t is None or id(t) in before:
-                        continue
-                    if id(t) not in lazy:
-                        kw = dict(device=device, dtype=dtype if
-                                  t.is_floating_point() else t.dtype)
-                        lazy[id(t)] = (
-                            kind(requires_grad=t.requires_grad, **kw)
-                            if kind is UninitializedParameter else kind(**kw))
-                    slots[name] = lazy[id(t)]
-
-    def _adopt_placeholders(self, lazy: dict) -> None:
-        # The built layers take over the lazy parameters of the same names,
-        # materialised in place with the built values: an optimizer created
-        # before the build holds them.
-        adopted = {}
-        for name, fresh in self.named_parameters(remove_duplicate=False):
-            p = lazy.get(name)
-            if p is not None and is_lazy(p) and id(fresh) not in adopted:
-                p.materialize(fresh.shape, device=fresh.device,
-                              dtype=fresh.dtype)
-                with torch.no_grad():
-                    p.copy_(fresh)
-                p.requires_grad_(fresh.requires_grad)
-                adopted[id(fresh)] = p
-        fresh_names = []
-        for prefix, module in self.named_modules():
-            for name, fresh in module._parameters.items():
-                if fresh is None:
-                    continue
-                if id(fresh) in adopted:
-                    module._parameters[name] = adopted[id(fresh)]
-                elif not any(fresh is p for p in lazy.values()):
-                    fresh_names.append(f'{prefix}.{name}'.lstrip('.'))
-        stale = sorted(name for name, p in lazy.items() if is_lazy(p))
-        if stale or fresh_names:
-            warnings.warn(
-                f"{type(self).__name__}: build_layers() made other "
-                f"parameters for the inferred widths than for the "
-                f"placeholder width 1 (new: {fresh_names}, left out: "
-                f"{stale}); an optimizer created before the first call "
-                f"does not hold the new ones: create it after "
-                f"model.initialize(example_batch)", RuntimeWarning,
-                stacklevel=3)
-
-    def _build(self) -> None:
-        deferred = self._rng_state is not None
-        where = dict(device=self._like.device, dtype=self._like.dtype)
-        lazy = dict(self.named_parameters(remove_duplicate=False)) \
-            if deferred else {}
-        # parameters, even when first built under torch.inference_mode()
-        with torch.inference_mode(False):
-            if deferred:
-                with torch.random.fork_rng(devices=[]):
-                    torch.random.set_rng_state(self._rng_state)
-                    self.build_layers()
-                # built on the CPU: move to where the model is
-                self.to(**where)
-                if any(is_lazy(p) for p in lazy.values()):
-                    self._adopt_placeholders(lazy)
-            else:
-                self.build_layers()
-        self._rng_state = None
-        self._initialized = True
-
     def state_dict(self, *args, destination=None, prefix='',
                    keep_vars=False):
         r"""As :meth:`torch.nn.Module.state_dict`; before the layers are
@@ -559,12 +362,6 @@ class BaseModel(torch.nn.Module):
             elif not keep_vars:
                 out[key] = out[key].detach()
         return out
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        if not self._initialized and any(
-                key.startswith(prefix) for key in state_dict):
-            raise RuntimeError(self._not_initialized('load_state_dict()'))
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # Input assembly ########################################################
 
@@ -591,8 +388,9 @@ class BaseModel(torch.nn.Module):
         index out of range``): one call under ``debug()`` names the tensor
         (``remul train`` runs its first steps so). Which nodes
         belong to which graph comes from
-        :func:`torch_geometric_remul.layout.graph_layout`: a ``Batch``'s
-        collation, and one graph for a plain ``Data``.
+        :func:`torch_geometric_remul.batching.batch_layout`, resolved once
+        per call: a ``Batch``'s collation, and one graph for a plain
+        ``Data``.
 
         Raises:
             TypeError: ``data`` is not a ``Data``/``Batch``, or an attribute
@@ -604,7 +402,10 @@ class BaseModel(torch.nn.Module):
                 mode, naming ``edge_index`` or ``batch``, an index out of
                 range (or negative).
         """
-        owner, key, pos = self._positions(data)
+        owner = type(self).__name__
+        check_data(data, owner)
+        key = self.position_key
+        pos = read_positions(data, key, owner)
         ref = self._reference()
         if pos.dtype != ref.dtype:
             raise TypeError(f"{owner}: 'data.{key}' has dtype {pos.dtype} "
@@ -612,162 +413,30 @@ class BaseModel(torch.nn.Module):
                             f"convert one of them (e.g. "
                             f"model.to({pos.dtype}))")
         N = pos.size(0)
-
-        vectors = []
-        for name in self.vectors:
-            v = self._attr(data, name, 'vectors', owner, like=pos)
-            if v.dim() != 2 or tuple(v.shape) != (N, 3):
-                raise ValueError(f"{owner}: 'data.{name}' (vectors) must "
-                                 f"have shape [{N}, 3] (got "
-                                 f"{list(v.shape)})")
-            vectors.append(v)
-        vectors = (torch.stack(vectors, dim=1) if vectors else
-                   pos.new_zeros(N, 0, 3))
-
-        scalars = self._concat(data, self.scalars, 'scalar', N, 'num_nodes',
-                               owner, pos)
-
-        batch, ptr, num_graphs = self._layout(data, N, owner, pos.device)
+        vectors = read_vectors(data, self.vectors, owner, pos)
+        scalars = self._concat(data, 'scalar', N, 'num_nodes', owner, pos)
+        batch = check_batch_vector(data, N, owner)
+        # which node belongs to which graph: resolved once for the call
+        layout = batch_layout(data)
+        batch, ptr = node_batch(layout, batch, N, owner, pos.device)
 
         edge_index = edge_scalars = None
         if self.uses_edges():
-            edge_index = self._edge_index(data, N, batch, owner)
-            E = edge_index.size(1)
-            edge_scalars = self._concat(data, self.edge_scalars,
-                                        'edge_scalar', E, 'num_edges', owner,
-                                        pos)
+            edge_index = read_edge_index(data, N, batch, owner)
+            edge_scalars = self._concat(data, 'edge_scalar',
+                                        edge_index.size(1), 'num_edges',
+                                        owner, pos)
         self._build_for(scalars.size(1), None if edge_scalars is None
                         else edge_scalars.size(1))
         return ModelInputs(pos, vectors, scalars, edge_index, edge_scalars,
-                           batch, ptr, num_graphs)
+                           batch, ptr, layout.num_graphs)
 
-    @staticmethod
-    def _attr(data: Data, key: str, role: str, owner: str,
-              like: Optional[Tensor] = None) -> Tensor:
-        value = data[key] if key in data else None
-        if value is None:
-            present = ', '.join(sorted(data.keys())) or 'none'
-            raise ValueError(f"{owner}: attribute '{key}' (declared in "
-                             f"'{role}') is missing from the data "
-                             f"(attributes present: {present})")
-        if not isinstance(value, Tensor):
-            raise TypeError(f"{owner}: 'data.{key}' must be a tensor (got "
-                            f"{type(value).__name__})")
-        if not value.is_floating_point():
-            raise TypeError(f"{owner}: 'data.{key}' ({role}) must have a "
-                            f"floating-point dtype (got {value.dtype}); "
-                            f"encode categories e.g. as one-hot floats")
-        if like is not None:
-            if value.dtype != like.dtype:
-                raise TypeError(f"{owner}: 'data.{key}' has dtype "
-                                f"{value.dtype} but the positions have "
-                                f"{like.dtype}")
-            if value.device != like.device:
-                raise ValueError(f"{owner}: 'data.{key}' is on "
-                                 f"{value.device} but the positions are on "
-                                 f"{like.device}")
-        return value
-
-    def _concat(self, data: Data, keys: Tuple[str, ...], name: str,
-                rows: int, rows_name: str, owner: str, pos: Tensor) -> Tensor:
-        role = f'{name}s'
-        width = getattr(self, f'{name}_dim')
-        parts = []
-        total = 0
-        for key in keys:
-            value = self._attr(data, key, role, owner, like=pos)
-            if value.dim() == 1:
-                value = value.unsqueeze(-1)
-            if value.dim() != 2 or value.size(0) != rows:
-                raise ValueError(f"{owner}: 'data.{key}' ({role}) must have "
-                                 f"shape [{rows}] or [{rows}, k] "
-                                 f"({rows_name}), got {list(value.shape)}")
-            total += value.size(1)
-            parts.append(value)
-        if width is not None and total != width:
-            widths = ', '.join(f"'{k}': {p.size(1)}"
-                               for k, p in zip(keys, parts))
-            how = (' (inferred from the data at the first call)'
-                   if name in self._inferred else '')
-            raise ValueError(f"{owner}: the concatenated {role} ({widths}) "
-                             f"have total width {total}, expected "
-                             f"{name}_dim={width}{how}")
-        if not parts:
-            return pos.new_zeros(rows, 0)
-        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
-
-    @staticmethod
-    def _layout(data: Data, N: int, owner: str, device: torch.device
-                ) -> Tuple[Tensor, Tensor, int]:
-        batch = data.batch if 'batch' in data else None
-        if batch is not None:
-            if not isinstance(batch, Tensor) or batch.dtype not in (
-                    torch.long, torch.int32):
-                raise TypeError(f"{owner}: 'data.batch' must be an integer "
-                                f"tensor (torch.long)")
-            if batch.dim() != 1 or batch.numel() != N:
-                raise ValueError(f"{owner}: 'data.batch' must have shape "
-                                 f"[{N}] (got {list(batch.shape)})")
-            if is_debug_enabled() and N > 0 and \
-                    batch.device.type != 'meta' and isinstance(data, Batch):
-                B = data.num_graphs
-                lo, hi = int(batch.min()), int(batch.max())
-                if lo < 0 or hi >= B:
-                    raise ValueError(f"{owner}: 'data.batch' holds graph "
-                                     f"indices in [{lo}, {hi}] but there "
-                                     f"are {B} graph(s)")
-        # ptr (or batch) of a Batch, checked against each other in debug
-        # mode; a plain Data is one graph
-        num_graphs, ptr = graph_layout(data)
-        if ptr is not None:
-            if batch is None:
-                batch = ptr_to_batch(ptr, N)
-            return batch, ptr, num_graphs
-        if batch is not None and is_debug_enabled() and N > 0 and \
-                batch.device.type != 'meta' and bool((batch != 0).any()):
-            raise ValueError(f"{owner}: a plain Data is one graph, but its "
-                             f"'batch' vector names several graphs; collate "
-                             f"graphs with Batch.from_data_list")
-        batch = torch.zeros(N, dtype=torch.long, device=device)
-        ptr = torch.arange(2, device=device) * N
-        return batch, ptr, 1
-
-    @staticmethod
-    def _edge_index(data: Data, N: int, batch: Tensor, owner: str) -> Tensor:
-        edge_index = data.edge_index if 'edge_index' in data else None
-        if edge_index is None:
-            raise ValueError(
-                f"{owner}: 'data.edge_index' is missing; build edges with "
-                f"torch_geometric_remul.graph (fully_connected_graph, "
-                f"radius_graph or knn_graph), e.g. data.edge_index = "
-                f"fully_connected_graph(data)")
-        if not isinstance(edge_index, Tensor) or edge_index.dtype not in (
-                torch.long, torch.int32):
-            raise TypeError(f"{owner}: 'data.edge_index' must be an integer "
-                            f"tensor (torch.long)")
-        if edge_index.dim() != 2 or edge_index.size(0) != 2:
-            raise ValueError(f"{owner}: 'data.edge_index' must have shape "
-                             f"[2, num_edges] (got {list(edge_index.shape)})")
-        if edge_index.device != batch.device:
-            raise ValueError(f"{owner}: 'data.edge_index' is on "
-                             f"{edge_index.device} but the positions are on "
-                             f"{batch.device}")
-        if N == 0 and edge_index.size(1) > 0:  # a shape: always checked
-            raise ValueError(f"{owner}: 'data.edge_index' holds "
-                             f"{edge_index.size(1)} edge(s) but there are no "
-                             f"nodes")
-        edge_index = edge_index.long()
-        if is_debug_enabled() and edge_index.numel() > 0 and \
-                edge_index.device.type != 'meta':
-            lo, hi = int(edge_index.min()), int(edge_index.max())
-            if lo < 0 or hi >= N:
-                raise ValueError(f"{owner}: 'data.edge_index' holds node "
-                                 f"indices in [{lo}, {hi}] but there are "
-                                 f"{N} nodes")
-            if bool((batch[edge_index[0]] != batch[edge_index[1]]).any()):
-                raise ValueError(f"{owner}: 'data.edge_index' connects nodes "
-                                 f"of different graphs")
-        return edge_index
+    def _concat(self, data: Data, name: str, rows: int, rows_name: str,
+                owner: str, pos: Tensor) -> Tensor:
+        return concat_attrs(data, getattr(self, f'{name}s'), name, rows,
+                            rows_name, owner, pos,
+                            getattr(self, f'{name}_dim'),
+                            inferred=name in self._inferred)
 
     # Output helpers ########################################################
 
@@ -807,8 +476,6 @@ class BaseModel(torch.nn.Module):
             parts.append('uninitialized')
         return ', '.join(parts)
 
-
-BaseModel.__init__ = _builds_after_init(BaseModel.__init__)
 
 
 def mlp(in_channels: int, hidden: int, out_channels: int,

@@ -16,7 +16,7 @@ from torch.nn.parameter import is_lazy
 from torch_geometric.data import Data
 
 from torch_geometric_remul._checks import check_int
-from torch_geometric_remul.group.segment import center
+from torch_geometric_remul.batching.segment import center
 from torch_geometric_remul.nn.models.base import BaseModel, inverse_degree, mlp
 
 

@@ -4,9 +4,10 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch_geometric.data import Batch, Data
+from torch_geometric.data import Data
 
 from torch_geometric_remul._checks import check_int
+from torch_geometric_remul.batching import _collation as collation
 from torch_geometric_remul.debug import is_debug_enabled
 from torch_geometric_remul.nn.models.base import (
     BaseModel,
@@ -183,17 +184,11 @@ class Transformer(BaseModel):
             return self.max_num_nodes
         if B == 1:
             return N
-        slices = getattr(data, '_slice_dict', None) if isinstance(
-            data, Batch) else None
-        s = slices.get(self.position_key) if isinstance(slices, dict) else None
-        if isinstance(s, Tensor) and s.device.type == 'cpu' and \
-                s.dim() == 1 and s.numel() == B + 1:
-            # PyG's collation metadata lives in host memory: reading it
-            # (through numpy, which refuses device tensors) makes no device
-            # wait
-            offsets = s.numpy()
-            if int(offsets[-1]) == N:
-                return int((offsets[1:] - offsets[:-1]).max())
+        # PyG's collation metadata lives in host memory: reading it makes
+        # no device wait
+        offsets = collation.host_offsets(data, self.position_key, B, N)
+        if offsets is not None:
+            return int((offsets[1:] - offsets[:-1]).max())
         # no (or stale) host-side metadata: read ptr on the device
         return int(inputs.ptr.diff().max()) if B > 0 else 0
 

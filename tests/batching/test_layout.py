@@ -3,7 +3,7 @@ import torch
 from torch_geometric.data import Batch, Data
 
 from torch_geometric_remul import debug
-from torch_geometric_remul.layout import graph_layout, row_layout
+from torch_geometric_remul.batching import graph_layout, row_layout
 from torch_geometric_remul.testing import assert_no_syncs, count_syncs
 
 

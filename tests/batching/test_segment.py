@@ -3,7 +3,7 @@ import torch
 
 import torch_geometric_remul.typing as remul_typing
 from torch_geometric_remul import debug
-from torch_geometric_remul.group import (
+from torch_geometric_remul.batching import (
     batch_to_ptr,
     broadcast_to_rows,
     center,
