@@ -42,6 +42,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Batch, Data, HeteroData
 
+from torch_geometric_remul._checks import check_index
 from torch_geometric_remul.batching import _collation as collation
 from torch_geometric_remul.batching.segment import (
     batch_to_ptr,
@@ -414,26 +415,15 @@ def check_batch_vector(data: Data, num_nodes: int,
         >>> check_batch_vector(Data(num_nodes=2), 2, 'Model') is None
         True
     """
-    N = num_nodes
     batch = data.batch if 'batch' in data else None
     if batch is None:
         return None
-    if not isinstance(batch, Tensor) or batch.dtype not in (
-            torch.long, torch.int32):
-        raise TypeError(f"{owner}: 'data.batch' must be an integer "
-                        f"tensor (torch.long)")
-    if batch.dim() != 1 or batch.numel() != N:
-        raise ValueError(f"{owner}: 'data.batch' must have shape "
-                         f"[{N}] (got {list(batch.shape)})")
-    if is_debug_enabled() and N > 0 and \
-            batch.device.type != 'meta' and isinstance(data, Batch):
-        B = data.num_graphs
-        lo, hi = int(batch.min()), int(batch.max())
-        if lo < 0 or hi >= B:
-            raise ValueError(f"{owner}: 'data.batch' holds graph "
-                             f"indices in [{lo}, {hi}] but there "
-                             f"are {B} graph(s)")
-    return batch
+    try:
+        return check_index(batch, 'data.batch', num_nodes,
+                           data.num_graphs if isinstance(data, Batch)
+                           else None)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f'{owner}: {e}') from None
 
 
 def node_batch(layout: BatchLayout, batch: Optional[Tensor], num_nodes: int,

@@ -627,8 +627,8 @@ def test_out_of_range_indices_name_the_tensor(name):
              edge_index=torch.tensor([[0, 1], [1, 2]])) for _ in range(2)])
     batch.batch = torch.tensor([0, 0, 0, 1, 1, 5])
     with debug(), pytest.raises(ValueError, match=r"'data.batch' holds graph "
-                                r"indices in \[0, 5\] but there are 2 "
-                                r"graph\(s\)"):
+                                r"indices in \[0, 5\] but only 2 "
+                                r"graph\(s\) exist"):
         model(batch)
     empty = Data(pos=torch.zeros(0, 3), vel=torch.zeros(0, 3),
                  edge_index=torch.tensor([[0], [1]]))
