@@ -1,11 +1,11 @@
 r"""Moving the declared attributes of a ``Data``/``Batch`` by a given
 :class:`~torch_geometric_remul.group.RigidTransform`."""
-import copy
 from typing import Dict, Optional, Sequence, Tuple
 
 from torch import Tensor
 from torch_geometric.data import Data
 
+from torch_geometric_remul._copy import shallow_copy
 from torch_geometric_remul.group.rigid import RigidTransform
 from torch_geometric_remul.layout import check_data, graph_layout, row_layout
 from torch_geometric_remul.roles import Roles
@@ -70,7 +70,7 @@ def apply_rigid_transform(data: Data, transform: RigidTransform,
     inputs = Roles.resolve(roles, owner, points=points, vectors=vectors,
                            pseudovectors=pseudovectors).inputs
     values = declared_values(data, inputs, owner)
-    return _move(copy.copy(data), transform, inputs, values, owner)
+    return _move(shallow_copy(data), transform, inputs, values, owner)
 
 
 def _move(data: Data, transform: RigidTransform, roles, values,
