@@ -437,15 +437,19 @@ def test_loss_compile_rows(private_tmp, capsys):
     payload, table = _micro_written(script, out, 'step', out_dir)
     (compiled, ) = payload['compiled']
     rows = {r['key']: r for r in compiled['rows']}
-    assert list(rows) == [f'{k}/{h}' for k in ('plain', 'fused')
-                          for h in ('eager', 'model', 'step')]
+    assert list(rows) == ['plain/eager', 'plain/model', 'plain/step',
+                          'plain2x/eager', 'plain2x/step', 'fused/eager',
+                          'fused/model', 'fused/step']
     for key, r in rows.items():
         _timed_ok(r, payload['repeats'])
         assert (r['compile_s'] is None) == key.endswith('/eager')
     q = compiled['ratios']
     assert q['fused_step_over_plain_step'] == pytest.approx(
         rows['fused/step']['median_ms'] / rows['plain/step']['median_ms'])
+    assert q['fused_step_over_plain2x_step'] == pytest.approx(
+        rows['fused/step']['median_ms'] / rows['plain2x/step']['median_ms'])
     assert '| GNN | REMUL fused | compiled step |' in table
+    assert '| GNN | plain, 2x graphs | compiled step |' in table
     with pytest.raises(SystemExit):
         script.main(['--quick', '--compile', 'nope'])
 
