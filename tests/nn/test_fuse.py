@@ -43,3 +43,20 @@ def test_compiled_concat_copies_is_the_eager_batch():
     for a, b in zip(out.to_data_list(), ref.to_data_list()):
         assert torch.equal(a.edge_index, b.edge_index)
         assert torch.equal(a.face, b.face)
+
+
+def test_compiled_concat_copies_of_a_single_data():
+    """Copies of a single Data (not a Batch) are stacked eagerly inside a
+    compiled region, with their edge indices offset."""
+    data = Data(pos=torch.randn(4, 3),
+                edge_index=torch.tensor([[0, 1], [1, 2]]))
+
+    def fuse(d):
+        fused = concat_copies([d, d])
+        return fused.pos * 2, fused.edge_index, fused.ptr, fused.batch
+
+    torch._dynamo.reset()
+    out = torch.compile(fuse, backend='eager')(data)
+    for a, b in zip(out, fuse(data)):
+        assert torch.equal(a, b)
+    assert out[1].tolist() == [[0, 1, 4, 5], [1, 2, 5, 6]]

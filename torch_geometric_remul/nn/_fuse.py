@@ -30,13 +30,6 @@ def _increment(data: Data, key: str, value, num_nodes):
     return data.__inc__(key, value)
 
 
-@torch.compiler.disable(recursive=True)
-def _new_batch(attributes: dict) -> Batch:
-    """A ``Batch`` built by its constructor, which Dynamo cannot trace:
-    only the copies of a single ``Data`` (not a ``Batch``) come here."""
-    return Batch(**attributes)
-
-
 def concat_copies(batches: Sequence[Data]) -> Batch:
     r"""Stacks ``K`` batches with identical structure (same graphs, edges and
     attribute shapes; values may differ) into one ``Batch`` of ``K * B``
@@ -54,6 +47,12 @@ def concat_copies(batches: Sequence[Data]) -> Batch:
     2 x 100 graphs of 5 nodes (15-30 ms, longer than the GNN's whole
     training step; ``benchmarks/fused_batch.py``).
 
+    The result is a shallow copy of the first ``Batch`` (same class) holding
+    the stacked values, so :func:`torch.compile` traces it with no graph
+    break; copies of a single ``Data`` are stacked eagerly (a graph break
+    inside a compiled region: Dynamo cannot trace the ``Batch``
+    constructor).
+
     Example:
 
         >>> from torch_geometric.data import Batch, Data
@@ -67,6 +66,16 @@ def concat_copies(batches: Sequence[Data]) -> Batch:
         >>> len(fused.to_data_list())
         4
     """
+    if not isinstance(batches[0], Batch):
+        # copies of a single Data: eager (Dynamo resolves a Data's
+        # num_nodes to the property itself, and cannot trace the Batch
+        # constructor)
+        return _concat_data_copies(batches)
+    return _concat(batches)
+
+
+def _concat(batches: Sequence[Data]) -> Batch:
+    """:func:`concat_copies` (traced for copies of a ``Batch``)."""
     first = batches[0]
     K = len(batches)
     N = num_nodes(first)
@@ -116,7 +125,7 @@ def concat_copies(batches: Sequence[Data]) -> Batch:
         for key, value in out.items():
             fused[key] = value
     else:
-        fused = _new_batch(out)
+        fused = Batch(**out)
     # PyG's collation record, as Batch.from_data_list writes it, built by
     # arithmetic on the first copy's (host memory): ``to_data_list()`` gives
     # the K * B graphs, and row_layout() reads per-attribute offsets. (The
@@ -141,3 +150,6 @@ def concat_copies(batches: Sequence[Data]) -> Batch:
             else:
                 fused._inc_dict[key] = inc
     return fused
+
+
+_concat_data_copies = torch.compiler.disable(_concat, recursive=True)
