@@ -454,6 +454,23 @@ def test_loss_compile_rows(private_tmp, capsys):
         script.main(['--quick', '--compile', 'nope'])
 
 
+@pytest.mark.slow  # traces a whole step twice (~10 s on 2 cores)
+def test_compile_status_explains_a_step_of_one_graph(private_tmp, capsys):
+    """compile_status.py --explain-only: the fused REMUL step (README
+    roles, native paths) is one graph with no break, and fullgraph=True
+    traces it; --json writes the same figures."""
+    script = _script('compile_status')
+    path = private_tmp / 'status.json'
+    script.main(['--explain-only', '--graphs', '4', '--native', '--json',
+                 str(path)])
+    out = capsys.readouterr().out
+    assert '1 graph(s), 0 graph breaks' in out
+    assert 'torch.compile(step, fullgraph=True): yes' in out
+    status = json.loads(path.read_text())
+    assert status['graph_break_count'] == 0 and status['fused']
+    assert status['break_reasons'] == [] and status['fullgraph'] == 'yes'
+
+
 def test_loss_quick_writes_step_table(private_tmp, capsys):
     before = _results_state()
     script = _script('loss')
