@@ -25,13 +25,16 @@ same model measured in the same run. Goal: REMUL <= 2.1x plain.
 With --compile MODELS (e.g. --compile gnn) a second table times, for the
 plain and the fused REMUL step of each listed model, three ways of running
 it: eager; torch.compile(model) (the loss stays eager); and the compiled
-whole step (torch.compile of forward + loss + backward; the Adam step stays
-eager). Medians of interleaved repeats after warm-up; the time of each
-compiled variant's first calls (tracing + Inductor) is reported separately
-as its compile time. The compiled-step REMUL loss draws its group elements
-from torch's default generator (a torch.Generator argument cannot be
-traced). Goals: the compiled fused step faster than the eager fused one and
-within 1.6x of the compiled plain step.
+whole step (torch.compile(..., fullgraph=True) of forward + loss +
+backward, one graph with torch's trace_autograd_ops; the Adam step stays
+eager). It also times the plain step on a batch of twice the graphs (the
+model's share of the fused step, which runs it on the clean and the rotated
+copies), eager and compiled. Medians of interleaved repeats after warm-up;
+the time of each compiled variant's first calls (tracing + Inductor) is
+reported separately as its compile time. The compiled-step REMUL loss
+draws its group elements from torch's default generator (a torch.Generator
+argument cannot be traced). Goals: the compiled fused step faster than
+the eager fused one and within 1.6x of the compiled plain step.
 
 Writes benchmarks/results/step.{json,md} (--out DIR: into DIR; --quick:
 into a fresh temporary directory): the JSON holds the provenance (code
@@ -124,11 +127,22 @@ COMPILED = {
 }
 
 
-def compiled_timings(name, batch, repeats, warmup):
+def _traced_backward():
+    """``loss.backward()`` traced into the compiled graph (torch >= 2.13's
+    ``trace_autograd_ops``), so that the compiled step is one graph."""
+    import contextlib
+    if hasattr(torch._dynamo.config, 'trace_autograd_ops'):
+        return torch._dynamo.config.patch(trace_autograd_ops=True)
+    return contextlib.nullcontext()
+
+
+def compiled_timings(name, batch, batch2, repeats, warmup):
     """Eager vs torch.compile(model) vs the compiled whole step, for the
-    plain and the fused REMUL step of model ``name``: ``{'rows': [...],
-    'ratios': {...}}`` with medians (ms, compile time excluded) and each
-    compiled variant's compile time (s, its warm-up calls)."""
+    plain and the fused REMUL step of model ``name``, and the plain step on
+    ``batch2`` (twice the graphs: the model's share of the fused step):
+    ``{'rows': [...], 'ratios': {...}}`` with medians (ms, compile time
+    excluded) and each compiled variant's compile time (s, its warm-up
+    calls)."""
     import time
 
     torch.manual_seed(0)
@@ -140,6 +154,9 @@ def compiled_timings(name, batch, repeats, warmup):
     def plain_loss(m):
         return torch.nn.functional.mse_loss(m(batch), batch.y)
 
+    def plain2x_loss(m):
+        return torch.nn.functional.mse_loss(m(batch2), batch2.y)
+
     def fused_loss(m):
         return fused(m, batch, batch.y).loss
 
@@ -147,17 +164,27 @@ def compiled_timings(name, batch, repeats, warmup):
         loss_of(m).backward()
 
     fns, compile_s = {}, {}
-    for kind, loss_of in (('plain', plain_loss), ('fused', fused_loss)):
+    for kind, loss_of, hows in (
+            ('plain', plain_loss, ('eager', 'model', 'step')),
+            ('plain2x', plain2x_loss, ('eager', 'step')),
+            ('fused', fused_loss, ('eager', 'model', 'step'))):
+        # one graph for forward, loss and backward (static shapes: each
+        # batch size its own graph, as in a run of one size)
         step = torch.compile(lambda loss_of=loss_of: backward(loss_of,
-                                                                model))
-        for how, run in (
-                ('eager', lambda loss_of=loss_of: backward(loss_of, model)),
-                ('model', lambda loss_of=loss_of: backward(loss_of,
-                                                           compiled_model)),
-                ('step', step)):
-            def fn(run=run):
+                                                                model),
+                             fullgraph=True, dynamic=False)
+        runs = {'eager': lambda loss_of=loss_of: backward(loss_of, model),
+                'model': lambda loss_of=loss_of: backward(loss_of,
+                                                          compiled_model),
+                'step': step}
+        for how in hows:
+            def fn(run=runs[how], traced=how == 'step'):
                 opt.zero_grad(set_to_none=True)
-                run()
+                if traced:
+                    with _traced_backward():
+                        run()
+                else:
+                    run()
                 opt.step()
             key = f'{kind}/{how}'
             t0 = time.perf_counter()
@@ -181,6 +208,12 @@ def compiled_timings(name, batch, repeats, warmup):
         'fused_step_over_plain_step': med['fused/step'] / med['plain/step'],
         'fused_eager_over_plain_eager': med['fused/eager'] / med[
             'plain/eager'],
+        'plain2x_step_over_plain_step': med['plain2x/step'] / med[
+            'plain/step'],
+        'fused_step_over_plain2x_step': med['fused/step'] / med[
+            'plain2x/step'],
+        'fused_eager_over_plain2x_eager': med['fused/eager'] / med[
+            'plain2x/eager'],
     }
     return dict(model=name, label=MODEL_LABELS[name], rows=rows,
                 ratios=ratios)
@@ -193,7 +226,8 @@ def compiled_markdown(payload):
              '|---|---|---|---|---|']
     for m in payload['compiled']:
         for r in m['rows']:
-            label = 'plain' if r['kind'] == 'plain' else 'REMUL fused'
+            label = {'plain': 'plain', 'plain2x': 'plain, 2x graphs',
+                     'fused': 'REMUL fused'}[r['kind']]
             c = '' if r['compile_s'] is None else f'{r["compile_s"]:.1f}'
             lines.append(f'| {m["label"]} | {label} | {r["label"]} | '
                          f'{_ms(r["median_ms"])} | {c} |')
@@ -206,9 +240,17 @@ def compiled_markdown(payload):
             f'fused (torch.compile(model): '
             f'{q["fused_eager_over_fused_model"]:.2f}x); compiled fused / '
             f'compiled plain {q["fused_step_over_plain_step"]:.2f}x (eager: '
-            f'{q["fused_eager_over_plain_eager"]:.2f}x).')
+            f'{q["fused_eager_over_plain_eager"]:.2f}x); the plain step on '
+            f'twice the graphs / plain '
+            f'{q["plain2x_step_over_plain_step"]:.2f}x compiled, so the '
+            f'fused step costs {q["fused_step_over_plain2x_step"]:.2f}x the '
+            f'model on both copies (eager: '
+            f'{q["fused_eager_over_plain2x_eager"]:.2f}x).')
     lines += ['', 'Compile time: wall time of the warm-up calls of each '
-              'compiled variant (tracing and Inductor), not in the medians.']
+              'compiled variant (tracing and Inductor), not in the medians. '
+              '"plain, 2x graphs": the plain step on a batch of twice the '
+              'graphs, what the fused step runs the model on (the clean '
+              'and the rotated copies).']
     return '\n'.join(lines) + '\n'
 
 
@@ -310,7 +352,8 @@ def main(argv=None):
                         for key, (label, copies, calls, what)
                         in CANDIDATES.items()]))
 
-    compiled = [compiled_timings(name, batch, args.repeats, warmup)
+    batch2 = nbody_batch(2 * args.graphs, args.nodes, seed=1)
+    compiled = [compiled_timings(name, batch, batch2, args.repeats, warmup)
                 for name in compile_names]
 
     ratios = {}

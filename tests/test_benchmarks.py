@@ -437,17 +437,38 @@ def test_loss_compile_rows(private_tmp, capsys):
     payload, table = _micro_written(script, out, 'step', out_dir)
     (compiled, ) = payload['compiled']
     rows = {r['key']: r for r in compiled['rows']}
-    assert list(rows) == [f'{k}/{h}' for k in ('plain', 'fused')
-                          for h in ('eager', 'model', 'step')]
+    assert list(rows) == ['plain/eager', 'plain/model', 'plain/step',
+                          'plain2x/eager', 'plain2x/step', 'fused/eager',
+                          'fused/model', 'fused/step']
     for key, r in rows.items():
         _timed_ok(r, payload['repeats'])
         assert (r['compile_s'] is None) == key.endswith('/eager')
     q = compiled['ratios']
     assert q['fused_step_over_plain_step'] == pytest.approx(
         rows['fused/step']['median_ms'] / rows['plain/step']['median_ms'])
+    assert q['fused_step_over_plain2x_step'] == pytest.approx(
+        rows['fused/step']['median_ms'] / rows['plain2x/step']['median_ms'])
     assert '| GNN | REMUL fused | compiled step |' in table
+    assert '| GNN | plain, 2x graphs | compiled step |' in table
     with pytest.raises(SystemExit):
         script.main(['--quick', '--compile', 'nope'])
+
+
+@pytest.mark.slow  # traces a whole step twice (~10 s on 2 cores)
+def test_compile_status_explains_a_step_of_one_graph(private_tmp, capsys):
+    """compile_status.py --explain-only: the fused REMUL step (README
+    roles, native paths) is one graph with no break, and fullgraph=True
+    traces it; --json writes the same figures."""
+    script = _script('compile_status')
+    path = private_tmp / 'status.json'
+    script.main(['--explain-only', '--graphs', '4', '--native', '--json',
+                 str(path)])
+    out = capsys.readouterr().out
+    assert '1 graph(s), 0 graph breaks' in out
+    assert 'torch.compile(step, fullgraph=True): yes' in out
+    status = json.loads(path.read_text())
+    assert status['graph_break_count'] == 0 and status['fused']
+    assert status['break_reasons'] == [] and status['fullgraph'] == 'yes'
 
 
 def test_loss_quick_writes_step_table(private_tmp, capsys):

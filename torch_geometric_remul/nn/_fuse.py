@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Batch, Data
 
+from torch_geometric_remul._copy import shallow_copy
 from torch_geometric_remul.batching import _collation as collation
 from torch_geometric_remul.batching.layout import num_nodes
 from torch_geometric_remul.batching.segment import batch_to_ptr, ptr_to_batch
@@ -20,7 +21,16 @@ def _stack_offsets(ptr: Tensor, K: int, total) -> Tensor:
     return torch.cat(parts)
 
 
-@torch.compiler.disable(recursive=True)
+def _increment(data: Data, key: str, value, num_nodes):
+    """``data.__inc__(key, value)``; PyG's own rule (an ``index`` attribute
+    or ``face`` is offset by the node count) applied with the node count
+    already known: Dynamo resolves ``data.num_nodes`` inside ``__inc__`` to
+    an unresolved attribute, and the copies would not be offset."""
+    if type(data).__inc__ is Data.__inc__ and 'batch' not in key:
+        return num_nodes if 'index' in key or key == 'face' else 0
+    return data.__inc__(key, value)
+
+
 def concat_copies(batches: Sequence[Data]) -> Batch:
     r"""Stacks ``K`` batches with identical structure (same graphs, edges and
     attribute shapes; values may differ) into one ``Batch`` of ``K * B``
@@ -38,6 +48,12 @@ def concat_copies(batches: Sequence[Data]) -> Batch:
     2 x 100 graphs of 5 nodes (15-30 ms, longer than the GNN's whole
     training step; ``benchmarks/fused_batch.py``).
 
+    The result is a shallow copy of the first ``Batch`` (same class) holding
+    the stacked values, so :func:`torch.compile` traces it with no graph
+    break; copies of a single ``Data`` are stacked eagerly (a graph break
+    inside a compiled region: Dynamo cannot trace the ``Batch``
+    constructor).
+
     Example:
 
         >>> from torch_geometric.data import Batch, Data
@@ -51,6 +67,16 @@ def concat_copies(batches: Sequence[Data]) -> Batch:
         >>> len(fused.to_data_list())
         4
     """
+    if not isinstance(batches[0], Batch):
+        # copies of a single Data: eager (Dynamo resolves a Data's
+        # num_nodes to the property itself, and cannot trace the Batch
+        # constructor)
+        return _concat_data_copies(batches)
+    return _concat(batches)
+
+
+def _concat(batches: Sequence[Data]) -> Batch:
+    """:func:`concat_copies` (traced for copies of a ``Batch``)."""
     first = batches[0]
     K = len(batches)
     N = num_nodes(first)
@@ -69,13 +95,12 @@ def concat_copies(batches: Sequence[Data]) -> Batch:
             out[key] = value
             continue
         dim = first.__cat_dim__(key, value)
-        inc = first.__inc__(key, value)
+        inc = _increment(first, key, value, N)
         parts = []
         for k, b in enumerate(batches):
             part = b[key]
-            if isinstance(inc, int) and inc != 0:
-                part = part + k * inc
-            elif isinstance(inc, torch.Tensor):  # pragma: no cover
+            if isinstance(inc, (torch.Tensor, torch.SymInt)) or (
+                    isinstance(inc, int) and inc != 0):
                 part = part + k * inc
             parts.append(part)
         if dim is None:  # stacked, e.g. graph-level tensors without cat dim
@@ -93,7 +118,15 @@ def concat_copies(batches: Sequence[Data]) -> Batch:
                torch.arange(2, device=device) * N)
     out['batch'] = torch.cat([batch_vec + k * B for k in range(K)])
     out['ptr'] = _stack_offsets(ptr, K, N)
-    fused = Batch(**out)
+    if isinstance(first, Batch):
+        # a shallow copy of the first copy (its class and attributes) with
+        # the stacked values: unlike the Batch constructor, torch.compile
+        # traces it (no graph break)
+        fused = shallow_copy(first)
+        for key, value in out.items():
+            fused[key] = value
+    else:
+        fused = Batch(**out)
     # PyG's collation record, as Batch.from_data_list writes it, built by
     # arithmetic on the first copy's (host memory): ``to_data_list()`` gives
     # the K * B graphs, and row_layout() reads per-attribute offsets. (The
@@ -109,11 +142,16 @@ def concat_copies(batches: Sequence[Data]) -> Batch:
             for key, s in slices.items()}
         fused_incs = {}
         for key, inc in incs.items():
-            step = first.__inc__(key, first[key]) if key in first else 0
-            if isinstance(inc, Tensor) and isinstance(step, int):
+            step = _increment(first, key, first[key], N) if key in first \
+                else 0
+            if isinstance(inc, Tensor) and isinstance(step,
+                                                      (int, torch.SymInt)):
                 fused_incs[key] = torch.cat(
                     [inc + k * step for k in range(K)])
             else:
                 fused_incs[key] = inc
         collation.write_record(fused, fused_slices, fused_incs)
     return fused
+
+
+_concat_data_copies = torch.compiler.disable(_concat, recursive=True)

@@ -6,6 +6,7 @@ from torch_geometric.data.datapipes import functional_transform
 from torch_geometric.transforms import BaseTransform
 
 from torch_geometric_remul._checks import check_float, check_keys
+from torch_geometric_remul._copy import shallow_copy
 from torch_geometric_remul.batching.layout import batch_layout, row_layout
 from torch_geometric_remul.batching.segment import segment_sum
 from torch_geometric_remul.debug import is_debug_enabled
@@ -55,6 +56,10 @@ class CenterPerGraph(BaseTransform):
             raise TypeError(f"'weight' must be an attribute name (str), got "
                             f"{type(weight).__name__}")
         self.weight = weight
+
+    def __call__(self, data: Data) -> Data:
+        # BaseTransform's copy.copy, in a form torch.compile traces
+        return self.forward(shallow_copy(data))
 
     def forward(self, data: Data) -> Data:
         owner = self.__class__.__name__

@@ -1,11 +1,11 @@
 r"""Moving the declared attributes of a ``Data``/``Batch`` by a given
 :class:`~torch_geometric_remul.group.RigidTransform`."""
-import copy
 from typing import Dict, Optional, Sequence, Tuple
 
 from torch import Tensor
 from torch_geometric.data import Data
 
+from torch_geometric_remul._copy import shallow_copy
 from torch_geometric_remul.batching.layout import (
     BatchLayout,
     RowLayout,
@@ -94,10 +94,9 @@ def moved_copy(data: Data, transform: RigidTransform, roles,
     r"""A shallow copy of ``data`` whose declared ``values`` are moved by
     ``transform``, placed by ``layouts`` (from :func:`declared_values` and
     :func:`declared_layouts`, made once for all the copies of a call).
-    The shallow copy of a ``Data`` is where :func:`torch.compile` breaks
-    its graph: it happens in this frame, so that the caller's graph
-    resumes after it."""
-    return move_declared(copy.copy(data), transform, roles, values, layout,
+    The copy is :func:`~torch_geometric_remul._copy.shallow_copy`, which
+    :func:`torch.compile` traces."""
+    return move_declared(shallow_copy(data), transform, roles, values, layout,
                          owner, layouts)
 
 

@@ -5,6 +5,7 @@ from torch_geometric.data import Data
 from torch_geometric.data.datapipes import functional_transform
 from torch_geometric.transforms import BaseTransform
 
+from torch_geometric_remul._copy import shallow_copy
 from torch_geometric_remul.batching.layout import batch_layout
 from torch_geometric_remul.group.rigid import RigidTransform
 from torch_geometric_remul.group.rotations import AxisLike
@@ -121,6 +122,10 @@ class RandomRigidTransform(DeclaredGeometry, BaseTransform):
             sampler, owner, group=group, translation_std=translation_std,
             axis=axis, generator=generator)
         self.store = bool(store)
+
+    def __call__(self, data: Data) -> Data:
+        # BaseTransform's copy.copy, in a form torch.compile traces
+        return self.forward(shallow_copy(data))
 
     def forward(self, data: Data) -> Data:
         owner = self.__class__.__name__
