@@ -10,7 +10,10 @@ benchmarks keep finished runs) and the same uncommitted changes to the
 package (every invocation that trained it, see
 ``torch_geometric_remul.train.code_version`` and ``same_code``), and it
 used best-validation selection. ``run_all(..., jobs=2)`` trains the missing
-runs in two processes at once (one per core) before aggregating. Runs of
+runs in two processes at once (one per core) before aggregating. A run
+cut off before it finished (a stopped sitting, a killed process) goes on
+from its last checkpoint when its configuration and code version match
+(:func:`resumable`); it gives the result an uninterrupted run would. Runs of
 other code are trained again, unless the caller asks otherwise:
 ``run_all(..., reuse_other_code=True)`` or the environment variable
 ``REMUL_REUSE_OTHER_CODE=1`` accepts finished runs of another code version
@@ -95,11 +98,10 @@ def run_all(configs: List[Dict], seeds: Sequence[int], common: Dict,
             test = _finished(values, current, reuse_other_code)
             if test is None:
                 t0 = time.perf_counter()
-                # an unfinished run of an interrupted benchmark starts over
-                test = train(TrainConfig(**values), progress=False,
-                             log=lambda s: None, overwrite=True).test
+                resume = resumable(values, current)
+                test = _train_run(values, resume).test
                 test['wall_seconds'] = time.perf_counter() - t0
-                note = ''
+                note = f' (resumed from epoch {resume})' if resume else ''
             else:
                 note = ' (finished run reused)'
             saved = _results(values['run_dir'])
@@ -277,13 +279,49 @@ def interval_payload(seeds: Sequence[int], **fields) -> Dict:
                 paired_method=PAIRED_METHOD, **fields)
 
 
-def _train_one(values: Dict) -> float:
-    """Trains one run in a worker process; returns its wall seconds."""
+def resumable(values: Dict, current: Optional[Dict] = None
+              ) -> Optional[int]:
+    """The epoch of the last checkpoint of an interrupted run of exactly
+    this configuration in ``values['run_dir']``, when every invocation of
+    it was the code version ``current`` (default: this one), else
+    ``None``: a run cut off (a stopped sitting, a killed process) goes on
+    from its last epoch, exactly as if never stopped (``train(...,
+    resume_from=...)``), instead of starting over; anything else there
+    (another configuration or code, no checkpoint, a damaged file) is
+    trained anew."""
+    from torch_geometric_remul.train import RunDirectoryError, load_run
+    run_dir = values['run_dir']
+    if not osp.exists(osp.join(run_dir, 'checkpoint.pt')):
+        return None
+    try:
+        saved, checkpoint = load_run(run_dir)
+    except (RunDirectoryError, OSError, ValueError):
+        return None
+    current = code_version() if current is None else current
+    versions = checkpoint.get('code_versions') or []
+    if not versions or not all(same_code(v, current) for v in versions):
+        return None
+    if _comparable(saved) != _comparable(TrainConfig(**values)):
+        return None
+    return int(checkpoint['epoch'])
+
+
+def _train_run(values: Dict, resume: Optional[int]):
+    """Trains one run, resuming it when ``resume`` (an epoch) is given."""
+    if resume:
+        return train(TrainConfig(**values), resume_from=values['run_dir'],
+                     progress=False, log=lambda s: None)
+    return train(TrainConfig(**values), progress=False, log=lambda s: None,
+                 overwrite=True)
+
+
+def _train_one(values: Dict, resume: Optional[int] = None) -> float:
+    """Trains (or resumes) one run in a worker process; returns its wall
+    seconds."""
     import torch
     torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', '1')))
     t0 = time.perf_counter()
-    train(TrainConfig(**values), progress=False, log=lambda s: None,
-          overwrite=True)
+    _train_run(values, resume)
     return time.perf_counter() - t0
 
 
@@ -302,15 +340,18 @@ def _train_missing(configs, seeds, common, work_dir, current,
         for seed in seeds:
             values = _values(common, cfg, seed, label, work_dir)
             if _finished(values, current, reuse_other_code) is None:
-                pending.append((f'{label} seed {seed}', values))
+                resume = resumable(values, current)
+                name = f'{label} seed {seed}' + (
+                    f' (resumed from epoch {resume})' if resume else '')
+                pending.append((name, values, resume))
     if not pending:
         return
     log(f'training {len(pending)} run(s), {jobs} at a time')
     failed = []
     context = multiprocessing.get_context('spawn')
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        futures = [(name, pool.submit(_train_one, values))
-                   for name, values in pending]
+        futures = [(name, pool.submit(_train_one, values, resume))
+                   for name, values, resume in pending]
         for name, future in futures:
             try:
                 log(f'{name}: trained in {future.result():.0f} s')

@@ -43,8 +43,8 @@ Student-t intervals over seeds (``_stats.PAIRED_METHOD``) of the
 differences in ``COMPARISONS``, "tie" (not shown to differ) when the
 interval contains 0. Only rows with every requested seed finished are
 tabulated; the others are listed as missing (``--jobs 2`` trains two runs at
-once; an interrupted run starts over, finished runs are reused when the
-package code is the same).
+once; an interrupted run goes on from its last epoch, and finished runs are
+reused, when the package code is the same).
 
 Writes benchmarks/results/headline.{json,md,png}: the test-MSE panel, the
 E' panel (the paper's Eq. 9; the table also gives our per-node variant),

@@ -210,6 +210,53 @@ def test_run_all_reuses_only_identical_runs(tmp_path, pinned_code,
     assert 'reused' not in log[-1]
 
 
+def test_run_all_resumes_an_interrupted_run(tmp_path, pinned_code,
+                                           monkeypatch):
+    """A run cut off after its first epoch goes on from its checkpoint
+    (same configuration and code) and ends where an uninterrupted run
+    ends; a checkpoint of other code is trained anew."""
+    import torch_geometric_remul.train.loop as loop
+    from torch_geometric_remul.train import TrainConfig, train
+    runs = _script('_runs')
+    version, current = pinned_code
+    monkeypatch.setattr(runs, 'code_version', current)
+    common = dict(runs.QUICK, task='nbody', epochs=3,
+                  data_root=str(tmp_path / 'data'))
+    cfg = [dict(label='GNN plain', model='gnn', loss='plain')]
+    whole = runs.run_all(cfg, [0], common, str(tmp_path / 'whole'),
+                         log=lambda s: None)
+    values = runs._values(common, dict(model='gnn', loss='plain'), 0,
+                          'GNN plain', str(tmp_path / 'cut'))
+    real, calls = loop.evaluate_split, []
+
+    def interrupting(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # during epoch 2
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+    monkeypatch.setattr(loop, 'evaluate_split', interrupting)
+    assert train(TrainConfig(**values), progress=False,
+                 log=lambda s: None).interrupted
+    monkeypatch.setattr(loop, 'evaluate_split', real)
+    assert runs.resumable(values, current()) == 1
+    log = []
+    cut = runs.run_all(cfg, [0], common, str(tmp_path / 'cut'),
+                       log=log.append)
+    assert '(resumed from epoch 1)' in log[-1]
+    assert cut[0]['mse'] == whole[0]['mse']
+    assert cut[0]['best_epochs'] == whole[0]['best_epochs']
+    # never for another configuration or other code
+    values2 = dict(values, run_dir=str(tmp_path / 'other'))
+    monkeypatch.setattr(loop, 'evaluate_split', interrupting)
+    calls.clear()
+    train(TrainConfig(**values2), progress=False, log=lambda s: None)
+    monkeypatch.setattr(loop, 'evaluate_split', real)
+    assert runs.resumable(values2, current()) == 1
+    assert runs.resumable(dict(values2, epochs=4), current()) is None
+    version['commit'] = 'b' * 40
+    assert runs.resumable(values2, current()) is None
+
+
 def test_run_all_refuses_runs_of_other_code(tmp_path, pinned_code,
                                             monkeypatch):
     runs = _script('_runs')
