@@ -382,21 +382,21 @@ def base_label(label: str) -> str:
 
 
 def tune_lr(name: str, config: Dict, rates: Sequence[float], common: Dict,
-            work_dir: str, jobs: int = 1, report_only: bool = False
-            ) -> Tuple[Optional[Dict], List[Dict]]:
-    """The validation learning-rate search of one row, the same for every
-    model searched: ``config`` (fields of the row, without label) is
-    trained on seed :data:`TUNE_SEED` at every rate of ``rates`` (with
-    ``report_only``: only read); while the best rate is the largest
-    tried, one :data:`LR_STEP` times larger is added, and while it is the
+            work_dir: str, jobs: int = 1, report_only: bool = False,
+            seed: int = TUNE_SEED) -> Tuple[Optional[Dict], List[Dict]]:
+    """The validation learning-rate search of one row, the same for every model
+    searched: ``config`` (fields of the row, without label) is trained on
+    ``seed`` (default :data:`TUNE_SEED`) at every rate of ``rates`` (with
+    ``report_only``: only read); while the best rate is the largest tried,
+    one :data:`LR_STEP` times larger is added, and while it is the
     smallest, one :data:`LR_STEP` times smaller, at most :data:`LR_EXTRA`
-    rates in all, so that the rate chosen is not the edge of the grid
+    rates more, so that the rate chosen is not the edge of the grid
     unless the grid ran out. The rate with the lowest best validation MSE
     wins (a diverged run's NaN counts as worst; the test set is never
     read). Returns the chosen configuration (labelled ``"<name> (lr
-    <rate>)"``, its seed-0 run is the search's run) and one record per
-    rate in the order tried, or ``(None, [])`` when ``report_only`` finds
-    a run of the search unfinished."""
+    <rate>)"``; its run on ``seed`` is the search's run) and one record
+    per rate in the order tried, or ``(None, [])`` when ``report_only``
+    finds a run of the search unfinished."""
     rates, search = list(rates), []
 
     def rank(record):
@@ -409,12 +409,12 @@ def tune_lr(name: str, config: Dict, rates: Sequence[float], common: Dict,
     def trained(lrs):
         todo = [configured(lr) for lr in lrs]
         if report_only:
-            if finished_configs(todo, [TUNE_SEED], common, work_dir) != todo:
+            if finished_configs(todo, [seed], common, work_dir) != todo:
                 return False
         else:
-            run_all(todo, [TUNE_SEED], common, work_dir, jobs=jobs)
+            run_all(todo, [seed], common, work_dir, jobs=jobs)
         for cfg in todo:
-            saved = saved_results(work_dir, cfg['label'], TUNE_SEED)
+            saved = saved_results(work_dir, cfg['label'], seed)
             search.append({'label': cfg['label'], 'lr': cfg['lr'],
                            'best_val_mse': saved['best_val_mse'],
                            'best_epoch': saved['best_epoch'],
@@ -436,11 +436,11 @@ def tune_lr(name: str, config: Dict, rates: Sequence[float], common: Dict,
 
 
 def search_record(config: Dict, search: List[Dict], epochs: int,
-                  rates: Sequence[float]) -> Dict:
+                  rates: Sequence[float], seed: int = TUNE_SEED) -> Dict:
     """What a results JSON stores of one :func:`tune_lr` search."""
-    return {'seed': TUNE_SEED, 'epochs': epochs, 'grid': list(rates),
+    return {'seed': seed, 'epochs': epochs, 'grid': list(rates),
             'runs': search, 'chosen_lr': config['lr'],
-            'rule': f'lowest best validation MSE on seed {TUNE_SEED}; the '
+            'rule': f'lowest best validation loss on seed {seed}; the '
                     f'grid grows {LR_STEP:g}x past a winning edge, at most '
                     f'{LR_EXTRA} rates more'}
 

@@ -32,11 +32,16 @@ step), <backbone> + REMUL (beta = 1, constant weighting, target mode:
 clean and rotated copies), EGNN (plain; its energy is exactly invariant,
 so its forces are exactly equivariant). The unconstrained backbones read
 each atom's Cartesian coordinates relative to the molecule's centroid and
-its element (one-hot H, C, N, O). ``--backbone auto`` (the default) chooses
-the backbone on fold 1's validation set: a plain GNN and a plain
-Transformer are trained on fold 1 (seed 1) and the one with the lower
-best validation loss is used for the three rows (the choice and both
-losses are in the JSON under "backbone_choice").
+its element (one-hot H, C, N, O).
+
+Selection, on fold 1's validation set (seed 1; the test split is never
+read), every model alike: each candidate backbone (a plain GNN and a plain
+Transformer with ``--backbone auto``, the default) and EGNN are trained at
+the learning rates of ``LR_GRID`` (1.5e-3, 5e-3, 1.5e-2; the grid grows 3x
+past a winning edge, at most twice: ``_runs.tune_lr``); the backbone whose
+best rate reaches the lower best validation loss is used for the three
+unconstrained rows at that rate, EGNN at its own (every search run is in
+the JSON under "selection_search" and tabulated).
 
 Columns (test split, best-validation epoch): energy MAE (kcal/mol), force
 MAE (kcal/mol/A, per component), force MAE on a randomly rotated copy of
@@ -56,11 +61,12 @@ rMD17 layout (a spring potential on a 5-atom molecule, not rMD17), two
 rows, two folds, two epochs, written into a temporary directory.
 """
 import argparse
+import math
 import os
 import os.path as osp
 import sys
 import tempfile
-from typing import Dict, List
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -80,7 +86,9 @@ from _runs import (  # noqa: E402
     interval_panel,
     interval_payload,
     run_all,
-    saved_results,
+    search_lines,
+    search_record,
+    tune_lr,
     write_outputs,
 )
 from _timing import machine_description  # noqa: E402
@@ -98,10 +106,22 @@ MOLECULES = ('aspirin', 'ethanol', 'benzene', 'malonaldehyde',
 #: The headline molecules (the others if the budget allows).
 HEADLINE = ('aspirin', 'ethanol')
 
+NAMES = {'gnn': 'GNN', 'transformer': 'Transformer', 'egnn': 'EGNN'}
 
-def configs_for(backbone: str) -> List[Dict]:
-    name = {'gnn': 'GNN', 'transformer': 'Transformer'}[backbone]
-    return [
+#: learning rates searched on fold 1's validation set (seed 1) for every
+#: model alike (``_runs.tune_lr``: the grid grows 3x past a winning edge,
+#: at most twice): the task default, 5e-3, and 3x either side
+LR_GRID = (1.5e-3, 5e-3, 1.5e-2)
+#: the fold (trained with the seed of its number) of the search
+SELECT_FOLD = 1
+
+
+def configs_for(backbone: str, lrs: Optional[Dict[str, float]] = None
+                ) -> List[Dict]:
+    """The rows of a molecule; ``lrs`` (model -> learning rate, from
+    :func:`select_models`) sets each model's rate (default: the task's)."""
+    name = NAMES[backbone]
+    rows = [
         dict(label=f'{name} plain', model=backbone, loss='plain'),
         dict(label=f'{name} + augmentation', model=backbone,
              loss='augment'),
@@ -109,10 +129,14 @@ def configs_for(backbone: str) -> List[Dict]:
              beta=1.0, weighting='constant'),
         dict(label='EGNN', model='egnn', loss='plain'),
     ]
+    for row in rows:
+        if lrs and row['model'] in lrs:
+            row['lr'] = lrs[row['model']]
+    return rows
 
 
 def comparisons_for(backbone: str):
-    name = {'gnn': 'GNN', 'transformer': 'Transformer'}[backbone]
+    name = NAMES[backbone]
     remul = f'{name} + REMUL'
     return ((remul, f'{name} + augmentation'), (remul, f'{name} plain'),
             (remul, 'EGNN'))
@@ -177,23 +201,44 @@ def write_quick_files(root: str, folds=(1, 2), frames: int = 20) -> None:
                      forces=force)
 
 
-def choose_backbone(common: Dict, work: str, log=print) -> Dict:
-    """Trains a plain GNN and a plain Transformer on fold 1 (seed 1) and
-    returns ``{'backbone', 'best_val_mse': {model: value}}`` (the lower
-    best validation loss wins)."""
-    values = dict(common, fold=1)
-    configs = [dict(label='GNN plain', model='gnn', loss='plain'),
-               dict(label='Transformer plain', model='transformer',
-                    loss='plain')]
+def select_models(common: Dict, work: str, backbones: Sequence[str],
+                  jobs: int = 1, report_only: bool = False,
+                  log=print) -> Optional[Dict]:
+    """The validation search of a molecule, on fold :data:`SELECT_FOLD`
+    (seed 1; the test split is never read): every candidate backbone
+    (``backbones``: both for ``--backbone auto``), trained plain, and EGNN
+    at every rate of :data:`LR_GRID` (``_runs.tune_lr``). The backbone
+    whose best rate reaches the lower best validation loss is used for the
+    three unconstrained rows, at that rate; EGNN trains at its own. Returns
+    ``{'backbone', 'lr': {model: rate}, 'searches': {name: record},
+    'fold', 'seed', 'train_seconds'}``, or ``None`` when ``report_only``
+    finds a run of the search unfinished."""
+    values = dict(common, fold=SELECT_FOLD)
     where = osp.join(work, 'select')
-    rows = run_all(configs, [1], values, where, log=log)
-    best = {cfg['model']: saved_results(where, cfg['label'], 1)[
-        'best_val_mse'] for cfg in configs}
-    choice = min(best, key=best.get)
-    log(f'backbone on fold 1 validation: {best} -> {choice}')
-    return {'backbone': choice, 'best_val_mse': best, 'fold': 1, 'seed': 1,
-            'train_seconds': sum(train_seconds(r, common['epochs'])
-                                 for r in rows)}
+    searches, best = {}, {}
+    for model in list(backbones) + ['egnn']:
+        name = NAMES[model] + ('' if model == 'egnn' else ' plain')
+        chosen, runs = tune_lr(name, dict(model=model, loss='plain'),
+                               LR_GRID, values, where, jobs=jobs,
+                               report_only=report_only, seed=SELECT_FOLD)
+        if chosen is None:
+            return None
+        searches[name] = search_record(chosen, runs, common['epochs'],
+                                       LR_GRID, seed=SELECT_FOLD)
+        value = next(r['best_val_mse'] for r in runs
+                     if r['lr'] == chosen['lr'])
+        best[model] = (math.inf if value is None or value != value
+                       else value, chosen['lr'])
+    backbone = min(backbones, key=lambda m: best[m][0])
+    log(f'fold {SELECT_FOLD} validation: ' + ', '.join(
+        f'{NAMES[m]} {v:.4g} at lr {lr:g}' for m, (v, lr) in best.items())
+        + f' -> {NAMES[backbone]}')
+    seconds = sum(r['seconds_per_epoch'] * common['epochs']
+                  for s in searches.values() for r in s['runs'])
+    return {'backbone': backbone,
+            'lr': {backbone: best[backbone][1], 'egnn': best['egnn'][1]},
+            'searches': searches, 'fold': SELECT_FOLD, 'seed': SELECT_FOLD,
+            'train_seconds': seconds}
 
 
 def run_folds(configs: List[Dict], folds: List[int], common: Dict,
@@ -279,11 +324,15 @@ def markdown(payload: Dict) -> str:
     lines += comparison_table(payload['comparisons'],
                               {k: v for k, v in COLUMNS.items()},
                               first=('molecule', 'molecule'))
-    for m, choice in payload.get('backbone_choice', {}).items():
-        lines += ['', f'{m}: backbone {choice["backbone"]} chosen on fold 1 '
-                  f'validation (best validation loss: ' + ', '.join(
-                      f'{k} {v:.4g}' for k, v in
-                      choice['best_val_mse'].items()) + ').']
+    for m, choice in payload.get('selection_search', {}).items():
+        lines += ['', f'{m}: backbone {NAMES[choice["backbone"]]} and the '
+                  f'learning rates (' + ', '.join(
+                      f'{NAMES[k]} {v:g}' for k, v in choice['lr'].items())
+                  + f') chosen on fold {choice["fold"]}\'s validation set '
+                  f'(seed {choice["seed"]}), every model searched alike:']
+        for name, record in choice['searches'].items():
+            lines += search_lines(name, record, scale=1.0, unit=
+                                  '(standardised loss)')
     lines += missing_lines(payload['missing'])
     lines += ['', 'Compute: ' + '; '.join(
         f'{m}: {h:.2f} core-hours' for m, h in
@@ -380,11 +429,16 @@ def main(argv=None):
     for molecule in molecules:
         values = dict(common, molecule=molecule)
         work_dir = osp.join(work, 'bench-rmd17', molecule)
-        chosen = backbone
-        if chosen == 'auto':
-            choices[molecule] = choose_backbone(values, work_dir)
-            chosen = choices[molecule]['backbone']
-        configs = configs_for(chosen)
+        candidates = ('gnn', 'transformer') if backbone == 'auto' \
+            else (backbone, )
+        choice = select_models(values, work_dir, candidates, args.jobs,
+                               args.report_only)
+        if choice is None:
+            missing.append(f'{molecule}: the validation search')
+            continue
+        choices[molecule] = choice
+        chosen = choice['backbone']
+        configs = configs_for(chosen, choice['lr'])
         if args.quick:
             configs = [c for c in configs if c['loss'] == 'remul' or
                        c['model'] == 'egnn']
@@ -408,7 +462,7 @@ def main(argv=None):
     payload = interval_payload(
         folds, common=common, molecules=molecules, rows=rows,
         comparisons=comparisons, missing=missing, machine=machine,
-        core_hours=core_hours, backbone_choice=choices,
+        core_hours=core_hours, selection_search=choices,
         metrics={k: text for k, (text, _) in COLUMNS.items()},
         data={'files': {name: digest for m in molecules
                         for name, digest in files[m].items()}},

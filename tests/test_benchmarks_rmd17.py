@@ -36,6 +36,18 @@ def test_rmd17_quick(private_tmp, capsys):
             ci = r[f'{key}_ci']
             assert ci['n'] == 2 and ci['low'] <= ci['estimate'] <= ci['high']
         assert [run['mse'] > 0 for run in r['runs']] == [True, True]
+    # the validation search of fold 1, alike for the backbone and EGNN
+    choice = payload['selection_search']['quick']
+    assert choice['backbone'] == 'gnn' and choice['fold'] == 1
+    assert sorted(choice['searches']) == ['EGNN', 'GNN plain']
+    for name, record in choice['searches'].items():
+        assert [r['lr'] for r in record['runs']][:3] == \
+            list(script.LR_GRID)
+        assert record['seed'] == 1
+    rates = {r['row']: r['config']['lr'] for r in payload['rows']}
+    assert rates == {'GNN + REMUL': choice['lr']['gnn'],
+                     'EGNN': choice['lr']['egnn']}
+    assert "EGNN's learning rate: each rate trained on seed 1" in out
     egnn = payload['rows'][-1]
     assert egnn['E_prime'] < 1e-4 and egnn['energy_E_prime'] < 1e-4
     assert {c['key'] for c in payload['comparisons']} == set(script.COLUMNS)
