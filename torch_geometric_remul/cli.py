@@ -66,6 +66,8 @@ TRAIN_OPTIONS = (
      'by K)'),
     ('lr', float, 'learning rate of Adam'),
     ('weight_decay', float, 'weight decay of Adam'),
+    ('clip_grad_norm', float, "clip the gradients' total 2-norm to this "
+     'value before every step (default: no clipping)'),
     ('hidden_channels', int, 'width of the model'),
     ('num_layers', int, 'depth of the model'),
     ('num_train', int, 'training graphs'),

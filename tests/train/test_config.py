@@ -33,6 +33,9 @@ def test_resolved_fills_defaults_and_canonical_names():
     ('lr', math.nan, "'lr' must be a finite number > 0"),
     ('lr', math.inf, "'lr' must be a finite number > 0"),
     ('weight_decay', -1.0, "'weight_decay' must be a finite number >= 0"),
+    ('clip_grad_norm', 0.0, "'clip_grad_norm' must be a finite number > 0"),
+    ('clip_grad_norm', math.inf, "'clip_grad_norm' must be a finite "
+     "number > 0"),
     ('alpha', -1.0, "'alpha' must be a finite number >= 0"),
     ('beta', math.nan, "'beta' must be a finite number >= 0"),
     ('epsilon', 0.0, "'epsilon' must be a finite number > 0"),
@@ -50,6 +53,7 @@ def test_resolved_rejects(field, value, message):
 
 
 @pytest.mark.parametrize('field,value', [('lr', 'fast'), ('epochs', 2.5),
+                                         ('clip_grad_norm', '1'),
                                          ('epochs', True), ('fused', 1),
                                          ('task', 3), ('alpha', None)])
 def test_resolved_rejects_wrong_types(field, value):

@@ -102,6 +102,10 @@ class TrainConfig:
     batch_size: Optional[int] = None
     lr: Optional[float] = None
     weight_decay: float = 1e-12
+    #: Clip the gradients' total 2-norm to this value before every
+    #: optimiser step (``torch.nn.utils.clip_grad_norm_``; ``None``: no
+    #: clipping). Give every model of a comparison the same value.
+    clip_grad_norm: Optional[float] = None
     hidden_channels: Optional[int] = None
     num_layers: Optional[int] = None
     num_train: Optional[int] = None
@@ -179,6 +183,10 @@ class TrainConfig:
                 check_int(values[key], key, minimum=1)
         check_real(values['lr'], 'lr', minimum=0, strict=True)
         check_real(values['weight_decay'], 'weight_decay', minimum=0)
+        if values['clip_grad_norm'] is not None:
+            check_real(values['clip_grad_norm'], 'clip_grad_norm',
+                       minimum=0, strict=True,
+                       why=': the largest gradient norm of a step')
         for key in ('alpha', 'beta'):
             check_real(values[key], key, minimum=0, why=': a loss weight')
         check_real(values['epsilon'], 'epsilon', minimum=0, strict=True,

@@ -349,6 +349,10 @@ def _epoch(config: TrainConfig, spec: TaskSpec, net: torch.nn.Module,
             raise TrainingError(f'training stopped at epoch {epoch + 1}, '
                                 f'step {state.step + 1}: {e}') from e
         state.checked_steps += checking
+        if config.clip_grad_norm is not None:
+            # no host read: the norm and the scale stay on the device
+            torch.nn.utils.clip_grad_norm_(net.parameters(),
+                                           config.clip_grad_norm)
         state.optimizer.step()
         state.step += 1
         stats.add(loss, task, equi, share)
