@@ -111,8 +111,9 @@ def run_all(configs: List[Dict], seeds: Sequence[int], common: Dict,
             for version in saved['provenance']['code_versions']:
                 if version not in versions:
                     versions.append(version)
-            config, spec, model = restore_model(values['run_dir'],
-                                                data_root=values['data_root'])
+            config, spec, model = restore_model(
+                values['run_dir'], data_root=values['data_root'],
+                which='last' if diverged(saved) else 'best')
             test['params'] = sum(p.numel() for p in model.parameters())
             if evaluate is not None:
                 test.update(evaluate(config, spec, model))
@@ -499,8 +500,8 @@ def _finished(values: Dict, current: Optional[Dict] = None,
         selection = saved['selection']
     except (KeyError, TypeError, ValueError, OSError):
         return None  # damaged, or written before provenance was recorded
-    if selection != 'best_val' or not osp.exists(
-            osp.join(values['run_dir'], 'best.pt')):
+    if not (selection == 'best_val' and osp.exists(
+            osp.join(values['run_dir'], 'best.pt')) or diverged(saved)):
         return None
     if not reuse_other_code:
         current = code_version() if current is None else current
@@ -509,6 +510,17 @@ def _finished(values: Dict, current: Optional[Dict] = None,
             return None
     return saved['test'] if have == _comparable(TrainConfig(**values)) \
         else None
+
+
+def diverged(saved: Dict) -> bool:
+    """Whether a finished run's ``results.json`` says it never reached a
+    finite validation loss (a diverged run: no best-validation model
+    exists, its test metrics are the last epoch's, ``selection: last``).
+    Such a run is finished all the same: a learning-rate search ranks it
+    last, a table shows its non-finite error."""
+    return saved.get('selection') == 'last' and \
+        saved.get('best_val_mse') is None and \
+        saved.get('best_epoch') is None
 
 
 def _comparable(config: TrainConfig) -> Dict:

@@ -257,6 +257,35 @@ def test_run_all_resumes_an_interrupted_run(tmp_path, pinned_code,
     assert runs.resumable(values2, current()) is None
 
 
+def test_run_all_reuses_a_diverged_run(tmp_path, pinned_code,
+                                      monkeypatch):
+    """A finished run that never reached a finite validation loss (no
+    best-validation model; its test metrics are the last epoch's) is
+    reused like any finished run, not trained again on every call, and
+    a search ranks it last."""
+    import math
+    runs = _script('_runs')
+    monkeypatch.setattr(runs, 'code_version', pinned_code[1])
+    common = dict(runs.QUICK, task='nbody', epochs=1,
+                  data_root=str(tmp_path / 'data'))
+    cfg = [dict(label='EGNN (lr 0.1)', model='egnn', loss='plain', lr=0.1)]
+    work = str(tmp_path / 'runs')
+    runs.run_all(cfg, [0], common, work, log=lambda s: None)
+    run_dir = osp.join(work, 'EGNN_(lr_0.1)-seed0')
+    path = osp.join(run_dir, 'results.json')
+    saved = json.load(open(path))
+    # what train() writes when every validation was non-finite
+    saved.update(selection='last', best_epoch=None, best_val_mse=None)
+    saved['test']['mse'] = math.inf
+    json.dump(saved, open(path, 'w'))
+    os.remove(osp.join(run_dir, 'best.pt'))
+    assert runs.diverged(saved)
+    log = []
+    rows = runs.run_all(cfg, [0], common, work, log=log.append)
+    assert 'reused' in log[-1] and rows[0]['mse'] == math.inf
+    assert rows[0]['best_epochs'] == [None]
+
+
 def test_run_all_refuses_runs_of_other_code(tmp_path, pinned_code,
                                             monkeypatch):
     runs = _script('_runs')
