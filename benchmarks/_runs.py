@@ -31,6 +31,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from torch_geometric_remul.train import (
     TrainConfig,
+    TrainingError,
     code_version,
     restore_model,
     same_code,
@@ -393,8 +394,9 @@ def tune_lr(name: str, config: Dict, rates: Sequence[float], common: Dict,
     smallest, one :data:`LR_STEP` times smaller, at most :data:`LR_EXTRA`
     rates more, so that the rate chosen is not the edge of the grid
     unless the grid ran out. The rate with the lowest best validation MSE
-    wins (a diverged run's NaN counts as worst; the test set is never
-    read). Returns the chosen configuration (labelled ``"<name> (lr
+    wins (a diverged run, whose validation loss is non-finite or whose
+    training stopped on a non-finite loss, counts as worst; the test set
+    is never read). Returns the chosen configuration (labelled ``"<name> (lr
     <rate>)"``; its run on ``seed`` is the search's run) and one record
     per rate in the order tried, or ``(None, [])`` when ``report_only``
     finds a run of the search unfinished."""
@@ -409,18 +411,35 @@ def tune_lr(name: str, config: Dict, rates: Sequence[float], common: Dict,
 
     def trained(lrs):
         todo = [configured(lr) for lr in lrs]
+        failed = {}
         if report_only:
             if finished_configs(todo, [seed], common, work_dir) != todo:
                 return False
         else:
-            run_all(todo, [seed], common, work_dir, jobs=jobs)
+            for cfg in todo:  # one at a time: a rate may blow up
+                try:
+                    run_all([cfg], [seed], common, work_dir, jobs=jobs)
+                except Exception as e:  # noqa: BLE001 - recorded
+                    # (from a worker of jobs > 1: the RuntimeError's cause)
+                    cause = e if isinstance(e, TrainingError) \
+                        else e.__cause__
+                    if not isinstance(cause, TrainingError):
+                        raise
+                    failed[cfg['label']] = str(cause)
         for cfg in todo:
-            saved = saved_results(work_dir, cfg['label'], seed)
-            search.append({'label': cfg['label'], 'lr': cfg['lr'],
-                           'best_val_mse': saved['best_val_mse'],
-                           'best_epoch': saved['best_epoch'],
-                           'seconds_per_epoch':
-                               saved['test']['seconds_per_epoch']})
+            record = {'label': cfg['label'], 'lr': cfg['lr'],
+                      'best_val_mse': None, 'best_epoch': None,
+                      'seconds_per_epoch': None}
+            if cfg['label'] in failed:
+                # training stopped on a non-finite loss: the worst rank
+                record['error'] = failed[cfg['label']]
+            else:
+                saved = saved_results(work_dir, cfg['label'], seed)
+                record.update(best_val_mse=saved['best_val_mse'],
+                              best_epoch=saved['best_epoch'],
+                              seconds_per_epoch=saved['test'][
+                                  'seconds_per_epoch'])
+            search.append(record)
         return True
 
     if not trained(rates):
@@ -465,8 +484,9 @@ def search_lines(name: str, record: Optional[Dict], scale: float = 1e3,
     for r in sorted(record['runs'], key=lambda r: r['lr']):
         v = r['best_val_mse']
         val = 'diverged' if v is None or v != v else f'{v * scale:.2f}'
+        seconds = r['seconds_per_epoch']
         lines.append(f'| {r["lr"]:g} | {val} | {r["best_epoch"]} | '
-                     f'{r["seconds_per_epoch"]:.2f} |')
+                     f'{"-" if seconds is None else f"{seconds:.2f}"} |')
     return lines
 
 

@@ -233,7 +233,7 @@ def select_models(common: Dict, work: str, backbones: Sequence[str],
     log(f'fold {SELECT_FOLD} validation: ' + ', '.join(
         f'{NAMES[m]} {v:.4g} at lr {lr:g}' for m, (v, lr) in best.items())
         + f' -> {NAMES[backbone]}')
-    seconds = sum(r['seconds_per_epoch'] * common['epochs']
+    seconds = sum((r['seconds_per_epoch'] or 0.0) * common['epochs']
                   for s in searches.values() for r in s['runs'])
     return {'backbone': backbone,
             'lr': {backbone: best[backbone][1], 'egnn': best['egnn'][1]},

@@ -225,3 +225,35 @@ def test_stored_segnn_search_reads_as_the_searches_of_a_table():
     assert headline.searches_of(old)['SEGNN']['grid'] == \
         list(headline.LR_SEARCHES['SEGNN'])
     assert headline.searches_of({'lr_search': {}}) == {}
+
+
+def test_lr_search_ranks_a_rate_whose_training_blew_up_last(monkeypatch):
+    """A rate whose training stops on a non-finite loss (TrainingError) is
+    recorded as diverged and ranked last, not fatal to the search; other
+    errors still propagate."""
+    _script('headline')
+    import _runs
+    from torch_geometric_remul.train import TrainingError
+
+    def run_all(configs, *a, **k):
+        if configs[0]['lr'] == 4.5e-3:
+            raise TrainingError('non-finite loss in epoch 2')
+    monkeypatch.setattr(_runs, 'run_all', run_all)
+    vals = {'0.0005': 3.0, '0.0015': 2.0}
+    monkeypatch.setattr(_runs, 'saved_results', lambda w, label, s: {
+        'best_val_mse': vals[label.split()[-1].rstrip(')')],
+        'best_epoch': 1, 'test': {'seconds_per_epoch': 1.0}})
+    config, search = _runs.tune_lr('EGNN', dict(model='egnn'),
+                                   (5e-4, 1.5e-3, 4.5e-3), {}, 'unused')
+    assert config['lr'] == 1.5e-3
+    assert search[2]['best_val_mse'] is None
+    assert 'non-finite' in search[2]['error']
+    record = _runs.search_record(config, search, 3, (5e-4, 1.5e-3, 4.5e-3))
+    assert '| 0.0045 | diverged | None | - |' in '\n'.join(
+        _runs.search_lines('EGNN', record))
+
+    def broken(*a, **k):
+        raise OSError('disk full')
+    monkeypatch.setattr(_runs, 'run_all', broken)
+    with pytest.raises(OSError):
+        _runs.tune_lr('EGNN', dict(model='egnn'), (5e-4, ), {}, 'unused')
