@@ -416,16 +416,22 @@ def tune_lr(name: str, config: Dict, rates: Sequence[float], common: Dict,
             if finished_configs(todo, [seed], common, work_dir) != todo:
                 return False
         else:
-            for cfg in todo:  # one at a time: a rate may blow up
-                try:
-                    run_all([cfg], [seed], common, work_dir, jobs=jobs)
-                except Exception as e:  # noqa: BLE001 - recorded
-                    # (from a worker of jobs > 1: the RuntimeError's cause)
-                    cause = e if isinstance(e, TrainingError) \
-                        else e.__cause__
-                    if not isinstance(cause, TrainingError):
-                        raise
-                    failed[cfg['label']] = str(cause)
+            try:
+                run_all(todo, [seed], common, work_dir, jobs=jobs)
+            except Exception as e:  # noqa: BLE001 - re-raised below
+                if not _blew_up(e):
+                    raise
+                # a rate blew up: one at a time (finished runs are reused)
+                # to record which
+                for cfg in todo:
+                    try:
+                        run_all([cfg], [seed], common, work_dir)
+                    except Exception as e:  # noqa: BLE001 - recorded
+                        if not _blew_up(e):
+                            raise
+                        failed[cfg['label']] = str(
+                            e if isinstance(e, TrainingError)
+                            else e.__cause__)
         for cfg in todo:
             record = {'label': cfg['label'], 'lr': cfg['lr'],
                       'best_val_mse': None, 'best_epoch': None,
@@ -453,6 +459,14 @@ def tune_lr(name: str, config: Dict, rates: Sequence[float], common: Dict,
                       (low / LR_STEP), 12)
         if not trained([extra]):
             return None, []
+
+
+def _blew_up(error: BaseException) -> bool:
+    """Whether ``error`` is a run stopped on a non-finite loss
+    (``TrainingError``; from a worker of ``jobs > 1``, as the cause of the
+    ``RuntimeError`` that :func:`run_all` raises)."""
+    return isinstance(error, TrainingError) or isinstance(
+        error.__cause__, TrainingError)
 
 
 def search_record(config: Dict, search: List[Dict], epochs: int,

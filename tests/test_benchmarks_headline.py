@@ -235,8 +235,11 @@ def test_lr_search_ranks_a_rate_whose_training_blew_up_last(monkeypatch):
     import _runs
     from torch_geometric_remul.train import TrainingError
 
+    calls = []
+
     def run_all(configs, *a, **k):
-        if configs[0]['lr'] == 4.5e-3:
+        calls.append(len(configs))
+        if any(c['lr'] == 4.5e-3 for c in configs):
             raise TrainingError('non-finite loss in epoch 2')
     monkeypatch.setattr(_runs, 'run_all', run_all)
     vals = {'0.0005': 3.0, '0.0015': 2.0}
@@ -246,6 +249,7 @@ def test_lr_search_ranks_a_rate_whose_training_blew_up_last(monkeypatch):
     config, search = _runs.tune_lr('EGNN', dict(model='egnn'),
                                    (5e-4, 1.5e-3, 4.5e-3), {}, 'unused')
     assert config['lr'] == 1.5e-3
+    assert calls == [3, 1, 1, 1]  # all at once, then one by one
     assert search[2]['best_val_mse'] is None
     assert 'non-finite' in search[2]['error']
     record = _runs.search_record(config, search, 3, (5e-4, 1.5e-3, 4.5e-3))
