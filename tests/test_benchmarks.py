@@ -215,7 +215,7 @@ def test_run_all_resumes_an_interrupted_run(tmp_path, pinned_code,
     """A run cut off after its first epoch goes on from its checkpoint
     (same configuration and code) and ends where an uninterrupted run
     ends; a checkpoint of other code is trained anew."""
-    import torch_geometric_remul.train.loop as loop
+    from tests.train._helpers import interrupt_in_epoch
     from torch_geometric_remul.train import TrainConfig, train
     runs = _script('_runs')
     version, current = pinned_code
@@ -227,17 +227,10 @@ def test_run_all_resumes_an_interrupted_run(tmp_path, pinned_code,
                          log=lambda s: None)
     values = runs._values(common, dict(model='gnn', loss='plain'), 0,
                           'GNN plain', str(tmp_path / 'cut'))
-    real, calls = loop.evaluate_split, []
-
-    def interrupting(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:  # during epoch 2
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-    monkeypatch.setattr(loop, 'evaluate_split', interrupting)
+    undo = interrupt_in_epoch(monkeypatch, 2)
     assert train(TrainConfig(**values), progress=False,
                  log=lambda s: None).interrupted
-    monkeypatch.setattr(loop, 'evaluate_split', real)
+    undo()
     assert runs.resumable(values, current()) == 1
     log = []
     cut = runs.run_all(cfg, [0], common, str(tmp_path / 'cut'),
@@ -247,10 +240,9 @@ def test_run_all_resumes_an_interrupted_run(tmp_path, pinned_code,
     assert cut[0]['best_epochs'] == whole[0]['best_epochs']
     # never for another configuration or other code
     values2 = dict(values, run_dir=str(tmp_path / 'other'))
-    monkeypatch.setattr(loop, 'evaluate_split', interrupting)
-    calls.clear()
+    undo = interrupt_in_epoch(monkeypatch, 2)
     train(TrainConfig(**values2), progress=False, log=lambda s: None)
-    monkeypatch.setattr(loop, 'evaluate_split', real)
+    undo()
     assert runs.resumable(values2, current()) == 1
     assert runs.resumable(dict(values2, epochs=4), current()) is None
     version['commit'] = 'b' * 40

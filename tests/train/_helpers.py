@@ -6,6 +6,23 @@ import os.path as osp
 
 from torch_geometric_remul.train import TrainConfig
 
+
+def interrupt_in_epoch(monkeypatch, epoch: int = 2):
+    """Makes the training loop stop as on Ctrl-C in epoch ``epoch`` (its
+    evaluation, called once per epoch, raises ``KeyboardInterrupt``);
+    returns a function that undoes it."""
+    import torch_geometric_remul.train.loop as loop
+    real, calls = loop.evaluate_split, []
+
+    def interrupting(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == epoch:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+    monkeypatch.setattr(loop, 'evaluate_split', interrupting)
+    return lambda: monkeypatch.setattr(loop, 'evaluate_split', real)
+
+
 #: A configuration that trains in about a second.
 TINY = dict(num_train=16, num_val=8, num_test=8, hidden_channels=8,
             num_layers=1, batch_size=8, eval_graphs=8, eval_samples=2)

@@ -9,6 +9,7 @@ import torch_geometric_remul.train.build as build
 import torch_geometric_remul.train.loop as loop
 from tests.train._helpers import (
     TINY,
+    interrupt_in_epoch,
     make_config,
     one_line_error,
     quiet,
@@ -357,22 +358,13 @@ def test_crash_while_checkpointing_keeps_previous(tmp_path, data_root,
 def test_interrupt_leaves_valid_checkpoint(tmp_path, data_root,
                                            monkeypatch):
     cfg = config(tmp_path, data_root, epochs=3)
-    real = loop.evaluate_split
-    calls = []
-
-    def interrupting(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:  # during epoch 2
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(loop, 'evaluate_split', interrupting)
+    undo = interrupt_in_epoch(monkeypatch, 2)
     lines = []
     res = train(cfg, progress=False, log=lines.append)
     assert res.interrupted and len(res.history) == 1
     assert any('holds epoch 1; continue with: remul train --resume' in line
                for line in lines)
-    monkeypatch.setattr(loop, 'evaluate_split', real)
+    undo()
     resumed = train(TrainConfig(), resume_from=cfg.run_dir, progress=False,
                     log=quiet)
     assert [r['epoch'] for r in resumed.history] == [1, 2, 3]
