@@ -479,6 +479,26 @@ def search_record(config: Dict, search: List[Dict], epochs: int,
                     f'{LR_EXTRA} rates more'}
 
 
+def search_value(value: Optional[float], scale: float = 1e3) -> str:
+    """A search run's best validation loss as a table cell (``None`` or
+    NaN: ``diverged``)."""
+    return 'diverged' if value is None or value != value \
+        else f'{value * scale:.2f}'
+
+
+def update_note(update: Dict) -> str:
+    """One sentence on what a ``--update`` of a stored table replaced
+    (``rows``), with the package tree that trained it and the
+    learning-rate searches it ran (``searches``, when recorded)."""
+    tree = ((update.get('code') or {}).get('package_tree') or '?')[:7]
+    searches = update.get('searches')
+    return (f'Rows replaced later by ``--update`` (trained by package tree '
+            f'{tree}): {"; ".join(update["rows"]) or "none"}' +
+            ('' if searches is None else
+             f'; learning-rate searches run: {", ".join(searches) or "none"}')
+            + '.')
+
+
 def search_lines(name: str, record: Optional[Dict], scale: float = 1e3,
                  unit: str = 'x 1e-3') -> List[str]:
     """A learning-rate search (:func:`search_record`) as a markdown
@@ -497,7 +517,7 @@ def search_lines(name: str, record: Optional[Dict], scale: float = 1e3,
              f's / epoch |', '|---|---|---|---|']
     for r in sorted(record['runs'], key=lambda r: r['lr']):
         v = r['best_val_mse']
-        val = 'diverged' if v is None or v != v else f'{v * scale:.2f}'
+        val = search_value(v, scale)
         seconds = r['seconds_per_epoch']
         lines.append(f'| {r["lr"]:g} | {val} | {r["best_epoch"]} | '
                      f'{"-" if seconds is None else f"{seconds:.2f}"} |')

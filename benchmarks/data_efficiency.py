@@ -70,7 +70,9 @@ from _runs import (  # noqa: E402
     rerender,
     run_all,
     search_record,
+    search_value,
     tune_lr,
+    update_note,
 )
 from _timing import machine_description  # noqa: E402
 
@@ -325,10 +327,8 @@ def markdown(payload: Dict) -> str:
         lines += code_lines(part['rows'], name=lambda r: f'{r["label"]} at '
                             f'{r["num_train"]:,}')
         parts.append('\n'.join(lines) + '\n')
-    for u in payload.get('updates', []):
-        tree = ((u.get('code') or {}).get('package_tree') or '?')[:7]
-        parts.append(f'Rows replaced later by ``--update`` (trained by '
-                     f'package tree {tree}): {"; ".join(u["rows"])}.\n')
+    for update in payload.get('updates', []):
+        parts.append(update_note(update) + '\n')
     return '\n'.join(parts)
 
 
@@ -351,8 +351,8 @@ def search_table(searches: Optional[Dict[str, Dict]]) -> List[str]:
         cells = []
         for r in sorted(record['runs'], key=lambda r: r['lr']):
             v = r['best_val_mse']
-            val = 'diverged' if v is None or v != v else f'{v * 1e3:.2f}'
-            cells.append(f'{r["lr"]:g}: {val} ({r["best_epoch"]})')
+            cells.append(f'{r["lr"]:g}: {search_value(v)} '
+                         f'({r["best_epoch"]})')
         lines.append(f'| {int(size):,} | {"; ".join(cells)} | '
                      f'{record["chosen_lr"]:g} |')
     return lines

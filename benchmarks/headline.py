@@ -69,7 +69,7 @@ import os
 import os.path as osp
 import sys
 import tempfile
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _stats import (  # noqa: E402
@@ -100,6 +100,7 @@ from _runs import (  # noqa: E402
     search_record,
     selected_rows,
     tune_lr,
+    update_note,
 )
 
 CONFIGS = [
@@ -293,24 +294,12 @@ def markdown(payload: Dict) -> str:
     lines += far_seed_lines(payload['rows'], 1e3, 'x 1e-3')
     for name, record in searches_of(payload).items():
         lines += search_lines(name, record)
-    lines += update_lines(payload.get('updates'))
+    for update in payload.get('updates', []):
+        lines += ['', update_note(update)]
     lines += comparison_table(payload['comparisons'], MSE_AND_E_PRIME)
     lines += missing_lines(payload['missing'])
     lines += code_lines(payload['rows'])
     return '\n'.join(lines) + '\n'
-
-
-def update_lines(updates: Optional[List[Dict]]) -> List[str]:
-    """What ``--update`` replaced in a stored table, and with which code."""
-    lines = []
-    for u in updates or []:
-        code = u.get('code') or {}
-        tree = (code.get('package_tree') or '?')[:7]
-        lines += ['', f'Rows replaced later by ``--update``: '
-                  f'{", ".join(u["rows"]) or "none"} (trained by package '
-                  f'tree {tree}; learning-rate searches run: '
-                  f'{", ".join(u["searches"]) or "none"}).']
-    return lines
 
 
 def validated_epochs(count: int, val_every: int, epochs: int) -> List[int]:
