@@ -94,3 +94,22 @@ def test_rmd17_missing_files(tmp_path, capsys):
                            'aspirin']) == 1
     assert "No rMD17 files for molecule 'aspirin'" in \
         capsys.readouterr().err
+
+
+def test_published_lines_only_for_tabulated_molecules():
+    script = _script()
+    ref = script.PUBLISHED
+    lines = script.published_lines({'published_reference': ref,
+                                    'molecules': ['ethanol', 'uracil']})
+    text = '\n'.join(lines)
+    assert 'Published (not run here): MACE' in text
+    assert 'not confirmed against the paper' in text
+    rows = [line for line in lines if line.startswith('| ethanol')]
+    # meV and kcal/mol (1 kcal/mol = 43.364 meV)
+    assert rows == ['| ethanol | 0.4 (0.009) | 2.1 (0.048) |']
+    assert not any(line.startswith('| uracil') for line in lines)
+    # nothing for molecules it has no figure for, or without a reference
+    assert script.published_lines({'published_reference': ref,
+                                   'molecules': ['uracil']}) == []
+    assert script.published_lines({'published_reference': None,
+                                   'molecules': ['ethanol']}) == []
