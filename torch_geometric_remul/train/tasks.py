@@ -77,10 +77,11 @@ class TaskSpec:
         r"""The keywords of
         :func:`~torch_geometric_remul.nn.models.build_model` that describe
         the inputs and the output: ``roles`` and :attr:`invariants` (for a
-        potential, the backbone's per-graph scalar output, sum-pooled)."""
+        potential, the backbone's per-graph scalar output: the head on
+        every atom, summed, i.e. a sum of atomic energies)."""
         if self.potential:
             return dict(roles=self.roles.replace(output='scalar'),
-                        pool='sum', **self.invariants)
+                        pool='sum', readout='node', **self.invariants)
         return dict(roles=self.roles, **self.invariants)
 
     def targets(self, batch) -> Any:

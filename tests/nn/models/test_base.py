@@ -167,6 +167,11 @@ def test_bad_declarations():
         GNN(vectors=3)
     with pytest.raises(ValueError, match="'pool' must be one of"):
         GNN(output='scalar', pool='max')
+    with pytest.raises(ValueError, match="'readout' must be one of"):
+        GNN(output='scalar', readout='atom')
+    with pytest.raises(ValueError, match="'readout' is only used with "
+                       "output='scalar'"):
+        GNN(output='point', readout='node')
     with pytest.raises(ValueError, match="'hidden_channels' must be >= 1"):
         GNN(hidden_channels=0)
     with pytest.raises(TypeError, match="'num_layers' must be an int"):
@@ -184,6 +189,39 @@ def test_pooling_sum_and_mean():
     model.pool = 'mean'
     means = model.pool_graphs(h, inputs)
     assert means.view(-1).tolist() == [1.5, 4.0, 7.5, 0.0, 12.0]
+
+
+@pytest.mark.parametrize('name', ['gnn', 'transformer', 'egnn', 'segnn'])
+@pytest.mark.parametrize('pool', ['sum', 'mean'])
+def test_node_readout_pools_the_head_of_every_node(name, pool):
+    from torch_geometric_remul.nn.models import build_model
+    batch = nbody_batch([3, 7, 1, 0, 5])
+    kw = dict(max_num_nodes=7) if name == 'transformer' else {}
+    seen, out = {}, {}
+    for readout in ('graph', 'node'):
+        torch.manual_seed(0)
+        model = build_model(
+            name, hidden_channels=8, num_layers=1, **NBODY, **kw,
+            output='scalar', out_dim=2, pool=pool, readout=readout).double()
+        model(batch)  # builds the lazy layers from the data
+        if readout == 'node':  # the weights of the 'graph' model
+            model.load_state_dict(weights)
+        weights = model.state_dict()
+        model.head.register_forward_hook(
+            lambda m, i, o, r=readout: seen.update({r: (i[0], o)}))
+        out[readout] = model(batch)
+        assert out[readout].shape == (5, 2)
+        assert ("readout='node'" in repr(model)) == (readout == 'node')
+    inputs = model.read_inputs(batch)
+    # 'graph': the head of the pooled rows; 'node': the pooled heads of the
+    # same node rows (so an empty graph gets the pool of no rows, 0)
+    h, y = seen['node']
+    assert h.shape[0] == batch.num_nodes
+    torch.testing.assert_close(seen['graph'][0], model.pool_graphs(h, inputs))
+    torch.testing.assert_close(out['graph'], seen['graph'][1])
+    torch.testing.assert_close(out['node'], model.pool_graphs(y, inputs))
+    assert out['node'][3].abs().max() == 0
+    assert not torch.allclose(out['node'], out['graph'])
 
 
 def test_input_not_mutated_and_repr():

@@ -37,6 +37,9 @@ from torch_geometric_remul.nn.models._lazy import LazyLayers
 from torch_geometric_remul.roles import OUTPUT_ROLES, Roles
 
 POOLINGS = ('sum', 'mean')
+#: Where the head of a ``"scalar"`` output acts: on the pooled node rows
+#: (``"graph"``) or on every node before pooling (``"node"``).
+READOUTS = ('graph', 'node')
 
 KeysLike = Union[str, Sequence[str], None]
 
@@ -105,6 +108,13 @@ class BaseModel(LazyLayers):
         pool (str, optional): Per-graph pooling for ``output="scalar"``:
             ``"sum"`` (extensive targets such as energies) or ``"mean"``.
             (default: ``"sum"``)
+        readout (str, optional): Where the head of ``output="scalar"``
+            acts: ``"graph"``, on the pooled node rows,
+            :math:`\mathrm{head}(\mathrm{pool}(h))`; ``"node"``, on every
+            node, then pooled, :math:`\mathrm{pool}(\mathrm{head}(h))`:
+            per-node contributions, e.g. atomic energies summed into a
+            molecule's energy, the usual readout of interatomic potentials.
+            (default: ``"graph"``)
 
     Example:
 
@@ -157,6 +167,7 @@ class BaseModel(LazyLayers):
         edge_scalar_dim: Optional[int] = None,
         out_dim: int = 1,
         pool: str = 'sum',
+        readout: str = 'graph',
     ):
         super().__init__()
         owner = type(self).__name__
@@ -198,6 +209,14 @@ class BaseModel(LazyLayers):
             raise ValueError(f"'pool' must be one of {POOLINGS} "
                              f"(got {pool!r})")
         self.pool = pool
+        if readout not in READOUTS:
+            raise ValueError(f"'readout' must be one of {READOUTS} "
+                             f"(got {readout!r})")
+        if self.output != 'scalar' and readout != 'graph':
+            raise ValueError(f"'readout' is only used with output='scalar' "
+                             f"(output={self.output!r} has one row per "
+                             f"node already)")
+        self.scalar_readout = readout
         check_disjoint(points=roles.points, vectors=roles.vectors,
                        scalars=self.scalars)
         # follows .to()/.double()/.cuda() while the layers are not built, so
@@ -451,10 +470,12 @@ class BaseModel(LazyLayers):
                         ) -> Tensor:
         r"""The declared output from node rows ``h`` ``[N, F]`` and a
         ``head`` (identity if ``None``): ``head(pool(h))`` ``[B, out_dim]``
-        for ``"scalar"``; otherwise ``y = head(h)`` ``[N, 3]``, returned as
-        ``pos + y`` for ``"point"`` and as ``y`` for ``"vector"`` and
-        ``"pseudovector"``."""
+        for ``"scalar"`` (``pool(head(h))`` with ``readout="node"``);
+        otherwise ``y = head(h)`` ``[N, 3]``, returned as ``pos + y`` for
+        ``"point"`` and as ``y`` for ``"vector"`` and ``"pseudovector"``."""
         if self.output == 'scalar':
+            if self.scalar_readout == 'node' and head is not None:
+                return self.pool_graphs(head(h), inputs)
             h = self.pool_graphs(h, inputs)
             return h if head is None else head(h)
         y = h if head is None else head(h)
@@ -472,6 +493,8 @@ class BaseModel(LazyLayers):
                          f'edge_scalar_dim={self.edge_scalar_dim}')
         if self.output == 'scalar':
             parts.append(f'out_dim={self.out_dim}, pool={self.pool!r}')
+            if self.scalar_readout != 'graph':
+                parts.append(f'readout={self.scalar_readout!r}')
         if not self._initialized:
             parts.append('uninitialized')
         return ', '.join(parts)

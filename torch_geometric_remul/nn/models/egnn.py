@@ -198,7 +198,7 @@ class EGNN(BaseModel):
             h, x = conv(h, x, inputs.edge_index, inputs.edge_scalars,
                         vectors, inv_deg)
         if self.output == 'scalar':
-            return self.head(self.pool_graphs(h, inputs))
+            return self.assemble_output(h, inputs, self.head)
         return x if self.output == 'point' else x - pos
 
     def extra_repr(self) -> str:
