@@ -19,8 +19,9 @@ Task (``remul train --task rmd17``, see docs/training.md): per fold k, the
 split's 1000 training frames are 950 for training and the last 50 (in file
 order) for validation; the test set is the split's 1000 test frames. The
 model predicts one energy per molecule, a sum of atomic energies (its head
-on every atom: ``readout='node'``); the forces are -dE/dpos by autograd. Loss: MSE of the standardised energy + 100 x MSE of the
-standardised force components (standardisation: energy minus the training
+on every atom: ``readout='node'``); the forces are -dE/dpos by autograd.
+Loss: MSE of the standardised energy + 100 x MSE of the standardised force
+components (standardisation: energy minus the training
 mean, both divided by the RMS training force component); every run keeps
 its epoch of lowest validation loss. Seeds: fold k is trained with seed k
 (initialisation and batch order), so a row's 5 runs differ in their data

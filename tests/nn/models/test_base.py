@@ -197,7 +197,7 @@ def test_node_readout_pools_the_head_of_every_node(name, pool):
     from torch_geometric_remul.nn.models import build_model
     batch = nbody_batch([3, 7, 1, 0, 5])
     kw = dict(max_num_nodes=7) if name == 'transformer' else {}
-    seen, out = {}, {}
+    seen, out, weights = {}, {}, {}
     for readout in ('graph', 'node'):
         torch.manual_seed(0)
         model = build_model(
@@ -206,7 +206,7 @@ def test_node_readout_pools_the_head_of_every_node(name, pool):
         model(batch)  # builds the lazy layers from the data
         if readout == 'node':  # the weights of the 'graph' model
             model.load_state_dict(weights)
-        weights = model.state_dict()
+        weights = model.state_dict()  # loaded by the next pass
         model.head.register_forward_hook(
             lambda m, i, o, r=readout: seen.update({r: (i[0], o)}))
         out[readout] = model(batch)
