@@ -509,7 +509,10 @@ def main(argv=None):
         core_hours[molecule] = seconds / 3600
 
     payload = interval_payload(
-        folds, common=common, molecules=molecules, rows=rows,
+        # the data are identified by their files' SHA-256 (``data``), not by
+        # where this machine keeps them
+        folds, common={k: v for k, v in common.items() if k != 'data_root'},
+        molecules=molecules, rows=rows,
         comparisons=comparisons, missing=missing, machine=machine,
         core_hours=core_hours, selection_search=choices,
         metrics={k: text for k, (text, _) in COLUMNS.items()},
