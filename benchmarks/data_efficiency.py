@@ -459,6 +459,10 @@ def main(argv=None):
                         help=f'epochs at {REFERENCE_SIZE:,} systems')
     parser.add_argument('--max-epochs', type=int, default=300)
     parser.add_argument('--beta', type=float, default=1.0)
+    parser.add_argument('--clip-grad-norm', type=float, default=None,
+                        help="clip every run's gradient 2-norm to this "
+                        'value (every model of --tasks alike; default: no '
+                        'clipping)')
     parser.add_argument('--data-root', default='data')
     parser.add_argument('--work', default='runs',
                         help='where the runs live (default: runs)')
@@ -490,7 +494,11 @@ def main(argv=None):
     sizes = sorted(set(args.sizes + ([LARGE] if args.large else [])))
     if any(s < 1 for s in sizes):
         parser.error('--sizes must be positive')
+    if args.clip_grad_norm is not None and not args.clip_grad_norm > 0:
+        parser.error('--clip-grad-norm must be positive')
     common = dict(beta=args.beta, data_root=args.data_root)
+    if args.clip_grad_norm is not None:
+        common['clip_grad_norm'] = args.clip_grad_norm
     work, seeds = args.work, list(args.seeds)
     epochs, max_epochs = args.epochs, args.max_epochs
     directory = {}
