@@ -86,7 +86,7 @@ VALIDATIONS = 60
 
 #: task -> (title, unconstrained backbone)
 TASKS = {
-    'nbody': ('Charged N-body (simulated stand-in)', 'gnn'),
+    'nbody': ("Charged N-body (simulated, EGNN's generator)", 'gnn'),
     'gravity': ('Gravity (simulated, GATr setup, canonical frame)',
                 'transformer'),
 }
@@ -207,6 +207,7 @@ def run_task(task: str, sizes: Sequence[int], seeds: Sequence[int],
             rows.append(row)
         comparisons += size_comparisons(size_rows, size)
     return {'title': title, 'backbone': backbone,
+            'clip_grad_norm': common.get('clip_grad_norm'),
             'epochs_by_size': epochs_by_size,
             'val_every_by_size': val_every, 'rows': rows,
             'comparisons': comparisons, 'missing': missing,
@@ -257,6 +258,20 @@ def updated(stored: Dict, new: Dict) -> Dict:
     for task, part in new['tasks'].items():
         old = out['tasks'][task]
         fresh = {(r['num_train'], r['method']): r for r in part['rows']}
+        replaced += [f'{task}: {r["label"]} at {r["num_train"]:,}'
+                     for r in part['rows']]
+        if {(r['num_train'], r['method']) for r in old['rows']} <= \
+                set(fresh):
+            # every stored row trained again: the task's part is the new one
+            out['tasks'][task] = json.loads(json.dumps(part))
+            continue
+        if part.get('clip_grad_norm') != old.get('clip_grad_norm'):
+            raise ValueError(
+                f'--update of {task!r} with clip_grad_norm='
+                f'{part.get("clip_grad_norm")} would mix its rows with '
+                f'stored rows trained with clip_grad_norm='
+                f'{old.get("clip_grad_norm")}: train every method and size '
+                f'of the task again (--methods with all of them)')
         old['rows'] = [fresh.pop((r['num_train'], r['method']), r)
                        for r in old['rows']] + list(fresh.values())
         old['lr_search'] = dict(old.get('lr_search', {}), **part['lr_search'])
@@ -265,8 +280,6 @@ def updated(stored: Dict, new: Dict) -> Dict:
         old['missing'] = [m for m in old.get('missing', []) if
                           (m['num_train'], base_label(m['label']))
                           not in done] + part['missing']
-        replaced += [f'{task}: {r["label"]} at {r["num_train"]:,}'
-                     for r in part['rows']]
     refresh_comparisons(out)
     out['updates'] = list(stored.get('updates', [])) + [{
         'rows': replaced, 'code': new['code'], 'versions': new['versions'],
@@ -305,7 +318,11 @@ def markdown(payload: Dict) -> str:
                   for r in part['rows']}
         head = ['training systems', 'epochs'] + [labels.get(m, m)
                                                  for m in methods]
+        clip = part.get('clip_grad_norm')
         lines = [f'## {part["title"]}', '',
+                 f'Every run clips its gradients\' 2-norm to {clip:g} '
+                 '(`--clip-grad-norm`), every model alike.' if clip else
+                 'No gradient clipping.', '',
                  '| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
         for size in payload['sizes']:
             cells = [f'{size:,}', str(part['epochs_by_size'][str(size)])]

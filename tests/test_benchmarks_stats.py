@@ -494,6 +494,35 @@ def test_data_efficiency_quick(private_tmp, capsys, tasks):
         new['tasks']['nbody']['comparisons']
     with open(paths[1]) as f:
         assert f.read() == de.markdown(new)
+    assert 'No gradient clipping.' in de.markdown(new)
+    # clipping: no mix of clipped and stored unclipped rows of one task
+    with pytest.raises(ValueError, match='clip_grad_norm=0.001 would mix'):
+        de.main(['--quick', '--tasks', 'nbody', '--methods', 'EGNN',
+                 '--clip-grad-norm', '1e-3', '--update', paths[0]])
+    # every method again, clipped (a norm that binds in these tiny runs):
+    # the task's part is the new one
+    assert de.main(['--quick', '--tasks', 'nbody', '--clip-grad-norm', '1e-3',
+                    '--methods', 'plain', 'augmentation', 'REMUL', 'EGNN',
+                    '--update', paths[0]]) == 0
+    out = capsys.readouterr().out
+    with open(paths[0]) as f:
+        clipped = json.load(f)
+    part = clipped['tasks']['nbody']
+    assert part['clip_grad_norm'] == 1e-3 and len(part['rows']) == 8
+    assert all(r['run_records'][0]['code'] for r in part['rows'])
+    assert len(clipped['updates'][-1]['rows']) == 8
+    assert "clips its gradients' 2-norm to 0.001 (`--clip-grad-norm`)" in out
+    for r in part['rows']:  # trained clipped: other runs than the stored
+        old = [o for o in new_rows if (o['num_train'], o['method']) ==
+               (r['num_train'], r['method'])]
+        assert [x['mse'] for x in r['runs']] != [x['mse'] for x in
+                                                  old[0]['runs']]
+
+
+def test_data_efficiency_clip_must_be_positive(capsys):
+    with pytest.raises(SystemExit):
+        _script('data_efficiency').main(['--clip-grad-norm', '0'])
+    assert '--clip-grad-norm must be positive' in capsys.readouterr().err
 
 
 def test_data_efficiency_update_needs_methods(capsys):
