@@ -214,3 +214,67 @@ def test_cli_train_rmd17(rmd17_root, tmp_path, capsys):
 def test_config_checks(field, value, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(task='rmd17', **{field: value}).resolved()
+
+
+def test_weights_of_a_pooled_head_are_refused(rmd17_root, tmp_path):
+    # a potential trained with its head on the pooled features (before
+    # potentials summed atomic energies) has the same shapes: its file is
+    # refused by name instead of restored as another function
+    from torch_geometric_remul.train import RunDirectoryError, restore_model
+    run = tmp_path / 'run'
+    train(config(rmd17_root, run, epochs=1), progress=False, log=quiet)
+    restore_model(str(run))
+    best = torch.load(run / 'best.pt', weights_only=True)
+    marks = [k for k in best['model'] if k.endswith('node_readout')]
+    assert len(marks) == 1
+    del best['model'][marks[0]]
+    torch.save(best, run / 'best.pt')
+    with pytest.raises(RunDirectoryError, match=r"best\.pt does not match.*"
+                       r"readout='graph'.*this model readout='node'.*train "
+                       r"it again\)"):
+        restore_model(str(run))
+
+
+def test_unmarked_weights_of_the_trees_that_summed_atomic_energies(
+        rmd17_root, tmp_path, monkeypatch):
+    # the package trees that summed atomic energies before the weights were
+    # marked: their unmarked files restore (and resume) as they were trained
+    from torch_geometric_remul.train import build, restore_model
+    from torch_geometric_remul.train.rundir import load_run
+    run = tmp_path / 'run'
+    train(config(rmd17_root, run, epochs=1), progress=False, log=quiet)
+    _, _, model = restore_model(str(run))
+    expected = {k: v.clone() for k, v in model.state_dict().items()}
+    for name in ('best.pt', 'checkpoint.pt'):
+        saved = torch.load(run / name, weights_only=True)
+        [mark] = [k for k in saved['model'] if k.endswith('node_readout')]
+        del saved['model'][mark]
+        if name == 'checkpoint.pt':  # trained by one clean, listed tree
+            del saved['best']['model'][mark]
+            saved['code_versions'] = [dict(
+                saved['code_versions'][-1], package_tree='f' * 40,
+                package_dirty=False, package_diff_sha256=None)]
+        torch.save(saved, run / name)
+    versions = load_run(str(run))[1]['code_versions']
+    monkeypatch.setattr(build, 'UNMARKED_NODE_READOUT_TREES',
+                        frozenset({'f' * 40}))
+    for which in ('best', 'last'):
+        _, _, again = restore_model(str(run), which=which)
+        if which == 'best':
+            torch.testing.assert_close(again.state_dict(), expected)
+    # resumed by today's code: trained on, its files marked from now on
+    train(config(rmd17_root, run, epochs=2), progress=False, log=quiet,
+          resume_from=str(run))
+    assert any(k.endswith('node_readout') for k in torch.load(
+        run / 'best.pt', weights_only=True)['model'])
+    # a dirty tree, or another tree: left unmarked (and refused on loading)
+    unmarked = {k: v for k, v in expected.items()
+                if not k.endswith('node_readout')}
+    assert build.legacy_readout_weights(unmarked, model, versions) == \
+        dict(unmarked, **{k: v for k, v in expected.items()
+                          if k.endswith('node_readout')})
+    dirty = [dict(versions[0], package_dirty=True)]
+    assert build.legacy_readout_weights(unmarked, model, dirty) is unmarked
+    monkeypatch.setattr(build, 'UNMARKED_NODE_READOUT_TREES', frozenset())
+    assert build.legacy_readout_weights(unmarked, model, versions) is \
+        unmarked

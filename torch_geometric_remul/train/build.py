@@ -181,6 +181,40 @@ def load_weights(run_dir: str, which: str = 'best'):
     return config, best['model'], best['epoch']
 
 
+#: The package trees (``code_version()['package_tree']``) whose models with
+#: ``readout="node"`` (the rmd17 task's potentials, atomic energies summed)
+#: wrote weights before those were marked (``node_readout``, see
+#: :class:`~torch_geometric_remul.nn.models.BaseModel`). Weights of a run
+#: trained only by these clean trees are restored as they were trained; any
+#: other unmarked potential had its head on the pooled features (another
+#: function) and is refused.
+UNMARKED_NODE_READOUT_TREES = frozenset({
+    'f8867c751e42198a832d6d5902c3597c5d5dcb94',
+    '4a7ce22d7910b0e168dfeb7e3ff4a9ff9c198e4e',
+})
+
+
+def legacy_readout_weights(weights: Dict[str, Any], model: torch.nn.Module,
+                           code_versions: Optional[List[Dict[str, Any]]]
+                           ) -> Dict[str, Any]:
+    r"""``weights`` (a state dict for ``model``) with the ``node_readout``
+    marks ``model`` expects added, when they lack them and every code
+    version that trained them (``code_versions``, as a checkpoint records
+    them) is a clean package tree of :data:`UNMARKED_NODE_READOUT_TREES`;
+    else ``weights`` unchanged (so that loading unmarked weights of another
+    origin fails, naming the readout). Never modifies ``weights``."""
+    from torch_geometric_remul.nn.models.base import READOUT_MARK
+    expected = {k: v for k, v in model.state_dict().items()
+                if k.rsplit('.', 1)[-1] == READOUT_MARK}
+    versions = list(code_versions or [])
+    if not expected or any(k in weights for k in expected) or not versions:
+        return weights
+    if not all(v.get('package_tree') in UNMARKED_NODE_READOUT_TREES
+               and not v.get('package_dirty') for v in versions):
+        return weights
+    return dict(weights, **expected)
+
+
 def restore_model(run_dir: str, data_root: Optional[str] = None,
                   which: str = 'best'
                   ) -> Tuple[TrainConfig, TaskSpec, torch.nn.Module]:
@@ -212,6 +246,8 @@ def restore_model(run_dir: str, data_root: Optional[str] = None,
     config = config.resolved()
     spec = task_spec(config)
     model = build_task_model(config, spec, spec.load('test')[0])
+    weights = legacy_readout_weights(
+        weights, model, load_run(run_dir)[1].get('code_versions'))
     with restore_errors(osp.join(run_dir, BEST if which == 'best'
                                  else CHECKPOINT)):
         model.load_state_dict(weights)
@@ -219,5 +255,6 @@ def restore_model(run_dir: str, data_root: Optional[str] = None,
     return config, spec, model
 
 
-__all__ = ['WHICH', 'build_loss', 'build_task_model', 'last_layer_parameters',
-           'load_weights', 'restore_model']
+__all__ = ['UNMARKED_NODE_READOUT_TREES', 'WHICH', 'build_loss',
+           'build_task_model', 'last_layer_parameters',
+           'legacy_readout_weights', 'load_weights', 'restore_model']

@@ -22,7 +22,11 @@ from torch import Tensor
 
 from torch_geometric_remul.debug import debug
 from torch_geometric_remul.nn import RemulLoss
-from torch_geometric_remul.train.build import build_loss, build_task_model
+from torch_geometric_remul.train.build import (
+    build_loss,
+    build_task_model,
+    legacy_readout_weights,
+)
 from torch_geometric_remul.train.checkpoint import (
     BEST,
     restore_errors,
@@ -290,7 +294,8 @@ def _build(config: TrainConfig, spec: TaskSpec, train_ds,
     state = _State(model, loss_fn, optimizer, history=[])
     if checkpoint is not None:
         with restore_errors(files.path(CHECKPOINT)):
-            model.load_state_dict(checkpoint['model'])
+            model.load_state_dict(legacy_readout_weights(
+                checkpoint['model'], model, checkpoint.get('code_versions')))
             optimizer.load_state_dict(checkpoint['optimizer'])
             if loss_fn is not None:
                 loss_fn.load_state_dict(checkpoint['loss'])
@@ -300,6 +305,9 @@ def _build(config: TrainConfig, spec: TaskSpec, train_ds,
         state.epoch, state.step = checkpoint['epoch'], checkpoint['step']
         state.code_versions = list(checkpoint.get('code_versions') or [])
         state.best = checkpoint.get('best')
+        if state.best is not None:
+            state.best = dict(state.best, model=legacy_readout_weights(
+                state.best['model'], model, state.code_versions))
         if state.best is None and 'best' not in checkpoint and \
                 state.history:
             # written before best-validation selection: the selection

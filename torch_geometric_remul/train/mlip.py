@@ -51,7 +51,9 @@ class Potential(torch.nn.Module):
 
     Args:
         backbone (torch.nn.Module): ``backbone(data) -> [B, 1]`` or ``[B]``
-            (a model with ``output="scalar"`` and ``pool="sum"``).
+            (a model with ``output="scalar"`` and ``pool="sum"``; with
+            ``readout="node"`` the energy is a sum of atomic energies, as
+            the ``rmd17`` task builds it).
 
     Example:
 
@@ -59,8 +61,9 @@ class Potential(torch.nn.Module):
         >>> from torch_geometric_remul.graph import fully_connected_graph
         >>> data = Data(pos=torch.randn(5, 3), atom=torch.randn(5, 2))
         >>> data.edge_index = fully_connected_graph(data)
-        >>> model = Potential(EGNN(output='scalar', scalars='atom',
-        ...                        hidden_channels=8, num_layers=1))
+        >>> model = Potential(EGNN(output='scalar', readout='node',
+        ...                        scalars='atom', hidden_channels=8,
+        ...                        num_layers=1))
         >>> out = model(data)
         >>> out['energy'].shape, out['forces'].shape, data.pos.requires_grad
         (torch.Size([1]), torch.Size([5, 3]), False)

@@ -205,8 +205,13 @@ def test_node_readout_pools_the_head_of_every_node(name, pool):
             output='scalar', out_dim=2, pool=pool, readout=readout).double()
         model(batch)  # builds the lazy layers from the data
         if readout == 'node':  # the weights of the 'graph' model
-            model.load_state_dict(weights)
+            with pytest.raises(ValueError, match="no 'node_readout' mark: "
+                               "they are of readout='graph'"):
+                model.load_state_dict(weights)
+            model.load_state_dict(dict(weights, node_readout=torch.ones(
+                (), dtype=torch.bool)))
         weights = model.state_dict()  # loaded by the next pass
+        assert ('node_readout' in weights) == (readout == 'node')
         model.head.register_forward_hook(
             lambda m, i, o, r=readout: seen.update({r: (i[0], o)}))
         out[readout] = model(batch)
@@ -222,6 +227,15 @@ def test_node_readout_pools_the_head_of_every_node(name, pool):
     torch.testing.assert_close(out['node'], model.pool_graphs(y, inputs))
     assert out['node'][3].abs().max() == 0
     assert not torch.allclose(out['node'], out['graph'])
+    # and the other way: a 'node' model's weights into a 'graph' model
+    graph = build_model(name, hidden_channels=8, num_layers=1, **NBODY, **kw,
+                        output='scalar', out_dim=2, pool=pool).double()
+    graph(batch)
+    with pytest.raises(ValueError, match=r"readout='node' \('node_readout'"
+                       r"\), this model has readout='graph'"):
+        graph.load_state_dict(weights)
+    model.reset_parameters()  # keeps the mark
+    assert model.state_dict()['node_readout'].item() is True
 
 
 def test_input_not_mutated_and_repr():

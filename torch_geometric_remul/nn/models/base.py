@@ -40,6 +40,9 @@ POOLINGS = ('sum', 'mean')
 #: Where the head of a ``"scalar"`` output acts: on the pooled node rows
 #: (``"graph"``) or on every node before pooling (``"node"``).
 READOUTS = ('graph', 'node')
+#: the buffer (a ``True`` scalar) a ``readout="node"`` model's state dict
+#: holds, so that weights of the other readout are refused by name
+READOUT_MARK = 'node_readout'
 
 KeysLike = Union[str, Sequence[str], None]
 
@@ -114,7 +117,10 @@ class BaseModel(LazyLayers):
             node, then pooled, :math:`\mathrm{pool}(\mathrm{head}(h))`:
             per-node contributions, e.g. atomic energies summed into a
             molecule's energy, the usual readout of interatomic potentials.
-            (default: ``"graph"``)
+            A ``"node"`` model's state dict holds a ``node_readout`` entry,
+            and :meth:`load_state_dict` of weights made with the other
+            readout (the same shapes, another function) raises
+            :class:`ValueError`. (default: ``"graph"``)
 
     Example:
 
@@ -217,6 +223,7 @@ class BaseModel(LazyLayers):
                              f"(output={self.output!r} has one row per "
                              f"node already)")
         self.scalar_readout = readout
+        self._mark_readout()
         check_disjoint(points=roles.points, vectors=roles.vectors,
                        scalars=self.scalars)
         # follows .to()/.double()/.cuda() while the layers are not built, so
@@ -362,6 +369,7 @@ class BaseModel(LazyLayers):
         fresh._parameters = OrderedDict()
         fresh._buffers = OrderedDict()
         fresh._modules = OrderedDict()
+        fresh._mark_readout()
         fresh.build_layers()
         self.load_state_dict(fresh.state_dict(), strict=False)
 
@@ -381,6 +389,36 @@ class BaseModel(LazyLayers):
             elif not keep_vars:
                 out[key] = out[key].detach()
         return out
+
+    def _mark_readout(self) -> None:
+        # marks the weights of a 'node' readout: those of a 'graph' readout
+        # have the same shapes but compute another function
+        if self.scalar_readout == 'node':
+            self.register_buffer(READOUT_MARK,
+                                 torch.ones((), dtype=torch.bool))
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
+                              strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        # weights of the other scalar readout fit every shape: refuse them
+        # by name instead of computing another function
+        have = prefix + READOUT_MARK in state_dict
+        if have and self.scalar_readout != 'node':
+            raise ValueError(
+                f"the weights are of a model with readout='node' "
+                f"({prefix + READOUT_MARK!r}), this model has "
+                f"readout={self.scalar_readout!r}: the shapes agree but "
+                f"the two compute different functions")
+        if not have and self.scalar_readout == 'node':
+            raise ValueError(
+                f"the weights have no {prefix + READOUT_MARK!r} mark: they "
+                f"are of readout='graph' (the head on pooled features, as "
+                f"rMD17 potentials before atomic energies), this model "
+                f"readout='node': same shapes, another function; train it "
+                f"again")
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     # Input assembly ########################################################
 
