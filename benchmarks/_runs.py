@@ -409,21 +409,32 @@ def tune_lr(name: str, config: Dict, rates: Sequence[float], common: Dict,
     def configured(lr):
         return dict(config, label=lr_label(name, lr), lr=lr)
 
+    def values_of(cfg):
+        return _values(common, {k: v for k, v in cfg.items()
+                                if k != 'label'}, seed, cfg['label'],
+                       work_dir)
+
     def trained(lrs):
         todo = [configured(lr) for lr in lrs]
-        failed = {}
+        # a run that stopped on a non-finite loss before (same
+        # configuration and code): recorded, neither read nor trained again
+        failed = {cfg['label']: error for cfg in todo
+                  if not finished_configs([cfg], [seed], common, work_dir)
+                  and (error := stopped_run(values_of(cfg))) is not None}
+        todo_runs = [cfg for cfg in todo if cfg['label'] not in failed]
         if report_only:
-            if finished_configs(todo, [seed], common, work_dir) != todo:
+            if finished_configs(todo_runs, [seed], common,
+                                work_dir) != todo_runs:
                 return False
-        else:
+        elif todo_runs:
             try:
-                run_all(todo, [seed], common, work_dir, jobs=jobs)
+                run_all(todo_runs, [seed], common, work_dir, jobs=jobs)
             except Exception as e:  # noqa: BLE001 - re-raised below
                 if not _blew_up(e):
                     raise
                 # a rate blew up: one at a time (finished runs are reused)
                 # to record which
-                for cfg in todo:
+                for cfg in todo_runs:
                     try:
                         run_all([cfg], [seed], common, work_dir)
                     except Exception as e:  # noqa: BLE001 - recorded
@@ -432,6 +443,8 @@ def tune_lr(name: str, config: Dict, rates: Sequence[float], common: Dict,
                         failed[cfg['label']] = str(
                             e if isinstance(e, TrainingError)
                             else e.__cause__)
+                        record_stopped_run(values_of(cfg),
+                                           failed[cfg['label']])
         for cfg in todo:
             record = {'label': cfg['label'], 'lr': cfg['lr'],
                       'best_val_mse': None, 'best_epoch': None,
@@ -459,6 +472,46 @@ def tune_lr(name: str, config: Dict, rates: Sequence[float], common: Dict,
                       (low / LR_STEP), 12)
         if not trained([extra]):
             return None, []
+
+
+#: the file a search writes into the directory of a run that stopped on
+#: a non-finite loss (its configuration, code version and error), so that
+#: ``--report-only`` can tabulate the search and a later search does not
+#: train it again
+STOPPED = 'stopped.json'
+
+
+def record_stopped_run(values: Dict, error: str) -> None:
+    """Writes :data:`STOPPED` (atomically) into the directory of the run of
+    ``values`` (``TrainConfig`` fields with ``run_dir``), which stopped on
+    a non-finite loss with ``error``."""
+    from torch_geometric_remul._io import atomic_write
+    record = {'error': error, 'config': _comparable(TrainConfig(**values)),
+              'code': code_version()}
+    atomic_write(osp.join(values['run_dir'], STOPPED),
+                 lambda f: f.write(json.dumps(record, indent=1).encode()))
+
+
+def stopped_run(values: Dict) -> Optional[str]:
+    """The error of the run of ``values`` when its directory records
+    (:func:`record_stopped_run`) that this configuration, trained by this
+    code version (any, with ``REMUL_REUSE_OTHER_CODE=1``), stopped on a
+    non-finite loss; else ``None`` (no record, another configuration or
+    code, or a damaged file)."""
+    path = osp.join(values['run_dir'], STOPPED)
+    try:
+        with open(path) as f:
+            record = json.load(f)
+        config, error, code = record['config'], record['error'], \
+            record['code']
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if config != _comparable(TrainConfig(**values)):
+        return None
+    if not reuse_other_code_requested() and not same_code(code,
+                                                          code_version()):
+        return None
+    return str(error)
 
 
 def _blew_up(error: BaseException) -> bool:

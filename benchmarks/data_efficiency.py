@@ -368,8 +368,9 @@ def search_table(searches: Optional[Dict[str, Dict]]) -> List[str]:
         cells = []
         for r in sorted(record['runs'], key=lambda r: r['lr']):
             v = r['best_val_mse']
-            cells.append(f'{r["lr"]:g}: {search_value(v)} '
-                         f'({r["best_epoch"]})')
+            epoch = r['best_epoch']
+            cells.append(f'{r["lr"]:g}: {search_value(v)}' +
+                         (f' ({epoch})' if epoch is not None else ''))
         lines.append(f'| {int(size):,} | {"; ".join(cells)} | '
                      f'{record["chosen_lr"]:g} |')
     return lines

@@ -227,10 +227,13 @@ def test_stored_segnn_search_reads_as_the_searches_of_a_table():
     assert headline.searches_of({'lr_search': {}}) == {}
 
 
-def test_lr_search_ranks_a_rate_whose_training_blew_up_last(monkeypatch):
+def test_lr_search_ranks_a_rate_whose_training_blew_up_last(monkeypatch,
+                                                            tmp_path):
     """A rate whose training stops on a non-finite loss (TrainingError) is
     recorded as diverged and ranked last, not fatal to the search; other
-    errors still propagate."""
+    errors still propagate. The stop is recorded in the run's directory, so
+    that a report (``report_only``) reads the search and a later search
+    does not train that rate again."""
     _script('headline')
     import _runs
     from torch_geometric_remul.train import TrainingError
@@ -246,8 +249,9 @@ def test_lr_search_ranks_a_rate_whose_training_blew_up_last(monkeypatch):
     monkeypatch.setattr(_runs, 'saved_results', lambda w, label, s: {
         'best_val_mse': vals[label.split()[-1].rstrip(')')],
         'best_epoch': 1, 'test': {'seconds_per_epoch': 1.0}})
+    work = str(tmp_path)
     config, search = _runs.tune_lr('EGNN', dict(model='egnn'),
-                                   (5e-4, 1.5e-3, 4.5e-3), {}, 'unused')
+                                   (5e-4, 1.5e-3, 4.5e-3), {}, work)
     assert config['lr'] == 1.5e-3
     assert calls == [3, 1, 1, 1]  # all at once, then one by one
     assert search[2]['best_val_mse'] is None
@@ -255,6 +259,26 @@ def test_lr_search_ranks_a_rate_whose_training_blew_up_last(monkeypatch):
     record = _runs.search_record(config, search, 3, (5e-4, 1.5e-3, 4.5e-3))
     assert '| 0.0045 | diverged | None | - |' in '\n'.join(
         _runs.search_lines('EGNN', record))
+    stopped = tmp_path / 'EGNN_(lr_0.0045)-seed0' / _runs.STOPPED
+    assert 'non-finite loss in epoch 2' in stopped.read_text()
+    # read again: the two runs that finished, the stop from its record
+    monkeypatch.setattr(_runs, 'finished_configs', lambda configs, *a, **k:
+                        [c for c in configs if c['lr'] != 4.5e-3])
+    for report_only in (True, False):
+        calls.clear()
+        again = _runs.tune_lr('EGNN', dict(model='egnn'),
+                              (5e-4, 1.5e-3, 4.5e-3), {}, work,
+                              report_only=report_only)
+        assert again == (config, search)
+        assert calls == ([] if report_only else [2])  # 4.5e-3 not again
+    # another configuration (or code version): the record does not count
+    assert _runs.stopped_run(_runs._values(
+        {}, dict(model='egnn', lr=4.5e-3, epochs=3), 0, 'EGNN (lr 0.0045)',
+        work)) is None
+    stopped.write_text('{damaged')
+    assert _runs.stopped_run(_runs._values(
+        {}, dict(model='egnn', lr=4.5e-3), 0, 'EGNN (lr 0.0045)',
+        work)) is None
 
     def broken(*a, **k):
         raise OSError('disk full')
