@@ -543,10 +543,12 @@ def update_note(update: Dict) -> str:
     """One sentence on what a ``--update`` of a stored table replaced
     (``rows``), with the package tree that trained it and the
     learning-rate searches it ran (``searches``, when recorded)."""
-    tree = ((update.get('code') or {}).get('package_tree') or '?')[:7]
+    trees = [t[:7] for t in update.get('trained_by') or []] or \
+        [((update.get('code') or {}).get('package_tree') or '?')[:7]]
     searches = update.get('searches')
-    return (f'Rows replaced later by ``--update`` (trained by package tree '
-            f'{tree}): {"; ".join(update["rows"]) or "none"}' +
+    return (f'Rows replaced later by ``--update`` (trained by package tree'
+            f'{"s" if len(trees) > 1 else ""} {", ".join(trees)}): '
+            f'{"; ".join(update["rows"]) or "none"}' +
             ('' if searches is None else
              f'; learning-rate searches run: {", ".join(searches) or "none"}')
             + '.')

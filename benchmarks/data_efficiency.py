@@ -254,16 +254,24 @@ def updated(stored: Dict, new: Dict) -> Dict:
     task, size and method, their searches, every comparison recomputed,
     and an ``updates`` record of what was replaced by which code."""
     out = json.loads(json.dumps(stored))
-    replaced = []
+    replaced, trees = [], set()
     for task, part in new['tasks'].items():
         old = out['tasks'][task]
         fresh = {(r['num_train'], r['method']): r for r in part['rows']}
         replaced += [f'{task}: {r["label"]} at {r["num_train"]:,}'
                      for r in part['rows']]
+        trees |= {v.get('package_tree') for r in part['rows']
+                  for v in r.get('code_versions') or []}
         if {(r['num_train'], r['method']) for r in old['rows']} <= \
                 set(fresh):
-            # every stored row trained again: the task's part is the new one
+            # every stored row trained again: the task's part is the new
+            # one, and earlier updates of its rows are history
             out['tasks'][task] = json.loads(json.dumps(part))
+            out['updates'] = [
+                dict(u, rows=[r for r in u['rows']
+                              if not r.startswith(f'{task}: ')])
+                for u in out.get('updates', [])]
+            out['updates'] = [u for u in out['updates'] if u['rows']]
             continue
         if part.get('clip_grad_norm') != old.get('clip_grad_norm'):
             raise ValueError(
@@ -281,9 +289,10 @@ def updated(stored: Dict, new: Dict) -> Dict:
                           (m['num_train'], base_label(m['label']))
                           not in done] + part['missing']
     refresh_comparisons(out)
-    out['updates'] = list(stored.get('updates', [])) + [{
+    out['updates'] = list(out.get('updates', [])) + [{
         'rows': replaced, 'code': new['code'], 'versions': new['versions'],
-        'machine': new['machine']}]
+        'machine': new['machine'], 'trained_by': sorted(
+            t for t in trees if t)}]
     return out
 
 

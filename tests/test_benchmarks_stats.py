@@ -510,7 +510,11 @@ def test_data_efficiency_quick(private_tmp, capsys, tasks):
     part = clipped['tasks']['nbody']
     assert part['clip_grad_norm'] == 1e-3 and len(part['rows']) == 8
     assert all(r['run_records'][0]['code'] for r in part['rows'])
-    assert len(clipped['updates'][-1]['rows']) == 8
+    # the earlier update (EGNN's rows) is history: the task is replaced
+    [update] = clipped['updates']
+    assert len(update['rows']) == 8
+    assert update['trained_by'] == sorted({
+        v['package_tree'] for r in part['rows'] for v in r['code_versions']})
     assert "clips its gradients' 2-norm to 0.001 (`--clip-grad-norm`)" in out
     for r in part['rows']:  # trained clipped: other runs than the stored
         old = [o for o in new_rows if (o['num_train'], o['method']) ==
