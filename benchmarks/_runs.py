@@ -809,8 +809,9 @@ def paired_panel(ax, comparisons: List[Dict], scale: float = 1.0,
                 if abs(end) > limit:
                     ax.plot([limit if end > 0 else -limit], [y], marker,
                             color=colour)
-            low, high = max(low, -limit), min(high, limit)
-            est = min(max(est, -limit), limit)
+            # an interval wholly beyond one end shrinks to that end
+            low, high, est = (min(max(v, -limit), limit)
+                              for v in (low, high, est))
         ax.errorbar([est], [y], xerr=[[est - low], [high - est]], fmt='o',
                     capsize=3, color=colour,
                     mfc='white' if tie else colour)

@@ -430,6 +430,7 @@ def test_data_efficiency_quick(private_tmp, capsys, tasks):
     assert {'code', 'versions', 'machine', 'selection'} <= set(payload)
     assert set(payload['tasks']) == set(tasks)
     for task, part in payload['tasks'].items():
+        assert part['clip_grad_norm'] == {'nbody': 1.0}.get(task)
         assert {r['method'] for r in part['rows']} == {
             'plain', 'augmentation', 'REMUL', 'EGNN'}
         assert sorted({r['num_train'] for r in part['rows']}) == [16, 32]
@@ -494,9 +495,11 @@ def test_data_efficiency_quick(private_tmp, capsys, tasks):
         new['tasks']['nbody']['comparisons']
     with open(paths[1]) as f:
         assert f.read() == de.markdown(new)
-    assert 'No gradient clipping.' in de.markdown(new)
-    # clipping: no mix of clipped and stored unclipped rows of one task
-    with pytest.raises(ValueError, match='clip_grad_norm=0.001 would mix'):
+    assert "clips its gradients' 2-norm to 1 (" in de.markdown(new)
+    # clipping: no mix of rows clipped otherwise with the stored rows
+    with pytest.raises(ValueError, match='clip_grad_norm=0.001 would mix '
+                       'its rows with stored rows trained with '
+                       'clip_grad_norm=1.0'):
         de.main(['--quick', '--tasks', 'nbody', '--methods', 'EGNN',
                  '--clip-grad-norm', '1e-3', '--update', paths[0]])
     # every method again, clipped (a norm that binds in these tiny runs):
@@ -553,9 +556,10 @@ def test_data_efficiency_report_only(private_tmp, capsys, monkeypatch):
     monkeypatch.setattr(tempfile, 'mkdtemp', lambda *a, **k: work)
     common = {k: v for k, v in de.QUICK.items()
               if k not in ('num_train', 'epochs')}
-    de.run_task('nbody', [16], [0, 1], dict(common, beta=1.0,
-                                             data_root=work),
-                work, 1, 2, log=lambda s: None)  # as main() --quick does
+    de.run_task('nbody', [16], [0, 1], dict(
+        common, beta=1.0, data_root=work,
+        clip_grad_norm=de.CLIP_GRAD_NORM['nbody']),
+        work, 1, 2, log=lambda s: None)  # as main() --quick does
     assert de.main(['--quick', '--tasks', 'nbody', '--report-only']) == 0
     out = capsys.readouterr().out
     assert 'run(s),' not in out
@@ -651,3 +655,23 @@ def test_paired_figure_from_the_results(tmp_path, capsys):
     empty.mkdir()
     with pytest.raises(SystemExit):
         paired.main(['--results', str(empty)])
+
+
+def test_paired_panel_cuts_an_interval_wholly_beyond_the_axis():
+    # REMUL - EGNN at 100 N-body systems: +141% [124%, 159%] of EGNN's mean
+    _script('paired')
+    import matplotlib
+
+    import _runs
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    far = {'a': 'REMUL', 'b': 'EGNN', 'b_mean': 1.0, 'seeds': [0, 1, 2],
+           'verdict': 'EGNN lower', 'p_sign_flip': 0.25, 'a_lower_on': 0,
+           'difference': {'estimate': 1.41, 'low': 1.24, 'high': 1.59}}
+    near = dict(far, verdict='tie', difference={
+        'estimate': 0.1, 'low': -0.2, 'high': 0.4})
+    fig, ax = plt.subplots()
+    _runs.paired_panel(ax, [far, near], relative=True, limit=100)
+    texts = [t.get_text() for t in ax.texts]
+    assert texts[0].startswith('[124, 159] cut; ') and 'cut' not in texts[1]
+    plt.close(fig)
