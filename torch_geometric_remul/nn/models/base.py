@@ -118,7 +118,7 @@ class BaseModel(LazyLayers):
             per-node contributions, e.g. atomic energies summed into a
             molecule's energy, the usual readout of interatomic potentials.
             A ``"node"`` model's state dict holds a ``node_readout`` entry,
-            and :meth:`load_state_dict` of weights made with the other
+            and ``load_state_dict`` of weights made with the other
             readout (the same shapes, another function) raises
             :class:`ValueError`. (default: ``"graph"``)
 
