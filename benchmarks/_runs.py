@@ -634,9 +634,12 @@ def diverged(saved: Dict) -> bool:
 
 def _comparable(config: TrainConfig) -> Dict:
     """The fields of a configuration that can change its results (where
-    the data are cached and where the run is written cannot)."""
+    the data are cached, where the run is written and whether validation
+    measures equivariance cannot)."""
     values = json.loads(config.resolved().to_json())
-    for key in ('data_root', 'run_dir'):
+    # val_equivariance only adds validation columns: same training, same
+    # selection, same test figures
+    for key in ('data_root', 'run_dir', 'val_equivariance'):
         values.pop(key)
     return values
 

@@ -77,6 +77,11 @@ TRAIN_OPTIONS = (
     ('eval_samples', int, "group elements per graph for E'"),
     ('val_every', int, 'validate every N epochs and after the last; the '
      'best-validation model is chosen among those'),
+    ('val_equivariance', argparse.BooleanOptionalAction,
+     "measure E, E' (and a potential's errors on a rotated copy) at every "
+     'validation (default); --no-val-equivariance: only the validation '
+     'loss, all that selection reads (the test split always gets every '
+     'metric)'),
     ('seed', int, 'seed of the data, the weights and the group elements, '
      '0 to 2**63 - 1'),
     ('data_root', str, 'where the data are cached or simulated (rmd17: the '

@@ -278,3 +278,31 @@ def test_unmarked_weights_of_the_trees_that_summed_atomic_energies(
     monkeypatch.setattr(build, 'UNMARKED_NODE_READOUT_TREES', frozenset())
     assert build.legacy_readout_weights(unmarked, model, versions) is \
         unmarked
+
+
+def test_validation_without_equivariance(rmd17_root, tmp_path, capsys):
+    # a potential validated without its rotated copy and E': the same
+    # training, validation loss and test figures; those columns are nan
+    runs = [train(config(rmd17_root, tmp_path / name, loss='remul',
+                         epochs=2, val_equivariance=flag),
+                  progress=False, log=quiet)
+            for name, flag in (('full', True), ('lean', False))]
+    for a, b in zip(runs[0].history, runs[1].history):
+        for key in ('train_loss', 'val_mse', 'val_force_mae',
+                    'val_energy_mae'):
+            assert a[key] == b[key], key
+        for key in ('val_rot_force_mae', 'val_E_prime', 'val_energy_E_prime',
+                    'val_rot_energy_mae'):
+            assert a[key] == a[key] and b[key] != b[key], key
+    for key in set(runs[0].test) - {'seconds_per_epoch'}:
+        assert runs[0].test[key] == runs[1].test[key], key
+    # on the command line
+    assert main(['train', '--no-progress', '--task', 'rmd17', '--molecule',
+                 'ethanol', '--data-root', rmd17_root, '--epochs', '1',
+                 '--num-train', '12', '--num-val', '6', '--num-test', '8',
+                 '--hidden-channels', '8', '--num-layers', '1',
+                 '--batch-size', '6', '--eval-graphs', '4',
+                 '--eval-samples', '2', '--no-val-equivariance',
+                 '--run-dir', str(tmp_path / 'cli')]) == 0
+    with open(tmp_path / 'cli' / 'config.json') as f:
+        assert json.load(f)['val_equivariance'] is False

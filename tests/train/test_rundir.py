@@ -58,7 +58,7 @@ def test_resume_refuses_options_that_differ(run_copy, capsys):
     for part in ("--lr 5.0 (the run has 0.0005)",
                  "--model transformer (the run has 'gnn')",
                  "--beta 100.0 (the run has 1.0)",
-                 "only --epochs, --data-root may change"):
+                 "only --epochs, --data-root, --val-equivariance may change"):
         assert part in line, line
     assert snapshot(run_copy) == before
     for bad, message in ((['--overwrite'], '--overwrite cannot be combined'),

@@ -195,3 +195,35 @@ def _has_matplotlib():
     except ImportError:
         return False
     return True
+
+
+def test_validation_without_equivariance_trains_the_same_model(tmp_path,
+                                                               data_root):
+    # the equivariance metrics of validation draw their own group elements:
+    # leaving them out changes no training step, no validation loss, no
+    # selection and no test figure; their columns are nan
+    full, lean = (train(make_config(tmp_path / name, data_root, epochs=3,
+                                    loss='remul', val_equivariance=flag),
+                        progress=False, log=quiet)
+                  for name, flag in (('full', True), ('lean', False)))
+    for a, b in zip(full.history, lean.history):
+        for key in ('train_loss', 'train_equi', 'val_mse'):
+            assert a[key] == b[key], key
+        assert a['val_E_prime'] == a['val_E_prime'] > 0
+        assert all(b[k] != b[k] for k in ('val_E', 'val_E_prime',
+                                          'val_E_prime_rel',
+                                          'val_E_prime_paper'))
+    assert full.best_epoch == lean.best_epoch
+    assert set(full.test) == set(lean.test)
+    for key in set(full.test) - {'seconds_per_epoch'}:
+        assert full.test[key] == lean.test[key], key
+    assert lean.test['E_prime'] > 0  # the test split gets every metric
+    with pytest.raises(TypeError, match='val_equivariance'):
+        TrainConfig(val_equivariance=1).resolved()
+    # a resumed run may change it (the training does not depend on it)
+    more = train(make_config(tmp_path / 'full', data_root, epochs=4,
+                             loss='remul', val_equivariance=False),
+                 resume_from=str(tmp_path / 'full'), progress=False,
+                 log=quiet)
+    assert more.history[2]['val_E_prime'] > 0
+    assert more.history[3]['val_E_prime'] != more.history[3]['val_E_prime']

@@ -47,7 +47,7 @@ SOURCES: Dict[str, Optional[Tuple[str, ...]]] = {
 #: are reduced modulo ``2**64`` by :func:`derive_seed`.
 MAX_SEED = 2**63 - 1
 #: Fields a resumed run may change (see :func:`resume_config`).
-RESUMABLE = ('epochs', 'data_root')
+RESUMABLE = ('epochs', 'data_root', 'val_equivariance')
 
 #: Defaults that differ between tasks (EGNN/GATr/EGNO protocols, scaled to
 #: finish in minutes on a CPU; see docs). The data source of a task that
@@ -118,6 +118,13 @@ class TrainConfig:
     #: best-validation model is chosen among the validated epochs; EGNN's
     #: N-body protocol validates every 5 epochs).
     val_every: int = 1
+    #: Measure the equivariance errors (E, E' and, for potentials, the
+    #: errors on a rotated copy) at every validation. ``False``: only the
+    #: validation loss and task metrics, all that selection reads (their
+    #: columns in ``metrics.csv`` are ``nan``); the test split always gets
+    #: every metric. Saves most of the cost of validating where it
+    #: dominates (small training sets, force fields).
+    val_equivariance: bool = True
     seed: int = 0
     #: ``None``: ``'data'`` (``DEFAULT_DATA_ROOT``).
     data_root: Optional[str] = None
@@ -172,6 +179,7 @@ class TrainConfig:
             check_str(values[key], key)
         check_str(values['run_dir'], 'run_dir', optional=True)
         check_bool(values['fused'], 'fused')
+        check_bool(values['val_equivariance'], 'val_equivariance')
         check_seed(values['seed'])
         check_int(values['fold'], 'fold', minimum=1)
         check_real(values['force_weight'], 'force_weight', minimum=0,
@@ -350,7 +358,8 @@ def resume_config(saved: TrainConfig, given: Mapping[str, Any],
                   ) -> Tuple[TrainConfig, List[str]]:
     r"""The configuration a resumed run continues with: ``saved`` (the
     run's ``config.json``) with the options in ``given`` that may change
-    (``RESUMABLE``: ``epochs``, ``data_root``) applied.
+    (``RESUMABLE``: ``epochs``, ``data_root``, ``val_equivariance``)
+    applied.
 
     Args:
         saved (TrainConfig): The run's configuration.

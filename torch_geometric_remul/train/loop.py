@@ -35,6 +35,7 @@ from torch_geometric_remul.train.checkpoint import (
     save_checkpoint,
 )
 from torch_geometric_remul.train.config import (
+    RESUMABLE,
     TrainConfig,
     derive_seed,
     resume_config,
@@ -139,8 +140,9 @@ def train(config: TrainConfig, resume_from: Optional[str] = None,
 
     Args:
         config (TrainConfig): The run's configuration. When resuming, only
-            ``epochs`` and ``data_root`` are read from it (when not
-            ``None``): the run continues with its saved configuration
+            ``epochs``, ``data_root`` (when not ``None``) and
+            ``val_equivariance`` are read from it: the run continues with
+            its saved configuration
             (``remul train --resume`` refuses other options that differ,
             see :func:`~torch_geometric_remul.train.resume_config`).
         resume_from (str, optional): A run directory to continue from its
@@ -190,8 +192,8 @@ def _train(config: TrainConfig, resume_from: Optional[str], progress: bool,
             raise ValueError("'overwrite' cannot be combined with resuming "
                              "a run")
         saved, checkpoint = runtime.on_main(lambda: load_run(resume_from))
-        given = {} if config is None else {'epochs': config.epochs,
-                                           'data_root': config.data_root}
+        given = {} if config is None else {key: getattr(config, key)
+                                           for key in RESUMABLE}
         config, applied = resume_config(saved, given,
                                         done_epochs=checkpoint['epoch'])
         for line in applied:
@@ -379,9 +381,10 @@ def _epoch(config: TrainConfig, spec: TaskSpec, net: torch.nn.Module,
     n = max(len(shares), 1)
     metrics = METRICS + spec.extra_metrics
     if _validates(config, epoch):
+        lean = {} if config.val_equivariance else {'equivariance': False}
         val = evaluate_split(state.model, val_ds, spec, config,
                              seed=derive_seed(config.seed, 7919, epoch),
-                             runtime=runtime)
+                             runtime=runtime, **lean)
     else:  # not validated: no candidate for the best-validation model
         val = dict.fromkeys(metrics, math.nan)
     return {

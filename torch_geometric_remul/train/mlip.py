@@ -191,7 +191,8 @@ def potential_loss(pred: Dict[str, Tensor], target: Dict[str, Tensor],
 
 @torch.no_grad()
 def evaluate_potential(model: torch.nn.Module, dataset, spec, config,
-                       seed: int, runtime=None) -> Dict[str, float]:
+                       seed: int, runtime=None,
+                       equivariance: bool = True) -> Dict[str, float]:
     r"""The metrics of a potential on a split, in physical units.
 
     * ``mse``: the plain training loss :math:`\mathrm{MSE}_E + w_F
@@ -213,13 +214,15 @@ def evaluate_potential(model: torch.nn.Module, dataset, spec, config,
 
     With several processes each evaluates a block and the sums are
     all-reduced, as in
-    :func:`~torch_geometric_remul.train.evaluate.evaluate_split`.
+    :func:`~torch_geometric_remul.train.evaluate.evaluate_split`. With
+    ``equivariance=False`` neither the rotated copy nor the equivariance
+    errors are computed: their metrics are ``nan``.
     """
     from torch_geometric_remul.train.runtime import Runtime
     runtime = Runtime.current() if runtime is None else runtime
     scale = spec.energy_force_stats.scale
     weights = spec.output_weights
-    num_eval = min(config.eval_graphs, len(dataset))
+    num_eval = min(config.eval_graphs, len(dataset)) if equivariance else 0
     part, sub, batch_size = runtime.eval_blocks(dataset, num_eval,
                                                 config.batch_size)
     generator = torch.Generator().manual_seed(runtime.seed(seed))
@@ -235,7 +238,10 @@ def evaluate_potential(model: torch.nn.Module, dataset, spec, config,
         for batch in DataLoader(part, batch_size=batch_size):
             batch = _to(batch, device)
             rows = []
-            for data in (batch, rotate(batch)):
+            for data in (batch, rotate(batch) if equivariance else None):
+                if data is None:  # no rotated copy: its sums are nan
+                    rows += [rows[0].new_tensor(math.nan)] * 4
+                    continue
                 pred = model(data)
                 de = (pred['energy'].double() - data.y_energy.double())
                 df = (pred['forces'].double() - data.y_force.double())
@@ -266,6 +272,8 @@ def evaluate_potential(model: torch.nn.Module, dataset, spec, config,
         [err['energy'].E_prime] if err is not None else [0.0] * 5
     means, _ = runtime.weighted_mean(
         means, err['forces'].num_graphs if err is not None else 0)
+    if not equivariance:
+        means = [math.nan] * 5
     e_mae, f_mae = scale * e_abs / graphs, scale * f_abs / components
     out = {
         'mse': (weights['energy'] * e_sq / graphs +

@@ -62,6 +62,8 @@ class TaskSpec:
     extra_metrics: Tuple[str, ...] = ()
     #: ``(model, dataset, spec, config, seed, runtime) -> metrics``: the
     #: task's own evaluation (``None``: the shared MSE and equivariance).
+    #: Validation with ``val_equivariance=False`` also passes
+    #: ``equivariance=False``: leave the equivariance metrics ``nan``.
     evaluate: Optional[Callable[..., Dict[str, float]]] = field(
         default=None, repr=False)
     #: ``() -> {file name: SHA-256}`` of the data files read, recorded in
