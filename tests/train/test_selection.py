@@ -29,8 +29,10 @@ def scripted_validation(monkeypatch):
     evaluation is untouched)."""
     real = loop.evaluate_split
 
-    def evaluate(model, dataset, spec, config, seed, runtime=None):
-        out = real(model, dataset, spec, config, seed=seed, runtime=runtime)
+    def evaluate(model, dataset, spec, config, seed, runtime=None,
+                 **kwargs):
+        out = real(model, dataset, spec, config, seed=seed, runtime=runtime,
+                   **kwargs)
         epoch = seed - config.seed * 7919  # 0-based for validation calls
         if 0 <= epoch < len(VAL_MSE):
             out['mse'] = VAL_MSE[epoch]
@@ -109,8 +111,10 @@ def test_better_later_epoch_replaces_the_best(tmp_path, data_root,
     real = loop.evaluate_split
     scores = [2.0, 3.0, 0.5]
 
-    def evaluate(model, dataset, spec, config, seed, runtime=None):
-        out = real(model, dataset, spec, config, seed=seed, runtime=runtime)
+    def evaluate(model, dataset, spec, config, seed, runtime=None,
+                 **kwargs):
+        out = real(model, dataset, spec, config, seed=seed, runtime=runtime,
+                   **kwargs)
         if seed - config.seed * 7919 < len(scores):
             out['mse'] = scores[seed - config.seed * 7919]
         return out

@@ -8,6 +8,7 @@ import torch
 
 from torch_geometric_remul.nn import RemulLoss
 from torch_geometric_remul.nn.models import build_model
+from torch_geometric_remul.nn.models.base import READOUT_MARK
 from torch_geometric_remul.nn.weighting import build_weighting
 from torch_geometric_remul.train import distributed
 from torch_geometric_remul.train.checkpoint import (
@@ -203,7 +204,6 @@ def legacy_readout_weights(weights: Dict[str, Any], model: torch.nn.Module,
     them) is a clean package tree of :data:`UNMARKED_NODE_READOUT_TREES`;
     else ``weights`` unchanged (so that loading unmarked weights of another
     origin fails, naming the readout). Never modifies ``weights``."""
-    from torch_geometric_remul.nn.models.base import READOUT_MARK
     expected = {k: v for k, v in model.state_dict().items()
                 if k.rsplit('.', 1)[-1] == READOUT_MARK}
     versions = list(code_versions or [])
@@ -246,8 +246,12 @@ def restore_model(run_dir: str, data_root: Optional[str] = None,
     config = config.resolved()
     spec = task_spec(config)
     model = build_task_model(config, spec, spec.load('test')[0])
-    weights = legacy_readout_weights(
-        weights, model, load_run(run_dir)[1].get('code_versions'))
+    if any(k.rsplit('.', 1)[-1] == READOUT_MARK and k not in weights
+           for k in model.state_dict()):
+        # unmarked weights of a potential may come from a tree that summed
+        # atomic energies before the mark (its checkpoint says which)
+        weights = legacy_readout_weights(
+            weights, model, load_run(run_dir)[1].get('code_versions'))
     with restore_errors(osp.join(run_dir, BEST if which == 'best'
                                  else CHECKPOINT)):
         model.load_state_dict(weights)

@@ -381,10 +381,10 @@ def _epoch(config: TrainConfig, spec: TaskSpec, net: torch.nn.Module,
     n = max(len(shares), 1)
     metrics = METRICS + spec.extra_metrics
     if _validates(config, epoch):
-        lean = {} if config.val_equivariance else {'equivariance': False}
         val = evaluate_split(state.model, val_ds, spec, config,
                              seed=derive_seed(config.seed, 7919, epoch),
-                             runtime=runtime, **lean)
+                             runtime=runtime,
+                             equivariance=config.val_equivariance)
     else:  # not validated: no candidate for the best-validation model
         val = dict.fromkeys(metrics, math.nan)
     return {
