@@ -333,8 +333,15 @@ def _train_missing(configs, seeds, common, work_dir, current,
     result yet, ``jobs`` at a time, in the order given (configuration
     after configuration, so that an interrupted sweep has all seeds of
     its first configurations)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    _train_pending(_pending(configs, seeds, common, work_dir, current,
+                            reuse_other_code), jobs, log)
+
+
+def _pending(configs, seeds, common, work_dir, current,
+             reuse_other_code) -> List[Tuple[str, Dict, Optional[int]]]:
+    """``(name, values, resume epoch)`` of every run of ``configs`` x
+    ``seeds`` without a finished result, configuration after
+    configuration."""
     pending = []
     for cfg in configs:
         cfg = dict(cfg)
@@ -346,6 +353,35 @@ def _train_missing(configs, seeds, common, work_dir, current,
                 name = f'{label} seed {seed}' + (
                     f' (resumed from epoch {resume})' if resume else '')
                 pending.append((name, values, resume))
+    return pending
+
+
+def train_missing(batches: Sequence[Tuple[List[Dict], Sequence[int], Dict,
+                                          str]],
+                  jobs: int, log=print,
+                  reuse_other_code: Optional[bool] = None) -> None:
+    """Trains, in one pool of ``jobs`` processes, the runs without a
+    finished result of several :func:`run_all` calls (``(configs, seeds,
+    common, work_dir)`` each, in the order given), so that a later
+    :func:`run_all` on each only reads them. For sweeps whose runs differ
+    in ``common`` (e.g. one data fold each), where one :func:`run_all` per
+    value would leave cores idle at the end of each. With ``jobs`` 1 it
+    does nothing (the :func:`run_all` calls train the runs in turn)."""
+    if jobs <= 1:  # one process: the run_all calls train them in turn
+        return
+    if reuse_other_code is None:
+        reuse_other_code = reuse_other_code_requested()
+    current = code_version()
+    _train_pending([run for configs, seeds, common, work_dir in batches
+                    for run in _pending(configs, seeds, common, work_dir,
+                                        current, reuse_other_code)],
+                   jobs, log)
+
+
+def _train_pending(pending, jobs, log) -> None:
+    """Trains ``(name, values, resume)`` runs ``jobs`` at a time."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
     if not pending:
         return
     log(f'training {len(pending)} run(s), {jobs} at a time')
@@ -399,33 +435,71 @@ def tune_lr(name: str, config: Dict, rates: Sequence[float], common: Dict,
     is never read). Returns the chosen configuration (labelled ``"<name> (lr
     <rate>)"``; its run on ``seed`` is the search's run) and one record
     per rate in the order tried, or ``(None, [])`` when ``report_only``
-    finds a run of the search unfinished."""
-    rates, search = list(rates), []
+    finds a run of the search unfinished. Several searches at once:
+    :func:`tune_lrs`."""
+    return tune_lrs([(name, config, rates)], common, work_dir, jobs=jobs,
+                    report_only=report_only, seed=seed)[0]
+
+
+def tune_lrs(searches: Sequence[Tuple[str, Dict, Sequence[float]]],
+             common: Dict, work_dir: str, jobs: int = 1,
+             report_only: bool = False, seed: int = TUNE_SEED
+             ) -> List[Tuple[Optional[Dict], List[Dict]]]:
+    """Several learning-rate searches (``(name, config, rates)`` each, the
+    arguments of :func:`tune_lr`; names distinct) in rounds: every search's
+    grid, then every search's next extension, each round trained in one
+    pool of ``jobs`` processes, so that no core waits while another
+    search's runs remain. Each search follows :func:`tune_lr`'s rule and
+    returns what it would (in the order of ``searches``); the runs and
+    their directories are those of :func:`tune_lr`, so either reuses the
+    other's finished runs."""
+    names = [name for name, _, _ in searches]
+    if len(set(names)) != len(names):
+        raise ValueError(f'tune_lrs: search names must be distinct, got '
+                         f'{names}')
+    records = {name: [] for name in names}
+    grids = {name: list(rates) for name, _, rates in searches}
+    configs = {name: config for name, config, _ in searches}
+    unfinished = set()
 
     def rank(record):
         v = record['best_val_mse']
         return math.inf if v is None or v != v else v
 
-    def configured(lr):
-        return dict(config, label=lr_label(name, lr), lr=lr)
+    def configured(name, lr):
+        return dict(configs[name], label=lr_label(name, lr), lr=lr)
 
     def values_of(cfg):
         return _values(common, {k: v for k, v in cfg.items()
                                 if k != 'label'}, seed, cfg['label'],
                        work_dir)
 
-    def trained(lrs):
-        todo = [configured(lr) for lr in lrs]
+    def next_rate(name) -> Optional[float]:
+        """The rate a search tries next, ``None`` when it is done."""
+        search = records[name]
+        best = min(search, key=rank)['lr']
+        low, high = min(r['lr'] for r in search), max(r['lr'] for r in search)
+        if len(search) - len(grids[name]) >= LR_EXTRA or low < best < high:
+            return None
+        return round((high * LR_STEP) if best == high else
+                     (low / LR_STEP), 12)
+
+    def trained(todo_by_name: Dict[str, List[float]]) -> None:
+        """Trains (or reads) one round; a search of which a run is
+        unfinished under ``report_only`` joins ``unfinished``."""
+        todo = [(name, configured(name, lr))
+                for name, lrs in todo_by_name.items() for lr in lrs]
         # a run that stopped on a non-finite loss before (same
         # configuration and code): recorded, neither read nor trained again
-        failed = {cfg['label']: error for cfg in todo
+        failed = {cfg['label']: error for _, cfg in todo
                   if not finished_configs([cfg], [seed], common, work_dir)
                   and (error := stopped_run(values_of(cfg))) is not None}
-        todo_runs = [cfg for cfg in todo if cfg['label'] not in failed]
+        todo_runs = [cfg for _, cfg in todo if cfg['label'] not in failed]
         if report_only:
-            if finished_configs(todo_runs, [seed], common,
-                                work_dir) != todo_runs:
-                return False
+            done = finished_configs(todo_runs, [seed], common, work_dir)
+            unfinished.update(name for name, cfg in todo
+                              if cfg['label'] not in failed
+                              and cfg not in done)
         elif todo_runs:
             try:
                 run_all(todo_runs, [seed], common, work_dir, jobs=jobs)
@@ -445,7 +519,9 @@ def tune_lr(name: str, config: Dict, rates: Sequence[float], common: Dict,
                             else e.__cause__)
                         record_stopped_run(values_of(cfg),
                                            failed[cfg['label']])
-        for cfg in todo:
+        for name, cfg in todo:
+            if name in unfinished:
+                continue
             record = {'label': cfg['label'], 'lr': cfg['lr'],
                       'best_val_mse': None, 'best_epoch': None,
                       'seconds_per_epoch': None}
@@ -458,20 +534,24 @@ def tune_lr(name: str, config: Dict, rates: Sequence[float], common: Dict,
                               best_epoch=saved['best_epoch'],
                               seconds_per_epoch=saved['test'][
                                   'seconds_per_epoch'])
-            search.append(record)
-        return True
+            records[name].append(record)
 
-    if not trained(rates):
-        return None, []
-    while True:
-        best = min(search, key=rank)['lr']
-        low, high = min(r['lr'] for r in search), max(r['lr'] for r in search)
-        if len(search) - len(rates) >= LR_EXTRA or low < best < high:
-            return configured(best), search
-        extra = round((high * LR_STEP) if best == high else
-                      (low / LR_STEP), 12)
-        if not trained([extra]):
-            return None, []
+    todo = dict(grids)
+    while todo:
+        trained(todo)
+        todo = {}
+        for name in names:
+            if name not in unfinished and (
+                    rate := next_rate(name)) is not None:
+                todo[name] = [rate]
+    out = []
+    for name in names:
+        if name in unfinished:
+            out.append((None, []))
+        else:
+            best = min(records[name], key=rank)['lr']
+            out.append((configured(name, best), records[name]))
+    return out
 
 
 #: the file a search writes into the directory of a run that stopped on

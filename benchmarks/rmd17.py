@@ -92,7 +92,8 @@ from _runs import (  # noqa: E402
     run_all,
     search_lines,
     search_record,
-    tune_lr,
+    train_missing,
+    tune_lrs,
     write_outputs,
 )
 from _timing import machine_description  # noqa: E402
@@ -239,7 +240,8 @@ def select_models(common: Dict, work: str, backbones: Sequence[str],
     """The validation search of a molecule, on fold :data:`SELECT_FOLD`
     (seed 1; the test split is never read): every candidate backbone
     (``backbones``: both for ``--backbone auto``), trained plain, and EGNN
-    at every rate of :data:`LR_GRID` (``_runs.tune_lr``). The backbone
+    at every rate of :data:`LR_GRID` (``_runs.tune_lrs``: the searches in
+    the same rounds). The backbone
     whose best rate reaches the lower best validation loss is used for the
     three unconstrained rows, at that rate; EGNN trains at its own. Returns
     ``{'backbone', 'lr': {model: rate}, 'searches': {name: record},
@@ -248,11 +250,15 @@ def select_models(common: Dict, work: str, backbones: Sequence[str],
     values = dict(common, fold=SELECT_FOLD)
     where = osp.join(work, 'select')
     searches, best = {}, {}
-    for model in list(backbones) + ['egnn']:
-        name = NAMES[model] + ('' if model == 'egnn' else ' plain')
-        chosen, runs = tune_lr(name, dict(model=model, loss='plain'),
-                               LR_GRID, values, where, jobs=jobs,
-                               report_only=report_only, seed=SELECT_FOLD)
+    models = list(backbones) + ['egnn']
+    names = {model: NAMES[model] + ('' if model == 'egnn' else ' plain')
+             for model in models}
+    # every model's search in the same rounds (one pool of ``jobs``)
+    results = tune_lrs([(names[model], dict(model=model, loss='plain'),
+                         LR_GRID) for model in models], values, where,
+                       jobs=jobs, report_only=report_only, seed=SELECT_FOLD)
+    for model, (chosen, runs) in zip(models, results):
+        name = names[model]
         if chosen is None:
             return None
         searches[name] = search_record(chosen, runs, common['epochs'],
@@ -291,6 +297,11 @@ def run_folds(configs: List[Dict], folds: List[int], common: Dict,
         if ok:
             complete.append(cfg)
     missing = [c['label'] for c in configs if c not in complete]
+    if complete and not report_only:
+        # every fold's runs in one pool, fold after fold
+        train_missing([(complete, [fold], dict(common, fold=fold),
+                        osp.join(work_dir, f'fold{fold}'))
+                       for fold in folds], jobs, log=log)
     for fold in folds:
         values = dict(common, fold=fold)
         per_fold[fold] = run_all(complete, [fold], values,

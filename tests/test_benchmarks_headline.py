@@ -227,6 +227,66 @@ def test_stored_segnn_search_reads_as_the_searches_of_a_table():
     assert headline.searches_of({'lr_search': {}}) == {}
 
 
+def test_lr_searches_train_their_rounds_together(monkeypatch):
+    """``tune_lrs``: every search's grid in one pool, then every search's
+    next extension in one, each search ending as ``tune_lr`` alone
+    would."""
+    import math
+    _script('headline')
+    import _runs
+    valleys = {'A': 1.0, 'B': 1.5e-3, 'C': 1e-9}
+    calls = []
+    monkeypatch.setattr(_runs, 'run_all', lambda configs, seeds, *a, **k:
+                        calls.append([c['label'] for c in configs]))
+
+    def saved(work_dir, label, seed):
+        lr = float(label.split()[-1].rstrip(')'))
+        return {'best_val_mse': abs(math.log(lr / valleys[label[0]])),
+                'best_epoch': 7, 'test': {'seconds_per_epoch': 1.0}}
+    monkeypatch.setattr(_runs, 'saved_results', saved)
+    grid = (5e-4, 1.5e-3, 4.5e-3)
+    searches = [(name, dict(model='egnn'), grid) for name in valleys]
+    together = _runs.tune_lrs(searches, {}, 'unused', jobs=2)
+    assert calls == [
+        [_runs.lr_label(n, lr) for n in valleys for lr in grid],
+        ['A (lr 0.0135)', 'C (lr 0.000166667)'],  # B is done
+        ['A (lr 0.0405)', 'C (lr 5.55556e-05)']]
+    alone = [_runs.tune_lr(*search, {}, 'unused') for search in searches]
+    assert together == alone
+    assert [chosen['lr'] for chosen, _ in together] == pytest.approx(
+        [4.05e-2, 1.5e-3, 5e-4 / 9])
+    # a search whose grid is unfinished under report_only: (None, []), the
+    # others still read
+    monkeypatch.setattr(_runs, 'finished_configs', lambda configs, *a, **k:
+                        [c for c in configs if c['label'][0] != 'B'])
+    read = _runs.tune_lrs(searches, {}, 'unused', report_only=True)
+    assert read[1] == (None, []) and read[0] == alone[0] \
+        and read[2] == alone[2]
+    with pytest.raises(ValueError, match='distinct'):
+        _runs.tune_lrs(searches[:1] * 2, {}, 'unused')
+
+
+def test_train_missing_pools_the_runs_of_several_sweeps(monkeypatch):
+    """``train_missing`` trains the unfinished runs of several ``run_all``
+    calls (here one per fold) in one pool, in the order given; with one
+    process it leaves them to ``run_all``."""
+    _script('headline')
+    import _runs
+    pools = []
+    monkeypatch.setattr(_runs, '_train_pending', lambda pending, jobs, log:
+                        pools.append([name for name, _, _ in pending]))
+    monkeypatch.setattr(_runs, '_finished', lambda values, *a:
+                        {'mse': 1.0} if values['fold'] == 2 else None)
+    monkeypatch.setattr(_runs, 'resumable', lambda values, current: None)
+    configs = [dict(label='a', model='gnn'), dict(label='b', model='egnn')]
+    batches = [(configs, [fold], dict(task='rmd17', fold=fold),
+                f'work/fold{fold}') for fold in (1, 2, 3)]
+    _runs.train_missing(batches, jobs=2)
+    assert pools == [['a seed 1', 'b seed 1', 'a seed 3', 'b seed 3']]
+    _runs.train_missing(batches, jobs=1)
+    assert len(pools) == 1
+
+
 def test_lr_search_ranks_a_rate_whose_training_blew_up_last(monkeypatch,
                                                             tmp_path):
     """A rate whose training stops on a non-finite loss (TrainingError) is
