@@ -623,3 +623,21 @@ def test_micro_quick_never_writes_results(name):
     script = _script(name)
     with pytest.raises(SystemExit):
         script.main(['--quick', '--out', osp.join(BENCH, 'results')])
+
+
+def test_optimizer_quick(private_tmp, capsys):
+    """``benchmarks/optimizer.py --quick``: both optimisers timed on every
+    N-body step (no rMD17 files given: no rmd17 rows), the table rendered
+    from the JSON."""
+    script = _script('optimizer')
+    assert script.main(['--quick']) == 0
+    payload, paths = _written(capsys.readouterr().out, 'optimizer')
+    assert all(p.startswith(str(private_tmp)) for p in paths)
+    assert [(r['workload'], r['label']) for r in payload['rows']] == [
+        ('nbody', 'GNN + REMUL'), ('nbody', 'Transformer + REMUL'),
+        ('nbody', 'EGNN plain')]
+    for r in payload['rows']:
+        assert r['default_ms'] > 0 and r['fused_ms'] > 0 and r['params'] > 0
+        assert r['ratio'] == r['default_ms'] / r['fused_ms']
+    with open(paths[1]) as f:
+        assert f.read() == script.markdown(payload)

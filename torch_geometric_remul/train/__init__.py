@@ -24,6 +24,7 @@ module:
 """
 from .build import (
     build_loss,
+    build_optimizer,
     build_task_model,
     last_layer_parameters,
     load_weights,
@@ -73,6 +74,7 @@ __all__ = [
     'RunDirectoryError',
     'Runtime',
     'build_loss',
+    'build_optimizer',
     'build_task_model',
     'evaluate_split',
     'last_layer_parameters',

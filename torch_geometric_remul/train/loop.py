@@ -24,6 +24,7 @@ from torch_geometric_remul.debug import debug
 from torch_geometric_remul.nn import RemulLoss
 from torch_geometric_remul.train.build import (
     build_loss,
+    build_optimizer,
     build_task_model,
     legacy_readout_weights,
 )
@@ -291,8 +292,7 @@ def _build(config: TrainConfig, spec: TaskSpec, train_ds,
     runtime.to_device(model)
     if loss_fn is not None:
         runtime.to_device(loss_fn)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr,
-                                 weight_decay=config.weight_decay)
+    optimizer = build_optimizer(config, model)
     state = _State(model, loss_fn, optimizer, history=[])
     if checkpoint is not None:
         with restore_errors(files.path(CHECKPOINT)):
