@@ -266,6 +266,41 @@ def test_lr_searches_train_their_rounds_together(monkeypatch):
         _runs.tune_lrs(searches[:1] * 2, {}, 'unused')
 
 
+def test_lr_searches_record_a_blow_up_of_one_search_only(monkeypatch,
+                                                         tmp_path):
+    """A rate of one search stops on a non-finite loss in a shared round:
+    the round's runs are retried one at a time, the stopped one is
+    recorded as diverged (worst) in its own search alone, and the other
+    search is unaffected."""
+    _script('headline')
+    import _runs
+
+    from torch_geometric_remul.train import TrainingError
+    calls = []
+
+    def run_all(configs, *a, **k):
+        calls.append([c['label'] for c in configs])
+        if any(c['label'] == 'A (lr 0.0045)' for c in configs):
+            raise TrainingError('non-finite loss in epoch 3')
+    monkeypatch.setattr(_runs, 'run_all', run_all)
+    vals = {'A': {'0.0005': 3.0, '0.0015': 2.0},
+            'B': {'0.0005': 1.0, '0.0015': 0.5, '0.0045': 2.0}}
+    monkeypatch.setattr(_runs, 'saved_results', lambda w, label, s: {
+        'best_val_mse': vals[label[0]][label.split()[-1].rstrip(')')],
+        'best_epoch': 1, 'test': {'seconds_per_epoch': 1.0}})
+    grid = (5e-4, 1.5e-3, 4.5e-3)
+    (a, a_runs), (b, b_runs) = _runs.tune_lrs(
+        [('A', dict(model='egnn'), grid), ('B', dict(model='gnn'), grid)],
+        {}, str(tmp_path), jobs=2)
+    assert calls[0] == [_runs.lr_label(n, lr) for n in 'AB' for lr in grid]
+    assert len(calls) == 7  # the shared round, then its 6 runs one by one
+    assert a['lr'] == 1.5e-3 and b['lr'] == 1.5e-3
+    assert 'non-finite' in a_runs[2]['error']
+    assert all('error' not in r for r in a_runs[:2] + b_runs)
+    assert (tmp_path / 'A_(lr_0.0045)-seed0' / _runs.STOPPED).exists()
+    assert not (tmp_path / 'B_(lr_0.0045)-seed0' / _runs.STOPPED).exists()
+
+
 def test_train_missing_pools_the_runs_of_several_sweeps(monkeypatch):
     """``train_missing`` trains the unfinished runs of several ``run_all``
     calls (here one per fold) in one pool, in the order given; with one
