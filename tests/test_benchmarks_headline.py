@@ -274,7 +274,6 @@ def test_lr_searches_record_a_blow_up_of_one_search_only(monkeypatch,
     search is unaffected."""
     _script('headline')
     import _runs
-
     from torch_geometric_remul.train import TrainingError
     calls = []
 
