@@ -32,8 +32,9 @@ Rows: <backbone> plain, <backbone> + augmentation (one rotated copy per
 step), <backbone> + augmentation x2 (two rotated copies of every molecule
 per step, in one forward pass: as many molecules through the model as
 REMUL's, the compute-matched baseline), <backbone> + REMUL (beta = 1,
-constant weighting, target mode: clean and rotated copies), EGNN (plain; its energy is exactly invariant,
-so its forces are exactly equivariant). The unconstrained backbones read
+constant weighting, target mode: clean and rotated copies), EGNN (plain;
+its energy is exactly invariant, so its forces are exactly
+equivariant). The unconstrained backbones read
 each atom's Cartesian coordinates relative to the molecule's centroid and
 its element (one-hot H, C, N, O).
 
