@@ -162,7 +162,7 @@ def build_optimizer(config: TrainConfig,
     implementation. The update is Adam's either way, equal up to float
     rounding (``tests/train/test_build.py``). On CPU the fused optimiser
     step is 3-4x faster than the default one, which makes a whole training
-    step of the N-body and rMD17 tasks 1.03-1.11x faster
+    step of the N-body and rMD17 tasks 1.04-1.11x faster
     (``python benchmarks/optimizer.py``, docs/performance.md).
 
     Args:
