@@ -71,8 +71,9 @@ def steps(fields: Dict, data_root: Optional[str], batch_size: Optional[int]):
                       batch_size=batch_size).resolved()
     spec = task_spec(cfg)
     train_ds = spec.load('train')
-    batch = next(iter(DataLoader(list(train_ds)[:cfg.batch_size],
-                                 batch_size=cfg.batch_size)))
+    batch = next(iter(DataLoader(
+        [train_ds[i] for i in range(min(cfg.batch_size, len(train_ds)))],
+        batch_size=cfg.batch_size)))
     fns = {}
     models = []
     for kind in ('fused', 'default'):
