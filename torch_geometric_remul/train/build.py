@@ -161,8 +161,8 @@ def build_optimizer(config: TrainConfig,
     (CPU, CUDA and others, :func:`torch.optim.Adam`), else the default
     implementation. The update is Adam's either way, equal up to float
     rounding (``tests/train/test_build.py``). On CPU the fused optimiser
-    step is 3.3-4.3x faster than the default one, which makes a whole training
-    step of the N-body and rMD17 tasks 1.04-1.11x faster
+    step is 3.3-4.4x faster than the default one, which makes a whole training
+    step of the N-body and rMD17 tasks 1.03-1.12x faster
     (``python benchmarks/optimizer.py``, docs/performance.md).
 
     Args:
